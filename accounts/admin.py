@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from accounts import models
+
+
+@admin.register(models.ClientGroup)
+class ClientGroupAdmin(admin.ModelAdmin):
+    list_display = ["code", "name"]
+    search_fields = ["code", "name"]
+
+
+@admin.register(models.Client)
+class ClientAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "credit_tier", "group", "external_capacity"]
+    list_filter = ["credit_tier"]
+    list_select_related = ["group"]
+    search_fields = ["code", "name"]
+
+
+class PositionInline(admin.TabularInline):
+    model = models.Position
+    extra = 0
+    raw_id_fields = ["instrument"]
+
+
+class LoanInline(admin.TabularInline):
+    model = models.MarginLoan
+    extra = 0
+
+
+@admin.register(models.MarginAccount)
+class MarginAccountAdmin(admin.ModelAdmin):
+    list_display = ["code", "client", "mode", "margin_model", "base_currency", "cash"]
+    list_filter = ["mode", "margin_model", "base_currency"]
+    list_select_related = ["client"]
+    search_fields = ["code", "client__code"]
+    raw_id_fields = ["client"]
+    inlines = [PositionInline, LoanInline]
+
+
+@admin.register(models.Instrument)
+class InstrumentAdmin(admin.ModelAdmin):
+    list_display = ["symbol", "kind", "underlying", "strike", "expiry", "option_type", "scenario_class"]
+    list_filter = ["kind", "scenario_class", "currency"]
+    list_select_related = ["underlying"]
+    search_fields = ["symbol"]
+    raw_id_fields = ["underlying"]
+
+
+@admin.register(models.Price)
+class PriceAdmin(admin.ModelAdmin):
+    list_display = ["instrument", "time", "price", "implied_volatility"]
+    list_select_related = ["instrument"]
+    raw_id_fields = ["instrument"]
+    date_hierarchy = "time"
+
+
+@admin.register(models.Sweep)
+class SweepAdmin(admin.ModelAdmin):
+    list_display = ["id", "as_of", "status", "accounts", "positions", "model_version", "finished_at"]
+    list_filter = ["status"]
+
+
+@admin.register(models.RiskState)
+class RiskStateAdmin(admin.ModelAdmin):
+    list_display = ["account", "band", "margin_ratio", "equity", "maintenance_requirement", "computed_at"]
+    list_filter = ["band"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account", "sweep"]
+
+
+@admin.register(models.RiskSnapshot)
+class RiskSnapshotAdmin(admin.ModelAdmin):
+    list_display = ["account", "band", "previous_band", "reason", "margin_ratio", "computed_at"]
+    list_filter = ["band", "reason"]
+    list_select_related = ["account"]
+    raw_id_fields = ["account", "sweep"]

@@ -1,0 +1,349 @@
+"""The book: clients, margin accounts, instruments, positions, loans, prices and risk state.
+
+Money and quantities are Decimal with 8 decimal places (crypto needs them); stored risk figures are
+rounded to the account currency's quantum by the sweep. The invariants a row can hold by itself are
+database constraints, so a bulk load or a hand-written UPDATE cannot break them either.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import F, Q
+
+
+def money_field(**kwargs: object) -> models.DecimalField:
+    return models.DecimalField(max_digits=28, decimal_places=8, **kwargs)  # type: ignore[arg-type]
+
+
+def rate_field(**kwargs: object) -> models.DecimalField:
+    return models.DecimalField(max_digits=12, decimal_places=8, **kwargs)  # type: ignore[arg-type]
+
+
+class CreditTier(models.TextChoices):
+    A = "A", "A (prime)"
+    B = "B", "B"
+    C = "C", "C"
+    D = "D", "D (sub-standard)"
+
+
+class ClientGroup(models.Model):
+    """Linked accounts under one beneficial owner: their exposures and liquidations are read together."""
+
+    code = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class Client(models.Model):
+    code = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=200)
+    credit_tier = models.CharField(max_length=1, choices=CreditTier.choices, default=CreditTier.B)
+    group = models.ForeignKey(ClientGroup, null=True, blank=True, on_delete=models.PROTECT, related_name="clients")
+    # Liquid resources the client declares outside this book (in USD): feeds loss capacity.
+    external_capacity = money_field(default=Decimal(0))
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(external_capacity__gte=0), name="client_external_capacity_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class MarginMode(models.TextChoices):
+    CROSS = "cross", "Cross"
+    ISOLATED = "isolated", "Isolated"
+
+
+class MarginModel(models.TextChoices):
+    STANDARD = "standard", "Standard (rate x notional)"
+    PORTFOLIO = "portfolio", "Portfolio (scenario grid)"
+
+
+class MarginAccount(models.Model):
+    code = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="accounts")
+    mode = models.CharField(max_length=8, choices=MarginMode.choices, default=MarginMode.CROSS)
+    margin_model = models.CharField(max_length=9, choices=MarginModel.choices, default=MarginModel.STANDARD)
+    base_currency = models.CharField(max_length=8, default="USD")
+    cash = money_field(default=Decimal(0))
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            # The debt lives in MarginLoan; a debit cash balance would be a second, unpriced loan.
+            models.CheckConstraint(condition=Q(cash__gte=0), name="account_cash_gte_0"),
+            models.CheckConstraint(condition=Q(mode__in=MarginMode.values), name="account_mode_valid"),
+            models.CheckConstraint(condition=Q(margin_model__in=MarginModel.values), name="account_margin_model_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.code
+
+
+class InstrumentKind(models.TextChoices):
+    SPOT = "spot", "Spot asset"
+    PERPETUAL = "perpetual", "Linear perpetual"
+    FUTURE = "future", "Linear future"
+    OPTION = "option", "European option"
+
+
+class OptionType(models.TextChoices):
+    CALL = "call", "Call"
+    PUT = "put", "Put"
+
+
+class ScenarioClass(models.TextChoices):
+    """Which scenario range of the portfolio-margin grid applies (see WORKOUT_SCENARIO_RANGES)."""
+
+    EQUITY = "equity", "Single name or narrow index"
+    BROAD_INDEX = "broad_index", "High-cap broad-based index"
+    INDEX = "index", "Other broad-based index"
+    CRYPTO = "crypto", "Crypto asset"
+
+
+class Instrument(models.Model):
+    symbol = models.CharField(max_length=64, unique=True)
+    kind = models.CharField(max_length=9, choices=InstrumentKind.choices)
+    currency = models.CharField(max_length=8, default="USD")
+    # Options: the asset they are written on; perpetuals and futures: optionally their spot asset, so
+    # that hedges on one underlying offset in the scenario grid.
+    underlying = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="derivatives")
+    strike = models.DecimalField(max_digits=28, decimal_places=8, null=True, blank=True)
+    expiry = models.DateTimeField(null=True, blank=True)
+    option_type = models.CharField(max_length=4, choices=OptionType.choices, blank=True, default="")
+    contract_size = models.DecimalField(max_digits=20, decimal_places=8, default=Decimal(1))
+    initial_rate = rate_field()
+    maintenance_rate = rate_field()
+    haircut = rate_field(default=Decimal(0))
+    scenario_class = models.CharField(max_length=11, choices=ScenarioClass.choices, default=ScenarioClass.EQUITY)
+    # Liquidity: average daily volume (in units) and daily volatility of returns (the reference level
+    # of dynamic margin and the sigma of the square-root impact law).
+    average_daily_volume = models.DecimalField(max_digits=28, decimal_places=8, default=Decimal(0))
+    daily_volatility = models.DecimalField(max_digits=12, decimal_places=8)
+    # Annual continuous dividend or carry yield (Black-Scholes-Merton q) of an underlying.
+    carry_yield = rate_field(default=Decimal(0))
+    # Model state kept by the price import: EWMA daily volatility and the stressed (largest) EWMA
+    # volatility over the lookback; both in daily units.
+    ewma_volatility = models.FloatField(null=True, blank=True)
+    stressed_volatility = models.FloatField(null=True, blank=True)
+    volatility_as_of = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=InstrumentKind.values), name="instrument_kind_valid"),
+            models.CheckConstraint(condition=Q(contract_size__gt=0), name="instrument_contract_size_gt_0"),
+            models.CheckConstraint(
+                condition=Q(maintenance_rate__gt=0)
+                & Q(maintenance_rate__lte=F("initial_rate"))
+                & Q(initial_rate__lte=1),
+                name="instrument_rates_ordered",
+            ),
+            models.CheckConstraint(condition=Q(haircut__gte=0) & Q(haircut__lte=1), name="instrument_haircut_0_1"),
+            models.CheckConstraint(condition=Q(daily_volatility__gt=0), name="instrument_daily_volatility_gt_0"),
+            models.CheckConstraint(condition=Q(average_daily_volume__gte=0), name="instrument_adv_gte_0"),
+            models.CheckConstraint(
+                condition=~Q(kind=InstrumentKind.OPTION)
+                | (
+                    Q(underlying__isnull=False)
+                    & Q(strike__gt=0)
+                    & Q(expiry__isnull=False)
+                    & Q(option_type__in=OptionType.values)
+                ),
+                name="instrument_option_terms_complete",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind=InstrumentKind.OPTION) | (Q(strike__isnull=True) & Q(option_type="")),
+                name="instrument_only_options_have_strike",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=InstrumentKind.FUTURE) | Q(expiry__isnull=False),
+                name="instrument_future_has_expiry",
+            ),
+            models.CheckConstraint(
+                condition=~Q(kind=InstrumentKind.SPOT) | Q(underlying__isnull=True),
+                name="instrument_spot_has_no_underlying",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.symbol
+
+
+class Position(models.Model):
+    account = models.ForeignKey(MarginAccount, on_delete=models.CASCADE, related_name="positions")
+    instrument = models.ForeignKey(Instrument, on_delete=models.PROTECT, related_name="positions")
+    quantity = models.DecimalField(max_digits=28, decimal_places=8)  # signed: negative is short
+    entry_price = models.DecimalField(max_digits=28, decimal_places=8, default=Decimal(0))
+    # Isolated positions only: the margin allocated to this position (already out of the account's cash).
+    # Its loss is capped there and it neither draws on nor contributes to the cross pool.
+    isolated_margin = money_field(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "instrument"], name="position_one_per_instrument"),
+            models.CheckConstraint(condition=Q(entry_price__gte=0), name="position_entry_price_gte_0"),
+            models.CheckConstraint(
+                condition=Q(isolated_margin__isnull=True) | Q(isolated_margin__gte=0),
+                name="position_isolated_margin_gte_0",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}:{self.instrument_id} {self.quantity}"
+
+
+class LoanStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    CLOSED = "closed", "Closed"
+
+
+class MarginLoan(models.Model):
+    account = models.ForeignKey(MarginAccount, on_delete=models.PROTECT, related_name="loans")
+    principal = money_field()
+    rate_annual = rate_field()
+    accrued_interest = money_field(default=Decimal(0))
+    status = models.CharField(max_length=6, choices=LoanStatus.choices, default=LoanStatus.ACTIVE)
+    opened_at = models.DateTimeField(auto_now_add=True)
+    maturity_date = models.DateField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(principal__gte=0), name="loan_principal_gte_0"),
+            models.CheckConstraint(condition=Q(rate_annual__gte=0), name="loan_rate_gte_0"),
+            models.CheckConstraint(condition=Q(accrued_interest__gte=0), name="loan_accrued_gte_0"),
+            models.UniqueConstraint(
+                fields=["account"], condition=Q(status=LoanStatus.ACTIVE), name="loan_one_active_per_account"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"loan {self.pk} on {self.account_id}"
+
+
+class Price(models.Model):
+    instrument = models.ForeignKey(Instrument, on_delete=models.CASCADE, related_name="prices")
+    time = models.DateTimeField()
+    price = models.DecimalField(max_digits=28, decimal_places=8)
+    # Annualised implied volatility of an underlying: options written on it are priced with it.
+    implied_volatility = models.DecimalField(max_digits=12, decimal_places=8, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["instrument", "time"], name="price_one_per_instrument_time"),
+            models.CheckConstraint(condition=Q(price__gt=0), name="price_gt_0"),
+            models.CheckConstraint(
+                condition=Q(implied_volatility__isnull=True) | Q(implied_volatility__gt=0),
+                name="price_implied_volatility_gt_0",
+            ),
+        ]
+        indexes = [models.Index(fields=["instrument", "-time"], name="price_latest_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.instrument_id}@{self.time:%Y-%m-%d %H:%M}={self.price}"
+
+
+class HealthBand(models.TextChoices):
+    HEALTHY = "healthy", "Healthy"
+    WARNING = "warning", "Warning"
+    MARGIN_CALL = "margin_call", "Margin call"
+    CRITICAL = "critical", "Critical (negative equity)"
+
+
+class SweepStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Sweep(models.Model):
+    """One run of the risk engine over the book: its inputs (prices, parameters), model version and result."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    as_of = models.DateTimeField()
+    status = models.CharField(max_length=7, choices=SweepStatus.choices, default=SweepStatus.RUNNING)
+    model_version = models.CharField(max_length=32)
+    parameters = models.JSONField(default=dict)
+    # {instrument_id: [price, implied_volatility, ewma_volatility, stressed_volatility]} as used
+    prices = models.JSONField(default=dict)
+    accounts = models.PositiveIntegerField(default=0)
+    positions = models.PositiveIntegerField(default=0)
+    band_counts = models.JSONField(default=dict)
+    timings = models.JSONField(default=dict)
+
+    def __str__(self) -> str:
+        return f"sweep {self.pk} as of {self.as_of:%Y-%m-%d %H:%M}"
+
+
+class RiskFigures(models.Model):
+    """What the risk engine says of one account, in the account's currency."""
+
+    computed_at = models.DateTimeField()
+    equity = money_field()
+    market_value = money_field()
+    collateral_value = money_field()
+    initial_requirement = money_field()
+    maintenance_requirement = money_field()
+    # equity / maintenance requirement; null when nothing is required (no exposure, no debt at risk)
+    margin_ratio = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    shortfall_maintenance = money_field()
+    shortfall_initial = money_field()
+    worst_scenario_loss = money_field()
+    # Uniform price move (fraction, signed) that takes equity to the maintenance requirement; null when
+    # no move within -99%..+300% does.
+    distance_to_liquidation = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    isolated_equity = money_field(default=Decimal(0))
+    isolated_breaches = models.PositiveIntegerField(default=0)
+    band = models.CharField(max_length=11, choices=HealthBand.choices)
+
+    class Meta:
+        abstract = True
+
+
+class RiskState(RiskFigures):
+    """The latest risk figures of each account, updated in place by every sweep."""
+
+    account = models.OneToOneField(MarginAccount, primary_key=True, on_delete=models.CASCADE, related_name="risk")
+    sweep = models.ForeignKey(Sweep, on_delete=models.PROTECT, related_name="+")
+    last_history_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["band"], name="riskstate_band_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}: {self.band}"
+
+
+class SnapshotReason(models.TextChoices):
+    FIRST = "first", "First sweep of the account"
+    BAND_CHANGE = "band_change", "Health band changed"
+    INTERVAL = "interval", "History interval elapsed"
+
+
+class RiskSnapshot(RiskFigures):
+    """History: written when an account's band changes and at a configurable interval, so the table
+    grows with events, not with sweeps. `inputs` holds the book of the account as the sweep saw it."""
+
+    account = models.ForeignKey(MarginAccount, on_delete=models.CASCADE, related_name="risk_snapshots")
+    sweep = models.ForeignKey(Sweep, on_delete=models.PROTECT, related_name="snapshots")
+    previous_band = models.CharField(max_length=11, choices=HealthBand.choices, blank=True, default="")
+    reason = models.CharField(max_length=11, choices=SnapshotReason.choices)
+    inputs = models.JSONField(default=dict)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["account", "sweep"], name="snapshot_one_per_account_sweep"),
+        ]
+        indexes = [models.Index(fields=["account", "-computed_at"], name="snapshot_account_time_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.account_id}@{self.computed_at:%Y-%m-%d %H:%M}: {self.band}"

@@ -1,0 +1,187 @@
+"""Settings, read from the environment (see README "Configuration").
+
+With nothing set, Workout runs embedded: an SQLite file and Celery tasks executed in-process, so the
+demo needs nothing installed. `DATABASE_URL=postgres://...` and `CELERY_BROKER_URL=redis://...` give the
+real stack.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("DEBUG", default=False)
+# A fixed key is only acceptable in DEBUG; production must set SECRET_KEY (check --deploy says so too).
+SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-only-key-set-SECRET_KEY-in-production-0123456789")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "drf_spectacular",
+    "django_fsm",
+    "core",
+    "accounts",
+    "restructuring",
+    "rules",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {"default": env.db_url("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# Services own their transactions (Zulip's rule), so requests are not wrapped in one.
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+# Workers survive a database restart: a dead persistent connection is noticed and replaced.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+
+# --- Security: production defaults, relaxed only by DEBUG or explicit environment ---
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=30 * 60)
+SESSION_SAVE_EVERY_REQUEST = True  # the session expires when idle, not at a fixed time after login
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
+
+# --- REST framework: deny by default ---
+REST_FRAMEWORK = {
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "COERCE_DECIMAL_TO_STRING": True,
+}
+SPECTACULAR_SETTINGS = {"TITLE": "Workout API", "VERSION": "1.0.0"}
+
+# --- Celery ---
+# Unset broker: the embedded mode runs tasks in-process (eager), so the demo needs no Redis.
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not CELERY_BROKER_URL)
+CELERY_TASK_EAGER_PROPAGATES = True
+if not CELERY_BROKER_URL:
+    CELERY_BROKER_URL = "memory://"
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="")
+CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is redelivered; tasks are idempotent
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+}
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {
+        "task": "accounts.tasks.sweep_run_task",
+        "schedule": env.float("WORKOUT_SWEEP_EVERY_SECONDS", default=60.0),
+    },
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+}
+
+# --- Workout: risk parameters (documented in README "Configuration"; defaults from DOMAIN.md) ---
+WORKOUT_WARNING_LEVEL = env.float("WORKOUT_WARNING_LEVEL", default=1.25)
+# Risk-free rate used to price options (annual, continuously compounded).
+WORKOUT_RISK_FREE_RATE = env.float("WORKOUT_RISK_FREE_RATE", default=0.04)
+# Portfolio-margin accounts: initial requirement = worst scenario loss x this factor (a house buffer, so
+# that meeting a call restores headroom above maintenance).
+WORKOUT_PORTFOLIO_INITIAL_FACTOR = env.float("WORKOUT_PORTFOLIO_INITIAL_FACTOR", default=1.25)
+# Scenario grid (Cboe/OCC TIMS): `steps` equally spaced moves on each side up to the class's limits,
+# plus no move, each at implied volatility unchanged, up and down by the relative shifts.
+WORKOUT_SCENARIO_STEPS_PER_SIDE = env.int("WORKOUT_SCENARIO_STEPS_PER_SIDE", default=5)
+WORKOUT_SCENARIO_VOL_SHIFT_UP = env.float("WORKOUT_SCENARIO_VOL_SHIFT_UP", default=0.25)
+WORKOUT_SCENARIO_VOL_SHIFT_DOWN = env.float("WORKOUT_SCENARIO_VOL_SHIFT_DOWN", default=0.25)
+WORKOUT_SCENARIO_RANGES = {
+    # class: (largest fall, largest rise)
+    "equity": (-0.15, 0.15),  # single names and narrow indexes (TIMS / FINRA 4210(g))
+    "broad_index": (-0.08, 0.06),  # high-capitalisation broad-based indexes
+    "index": (-0.10, 0.10),  # other broad-based indexes
+    "crypto": (-0.16, 0.16),  # Deribit-style portfolio margin range
+}
+# Dynamic margin: rates scale by max(1, sigma_eff / sigma_ref) with sigma_t the EWMA volatility
+# (RiskMetrics lambda) and sigma_eff = (1 - w) sigma_t + w sigma_stressed (EMIR anti-procyclicality:
+# at least 25% weight on stressed observations).
+WORKOUT_DYNAMIC_MARGIN = env.bool("WORKOUT_DYNAMIC_MARGIN", default=True)
+WORKOUT_EWMA_LAMBDA = env.float("WORKOUT_EWMA_LAMBDA", default=0.94)
+WORKOUT_STRESS_WEIGHT = env.float("WORKOUT_STRESS_WEIGHT", default=0.25)
+WORKOUT_VOLATILITY_LOOKBACK_DAYS = env.int("WORKOUT_VOLATILITY_LOOKBACK_DAYS", default=3650)
+# Snapshot history: a history row when the band changes, and at least this often per account.
+WORKOUT_SNAPSHOT_HISTORY_INTERVAL_HOURS = env.float("WORKOUT_SNAPSHOT_HISTORY_INTERVAL_HOURS", default=24.0)
+# The sweep may be split into this many account-range shards run as a Celery group.
+WORKOUT_SWEEP_SHARDS = env.int("WORKOUT_SWEEP_SHARDS", default=1)
+# Decimal places each currency is stored and shown to; unknown currencies use 2.
+WORKOUT_CURRENCY_DECIMALS = {"USD": 2, "EUR": 2, "GBP": 2, "USDT": 2, "USDC": 2, "BTC": 8, "ETH": 8}
