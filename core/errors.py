@@ -28,7 +28,7 @@ class ImportRowError(ValidationError):
 
     code = "import_row_invalid"
 
-    def __init__(self, *, file: str, row: int, field: str, problem: str) -> None:
+    def __init__(self, *, file: str, row: int | str, field: str, problem: str) -> None:
         super().__init__(f"{file}: row {row}: field '{field}': {problem}", file=file, row=row, field=field)
         self.file = file
         self.row = row
