@@ -284,6 +284,31 @@ class Sweep(models.Model):
         return f"sweep {self.pk} as of {self.as_of:%Y-%m-%d %H:%M}"
 
 
+class SweepShard(models.Model):
+    """One account-id range [account_id_from, account_id_to) of a sweep. A shard is computed once: a task
+    that runs it again (redelivery, retry) finds it done and does nothing; the sweep is finished by whichever
+    shard completes last."""
+
+    sweep = models.ForeignKey(Sweep, on_delete=models.CASCADE, related_name="shards")
+    account_id_from = models.BigIntegerField()
+    account_id_to = models.BigIntegerField()
+    status = models.CharField(max_length=7, choices=SweepStatus.choices, default=SweepStatus.RUNNING)
+    accounts = models.PositiveIntegerField(default=0)
+    positions = models.PositiveIntegerField(default=0)
+    band_counts = models.JSONField(default=dict)
+    timings = models.JSONField(default=dict)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["sweep", "account_id_from"], name="sweepshard_one_per_range"),
+            models.CheckConstraint(condition=Q(account_id_from__lt=F("account_id_to")), name="sweepshard_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"sweep {self.sweep_id} [{self.account_id_from}, {self.account_id_to})"
+
+
 class RiskFigures(models.Model):
     """What the risk engine says of one account, in the account's currency."""
 

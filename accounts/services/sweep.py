@@ -1,0 +1,459 @@
+"""The sweep: load the book in bulk, run the risk kernel, write every account's risk state in bulk.
+
+A sweep is split into shards (account-id ranges); a shard is one transaction and runs once: a redelivered
+task finds it done. The whole book in one process is the one-shard case; `sweep_start` with more shards
+hands each to a Celery task, and the last shard to finish closes the sweep.
+
+Stored figures are rounded to the account currency's quantum. The latest state per account is updated in
+place (RiskState); a history row (RiskSnapshot, with the account's book as the sweep saw it) is written
+only when the band changes, on an account's first sweep, and once per history interval, so history grows
+with events rather than with sweeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from accounts import risk
+from accounts.models import (
+    MarginLoan,
+    Position,
+    RiskSnapshot,
+    RiskState,
+    SnapshotReason,
+    Sweep,
+    SweepShard,
+    SweepStatus,
+)
+from accounts.selectors import LoadedBook, account_id_bounds, book_arrays_load
+from core.bulk import copy_into_temp_table, fetch_columns, is_postgresql, nan_sql
+from core.money import currency_decimals
+
+logger = logging.getLogger(__name__)
+
+BAND_NAMES = list(risk.BANDS)
+HISTORY_NONE, HISTORY_FIRST, HISTORY_BAND_CHANGE, HISTORY_INTERVAL = 0, 1, 2, 3
+_HISTORY_REASONS = {
+    HISTORY_FIRST: SnapshotReason.FIRST,
+    HISTORY_BAND_CHANGE: SnapshotReason.BAND_CHANGE,
+    HISTORY_INTERVAL: SnapshotReason.INTERVAL,
+}
+# Money figures of RiskResult stored as Decimal, and the fraction-valued ones with their decimal places.
+_MONEY_FIGURES = [
+    "equity",
+    "market_value",
+    "collateral_value",
+    "initial_requirement",
+    "maintenance_requirement",
+    "shortfall_maintenance",
+    "shortfall_initial",
+    "worst_scenario_loss",
+    "isolated_equity",
+]
+_RATIO_FIGURES = {"margin_ratio": 6, "distance_to_liquidation": 6}
+# Largest |value| the columns hold (max_digits 20 / 12 with 6 places): out-of-range ratios are stored capped.
+_RATIO_LIMITS = {"margin_ratio": 1e13, "distance_to_liquidation": 1e5}
+
+
+def risk_params() -> risk.RiskParams:
+    ranges = settings.WORKOUT_SCENARIO_RANGES
+    return risk.RiskParams(
+        warning_level=settings.WORKOUT_WARNING_LEVEL,
+        portfolio_initial_factor=settings.WORKOUT_PORTFOLIO_INITIAL_FACTOR,
+        grid=risk.ScenarioGrid(
+            ranges=tuple(tuple(ranges[name]) for name in risk.SCENARIO_CLASSES),  # type: ignore[misc]
+            steps_per_side=settings.WORKOUT_SCENARIO_STEPS_PER_SIDE,
+            vol_shift_up=settings.WORKOUT_SCENARIO_VOL_SHIFT_UP,
+            vol_shift_down=settings.WORKOUT_SCENARIO_VOL_SHIFT_DOWN,
+        ),
+        dynamic_margin=settings.WORKOUT_DYNAMIC_MARGIN,
+        stress_weight=settings.WORKOUT_STRESS_WEIGHT,
+    )
+
+
+@dataclass(frozen=True)
+class BandChanges:
+    """Accounts of one shard whose band differs from the previous sweep's (previous -1: first sweep)."""
+
+    account_ids: np.ndarray
+    previous: np.ndarray
+    current: np.ndarray
+
+
+# ------------------------------------------------------------------------------------------ entry points
+
+
+def sweep_run(*, as_of: datetime | None = None, shards: int = 1) -> Sweep:
+    """Sweep the whole book in this process (shard by shard) and return the finished Sweep."""
+    sweep = sweep_start(as_of=as_of, shards=shards, dispatch=False)
+    for shard_id in sweep.shards.order_by("account_id_from").values_list("id", flat=True):
+        sweep_shard_run(shard_id=shard_id)
+    sweep.refresh_from_db()
+    return sweep
+
+
+def sweep_start(*, as_of: datetime | None = None, shards: int = 1, dispatch: bool = True) -> Sweep:
+    """Create the sweep and its shards; with `dispatch`, each shard is queued as a Celery task on commit."""
+    from accounts.tasks import sweep_shard_run_task
+
+    now = timezone.now()
+    params = risk_params()
+    with transaction.atomic():
+        sweep = Sweep.objects.create(
+            started_at=now,
+            as_of=as_of or now,
+            model_version=risk.MODEL_VERSION,
+            parameters={
+                **asdict(params),
+                "history_interval_hours": settings.WORKOUT_SNAPSHOT_HISTORY_INTERVAL_HOURS,
+                "risk_free_rate": settings.WORKOUT_RISK_FREE_RATE,
+                "shards": shards,
+            },
+        )
+        SweepShard.objects.bulk_create(
+            SweepShard(sweep=sweep, account_id_from=lo, account_id_to=hi) for lo, hi in account_id_bounds(shards=shards)
+        )
+        if dispatch:
+            for shard_id in sweep.shards.values_list("id", flat=True):
+                transaction.on_commit(partial(sweep_shard_run_task.delay, shard_id=shard_id))
+    return sweep
+
+
+def sweep_shard_run(*, shard_id: int) -> SweepShard:
+    """Compute and store one shard, once. Returns the shard; closes the sweep if it was the last one."""
+    started = time.perf_counter()
+    try:
+        shard = _shard_compute_and_store(shard_id=shard_id, started=started)
+    except Exception as exc:
+        sweep_id = _shard_fail(shard_id=shard_id, error=f"{type(exc).__name__}: {exc}")
+        if sweep_id is not None:
+            _sweep_finish_if_complete(sweep_id=sweep_id)
+        raise
+    _sweep_finish_if_complete(sweep_id=shard.sweep_id)
+    return shard
+
+
+# ------------------------------------------------------------------------------------------ the work
+
+
+def _shard_compute_and_store(*, shard_id: int, started: float) -> SweepShard:
+    outermost = not connection.in_atomic_block
+    with transaction.atomic():
+        if is_postgresql() and outermost:
+            # One snapshot for reading the book and writing its history: the inputs stored with a history row
+            # are exactly the rows the figures were computed from.
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        shard = SweepShard.objects.select_for_update().select_related("sweep").get(pk=shard_id)
+        if shard.status == SweepStatus.DONE:
+            return shard
+        sweep = shard.sweep
+        timings: dict[str, float] = {}
+        loaded = book_arrays_load(as_of=sweep.as_of, account_id_range=(shard.account_id_from, shard.account_id_to))
+        timings["load_s"] = time.perf_counter() - started
+        mark = time.perf_counter()
+        result = risk.sweep(loaded.book, loaded.market, risk_params())
+        timings["compute_s"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        risk_results_store(sweep=sweep, loaded=loaded, result=result)
+        timings["write_s"] = time.perf_counter() - mark
+        shard.status = SweepStatus.DONE
+        shard.accounts = len(loaded.account_ids)
+        shard.positions = len(loaded.book.positions)
+        shard.band_counts = result.band_counts()
+        shard.timings = {name: round(seconds, 4) for name, seconds in timings.items()}
+        shard.save(update_fields=["status", "accounts", "positions", "band_counts", "timings"])
+        Sweep.objects.filter(pk=sweep.pk, prices={}).update(prices=loaded.prices_used)
+    return shard
+
+
+def _shard_fail(*, shard_id: int, error: str) -> int | None:
+    with transaction.atomic():
+        SweepShard.objects.filter(pk=shard_id).exclude(status=SweepStatus.DONE).update(
+            status=SweepStatus.FAILED, error=error[:2000]
+        )
+    return SweepShard.objects.filter(pk=shard_id).values_list("sweep_id", flat=True).first()
+
+
+def _sweep_finish_if_complete(*, sweep_id: int) -> None:
+    """Close the sweep once no shard is running: DONE when all are, else FAILED. A failed shard that a retry
+    later completes turns a FAILED sweep DONE."""
+    with transaction.atomic():
+        sweep = Sweep.objects.select_for_update().get(pk=sweep_id)
+        if sweep.status == SweepStatus.DONE:
+            return
+        shards = list(sweep.shards.all())
+        if any(s.status == SweepStatus.FAILED for s in shards):
+            sweep.status = SweepStatus.FAILED
+        elif all(s.status == SweepStatus.DONE for s in shards):
+            sweep.status = SweepStatus.DONE
+        else:
+            return
+        sweep.finished_at = timezone.now()
+        sweep.accounts = sum(s.accounts for s in shards)
+        sweep.positions = sum(s.positions for s in shards)
+        sweep.band_counts = {band: sum(s.band_counts.get(band, 0) for s in shards) for band in BAND_NAMES}
+        sweep.timings = {
+            key: round(sum(s.timings.get(key, 0.0) for s in shards), 4) for key in ("load_s", "compute_s", "write_s")
+        }
+        sweep.save(update_fields=["status", "finished_at", "accounts", "positions", "band_counts", "timings"])
+    logger.info("sweep %s %s: %s", sweep.pk, sweep.status, sweep.band_counts)
+
+
+# ------------------------------------------------------------------------------------------ storing
+
+
+def previous_state_load(*, account_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(band code or -1, last history time as epoch seconds or NaN) of each account, from RiskState."""
+    if not len(account_ids):
+        return np.empty(0, np.int16), np.empty(0)
+    band_case = " ".join(f"WHEN '{name}' THEN {code}" for code, name in enumerate(BAND_NAMES))
+    ids, bands, history = fetch_columns(
+        f"""
+        SELECT account_id, CAST(CASE band {band_case} END AS int2),
+               COALESCE(CAST({_epoch_sql("last_history_at")} AS float8), {nan_sql()})
+        FROM accounts_riskstate WHERE account_id >= %s AND account_id <= %s
+        """,
+        [int(account_ids[0]), int(account_ids[-1])],
+        ["int8", "int2", "float8"],
+    )
+    previous_band = np.full(len(account_ids), -1, dtype=np.int16)
+    last_history = np.full(len(account_ids), np.nan)
+    index = np.searchsorted(account_ids, ids)
+    found = (index < len(account_ids)) & (account_ids[np.minimum(index, len(account_ids) - 1)] == ids)
+    previous_band[index[found]] = bands[found]
+    last_history[index[found]] = np.where(np.isfinite(history[found]), history[found], np.nan)
+    return previous_band, last_history
+
+
+def _epoch_sql(column: str) -> str:
+    return f"EXTRACT(EPOCH FROM {column})" if is_postgresql() else f"strftime('%%s', {column})"
+
+
+def history_decision(
+    *, previous_band: np.ndarray, last_history: np.ndarray, band: np.ndarray, now: float, interval_s: float
+) -> np.ndarray:
+    """Which accounts get a history row, and why (HISTORY_* codes)."""
+    decision = np.zeros(len(band), dtype=np.int16)
+    due = ~(last_history > now - interval_s)  # NaN (never) counts as due
+    decision[due] = HISTORY_INTERVAL
+    decision[(previous_band >= 0) & (previous_band != band)] = HISTORY_BAND_CHANGE
+    decision[previous_band < 0] = HISTORY_FIRST
+    return decision
+
+
+def risk_results_store(*, sweep: Sweep, loaded: LoadedBook, result: risk.RiskResult) -> BandChanges:
+    """Write RiskState for every account of `loaded` and RiskSnapshot history where due."""
+    now = timezone.now()
+    previous_band, last_history = previous_state_load(account_ids=loaded.account_ids)
+    history = history_decision(
+        previous_band=previous_band,
+        last_history=last_history,
+        band=result.band,
+        now=now.timestamp(),
+        interval_s=settings.WORKOUT_SNAPSHOT_HISTORY_INTERVAL_HOURS * 3600.0,
+    )
+    decimals = np.array([currency_decimals(c) for c in loaded.account_currencies.tolist()], dtype=np.int16)
+    if is_postgresql():
+        _store_postgresql(sweep=sweep, loaded=loaded, result=result, history=history, decimals=decimals, now=now)
+    else:
+        _store_orm(sweep=sweep, loaded=loaded, result=result, history=history, decimals=decimals, now=now)
+    changed = previous_band != result.band
+    return BandChanges(
+        account_ids=loaded.account_ids[changed], previous=previous_band[changed], current=result.band[changed]
+    )
+
+
+def _ratio_values(result: risk.RiskResult, name: str) -> np.ndarray:
+    limit = _RATIO_LIMITS[name]
+    values = getattr(result, name)
+    return np.where(np.isfinite(values), np.clip(values, -limit, limit), np.nan)
+
+
+def _store_postgresql(
+    *,
+    sweep: Sweep,
+    loaded: LoadedBook,
+    result: risk.RiskResult,
+    history: np.ndarray,
+    decimals: np.ndarray,
+    now: datetime,
+) -> None:
+    columns: dict[str, tuple[str, np.ndarray]] = {
+        "account_id": ("int8", loaded.account_ids),
+        "decimals": ("int2", decimals),
+        "band": ("int2", result.band.astype(np.int16)),
+        "history": ("int2", history),
+        "isolated_breaches": ("int8", result.isolated_breaches.astype(np.int64)),
+    }
+    columns.update({name: ("float8", getattr(result, name)) for name in _MONEY_FIGURES})
+    columns.update({name: ("float8", _ratio_values(result, name)) for name in _RATIO_FIGURES})
+    copy_into_temp_table("risk_result", columns)
+
+    money = {name: f"round(CAST(r.{name} AS numeric), r.decimals)" for name in _MONEY_FIGURES}
+    ratios = {
+        name: f"CASE WHEN r.{name} = 'NaN' THEN NULL ELSE round(CAST(r.{name} AS numeric), {places}) END"
+        for name, places in _RATIO_FIGURES.items()
+    }
+    figures = {**money, **ratios, "isolated_breaches": "r.isolated_breaches"}
+    band_text = "(ARRAY[" + ", ".join(f"'{b}'" for b in BAND_NAMES) + "])[r.band + 1]"
+    reason_text = (
+        "(ARRAY[" + ", ".join(f"'{_HISTORY_REASONS[k].value}'" for k in sorted(_HISTORY_REASONS)) + "])[r.history]"
+    )
+    names = ", ".join(figures)
+    values = ", ".join(figures.values())
+    with connection.cursor() as cursor:
+        # History first: it reads the previous band from RiskState before the update below.
+        cursor.execute(
+            f"""
+            INSERT INTO accounts_risksnapshot
+                (account_id, sweep_id, computed_at, {names}, band, previous_band, reason, inputs)
+            SELECT r.account_id, %s, %s, {values}, {band_text}, COALESCE(s.band, ''), {reason_text},
+                   jsonb_build_object(
+                       'cash', a.cash::text,
+                       'loan', CASE WHEN l.id IS NULL THEN NULL ELSE jsonb_build_object(
+                           'principal', l.principal::text, 'accrued_interest', l.accrued_interest::text,
+                           'rate_annual', l.rate_annual::text) END,
+                       'margin_model', a.margin_model,
+                       'positions', COALESCE(p.positions, '[]'::jsonb))
+            FROM risk_result r
+            JOIN accounts_marginaccount a ON a.id = r.account_id
+            LEFT JOIN accounts_riskstate s ON s.account_id = r.account_id
+            LEFT JOIN accounts_marginloan l ON l.account_id = r.account_id AND l.status = 'active'
+            LEFT JOIN LATERAL (
+                SELECT jsonb_agg(jsonb_build_array(instrument_id, quantity::text, entry_price::text,
+                                                   isolated_margin::text) ORDER BY instrument_id) AS positions
+                FROM accounts_position WHERE account_id = r.account_id AND quantity <> 0
+            ) p ON true
+            WHERE r.history > 0
+            ON CONFLICT (account_id, sweep_id) DO NOTHING
+            """,
+            [sweep.pk, now],
+        )
+        assignments = ", ".join(f"{name} = EXCLUDED.{name}" for name in figures)
+        cursor.execute(
+            f"""
+            INSERT INTO accounts_riskstate (account_id, sweep_id, computed_at, {names}, band, last_history_at)
+            SELECT r.account_id, %s, %s, {values}, {band_text}, CASE WHEN r.history > 0 THEN %s END
+            FROM risk_result r
+            ON CONFLICT (account_id) DO UPDATE SET
+                sweep_id = EXCLUDED.sweep_id, computed_at = EXCLUDED.computed_at, band = EXCLUDED.band,
+                {assignments},
+                last_history_at = COALESCE(EXCLUDED.last_history_at, accounts_riskstate.last_history_at)
+            """,
+            [sweep.pk, now, now],
+        )
+
+
+def _decimal(value: float, places: int) -> Decimal | None:
+    if not np.isfinite(value):
+        return None
+    # Same rounding as PostgreSQL's round(numeric): half away from zero.
+    return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def _figures(result: risk.RiskResult, i: int, places: int) -> dict[str, Any]:
+    values: dict[str, Any] = {name: _decimal(getattr(result, name)[i], places) for name in _MONEY_FIGURES}
+    for name, ratio_places in _RATIO_FIGURES.items():
+        limit = _RATIO_LIMITS[name]
+        raw = getattr(result, name)[i]
+        values[name] = _decimal(float(np.clip(raw, -limit, limit)), ratio_places) if np.isfinite(raw) else None
+    values["isolated_breaches"] = int(result.isolated_breaches[i])
+    values["band"] = BAND_NAMES[int(result.band[i])]
+    return values
+
+
+def _store_orm(
+    *,
+    sweep: Sweep,
+    loaded: LoadedBook,
+    result: risk.RiskResult,
+    history: np.ndarray,
+    decimals: np.ndarray,
+    now: datetime,
+) -> None:
+    """The portable path (the embedded SQLite demo): the same rows as the PostgreSQL path, through the ORM."""
+    account_ids = loaded.account_ids.tolist()
+    previous = dict(RiskState.objects.filter(account_id__in=account_ids).values_list("account_id", "last_history_at"))
+    previous_band = dict(RiskState.objects.filter(account_id__in=account_ids).values_list("account_id", "band"))
+    history_ids = [account_ids[i] for i in np.flatnonzero(history)]
+    inputs = _history_inputs(history_ids)
+    states, snapshots = [], []
+    for i, account_id in enumerate(account_ids):
+        figures = _figures(result, i, int(decimals[i]))
+        states.append(
+            RiskState(
+                account_id=account_id,
+                sweep=sweep,
+                computed_at=now,
+                last_history_at=now if history[i] else previous.get(account_id),
+                **figures,
+            )
+        )
+        if history[i]:
+            snapshots.append(
+                RiskSnapshot(
+                    account_id=account_id,
+                    sweep=sweep,
+                    computed_at=now,
+                    previous_band=previous_band.get(account_id, ""),
+                    reason=_HISTORY_REASONS[int(history[i])],
+                    inputs=inputs[account_id],
+                    **figures,
+                )
+            )
+    RiskSnapshot.objects.bulk_create(snapshots, batch_size=2000, ignore_conflicts=True)
+    update_fields = ["sweep", "computed_at", "last_history_at", "band", *_MONEY_FIGURES, *_RATIO_FIGURES]
+    RiskState.objects.bulk_create(
+        states,
+        batch_size=2000,
+        update_conflicts=True,
+        unique_fields=["account"],
+        update_fields=[*update_fields, "isolated_breaches"],
+    )
+
+
+def _text(value: Decimal) -> str:
+    """A stored decimal as PostgreSQL prints numeric(28, 8): fixed point, all eight places."""
+    return format(value.quantize(Decimal("1E-8")), "f")
+
+
+def _history_inputs(account_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The book of each account as stored with a history row (the same shape the PostgreSQL path builds)."""
+    from accounts.models import MarginAccount
+
+    inputs: dict[int, dict[str, Any]] = {
+        account_id: {"cash": _text(cash), "loan": None, "margin_model": model, "positions": []}
+        for account_id, cash, model in MarginAccount.objects.filter(id__in=account_ids).values_list(
+            "id", "cash", "margin_model"
+        )
+    }
+    for account_id, principal, accrued, rate in MarginLoan.objects.filter(
+        account_id__in=account_ids, status="active"
+    ).values_list("account_id", "principal", "accrued_interest", "rate_annual"):
+        inputs[account_id]["loan"] = {
+            "principal": _text(principal),
+            "accrued_interest": _text(accrued),
+            "rate_annual": _text(rate),
+        }
+    for account_id, instrument_id, quantity, entry, isolated in (
+        Position.objects.filter(account_id__in=account_ids)
+        .exclude(quantity=0)
+        .order_by("account_id", "instrument_id")
+        .values_list("account_id", "instrument_id", "quantity", "entry_price", "isolated_margin")
+    ):
+        inputs[account_id]["positions"].append(
+            [instrument_id, _text(quantity), _text(entry), None if isolated is None else _text(isolated)]
+        )
+    return inputs
