@@ -297,6 +297,8 @@ class SweepShard(models.Model):
     positions = models.PositiveIntegerField(default=0)
     band_counts = models.JSONField(default=dict)
     timings = models.JSONField(default=dict)
+    # the market inputs this shard used, as Sweep.prices (merged there when the sweep closes)
+    prices = models.JSONField(default=dict)
     error = models.TextField(blank=True, default="")
 
     class Meta:

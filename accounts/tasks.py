@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from celery import shared_task
+from typing import Any
+
+from celery import Task, shared_task
 from django.conf import settings
 from django.db import OperationalError
 
@@ -15,10 +17,17 @@ def sweep_run_task() -> int:
     return sweep_service.sweep_start(shards=settings.WORKOUT_SWEEP_SHARDS).pk
 
 
+class _ShardTask(Task):
+    def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
+        # Retries exhausted (or an error that is not retried): the shard, and so the sweep, has failed.
+        sweep_service.sweep_shard_fail(shard_id=kwargs["shard_id"], error=f"{type(exc).__name__}: {exc}")
+
+
 @shared_task(
+    base=_ShardTask,
     acks_late=True,
     autoretry_for=(OperationalError,),  # a database restart or a serialisation conflict: try again
-    retry_backoff=True,
+    retry_backoff=1,
     retry_backoff_max=60,
     max_retries=8,
 )

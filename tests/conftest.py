@@ -3,19 +3,26 @@ from __future__ import annotations
 import os
 
 import pytest
+from django.conf import settings
 from django.db import connection
 
 
+def _redis_broker() -> bool:
+    return settings.CELERY_BROKER_URL.startswith("redis://")
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked `postgres` need the real database. They are skipped, with the reason, only when no
-    PostgreSQL is configured; under CI that is an error, never a skip."""
-    if connection.vendor == "postgresql":
-        return
-    needing = [item for item in items if item.get_closest_marker("postgres")]
-    if not needing:
-        return
-    if os.environ.get("CI"):
-        raise pytest.UsageError("CI must run on PostgreSQL: set DATABASE_URL=postgres://...")
-    skip = pytest.mark.skip(reason="needs PostgreSQL: set DATABASE_URL=postgres://... to run it")
-    for item in needing:
-        item.add_marker(skip)
+    """Tests marked `postgres` need the real database, `celery_worker` the real database and Redis. They are
+    skipped, with the reason, only when those are not configured; under CI that is an error, never a skip."""
+    missing = []
+    if connection.vendor != "postgresql":
+        missing.append(("postgres", "needs PostgreSQL: set DATABASE_URL=postgres://... to run it"))
+        missing.append(("celery_worker", "needs PostgreSQL: set DATABASE_URL=postgres://... to run it"))
+    elif not _redis_broker():
+        missing.append(("celery_worker", "needs Redis: set CELERY_BROKER_URL=redis://... to run it"))
+    for marker, reason in missing:
+        needing = [item for item in items if item.get_closest_marker(marker)]
+        if needing and os.environ.get("CI"):
+            raise pytest.UsageError(f"CI must run every test: {reason}")
+        for item in needing:
+            item.add_marker(pytest.mark.skip(reason=reason))

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from accounts import risk
@@ -98,7 +98,11 @@ def sweep_run(*, as_of: datetime | None = None, shards: int = 1) -> Sweep:
     """Sweep the whole book in this process (shard by shard) and return the finished Sweep."""
     sweep = sweep_start(as_of=as_of, shards=shards, dispatch=False)
     for shard_id in sweep.shards.order_by("account_id_from").values_list("id", flat=True):
-        sweep_shard_run(shard_id=shard_id)
+        try:
+            sweep_shard_run(shard_id=shard_id)
+        except OperationalError as exc:  # no task to retry it here: the sweep has failed
+            sweep_shard_fail(shard_id=shard_id, error=f"{type(exc).__name__}: {exc}")
+            raise
     sweep.refresh_from_db()
     return sweep
 
@@ -131,17 +135,32 @@ def sweep_start(*, as_of: datetime | None = None, shards: int = 1, dispatch: boo
 
 
 def sweep_shard_run(*, shard_id: int) -> SweepShard:
-    """Compute and store one shard, once. Returns the shard; closes the sweep if it was the last one."""
+    """Compute and store one shard, once. Returns the shard; closes the sweep if it was the last one.
+
+    A database OperationalError (a restart, a serialisation conflict) propagates with the shard still
+    running, for the caller to retry; any other error fails the shard and so the sweep.
+    """
     started = time.perf_counter()
     try:
         shard = _shard_compute_and_store(shard_id=shard_id, started=started)
+    except OperationalError:
+        raise
     except Exception as exc:
-        sweep_id = _shard_fail(shard_id=shard_id, error=f"{type(exc).__name__}: {exc}")
-        if sweep_id is not None:
-            _sweep_finish_if_complete(sweep_id=sweep_id)
+        sweep_shard_fail(shard_id=shard_id, error=f"{type(exc).__name__}: {exc}")
         raise
     _sweep_finish_if_complete(sweep_id=shard.sweep_id)
     return shard
+
+
+def sweep_shard_fail(*, shard_id: int, error: str) -> None:
+    """Mark a shard failed (unless it is done) and close its sweep if nothing else is running."""
+    with transaction.atomic():
+        SweepShard.objects.filter(pk=shard_id).exclude(status=SweepStatus.DONE).update(
+            status=SweepStatus.FAILED, error=error[:2000]
+        )
+    sweep_id = SweepShard.objects.filter(pk=shard_id).values_list("sweep_id", flat=True).first()
+    if sweep_id is not None:
+        _sweep_finish_if_complete(sweep_id=sweep_id)
 
 
 # ------------------------------------------------------------------------------------------ the work
@@ -173,17 +192,9 @@ def _shard_compute_and_store(*, shard_id: int, started: float) -> SweepShard:
         shard.positions = len(loaded.book.positions)
         shard.band_counts = result.band_counts()
         shard.timings = {name: round(seconds, 4) for name, seconds in timings.items()}
-        shard.save(update_fields=["status", "accounts", "positions", "band_counts", "timings"])
-        Sweep.objects.filter(pk=sweep.pk, prices={}).update(prices=loaded.prices_used)
+        shard.prices = loaded.prices_used
+        shard.save(update_fields=["status", "accounts", "positions", "band_counts", "timings", "prices"])
     return shard
-
-
-def _shard_fail(*, shard_id: int, error: str) -> int | None:
-    with transaction.atomic():
-        SweepShard.objects.filter(pk=shard_id).exclude(status=SweepStatus.DONE).update(
-            status=SweepStatus.FAILED, error=error[:2000]
-        )
-    return SweepShard.objects.filter(pk=shard_id).values_list("sweep_id", flat=True).first()
 
 
 def _sweep_finish_if_complete(*, sweep_id: int) -> None:
@@ -207,7 +218,8 @@ def _sweep_finish_if_complete(*, sweep_id: int) -> None:
         sweep.timings = {
             key: round(sum(s.timings.get(key, 0.0) for s in shards), 4) for key in ("load_s", "compute_s", "write_s")
         }
-        sweep.save(update_fields=["status", "finished_at", "accounts", "positions", "band_counts", "timings"])
+        sweep.prices = {instrument: used for s in shards for instrument, used in s.prices.items()}
+        sweep.save(update_fields=["status", "finished_at", "accounts", "positions", "band_counts", "timings", "prices"])
     logger.info("sweep %s %s: %s", sweep.pk, sweep.status, sweep.band_counts)
 
 
