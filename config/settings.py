@@ -17,7 +17,7 @@ env = environ.Env()
 
 DEBUG = env.bool("DEBUG", default=False)
 # A fixed key is only acceptable in DEBUG; production must set SECRET_KEY (check --deploy says so too).
-SECRET_KEY = env.str("SECRET_KEY", default="insecure-dev-only-key-set-SECRET_KEY-in-production-0123456789")
+SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-dev-only-key-set-SECRET_KEY-in-production-0123")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
