@@ -3,6 +3,7 @@ HTTP statuses in one place and the UI to messages."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -34,6 +35,25 @@ class ImportRowError(ValidationError):
         self.row = row
         self.field = field
         self.problem = problem
+
+
+class ImportFileError(ValidationError):
+    """An import file is refused as a whole; nothing of it has been applied. Either the file itself is
+    unusable (unreadable, not JSON, a wrong CSV header) or some rows are bad: `errors` then holds every
+    bad field found, up to a cap, so an operator can fix the file in one pass instead of one problem per
+    run. The message is the problem, then one row error per line."""
+
+    code = "import_file_invalid"
+
+    def __init__(self, *, file: str, problem: str, errors: Sequence[ImportRowError] = (), not_shown: int = 0) -> None:
+        lines = [f"{file}: {problem}", *(error.message for error in errors)]
+        if not_shown:
+            lines.append(f"{file}: ... and {not_shown} more not shown")
+        super().__init__("\n".join(lines), file=file)
+        self.file = file
+        self.problem = problem
+        self.errors = tuple(errors)
+        self.not_shown = not_shown
 
 
 class MoneyTypeError(ValidationError):
