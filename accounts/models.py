@@ -340,7 +340,9 @@ class RiskState(RiskFigures):
     """The latest risk figures of each account, updated in place by every sweep."""
 
     account = models.OneToOneField(MarginAccount, primary_key=True, on_delete=models.CASCADE, related_name="risk")
-    sweep = models.ForeignKey(Sweep, on_delete=models.PROTECT, related_name="+")
+    # No database constraint nor index: every sweep rewrites this column on every row, and a foreign-key
+    # check per row would cost as much as the rest of the update. Sweeps are never deleted.
+    sweep = models.ForeignKey(Sweep, on_delete=models.DO_NOTHING, related_name="+", db_constraint=False, db_index=False)
     last_history_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

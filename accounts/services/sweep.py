@@ -16,7 +16,7 @@ import logging
 import time
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -49,7 +49,7 @@ _HISTORY_REASONS = {
     HISTORY_BAND_CHANGE: SnapshotReason.BAND_CHANGE,
     HISTORY_INTERVAL: SnapshotReason.INTERVAL,
 }
-# Money figures of RiskResult stored as Decimal, and the fraction-valued ones with their decimal places.
+# Money figures of RiskResult, stored in the account currency's quantum; ratios in millionths.
 _MONEY_FIGURES = [
     "equity",
     "market_value",
@@ -61,9 +61,12 @@ _MONEY_FIGURES = [
     "worst_scenario_loss",
     "isolated_equity",
 ]
-_RATIO_FIGURES = {"margin_ratio": 6, "distance_to_liquidation": 6}
-# Largest |value| the columns hold (max_digits 20 / 12 with 6 places): out-of-range ratios are stored capped.
-_RATIO_LIMITS = {"margin_ratio": 1e13, "distance_to_liquidation": 1e5}
+_RATIO_FIGURES = ["margin_ratio", "distance_to_liquidation"]
+_RATIO_DECIMALS = 6
+# Ratios beyond these are stored at the limit (a margin ratio of 10^12 says the same as 10^15).
+_RATIO_LIMITS = {"margin_ratio": 1e12, "distance_to_liquidation": 1e5}
+NULL_UNITS = int(np.iinfo(np.int64).min)
+_MAX_UNITS = 2.0**62
 
 
 def risk_params() -> risk.RiskParams:
@@ -276,21 +279,43 @@ def risk_results_store(*, sweep: Sweep, loaded: LoadedBook, result: risk.RiskRes
         now=now.timestamp(),
         interval_s=settings.WORKOUT_SNAPSHOT_HISTORY_INTERVAL_HOURS * 3600.0,
     )
-    decimals = np.array([currency_decimals(c) for c in loaded.account_currencies.tolist()], dtype=np.int16)
-    if is_postgresql():
-        _store_postgresql(sweep=sweep, loaded=loaded, result=result, history=history, decimals=decimals, now=now)
-    else:
-        _store_orm(sweep=sweep, loaded=loaded, result=result, history=history, decimals=decimals, now=now)
+    currencies, currency_index = np.unique(loaded.account_currencies, return_inverse=True)
+    decimals = np.array([currency_decimals(str(c)) for c in currencies], dtype=np.int16)[currency_index]
+    stored = figures_round(result, decimals)
+    writer = _store_postgresql if is_postgresql() else _store_orm
+    writer(sweep=sweep, loaded=loaded, result=result, history=history, stored=stored, now=now)
     changed = previous_band != result.band
     return BandChanges(
         account_ids=loaded.account_ids[changed], previous=previous_band[changed], current=result.band[changed]
     )
 
 
-def _ratio_values(result: risk.RiskResult, name: str) -> np.ndarray:
-    limit = _RATIO_LIMITS[name]
-    values = getattr(result, name)
-    return np.where(np.isfinite(values), np.clip(values, -limit, limit), np.nan)
+@dataclass(frozen=True)
+class StoredFigures:
+    """A RiskResult rounded for storage, as whole units of each figure's quantum (the account currency's
+    for money, 10^-6 for ratios; NULL_UNITS for none). Both writers store exactly these numbers."""
+
+    decimals: np.ndarray
+    money: dict[str, np.ndarray]
+    ratios: dict[str, np.ndarray]
+
+
+def figures_round(result: risk.RiskResult, decimals: np.ndarray) -> StoredFigures:
+    """Round half to even at each quantum (the float64 kernel value in, an exact integer of quanta out)."""
+    scale = 10.0 ** decimals.astype(np.float64)
+    money = {}
+    for name in _MONEY_FIGURES:
+        scaled = np.rint(getattr(result, name) * scale)
+        if not (np.isfinite(scaled) & (np.abs(scaled) < _MAX_UNITS)).all():
+            raise ValueError(f"{name}: a value is not finite or too large to store")
+        money[name] = scaled.astype(np.int64)
+    ratios = {}
+    for name in _RATIO_FIGURES:
+        values = getattr(result, name)
+        limit = _RATIO_LIMITS[name]
+        scaled = np.rint(np.clip(np.nan_to_num(values, nan=0.0), -limit, limit) * 10.0**_RATIO_DECIMALS)
+        ratios[name] = np.where(np.isfinite(values), scaled, NULL_UNITS).astype(np.int64)
+    return StoredFigures(decimals=decimals, money=money, ratios=ratios)
 
 
 def _store_postgresql(
@@ -299,30 +324,34 @@ def _store_postgresql(
     loaded: LoadedBook,
     result: risk.RiskResult,
     history: np.ndarray,
-    decimals: np.ndarray,
+    stored: StoredFigures,
     now: datetime,
 ) -> None:
     columns: dict[str, tuple[str, np.ndarray]] = {
         "account_id": ("int8", loaded.account_ids),
-        "decimals": ("int2", decimals),
+        "decimals": ("int2", stored.decimals),
         "band": ("int2", result.band.astype(np.int16)),
         "history": ("int2", history),
         "isolated_breaches": ("int8", result.isolated_breaches.astype(np.int64)),
     }
-    columns.update({name: ("float8", getattr(result, name)) for name in _MONEY_FIGURES})
-    columns.update({name: ("float8", _ratio_values(result, name)) for name in _RATIO_FIGURES})
+    columns.update({name: ("int8", units) for name, units in stored.money.items()})
+    columns.update({name: ("int8", units) for name, units in stored.ratios.items()})
     copy_into_temp_table("risk_result", columns)
 
-    money = {name: f"round(CAST(r.{name} AS numeric), r.decimals)" for name in _MONEY_FIGURES}
-    ratios = {
-        name: f"CASE WHEN r.{name} = 'NaN' THEN NULL ELSE round(CAST(r.{name} AS numeric), {places}) END"
-        for name, places in _RATIO_FIGURES.items()
-    }
-    figures = {**money, **ratios, "isolated_breaches": "r.isolated_breaches"}
-    band_text = "(ARRAY[" + ", ".join(f"'{b}'" for b in BAND_NAMES) + "])[r.band + 1]"
-    reason_text = (
-        "(ARRAY[" + ", ".join(f"'{_HISTORY_REASONS[k].value}'" for k in sorted(_HISTORY_REASONS)) + "])[r.history]"
+    # int8 x numeric is exact and much cheaper than float8 -> numeric (which formats through text).
+    present = sorted({int(d) for d in np.unique(stored.decimals)})
+    quantum = (
+        f"{Decimal(1).scaleb(-present[0])}"
+        if len(present) == 1
+        else "CASE r.decimals " + " ".join(f"WHEN {d} THEN {Decimal(1).scaleb(-d)}" for d in present) + " END"
     )
+    figures = {name: f"r.{name} * {quantum}" for name in _MONEY_FIGURES}
+    ratio_quantum = Decimal(1).scaleb(-_RATIO_DECIMALS)
+    figures.update({name: f"NULLIF(r.{name}, {NULL_UNITS}) * {ratio_quantum}" for name in _RATIO_FIGURES})
+    figures["isolated_breaches"] = "r.isolated_breaches"
+    band_text = "(ARRAY[" + ", ".join(f"'{b}'" for b in BAND_NAMES) + "])[r.band + 1]"
+    reasons = ", ".join(f"'{_HISTORY_REASONS[k].value}'" for k in sorted(_HISTORY_REASONS))
+    reason_text = f"(ARRAY[{reasons}])[r.history]"
     names = ", ".join(figures)
     values = ", ".join(figures.values())
     with connection.cursor() as cursor:
@@ -368,19 +397,12 @@ def _store_postgresql(
         )
 
 
-def _decimal(value: float, places: int) -> Decimal | None:
-    if not np.isfinite(value):
-        return None
-    # Same rounding as PostgreSQL's round(numeric): half away from zero.
-    return Decimal(repr(float(value))).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
-
-
-def _figures(result: risk.RiskResult, i: int, places: int) -> dict[str, Any]:
-    values: dict[str, Any] = {name: _decimal(getattr(result, name)[i], places) for name in _MONEY_FIGURES}
-    for name, ratio_places in _RATIO_FIGURES.items():
-        limit = _RATIO_LIMITS[name]
-        raw = getattr(result, name)[i]
-        values[name] = _decimal(float(np.clip(raw, -limit, limit)), ratio_places) if np.isfinite(raw) else None
+def _figures(result: risk.RiskResult, stored: StoredFigures, i: int) -> dict[str, Any]:
+    places = int(stored.decimals[i])
+    values: dict[str, Any] = {name: Decimal(int(units[i])).scaleb(-places) for name, units in stored.money.items()}
+    for name, units in stored.ratios.items():
+        value = int(units[i])
+        values[name] = None if value == NULL_UNITS else Decimal(value).scaleb(-_RATIO_DECIMALS)
     values["isolated_breaches"] = int(result.isolated_breaches[i])
     values["band"] = BAND_NAMES[int(result.band[i])]
     return values
@@ -392,7 +414,7 @@ def _store_orm(
     loaded: LoadedBook,
     result: risk.RiskResult,
     history: np.ndarray,
-    decimals: np.ndarray,
+    stored: StoredFigures,
     now: datetime,
 ) -> None:
     """The portable path (the embedded SQLite demo): the same rows as the PostgreSQL path, through the ORM."""
@@ -403,7 +425,7 @@ def _store_orm(
     inputs = _history_inputs(history_ids)
     states, snapshots = [], []
     for i, account_id in enumerate(account_ids):
-        figures = _figures(result, i, int(decimals[i]))
+        figures = _figures(result, stored, i)
         states.append(
             RiskState(
                 account_id=account_id,

@@ -285,9 +285,9 @@ def test_postgresql_and_portable_writers_store_the_same_rows(four_accounts: dict
     loaded = book_arrays_load(as_of=sweep.as_of)
     result = risk.sweep(loaded.book, loaded.market, sweep_service.risk_params())
     history = np.full(len(loaded.account_ids), sweep_service.HISTORY_FIRST, dtype=np.int16)
-    decimals = np.full(len(loaded.account_ids), 2, dtype=np.int16)
+    stored = sweep_service.figures_round(result, np.full(len(loaded.account_ids), 2, dtype=np.int16))
     sweep_service._store_orm(
-        sweep=sweep, loaded=loaded, result=result, history=history, decimals=decimals, now=timezone.now()
+        sweep=sweep, loaded=loaded, result=result, history=history, stored=stored, now=timezone.now()
     )
 
     # then the rows are identical
