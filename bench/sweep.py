@@ -137,7 +137,8 @@ def orm_loop(account_ids: list[int]) -> float:
                 last = Price.objects.filter(instrument=priced, time__lte=now).latest("time")
                 size = position.quantity * instrument.contract_size
                 if instrument.kind == "option":
-                    assert instrument.expiry is not None and instrument.strike is not None
+                    assert instrument.expiry is not None
+                    assert instrument.strike is not None
                     value = Decimal(
                         black_scholes(
                             float(last.price),
