@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from accounts.services import sweep as sweep_service
+from accounts.services.volatility import instrument_volatility_refresh
 
 
 @shared_task(acks_late=True)
@@ -33,3 +34,9 @@ class _ShardTask(Task):
 )
 def sweep_shard_run_task(*, shard_id: int) -> int:
     return sweep_service.sweep_shard_run(shard_id=shard_id).pk
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, max_retries=5)
+def instrument_volatility_refresh_task(*, instrument_ids: list[int]) -> int:
+    """Idempotent: recomputes from the stored prices, so running twice stores the same figures."""
+    return instrument_volatility_refresh(instrument_ids=instrument_ids).instruments

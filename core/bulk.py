@@ -65,7 +65,7 @@ def fetch_columns(sql: str, params: Sequence[Any], types: Sequence[str]) -> list
         cursor.execute(f"SELECT count(*), {packed} FROM ({sql}) AS q({aliases})", params)
         row = cursor.fetchone()
     count = row[0]
-    columns = []
+    columns: list[np.ndarray] = []
     for i, name in enumerate(types):
         data = np.frombuffer(row[i + 1] or b"", dtype=_TYPES[name][1])
         if len(data) != count:

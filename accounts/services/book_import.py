@@ -16,6 +16,7 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
+from functools import partial
 from itertools import count
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +39,7 @@ from accounts.models import (
     Price,
     ScenarioClass,
 )
+from accounts.tasks import instrument_volatility_refresh_task
 from core.errors import ImportFileError, ImportRowError
 
 _T = TypeVar("_T")
@@ -167,11 +169,12 @@ def prices_import(*, path: Path) -> ImportResult:
         if price.instrument and price.instrument not in instrument_ids:
             problems.add(price.row, "instrument", _unknown("instrument", price.instrument))
     problems.raise_if_any()
-    return ImportResult(
-        file=file,
-        prices=_upsert_prices(prices, instrument_ids),
-        priced_instrument_ids=frozenset(instrument_ids[price.instrument] for price in prices),
-    )
+    priced = frozenset(instrument_ids[price.instrument] for price in prices)
+    with transaction.atomic():
+        result = ImportResult(file=file, prices=_upsert_prices(prices, instrument_ids), priced_instrument_ids=priced)
+        # Dynamic margin reads each instrument's EWMA volatility: recompute it from the new closes.
+        transaction.on_commit(partial(instrument_volatility_refresh_task.delay, instrument_ids=sorted(priced)))
+    return result
 
 
 # --- The two imports of the book ---------------------------------------------------------------------

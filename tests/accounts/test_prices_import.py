@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import math
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from io import StringIO
@@ -307,3 +308,27 @@ def test_import_prices_command_fails_on_a_bad_file_naming_file_row_and_field(tmp
         f"{path}: 1 problem found; nothing was imported\n{path}: row 2: field 'price': -1 must be greater than 0"
     )
     assert Price.objects.count() == 0
+
+
+@pytest.mark.django_db
+def test_imported_prices_refresh_the_instruments_volatility(
+    tmp_path: Path, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given a spot instrument and 25 daily closes moving +/-2% (log)
+    instrument = InstrumentFactory.create(symbol="VOL")
+    lines = ["instrument,time,price,implied_volatility"]
+    level = 100.0
+    for day in range(25):
+        lines.append(f"VOL,2026-01-{day + 1:02d}T16:00:00Z,{level:.8f},")
+        level *= math.exp(0.02 if day % 2 == 0 else -0.02)
+    path = tmp_path / "prices.csv"
+    path.write_text("\n".join(lines) + "\n")
+
+    # when the file is imported and its transaction commits
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        prices_import(path=path)
+
+    # then one refresh ran for the priced instrument and stored the EWMA of the returns (all |r| = 0.02)
+    assert len(callbacks) == 1
+    instrument.refresh_from_db()
+    assert instrument.ewma_volatility == pytest.approx(0.02, rel=1e-6)
