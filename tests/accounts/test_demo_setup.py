@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from io import StringIO
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.test import override_settings
+
+from accounts.models import MarginAccount, RiskState, Sweep, SweepStatus
+
+pytestmark = pytest.mark.django_db
+
+
+@override_settings(DEBUG=True)
+def test_demo_setup_loads_sweeps_and_prints_the_login() -> None:
+    out = StringIO()
+
+    call_command("demo_setup", accounts=60, stdout=out)
+
+    assert MarginAccount.objects.count() == 60
+    assert RiskState.objects.count() == 60
+    assert Sweep.objects.get().status == SweepStatus.DONE
+    admin = get_user_model().objects.get(username="admin")
+    assert admin.check_password("workout-demo")
+    assert admin.is_staff
+    assert "login: admin / workout-demo" in out.getvalue()
+
+
+def test_demo_setup_refuses_without_debug() -> None:
+    with pytest.raises(CommandError, match="runs only with DEBUG=true"):
+        call_command("demo_setup", accounts=10)
+    assert not MarginAccount.objects.exists()
