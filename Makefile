@@ -39,9 +39,14 @@ lint: install
 test: lint
 	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
-## make bench: the benchmarks; each prints one JSON object on its last line
+## make bench: the benchmarks; each prints one JSON object on its last line (figures: bench/README.md)
 bench: install
 	$(PY) bench/sweep.py
+
+## make bench-full: also the 1,000,000-account book (time and peak memory); takes several minutes
+bench-full: bench
+	BENCH_DATABASE_URL=postgres://postgres@127.0.0.1:5432/workout_bench_1m $(PY) bench/sweep.py \
+		--accounts 1000000 --orm-accounts 0 --repeat 3
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache db.sqlite3

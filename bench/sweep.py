@@ -192,7 +192,7 @@ def orm_loop(account_ids: list[int]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--accounts", type=int, default=100_000)
-    parser.add_argument("--orm-accounts", type=int, default=2_000)
+    parser.add_argument("--orm-accounts", type=int, default=2_000, help="0 skips the ORM loop comparison")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--reuse", action="store_true", help="keep the book already in the bench database")
@@ -205,7 +205,7 @@ def main() -> None:
     from django.core.management import call_command
 
     from accounts import risk
-    from accounts.models import InstrumentKind, MarginAccount, Position
+    from accounts.models import MarginAccount, Position
     from accounts.selectors import book_arrays_load
     from accounts.services.demo_book import demo_book_generate, demo_book_write
     from accounts.services.live_book import LiveBook
@@ -264,21 +264,17 @@ def main() -> None:
         _median_time(lambda: live.remark(prices={btc: next(ticks)}), max(args.repeat, 10)), 4
     )
 
-    sample = list(
-        MarginAccount.objects.filter(positions__instrument__kind__in=[k.value for k in InstrumentKind])
-        .distinct()
-        .order_by("id")
-        .values_list("id", flat=True)[: args.orm_accounts]
-    )
-    orm_s = orm_loop(sample)
-    per_account_orm = orm_s / len(sample)
-    per_account_sweep = end_to_end_s / figures["accounts"]
-    figures["orm_loop_accounts"] = len(sample)
-    figures["orm_loop_s"] = round(orm_s, 3)
-    figures["orm_loop_ratio"] = round(per_account_orm / per_account_sweep, 1)
-    figures["orm_positions_per_account"] = round(
-        Position.objects.filter(account_id__in=sample).count() / len(sample), 2
-    )
+    if args.orm_accounts:
+        sample = list(MarginAccount.objects.order_by("id").values_list("id", flat=True)[: args.orm_accounts])
+        orm_s = orm_loop(sample)
+        per_account_orm = orm_s / len(sample)
+        per_account_sweep = end_to_end_s / figures["accounts"]
+        figures["orm_loop_accounts"] = len(sample)
+        figures["orm_loop_s"] = round(orm_s, 3)
+        figures["orm_loop_ratio"] = round(per_account_orm / per_account_sweep, 1)
+        figures["orm_positions_per_account"] = round(
+            Position.objects.filter(account_id__in=sample).count() / len(sample), 2
+        )
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     figures["machine"] = _machine()
     figures["date"] = time.strftime("%Y-%m-%d")
