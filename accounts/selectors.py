@@ -15,8 +15,9 @@ from django.db.models import Count
 
 from accounts import risk
 from accounts.models import HealthBand, Instrument, InstrumentKind, MarginAccount, RiskState, ScenarioClass
-from core.bulk import fetch_columns, is_postgresql, nan_sql
+from core.bulk import fetch_columns, nan_sql
 from core.errors import ValidationError
+from core.money import DEFAULT_DECIMALS
 
 SECONDS_PER_YEAR = 365.0 * 86400.0
 # Trading days a year by scenario class, to annualise a daily volatility when an underlying has no
@@ -46,7 +47,7 @@ class LoadedBook:
     book: risk.Book
     market: risk.Market
     account_ids: np.ndarray
-    account_currencies: np.ndarray  # currency code per account
+    account_decimals: np.ndarray  # decimal places of each account's currency
     instrument_ids: np.ndarray
     prices_used: dict[str, list[Any]]  # {instrument id: [price, implied vol, ewma vol, stressed vol]}
 
@@ -112,28 +113,28 @@ def instrument_arrays_load(*, as_of: datetime) -> InstrumentArrays:
 
 
 def latest_prices_load(*, instrument_ids: np.ndarray, as_of: datetime) -> tuple[np.ndarray, np.ndarray]:
-    """Latest price and implied volatility at or before `as_of` per instrument (NaN where none)."""
+    """Latest price and implied volatility at or before `as_of` per instrument (NaN where none).
+
+    One index probe per instrument (price_latest_idx), so the cost follows the number of instruments, not
+    the length of the price history."""
+    latest = (
+        "SELECT {column} FROM accounts_price p WHERE p.instrument_id = i.id AND p.time <= %s"
+        " ORDER BY p.time DESC LIMIT 1"
+    )
     ids, price, implied = fetch_columns(
-        """
-        SELECT DISTINCT ON (instrument_id) instrument_id::int8, price::float8,
-               COALESCE(implied_volatility::float8, 'NaN'::float8)
-        FROM accounts_price WHERE time <= %s ORDER BY instrument_id, time DESC
-        """
-        if is_postgresql()
-        else """
-        SELECT p.instrument_id, CAST(p.price AS REAL), CAST(p.implied_volatility AS REAL)
-        FROM accounts_price p
-        JOIN (SELECT instrument_id, MAX(time) AS time FROM accounts_price WHERE time <= %s GROUP BY instrument_id) m
-          ON m.instrument_id = p.instrument_id AND m.time = p.time
+        f"""
+        SELECT i.id, CAST(({latest.format(column="price")}) AS float8),
+               CAST(({latest.format(column="implied_volatility")}) AS float8)
+        FROM accounts_instrument i ORDER BY i.id
         """,
-        [as_of],
+        [as_of, as_of],
         ["int8", "float8", "float8"],
     )
     index = np.searchsorted(instrument_ids, ids)
     prices = np.full(len(instrument_ids), np.nan)
     implied_vols = np.full(len(instrument_ids), np.nan)
     prices[index] = price
-    implied_vols[index] = np.where(np.isfinite(implied), implied, np.nan)
+    implied_vols[index] = implied
     return prices, implied_vols
 
 
@@ -150,19 +151,16 @@ def book_arrays_load(
     instrument_data = instrument_arrays_load(as_of=as_of)
     instrument_ids = instrument_data.ids
 
-    account_ids, cash, debt, portfolio = fetch_columns(
-        """
+    account_ids, cash, debt, portfolio, decimals = fetch_columns(
+        f"""
         SELECT a.id, CAST(a.cash AS float8), CAST(COALESCE(l.principal + l.accrued_interest, 0) AS float8),
-               a.margin_model = 'portfolio'
+               a.margin_model = 'portfolio', CAST({_currency_decimals_sql("a.base_currency")} AS int2)
         FROM accounts_marginaccount a
         LEFT JOIN accounts_marginloan l ON l.account_id = a.id AND l.status = 'active'
         WHERE a.id >= %s AND a.id < %s ORDER BY a.id
         """,
         [lo, hi],
-        ["int8", "float8", "float8", "bool"],
-    )
-    currencies = np.array(
-        list(MarginAccount.objects.filter(id__gte=lo, id__lt=hi).order_by("id").values_list("base_currency", flat=True))
+        ["int8", "float8", "float8", "bool", "int2"],
     )
     position_account, position_instrument, quantity, entry_price, isolated_margin = fetch_columns(
         f"""
@@ -209,10 +207,17 @@ def book_arrays_load(
         book=book,
         market=market,
         account_ids=account_ids.astype(np.int64),
-        account_currencies=currencies,
+        account_decimals=decimals,
         instrument_ids=instrument_ids,
         prices_used=prices_used,
     )
+
+
+def _currency_decimals_sql(column: str) -> str:
+    cases = " ".join(
+        f"WHEN '{currency}' THEN {int(places)}" for currency, places in settings.WORKOUT_CURRENCY_DECIMALS.items()
+    )
+    return f"CASE {column} {cases} ELSE {DEFAULT_DECIMALS} END"
 
 
 def _require_prices(book: risk.Book, price: np.ndarray, instruments: InstrumentArrays, as_of: datetime) -> None:

@@ -17,6 +17,7 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--as-of", help="value the book at the latest prices at or before this ISO time")
         parser.add_argument("--shards", type=int, default=1, help="split the book into this many account ranges")
+        parser.add_argument("--workers", type=int, default=1, help="run the shards here in this many threads")
         parser.add_argument(
             "--dispatch",
             action="store_true",
@@ -32,7 +33,7 @@ class Command(BaseCommand):
                 sweep = sweep_start(as_of=as_of, shards=options["shards"])
                 self.stdout.write(f"sweep {sweep.pk}: {options['shards']} shard task(s) queued")
                 return
-            sweep = sweep_run(as_of=as_of, shards=options["shards"])
+            sweep = sweep_run(as_of=as_of, shards=options["shards"], workers=max(options["workers"], 1))
         except WorkoutError as exc:
             raise CommandError(str(exc)) from exc
         if sweep.status != SweepStatus.DONE:
