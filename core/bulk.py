@@ -96,8 +96,6 @@ def copy_into_temp_table(table: str, columns: dict[str, tuple[str, np.ndarray]])
                 rows[f"c{i}"] = values
             with cursor.cursor.copy(f"COPY {table} FROM STDIN (FORMAT binary)") as copy:
                 copy.write(_COPY_HEADER + rows.tobytes() + _COPY_TRAILER)
-            # The planner has no statistics on a fresh temporary table: without them it joins it like a big one.
-            cursor.execute(f"ANALYZE {table}")
         else:
             placeholders = ", ".join(["%s"] * len(columns))
             column_values = [v for _kind, v in columns.values()]

@@ -347,16 +347,22 @@ def _store_postgresql(
     stored: StoredFigures,
     now: datetime,
 ) -> None:
-    columns: dict[str, tuple[str, np.ndarray]] = {
-        "account_id": ("int8", loaded.account_ids),
-        "decimals": ("int2", stored.decimals),
-        "band": ("int2", result.band.astype(np.int16)),
-        "history": ("int2", history),
-        "isolated_breaches": ("int8", result.isolated_breaches.astype(np.int64)),
-    }
-    columns.update({name: ("int8", units) for name, units in stored.money.items()})
-    columns.update({name: ("int8", units) for name, units in stored.ratios.items()})
-    copy_into_temp_table("risk_result", columns)
+    def table(rows: np.ndarray | slice) -> dict[str, tuple[str, np.ndarray]]:
+        columns: dict[str, tuple[str, np.ndarray]] = {
+            "account_id": ("int8", loaded.account_ids[rows]),
+            "decimals": ("int2", stored.decimals[rows]),
+            "band": ("int2", result.band[rows].astype(np.int16)),
+            "history": ("int2", history[rows]),
+            "isolated_breaches": ("int8", result.isolated_breaches[rows].astype(np.int64)),
+        }
+        columns.update({name: ("int8", units[rows]) for name, units in stored.money.items()})
+        columns.update({name: ("int8", units[rows]) for name, units in stored.ratios.items()})
+        return columns
+
+    copy_into_temp_table("risk_result", table(slice(None)))
+    # The few accounts due a history row get a table of their own: joining them to the book is then a
+    # handful of index probes, with no statistics to gather on the big table first.
+    copy_into_temp_table("risk_history", table(np.flatnonzero(history)))
 
     # int8 x numeric is exact and much cheaper than float8 -> numeric (which formats through text).
     present = sorted({int(d) for d in np.unique(stored.decimals)})
@@ -388,7 +394,7 @@ def _store_postgresql(
                            'rate_annual', l.rate_annual::text) END,
                        'margin_model', a.margin_model,
                        'positions', COALESCE(p.positions, '[]'::jsonb))
-            FROM risk_result r
+            FROM risk_history r
             JOIN accounts_marginaccount a ON a.id = r.account_id
             LEFT JOIN accounts_riskstate s ON s.account_id = r.account_id
             LEFT JOIN accounts_marginloan l ON l.account_id = r.account_id AND l.status = 'active'
@@ -397,7 +403,6 @@ def _store_postgresql(
                                                    isolated_margin::text) ORDER BY instrument_id) AS positions
                 FROM accounts_position WHERE account_id = r.account_id AND quantity <> 0
             ) p ON true
-            WHERE r.history > 0
             ON CONFLICT (account_id, sweep_id) DO NOTHING
             """,
             [sweep.pk, now],
