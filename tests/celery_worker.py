@@ -70,13 +70,13 @@ def celery_worker(*, concurrency: int = 2) -> Iterator[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )
-    previous_queue = app.conf.task_default_queue
-    app.conf.task_default_queue = queue
+    previous_queue, previous_eager = app.conf.task_default_queue, app.conf.task_always_eager
+    app.conf.task_default_queue, app.conf.task_always_eager = queue, False
     try:
         _wait_until_ready(queue, process)
         yield queue
     finally:
-        app.conf.task_default_queue = previous_queue
+        app.conf.task_default_queue, app.conf.task_always_eager = previous_queue, previous_eager
         process.terminate()
         try:
             process.wait(timeout=20)

@@ -1,10 +1,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 
 import pytest
 from django.conf import settings
 from django.db import connection
+
+from config.celery import app as celery_app
 
 
 def _redis_broker() -> bool:
@@ -26,3 +29,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             raise pytest.UsageError(f"CI must run every test: {reason}")
         for item in needing:
             item.add_marker(pytest.mark.skip(reason=reason))
+
+
+@pytest.fixture(autouse=True)
+def _celery_tasks_run_in_process() -> Iterator[None]:
+    """Tasks run in the test's own process unless a test starts a real worker (tests/celery_worker.py turns
+    this off while its worker runs), so a broker in the environment never swallows a test's task."""
+    previous = celery_app.conf.task_always_eager
+    celery_app.conf.task_always_eager = True
+    yield
+    celery_app.conf.task_always_eager = previous
