@@ -31,7 +31,8 @@ a conservative level, so dynamic margin adds nothing on a calm day and does add 
 EWMA. Implied volatility (annualised over 365 days for crypto, 252 otherwise) is a blend of reference
 and EWMA volatility with a premium. Perpetuals carry the spot's closes (the basis is ignored) and no
 implied volatility. The EWMA (lambda 0.94) and stressed volatilities are filled in as the price import
-would, so the first sweep has them.
+would (the same log returns and `accounts.risk.ewma_volatility`), so the first sweep has them and the first
+volatility refresh leaves them as they are.
 
 Accounts (~5 positions on average, ~19% of them options), by archetype:
 - leveraged_long (44%): long spot crypto or equities bought with a margin loan, most with a long call
@@ -80,8 +81,8 @@ from django.core.management.color import no_style
 from django.db import connection, models, transaction
 from django.utils import timezone
 from numpy.typing import NDArray
-from scipy.special import ndtr
 
+from accounts import risk
 from accounts.models import (
     Client,
     ClientGroup,
@@ -99,7 +100,9 @@ from accounts.models import (
     RiskState,
     ScenarioClass,
     Sweep,
+    SweepShard,
 )
+from accounts.services.volatility import log_returns
 from core.errors import ConflictError, ValidationError
 
 FloatArray: TypeAlias = NDArray[np.float64]
@@ -463,7 +466,7 @@ class _Universe:
 
 def _universe_build(rng: np.random.Generator, *, as_of: datetime, history_days: int) -> _Universe:
     spec = _underlying_spec()
-    closes, ewma, stressed = _closes_simulate(rng, spec=spec, days=history_days)
+    closes, ewma_path, ewma, stressed = _closes_simulate(rng, spec=spec, days=history_days)
     n_crypto, n_equity = len(_CRYPTO), len(_EQUITIES)
     # Instrument rows: crypto spots, their perpetuals, equities, indexes, options.
     spot_rows = np.arange(n_crypto)
@@ -475,7 +478,9 @@ def _universe_build(rng: np.random.Generator, *, as_of: datetime, history_days: 
 
     annualisation = np.where(spec.asset_class == CLASS_CRYPTO, 365.0, 252.0)
     premium = np.where(spec.asset_class == CLASS_CRYPTO, 1.15, 1.10)
-    implied = np.round(np.sqrt(annualisation)[:, None] * (0.5 * spec.sigma[:, None] + 0.5 * ewma) * premium[:, None], 4)
+    implied = np.round(
+        np.sqrt(annualisation)[:, None] * (0.5 * spec.sigma[:, None] + 0.5 * ewma_path) * premium[:, None], 4
+    )
 
     # Price rows: the underlyings, then the perpetuals with their spot's closes.
     price_instrument = np.concatenate([underlying_rows, perp_rows]).astype(np.int64)
@@ -483,7 +488,7 @@ def _universe_build(rng: np.random.Generator, *, as_of: datetime, history_days: 
     implied_matrix = np.concatenate([implied, np.full((n_crypto, history_days), np.nan)])
     times = [as_of - timedelta(days=history_days - 1 - day) for day in range(history_days)]
 
-    linear = _linear_instruments(spec, ewma=ewma[:, -1], stressed=stressed)
+    linear = _linear_instruments(spec, ewma=ewma, stressed=stressed)
     options = _option_instruments(spec, as_of=as_of, underlying_rows=underlying_rows, first_option_row=n_linear)
     instruments = _instruments_concat(linear, options, price_instrument=price_instrument)
 
@@ -497,10 +502,11 @@ def _universe_build(rng: np.random.Generator, *, as_of: datetime, history_days: 
     option_value = np.full(len(instruments.symbol), np.nan)
     is_call = np.array([kind == OptionType.CALL for kind in instruments.option_type])
     under = instruments.underlying[option_rows]
-    option_value[option_rows] = _black_scholes(
+    option_value[option_rows] = risk.black_scholes(
         spot=price_now[under],
         strike=instruments.strike[option_rows],
         years=years[option_rows],
+        rate=RISK_FREE_RATE,
         carry=instruments.carry_yield[under],
         volatility=implied_now[under],
         is_call=is_call[option_rows],
@@ -626,9 +632,10 @@ def _underlying_spec() -> _UnderlyingSpec:
 
 def _closes_simulate(
     rng: np.random.Generator, *, spec: _UnderlyingSpec, days: int
-) -> tuple[FloatArray, FloatArray, FloatArray]:
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Daily closes from the two-factor model (see the module docstring), rescaled to end at the reference
-    prices; with the EWMA daily volatility path and its maximum (the stressed volatility)."""
+    prices; with the EWMA daily volatility on each close (for implied volatility), and the latest and
+    stressed EWMA volatility as the price import computes them from these closes."""
     n_assets, n_returns = len(spec.symbol), days - 1
     sigma_sim = 0.8 * spec.sigma
     # Class factors, correlated 0.3 (crypto trades partly as a risk asset).
@@ -647,8 +654,11 @@ def _closes_simulate(
     log_path = np.concatenate([np.zeros((n_assets, 1)), np.cumsum(returns, axis=1)], axis=1)
     closes = spec.price[:, None] * np.exp(log_path - log_path[:, -1:])
     closes = _round_to(closes, _price_decimals(spec.asset_class, spec.price)[:, None])
-    ewma = _ewma_volatility(np.diff(np.log(closes), axis=1), seed_sigma=sigma_sim)
-    return closes, ewma, ewma.max(axis=1)
+    # The price import's own steps (volatility refresh), so that the stored figures are the ones it would
+    # store: log returns with no return on the first close (NaN), then the kernel's EWMA.
+    returns = log_returns(closes)
+    latest, stressed = risk.ewma_volatility(returns, lam=EWMA_LAMBDA)
+    return closes, _ewma_path(returns[:, 1:], seed_sigma=sigma_sim), latest, stressed
 
 
 def _student_t(rng: np.random.Generator, shape: tuple[int, int]) -> FloatArray:
@@ -657,8 +667,16 @@ def _student_t(rng: np.random.Generator, shape: tuple[int, int]) -> FloatArray:
     return rng.standard_t(degrees, size=shape) * np.sqrt((degrees - 2.0) / degrees)
 
 
-def _ewma_volatility(returns: FloatArray, *, seed_sigma: FloatArray) -> FloatArray:
-    """RiskMetrics EWMA of daily returns, one value per close (the first is the seed)."""
+def _ewma_path(returns: FloatArray, *, seed_sigma: FloatArray) -> FloatArray:
+    """RiskMetrics EWMA of daily returns as it stood on every close (the first is the seed), for the
+    implied volatility history.
+
+    Not `risk.ewma_volatility`, on purpose: that is the estimator the price import stores (the latest and
+    the stressed figure only, seeded with the mean square of the first returns), and the stored figures come
+    from it. Implied volatility needs a value on every close, the first ones included, before there are
+    returns to seed from; the simulation knows its own volatility, so the path starts there. Taking the path
+    from the kernel, one call per close, would cost time quadratic in the history (6 s at 1,000 days).
+    """
     variance = np.empty((returns.shape[0], returns.shape[1] + 1))
     variance[:, 0] = seed_sigma**2
     for day in range(returns.shape[1]):
@@ -830,26 +848,6 @@ def _lot_decimals(instruments: InstrumentRows, price_now: FloatArray) -> IntArra
     decimals[crypto & ~is_option] = coin_decimals[crypto & ~is_option]
     decimals[crypto & is_option] = 1
     return decimals
-
-
-def _black_scholes(
-    *,
-    spot: FloatArray,
-    strike: FloatArray,
-    years: FloatArray,
-    carry: FloatArray,
-    volatility: FloatArray,
-    is_call: BoolArray,
-) -> FloatArray:
-    """Black-Scholes-Merton value of European options (DOMAIN.md), puts by parity."""
-    root = volatility * np.sqrt(years)
-    d1 = (np.log(spot / strike) + (RISK_FREE_RATE - carry + 0.5 * volatility**2) * years) / root
-    d2 = d1 - root
-    forward_spot = spot * np.exp(-carry * years)
-    discounted_strike = strike * np.exp(-RISK_FREE_RATE * years)
-    call = forward_spot * ndtr(d1) - discounted_strike * ndtr(d2)
-    value: FloatArray = np.where(is_call, call, call - forward_spot + discounted_strike)
-    return value
 
 
 # --- Clients and groups ----------------------------------------------------------------------------------
@@ -1285,10 +1283,11 @@ def _entry_prices(universe: _Universe, instrument: IntArray, days_ago: IntArray)
     rows = instrument[is_option]
     under = instruments.underlying[rows]
     under_row = instruments.price_row[under]
-    option_entry = _black_scholes(
+    option_entry = risk.black_scholes(
         spot=prices.price[under_row, day[is_option]],
         strike=instruments.strike[rows],
         years=universe.years_to_expiry[rows] + days_ago[is_option] / 365.0,
+        rate=RISK_FREE_RATE,
         carry=instruments.carry_yield[under],
         volatility=prices.implied_volatility[under_row, day[is_option]],
         is_call=universe.is_call[rows],
@@ -1464,10 +1463,12 @@ def _funding(
 
 # --- Writing ---------------------------------------------------------------------------------------------
 
-# Children before parents, so that no statement leaves a row pointing at a deleted one.
+# Children before parents, so that no statement leaves a row pointing at a deleted one. Sweeps, their shards
+# and the risk figures they wrote describe this book and go with it.
 _BOOK_MODELS: Final[tuple[type[models.Model], ...]] = (
     RiskSnapshot,
     RiskState,
+    SweepShard,
     Sweep,
     Position,
     MarginLoan,
@@ -1506,8 +1507,8 @@ class _Table:
 def demo_book_write(*, book: DemoBook, replace: bool = True) -> dict[str, int]:
     """Write `book` in one transaction and return the counts written.
 
-    With `replace`, the book already in the database is deleted first, with the sweeps, risk states and
-    snapshots that refer to it; rows of other apps that point into the book make this refuse
+    With `replace`, the book already in the database is deleted first, with the sweeps (and their shards),
+    risk states and snapshots that refer to it; rows of other apps that point into the book make this refuse
     (ConflictError) rather than delete them too. Without `replace`, the book tables must be empty.
     """
     postgres = connection.vendor == "postgresql"
@@ -1545,13 +1546,17 @@ def _max_id(model: type[models.Model]) -> int:
 
 
 def _foreign_relations() -> list[models.ForeignObjectRel]:
-    """Relations from models outside the book (restructuring cases, say) to models of the book."""
+    """Relations from models outside the book (restructuring cases, say) to models of the book.
+
+    Hidden ones too (related_name="+"): `_meta.related_objects` leaves them out, and a foreign key without
+    a database constraint would not stop the DELETE either, so its rows would be left pointing at nothing.
+    """
     book = set(_BOOK_MODELS)
     return [
         relation
         for model in _BOOK_MODELS
-        for relation in model._meta.related_objects
-        if relation.related_model not in book
+        for relation in model._meta.get_fields(include_hidden=True)
+        if isinstance(relation, models.ForeignObjectRel) and relation.related_model not in book
     ]
 
 
@@ -1569,7 +1574,10 @@ def _book_delete(*, postgres: bool) -> None:
         if postgres and not foreign:
             # TRUNCATE skips the per-row work of DELETE; it is only allowed when no other table refers here.
             # It is not MVCC-safe (a transaction whose snapshot predates the load sees empty tables
-            # afterwards), which a demo or benchmark reload can live with.
+            # afterwards), which a demo or benchmark reload can live with. PostgreSQL also refuses it on a
+            # table with foreign-key checks still deferred in this transaction (rows the caller's transaction
+            # wrote into the book, say): run them now (SET CONSTRAINTS ALL IMMEDIATE, then back to deferred).
+            connection.check_constraints()
             cursor.execute(f"TRUNCATE {', '.join(_quoted_table(m) for m in _BOOK_MODELS)}")
             return
         for model in _BOOK_MODELS:

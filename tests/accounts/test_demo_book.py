@@ -30,10 +30,15 @@ from accounts.models import (
     MarginLoan,
     Position,
     Price,
+    RiskSnapshot,
     RiskState,
     Sweep,
+    SweepShard,
 )
+from accounts.services import demo_book as demo_book_module
 from accounts.services.demo_book import ARCHETYPES, DemoBook, demo_book_generate, demo_book_write
+from accounts.services.sweep import sweep_run
+from accounts.services.volatility import instrument_volatility_refresh
 from core.errors import ConflictError, ValidationError
 
 AS_OF = datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
@@ -550,6 +555,67 @@ def _risk_state_create(account: MarginAccount | None, sweep: Sweep) -> None:
         worst_scenario_loss=zero,
         band=HealthBand.HEALTHY,
     )
+
+
+@pytest.mark.django_db
+def test_replace_deletes_the_sweeps_with_their_shards() -> None:
+    # given a book swept in two shards (a shard row per account-id range, risk state and snapshots)
+    old = demo_book_generate(accounts=60, seed=3, history_days=SHORT_HISTORY, as_of=AS_OF)
+    demo_book_write(book=old)
+    sweep_run(as_of=AS_OF, shards=2)
+    assert SweepShard.objects.count() == 2
+    assert RiskState.objects.count() == RiskSnapshot.objects.count() == 60
+    # when
+    new = demo_book_generate(accounts=40, seed=4, history_days=SHORT_HISTORY, as_of=AS_OF)
+    demo_book_write(book=new, replace=True)
+    # then the old book's risk is gone with it, and the new book sweeps
+    assert _database_counts() == new.counts()
+    assert not Sweep.objects.exists()
+    assert not SweepShard.objects.exists()
+    assert not RiskState.objects.exists()
+    assert not RiskSnapshot.objects.exists()
+    _assert_stored_exactly(new)
+    swept = sweep_run(as_of=AS_OF)
+    assert swept.accounts == 40
+    assert RiskState.objects.filter(sweep=swept).count() == 40
+
+
+@pytest.mark.django_db
+def test_replace_refuses_while_rows_outside_the_book_refer_to_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # given a swept book, with sweep shards standing in for another app's rows (restructuring and rules
+    # have no models yet): they are taken out of the book, so they point into it from outside
+    old = demo_book_generate(accounts=30, seed=3, history_days=SHORT_HISTORY, as_of=AS_OF)
+    demo_book_write(book=old)
+    sweep = sweep_run(as_of=AS_OF)
+    outside = tuple(model for model in demo_book_module._BOOK_MODELS if model is not SweepShard)
+    monkeypatch.setattr(demo_book_module, "_BOOK_MODELS", outside)
+    # when
+    new = demo_book_generate(accounts=20, seed=4, history_days=SHORT_HISTORY, as_of=AS_OF)
+    with pytest.raises(ConflictError, match=r"^accounts\.SweepShard rows refer to the book \(sweep\)"):
+        demo_book_write(book=new, replace=True)
+    # then nothing was deleted nor written
+    assert _database_counts() == old.counts()
+    assert list(Sweep.objects.values_list("pk", flat=True)) == [sweep.pk]
+    assert SweepShard.objects.filter(sweep=sweep).count() == 1
+    assert RiskState.objects.count() == 30
+
+
+@pytest.mark.django_db
+def test_stored_volatility_is_what_the_price_import_computes() -> None:
+    # given a written book: its EWMA and stressed volatility as the generator stored them
+    book = demo_book_generate(accounts=20, seed=3, history_days=60, as_of=AS_OF)
+    demo_book_write(book=book)
+    linear = Instrument.objects.exclude(kind="option")
+    generated = {row[0]: row[1:] for row in linear.values_list("symbol", "ewma_volatility", "stressed_volatility")}
+    assert all(ewma is not None and stressed is not None for ewma, stressed in generated.values())
+    # when the price import's refresh recomputes them from the stored closes
+    instrument_volatility_refresh(as_of=book.as_of)
+    # then nothing changes: the same kernel, the same closes (to float rounding through the database)
+    refreshed = {row[0]: row[1:] for row in linear.values_list("symbol", "ewma_volatility", "stressed_volatility")}
+    assert refreshed.keys() == generated.keys()
+    for symbol, (ewma, stressed) in generated.items():
+        assert refreshed[symbol] == pytest.approx((ewma, stressed), rel=1e-12, abs=0), symbol
+    assert not Instrument.objects.filter(kind="option", ewma_volatility__isnull=False).exists()
 
 
 @pytest.mark.django_db

@@ -12,8 +12,10 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -22,6 +24,8 @@ from django.core.management.base import CommandError
 
 from accounts.management.commands.shock import Command, move_parse
 from accounts.models import Instrument, InstrumentKind, OptionType, Price
+from accounts.services.prices import PriceMove, PriceShock, ShockError, prices_shock
+from accounts.tasks import instrument_volatility_refresh_task
 
 AS_OF = datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
 SHOCK_AT = AS_OF + timedelta(hours=1)
@@ -179,10 +183,107 @@ def test_a_second_shock_at_the_same_time_is_refused(market: dict[str, Instrument
     assert _price_at(market["ETH"]).price == Decimal("3060.00000000")
 
 
+def _refresh_scheduled(callbacks: list[Any]) -> list[int]:
+    """The instrument ids of the one volatility refresh scheduled on commit."""
+    assert len(callbacks) == 1
+    callback = callbacks[0]
+    assert isinstance(callback, partial)
+    assert callback.func == instrument_volatility_refresh_task.delay
+    assert callback.args == ()
+    assert set(callback.keywords) == {"instrument_ids"}
+    ids: list[int] = callback.keywords["instrument_ids"]
+    return ids
+
+
+@pytest.mark.django_db
+def test_a_shock_refreshes_the_moved_instruments_volatility_on_commit(
+    market: dict[str, Instrument], django_capture_on_commit_callbacks: Any
+) -> None:
+    # when
+    with django_capture_on_commit_callbacks() as callbacks:
+        _shock("BTC", "-25%", "ETH", "+10%")
+    # then one refresh, of every instrument given a price (the perpetual following BTC included), sorted
+    expected = sorted([market["BTC"].pk, market["BTC-PERP"].pk, market["ETH"].pk])
+    assert _refresh_scheduled(callbacks) == expected
+
+
+@pytest.mark.django_db
+def test_only_listed_refreshes_only_the_listed_instruments(
+    market: dict[str, Instrument], django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks:
+        _shock("BTC", "-25%", "--only-listed")
+    assert _refresh_scheduled(callbacks) == [market["BTC"].pk]
+
+
+@pytest.mark.django_db
+def test_a_refused_shock_schedules_no_refresh(
+    market: dict[str, Instrument], django_capture_on_commit_callbacks: Any
+) -> None:
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(CommandError):
+        _shock("BTC", "-25%", "NEW", "-5%")
+    assert callbacks == []
+    assert not Price.objects.filter(time=SHOCK_AT).exists()
+
+
+@pytest.mark.django_db
+def test_the_service_returns_the_moves_it_wrote(market: dict[str, Instrument]) -> None:
+    # when
+    shock = prices_shock(moves={"BTC": Decimal("-0.25")}, at=SHOCK_AT)
+    # then
+    assert shock == PriceShock(
+        at=SHOCK_AT,
+        moves=[
+            PriceMove(
+                symbol="BTC",
+                time=SHOCK_AT,
+                old_price=Decimal("64123.45678901"),
+                new_price=Decimal("48092.59259176"),
+                fraction=Decimal("-0.25"),
+                implied_volatility=Decimal("0.6159"),
+                follows=None,
+            ),
+            PriceMove(
+                symbol="BTC-PERP",
+                time=SHOCK_AT,
+                old_price=Decimal("64200.00000000"),
+                new_price=Decimal("48150.00000000"),
+                fraction=Decimal("-0.25"),
+                implied_volatility=None,
+                follows="BTC",
+            ),
+        ],
+    )
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"moves": {}, "at": SHOCK_AT}, "give at least one move"),
+        ({"moves": {"BTC": Decimal("-0.25")}, "at": SHOCK_AT.replace(tzinfo=None)}, "at: give an aware datetime"),
+    ],
+)
+@pytest.mark.django_db
+def test_the_service_refuses_no_moves_and_a_naive_time(
+    market: dict[str, Instrument], arguments: dict[str, Any], message: str
+) -> None:
+    prices_before = Price.objects.count()
+    with pytest.raises(ShockError, match=message):
+        prices_shock(**arguments)
+    assert Price.objects.count() == prices_before
+
+
 @pytest.mark.slow
 def test_shock_from_the_shell(tmp_path: Path) -> None:
     """`python manage.py shock BTC -25%` exactly as typed, against a throwaway SQLite database."""
-    environment = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'shell.sqlite3'}"}
+    # No broker either: the volatility refresh the shock schedules runs in the command (eager), not in a
+    # worker of whatever Redis the test run was given.
+    environment = {
+        **os.environ,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'shell.sqlite3'}",
+        "CELERY_BROKER_URL": "",
+        "CELERY_TASK_ALWAYS_EAGER": "true",
+    }
 
     def manage(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(

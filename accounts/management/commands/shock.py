@@ -8,45 +8,29 @@ Each symbol gets a new Price row at now (or --at) equal to its latest price x (1
 to the price field's 8 places, carrying over the latest implied volatility. A spot asset takes its linear
 derivatives (perpetuals, futures) with it by the same percentage, since they track it; name one of them
 yourself to move it differently, or pass --only-listed to move exactly the symbols given. Options are
-refused: they have no price of their own, the risk engine prices them from their underlying.
+refused: they have no price of their own, the risk engine prices them from their underlying. The moved
+instruments' EWMA volatility is refreshed once the prices are committed. The work is done by
+accounts.services.prices.prices_shock; this command parses the arguments and prints the moves.
 """
 
 from __future__ import annotations
 
 import re
 from argparse import ArgumentParser
-from dataclasses import dataclass
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation, localcontext
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import Instrument, InstrumentKind, Price
-from core.errors import ConflictError, ValidationError, WorkoutError
+from accounts.services.prices import ShockError, percent_text, prices_shock
+from core.errors import WorkoutError
 
-PRICE_QUANTUM = Decimal("1e-8")  # Price.price has 8 decimal places
 _PERCENT = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)%$")
 # argparse before Python 3.13 reads "-25%" as an unknown option, because its test for "this is a negative
 # number, hence a positional" does not allow the "%"; the command widens that test (see create_parser).
 _NEGATIVE_NUMBER_OR_PERCENT = re.compile(r"^-\d+(?:\.\d+)?%?$|^-\.\d+%?$")
-
-
-class ShockError(ValidationError):
-    code = "shock_invalid"
-
-
-@dataclass(frozen=True)
-class PriceMove:
-    symbol: str
-    time: datetime
-    old_price: Decimal
-    new_price: Decimal
-    fraction: Decimal
-    implied_volatility: Decimal | None
-    follows: str | None  # the underlying whose move this derivative follows
 
 
 def move_parse(text: str) -> Decimal:
@@ -70,108 +54,6 @@ def moves_parse(tokens: list[str]) -> dict[str, Decimal]:
             raise ShockError(f"{symbol} is given twice", symbol=symbol)
         moves[symbol] = move_parse(move)
     return moves
-
-
-@transaction.atomic
-def prices_shock(*, moves: dict[str, Decimal], at: datetime, follow_derivatives: bool = True) -> list[PriceMove]:
-    """Write one Price row at `at` per moved instrument: latest price at or before `at` x (1 + fraction).
-
-    All symbols are checked before anything is written; the instruments are locked so that two shocks
-    of the same instrument cannot both start from the same latest price.
-    """
-    for symbol, fraction in moves.items():
-        if fraction <= -1:
-            raise ShockError(
-                f"{symbol}: a move of {_percent(fraction)} would take the price to zero or below", symbol=symbol
-            )
-    instruments = (
-        Instrument.objects.select_for_update(of=("self",))
-        .select_related("underlying")
-        .in_bulk(moves, field_name="symbol")
-    )
-    unknown = [symbol for symbol in moves if symbol not in instruments]
-    if unknown:
-        raise ShockError(f"unknown instrument(s): {', '.join(unknown)}", symbols=unknown)
-    for symbol, instrument in instruments.items():
-        if instrument.kind == InstrumentKind.OPTION:
-            underlying = instrument.underlying.symbol if instrument.underlying else "its underlying"
-            raise ShockError(
-                f"{symbol} is an option: options have no price of their own, the risk engine prices them from "
-                f"their underlying ({underlying}); shock {underlying} instead",
-                symbol=symbol,
-            )
-    planned: list[tuple[Instrument, Decimal, str | None]] = [
-        (instrument, moves[symbol], None) for symbol, instrument in instruments.items()
-    ]
-    if follow_derivatives:
-        planned += _derivatives_following(instruments, moves)
-
-    rows: list[Price] = []
-    result: list[PriceMove] = []
-    for instrument, fraction, follows in planned:
-        latest = Price.objects.filter(instrument=instrument, time__lte=at).order_by("-time").first()
-        if latest is None:
-            if follows is not None:
-                continue  # a derivative never priced has nothing to follow with
-            raise ShockError(
-                f"{instrument.symbol} has no price at or before {at.isoformat()}", symbol=instrument.symbol
-            )
-        if latest.time == at:
-            raise ConflictError(
-                f"{instrument.symbol} already has a price at {at.isoformat()}; give another --at",
-                symbol=instrument.symbol,
-            )
-        new_price = _moved(latest.price, fraction)
-        if new_price <= 0:
-            raise ShockError(
-                f"{instrument.symbol}: {latest.price} moved by {_percent(fraction)} rounds to zero",
-                symbol=instrument.symbol,
-            )
-        rows.append(
-            Price(instrument=instrument, time=at, price=new_price, implied_volatility=latest.implied_volatility)
-        )
-        result.append(
-            PriceMove(
-                symbol=instrument.symbol,
-                time=at,
-                old_price=latest.price,
-                new_price=new_price,
-                fraction=fraction,
-                implied_volatility=latest.implied_volatility,
-                follows=follows,
-            )
-        )
-    Price.objects.bulk_create(rows)
-    return result
-
-
-def _derivatives_following(
-    moved: dict[str, Instrument], moves: dict[str, Decimal]
-) -> list[tuple[Instrument, Decimal, str | None]]:
-    """Perpetuals and futures on a moved spot asset take the same move, unless they are named themselves."""
-    spots = {instrument.pk: symbol for symbol, instrument in moved.items() if instrument.kind == InstrumentKind.SPOT}
-    derivatives = (
-        Instrument.objects.select_for_update()
-        .filter(underlying_id__in=spots, kind__in=[InstrumentKind.PERPETUAL, InstrumentKind.FUTURE])
-        .exclude(symbol__in=moved)
-        .order_by("symbol")
-    )
-    return [
-        (derivative, moves[spots[derivative.underlying_id]], spots[derivative.underlying_id])
-        for derivative in derivatives
-        if derivative.underlying_id is not None
-    ]
-
-
-def _moved(price: Decimal, fraction: Decimal) -> Decimal:
-    # Wide enough that the product is exact before the one rounding to the field's places.
-    with localcontext() as context:
-        context.prec = 60
-        return (price * (1 + fraction)).quantize(PRICE_QUANTUM, rounding=ROUND_HALF_EVEN)
-
-
-def _percent(fraction: Decimal) -> str:
-    return f"{(fraction * 100).normalize():+f}%"
 
 
 def _at_parse(text: str) -> datetime:
@@ -205,19 +87,19 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        at = options["at"] or timezone.now()
         try:
-            moves = moves_parse(options["moves"])
-            result = prices_shock(moves=moves, at=at, follow_derivatives=not options["only_listed"])
+            shock = prices_shock(
+                moves=moves_parse(options["moves"]), at=options["at"], only_listed=options["only_listed"]
+            )
         except WorkoutError as error:
             raise CommandError(str(error)) from error
-        width = max(len(move.symbol) for move in result)
-        for move in result:
+        width = max(len(move.symbol) for move in shock.moves)
+        for move in shock.moves:
             notes = [
                 "no implied volatility" if move.implied_volatility is None else f"implied vol {move.implied_volatility}"
             ]
             if move.follows:
                 notes.append(f"follows {move.follows}")
-            change = f"{move.old_price} -> {move.new_price}  {_percent(move.fraction)}"
+            change = f"{move.old_price} -> {move.new_price}  {percent_text(move.fraction)}"
             self.stdout.write(f"{move.symbol:<{width}}  {change}  ({', '.join(notes)})")
-        self.stdout.write(f"{len(result)} price(s) written at {at.isoformat()}")
+        self.stdout.write(f"{len(shock.moves)} price(s) written at {shock.at.isoformat()}")
