@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, fields
 from functools import cache
@@ -58,11 +59,14 @@ Float = npt.NDArray[np.float64]
 Int = npt.NDArray[np.int64]
 Bool = npt.NDArray[np.bool_]
 
-# Uniform moves on which the distance to liquidation of accounts with options is bracketed.
+# Uniform moves on which the distance to liquidation of accounts with options is bracketed, each side
+# walking outward from 0: fine near 0, where distances matter most, coarser further out.
 _DISTANCE_MAGNITUDES = np.concatenate(
     [np.arange(1, 7) / 100, np.arange(8, 21, 2) / 100, [0.23, 0.26, 0.3, 0.35, 0.4, 0.45, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0]]
 )
-DISTANCE_GRID = np.concatenate([-_DISTANCE_MAGNITUDES[::-1], [0.0], _DISTANCE_MAGNITUDES, [1.25, 1.5, 2.0, 2.5, 3.0]])
+DISTANCE_DOWN = -_DISTANCE_MAGNITUDES
+DISTANCE_UP = np.concatenate([_DISTANCE_MAGNITUDES, [1.25, 1.5, 2.0, 2.5, 3.0]])
+DISTANCE_GRID = np.concatenate([DISTANCE_DOWN[::-1], [0.0], DISTANCE_UP])  # both sides, ascending
 DISTANCE_MIN, DISTANCE_MAX = -1.0, 3.0
 
 
@@ -171,7 +175,7 @@ class RiskParams:
     grid: ScenarioGrid = field(default_factory=ScenarioGrid)
     dynamic_margin: bool = True
     stress_weight: float = 0.25
-    distance_refinements: int = 2
+    distance_refinements: int = 3
 
 
 @dataclass(frozen=True)
@@ -243,9 +247,19 @@ class _BlackScholesLegs:
         self.carry_discount = np.exp(-carry * t)
         self.sign = np.where(is_call, 1.0, -1.0)
 
-    def value(self, spot: Float) -> Float:
+    def _d1(self, spot: Float) -> Float:
         with np.errstate(divide="ignore"):  # a spot of 0 (a -100% move) gives d1 = -inf, which is exact
-            d1 = (np.log(spot / self.strike) + self.drift) / self.vol_sqrt_t
+            return np.asarray((np.log(spot / self.strike) + self.drift) / self.vol_sqrt_t)
+
+    def delta(self, spot: Float) -> Float:
+        """dV/dS: w e^{-qT} N(w d1); at or after expiry the slope of the intrinsic value."""
+        w = self.sign
+        live = w * self.carry_discount * ndtr(w * self._d1(spot))
+        expired = np.where(w * (spot - self.strike) > 0, w, 0.0)
+        return np.asarray(np.where(self.live, live, expired), dtype=np.float64)
+
+    def value(self, spot: Float) -> Float:
+        d1 = self._d1(spot)
         d2 = d1 - self.vol_sqrt_t
         w = self.sign
         value = w * (spot * self.carry_discount * ndtr(w * d1) - self.strike_discounted * ndtr(w * d2))
@@ -260,31 +274,38 @@ def ewma_volatility(returns: Float, lam: float = 0.94, seed_observations: int = 
     """EWMA (RiskMetrics) volatility of daily returns, per series.
 
     `returns` is (series, days), oldest first, NaN where a series has no return that day (the variance is
-    carried over). sigma_t^2 = lam sigma_{t-1}^2 + (1 - lam) r_t^2, seeded with the mean square of the first
-    `seed_observations` returns. Returns (latest sigma, stressed sigma), the stressed one being the largest
-    sigma seen after the seed period: the "stressed observations" of the anti-procyclicality floor. NaN
-    where a series has no return at all.
+    carried over). sigma_t^2 = lam sigma_{t-1}^2 + (1 - lam) r_t^2, seeded with the mean square of each
+    series' own first `seed_observations` returns (a series listed late is seeded from its first returns).
+    Returns (latest sigma, stressed sigma), the stressed one being the largest sigma from the end of the
+    seed on: the "stressed observations" of the anti-procyclicality floor. NaN where a series has no return.
     """
     returns = np.atleast_2d(np.asarray(returns, dtype=np.float64))
-    n_days = returns.shape[1]
+    n_series = returns.shape[0]
     observed = np.isfinite(returns)
     squares = np.where(observed, returns * returns, 0.0)
-    seed_days = min(seed_observations, n_days)
-    seed_count = observed[:, :seed_days].sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        variance = squares[:, :seed_days].sum(axis=1) / seed_count
-    stressed = np.where(seed_count > 0, variance, np.nan)
-    for day in range(seed_days, n_days):  # a loop over days (not series): each step is one vector op
-        updated = lam * variance + (1.0 - lam) * squares[:, day]
-        variance = np.where(observed[:, day] & np.isfinite(variance), updated, variance)
-        variance = np.where(observed[:, day] & ~np.isfinite(variance), squares[:, day], variance)
+    count = np.zeros(n_series, dtype=np.int64)  # returns seen so far, per series
+    seed_sum = np.zeros(n_series)
+    variance = np.full(n_series, np.nan)
+    stressed = np.full(n_series, np.nan)
+    for day in range(returns.shape[1]):  # a loop over days (not series): each step is one vector op
+        seen, square = observed[:, day], squares[:, day]
+        seeding = seen & (count < seed_observations)
+        seed_sum += np.where(seeding, square, 0.0)
+        updating = seen & (count >= seed_observations)
+        variance = np.where(updating, lam * variance + (1.0 - lam) * square, variance)
+        count += seen
+        variance = np.where(seeding & (count == seed_observations), seed_sum / seed_observations, variance)
         stressed = np.fmax(stressed, variance)
+    # A series with fewer returns than the seed needs is seeded with all it has.
+    short = (count > 0) & (count < seed_observations)
+    variance[short] = seed_sum[short] / count[short]
+    stressed[short] = variance[short]
     return np.sqrt(variance), np.sqrt(stressed)
 
 
 def dynamic_margin_scale(ewma: Float, stressed: Float, reference: Float, stress_weight: float = 0.25) -> Float:
     """max(1, ((1 - w) sigma_t + w sigma_stressed) / sigma_ref); 1 where any input is unknown."""
-    effective = (1.0 - stress_weight) * ewma + stress_weight * np.fmax(stressed, ewma)
+    effective = (1.0 - stress_weight) * ewma + stress_weight * stressed
     with np.errstate(invalid="ignore", divide="ignore"):
         scale = effective / reference
     return np.where(np.isfinite(scale), np.maximum(scale, 1.0), 1.0)
@@ -311,7 +332,7 @@ class PreparedBook:
     segment_account: Int
     segment_class: npt.NDArray[np.int8]
     segment_linear_units: sparse.csr_matrix  # segments x instruments: q * cs, linear instruments only
-    option_instruments: Int  # indices of option instruments held in a cross position
+    option_instruments: Int  # indices of the option instruments held (cross or isolated): each priced once
     option_segment_rows: Int  # segments holding options
     option_segment_units: sparse.csr_matrix  # option segments x option instruments: q * cs
     option_account_rows: Int  # accounts holding cross options
@@ -359,7 +380,9 @@ def prepare(book: Book) -> PreparedBook:
         segment_of_position[~is_option], inst_c[~is_option], units_c[~is_option], (n_segments, n_instruments)
     )
 
-    option_instruments, option_column = np.unique(inst_c[is_option], return_inverse=True)
+    # Every held option is priced, isolated ones too; the matrices below cover the cross ones.
+    option_instruments = np.unique(inst[kind == KIND_OPTION])
+    option_column = np.searchsorted(option_instruments, inst_c[is_option])
     option_segment_rows, option_segment_row = np.unique(segment_of_position[is_option], return_inverse=True)
     option_segment_units = _csr(
         option_segment_row, option_column, units_c[is_option], (len(option_segment_rows), len(option_instruments))
@@ -575,21 +598,26 @@ def _worst_scenario_loss(
     segment_delta = prepared.segment_linear_units @ unit_linear
     classes = prepared.segment_class
     # Linear classes: the loss is delta x move, so the worst is at one end of the class's range.
-    worst = np.maximum(
-        np.maximum(-segment_delta * moves.min(axis=1)[classes], -segment_delta * moves.max(axis=1)[classes]), 0.0
-    )
+    largest_fall, largest_rise = moves.min(axis=1), moves.max(axis=1)
+    worst = np.where(segment_delta > 0, -segment_delta * largest_fall[classes], -segment_delta * largest_rise[classes])
+    worst = np.maximum(worst, 0.0)
     if len(prepared.option_instruments):
         instruments = prepared.book.instruments
         option_moves = moves[instruments.scenario_class[instruments.root[prepared.option_instruments]]]
         vols = grid.vol_factors()
         # (vols, moves, options): change in unit value of each held option in each scenario.
         change = pricer.unit_values(option_moves.T[None, :, :], vols[:, None, None]) - option_price
-        n_vols, n_moves = change.shape[0], change.shape[1]
-        pnl = prepared.option_segment_units @ change.reshape(n_vols * n_moves, -1).T  # (option segments, sc.)
+        n_scenarios = change.shape[0] * change.shape[1]
         rows = prepared.option_segment_rows
-        pnl = pnl.reshape(len(rows), n_vols, n_moves)
-        pnl += (segment_delta[rows, None] * moves[classes[rows]])[:, None, :]
-        worst[rows] = np.maximum(-pnl.reshape(len(rows), -1).min(axis=1), 0.0)
+        # One sparse product gives each option segment's PnL in every scenario: its option units against
+        # the options' changes, and its linear delta (in the column of its class) against the class's moves.
+        class_delta = sparse.csr_matrix(
+            (segment_delta[rows], (np.arange(len(rows)), classes[rows])), shape=(len(rows), len(moves))
+        )
+        augmented = sparse.hstack([prepared.option_segment_units, class_delta], format="csr")
+        dense = np.vstack([change.reshape(n_scenarios, -1).T, np.tile(moves, len(vols))])
+        pnl = np.asarray(augmented @ dense)  # (option segments, scenarios)
+        worst[rows] = np.maximum(-pnl.min(axis=1), 0.0)
     return _sum_by(prepared.segment_account, worst, len(prepared.book.accounts))
 
 
@@ -622,86 +650,246 @@ def _distance_to_liquidation(
 ) -> Float:
     """Solve f(x) = equity(x) - maintenance * (1 + x) = 0 for the uniform move x nearest to 0.
 
-    f(x) = (E0 - M0) + (delta - M0) x + option PnL(x): linear in x without options (closed form).
+    f(x) = (E0 - M0) + (delta - M0) x + option PnL(x): linear in x without options (closed form). Accounts
+    with options go to _OptionDistance.
     """
     headroom = equity - maintenance
     slope = linear_delta - maintenance
     with np.errstate(divide="ignore", invalid="ignore"):
         x = np.where(slope != 0, -headroom / slope, np.nan)
     x = np.where((x >= DISTANCE_MIN) & (x <= DISTANCE_MAX), x, np.nan)
-
     rows = prepared.option_account_rows
     if len(rows):
-        units = prepared.option_account_units
-        grid = DISTANCE_GRID
-        f = units @ (pricer.unit_values(grid[:, None]) - option_price).T  # option PnL: (option accounts, grid)
-        f += slope[rows, None] * grid
-        f += headroom[rows, None]
-        x[rows] = _bracket_and_refine(f, grid, headroom[rows], slope[rows], units, pricer, option_price, params)
-
+        solver = _OptionDistance(
+            units=prepared.option_account_units,
+            pricer=pricer,
+            option_price=option_price,
+            headroom=headroom[rows],
+            slope=slope[rows],
+            refinements=params.distance_refinements,
+        )
+        x[rows] = solver.solve()
     return np.where(headroom <= 0, 0.0, x)
 
 
-def _bracket_and_refine(
-    f: Float,
-    grid: Float,
-    headroom: Float,
-    slope: Float,
-    units: sparse.csr_matrix,
-    pricer: _OptionPricer,
-    option_price: Float,
-    params: RiskParams,
-) -> Float:
-    zero = int(np.flatnonzero(grid == 0.0)[0])
-    n = f.shape[0]
-    below = f <= 0
-    # Nearest crossing on each side of 0: the first grid point (walking outward) where f <= 0.
-    down_hit = below[:, :zero][:, ::-1]
-    up_hit = below[:, zero + 1 :]
-    down_any, up_any = down_hit.any(axis=1), up_hit.any(axis=1)
-    down_index = zero - 1 - down_hit.argmax(axis=1)
-    up_index = zero + 1 + up_hit.argmax(axis=1)
-    use_down = down_any & (~up_any | (-grid[down_index] <= grid[up_index]))
-    found = down_any | up_any
-    outer = np.where(use_down, down_index, up_index)
-    inner = np.where(use_down, outer + 1, outer - 1)
-    rows = np.arange(n)
-    lo_x, hi_x = grid[inner], grid[outer]
-    lo_f, hi_f = f[rows, inner], f[rows, outer]  # lo_f > 0 >= hi_f
+@dataclass(frozen=True)
+class _Bracket:
+    """Per account on one side of 0: whether f reaches 0 there, and x_in (f > 0) .. x_out (f <= 0)."""
 
-    coo = units.tocoo()  # one entry per (account, option) held
-    legs = _BlackScholesLegs(
-        pricer.strike[coo.col],
-        pricer.years[coo.col],
-        pricer.rate,
-        pricer.carry[coo.col],
-        pricer.volatility[coo.col],
-        pricer.is_call[coo.col],
-    )
-    spot = pricer.spot[coo.col]
-    held_units = coo.data * pricer.contract_size[coo.col]
-    held_value = held_units * option_price[coo.col]
+    hit: Bool
+    x_in: Float
+    f_in: Float
+    x_out: Float
+    f_out: Float
 
-    def exact_f(x: Float) -> Float:
-        # Each option position revalued at its own account's move.
-        pnl = _sum_by(coo.row, held_units * legs.value(spot * (1.0 + x[coo.row])) - held_value, n)
-        return headroom + slope * x + pnl
 
-    # Regula falsi with the Illinois modification: when the same end survives twice, its f is halved, so
-    # a convex or concave f cannot pin one end and stall the convergence.
-    last_crossed = np.zeros(n, dtype=np.int8)  # +1: hi was replaced last, -1: lo was
-    for _ in range(params.distance_refinements):
+class _OptionDistance:
+    """The distance to liquidation of accounts holding options.
+
+    On each side of 0, f is evaluated on a grid of moves (one sparse product); the first grid point where
+    f <= 0 brackets the root with its inner neighbour. f can also dip below 0 and back between two grid
+    points, where long options (convex in the move) offset a loss only beyond some point: a lower bound of
+    f in each cell says whether a dip is possible there, and where it is, a golden-section search on exact
+    revaluations looks for it. The bracket nearer to 0 is refined by regula falsi (Illinois) on exact
+    revaluations; the other side too when its cell could hold a nearer root.
+    """
+
+    GOLDEN_STEPS = 10
+
+    def __init__(
+        self,
+        *,
+        units: sparse.csr_matrix,
+        pricer: _OptionPricer,
+        option_price: Float,
+        headroom: Float,
+        slope: Float,
+        refinements: int,
+    ) -> None:
+        self.units = units
+        self.pricer = pricer
+        self.option_price = option_price
+        self.headroom = headroom
+        self.slope = slope
+        self.refinements = refinements
+        self.n = units.shape[0]
+        # f on a grid is one sparse product: option units, then slope and headroom as two more columns,
+        # against the options' PnL at each move, then the moves, then ones.
+        linear = sparse.csr_matrix(np.column_stack([slope, headroom]))
+        self.augmented = sparse.hstack([units, linear], format="csr")
+        self.long_units = units.multiply(units > 0).tocsr()
+        # Long-option notional per account: it bounds how much the long options' slope can change over any
+        # move (each delta moves within [0, 1] or [-1, 0]), and with it how deep f can dip inside a cell.
+        self.long_notional = np.asarray(self.long_units @ (pricer.contract_size * pricer.spot)).ravel()
+
+    def solve(self) -> Float:
+        down = self._side(DISTANCE_DOWN)
+        up = self._side(DISTANCE_UP)
+        # The side whose bracket starts nearer to 0 is refined first; the other only where its root could
+        # still be nearer than the first side's.
+        first_down = down.hit & (~up.hit | (np.abs(down.x_in) <= np.abs(up.x_in)))
+        primary = self._select(first_down, down, up)
+        secondary = self._select(first_down, up, down)
+        root = np.full(self.n, np.nan)
+        found = np.flatnonzero(primary.hit)
+        root[found] = self._refine(found, primary)
+        other = np.flatnonzero(secondary.hit & ~(np.abs(secondary.x_in) >= np.abs(root)))
+        if len(other):
+            other_root = self._refine(other, secondary)
+            nearer = ~(np.abs(root[other]) <= np.abs(other_root))
+            root[other[nearer]] = other_root[nearer]
+        return root
+
+    @staticmethod
+    def _select(condition: Bool, a: _Bracket, b: _Bracket) -> _Bracket:
+        return _Bracket(*(np.where(condition, getattr(a, f.name), getattr(b, f.name)) for f in fields(_Bracket)))
+
+    # --- f on a grid, and exactly
+
+    def _grid_values(self, moves: Float) -> Float:
+        option_pnl = (self.pricer.unit_values(moves[:, None]) - self.option_price).T
+        dense = np.vstack([option_pnl, moves[None, :], np.ones((1, len(moves)))])
+        return np.asarray(self.augmented @ dense)
+
+    def _exact(self, accounts: Int) -> Callable[[Float], Float]:
+        """f(x) for each of `accounts` (indices into this solver's rows) at its own move x: the per-position
+        parts that do not depend on x are built once, for the many calls of a search."""
+        coo = self.units[accounts].tocoo()
+        pricer = self.pricer
+        legs = _BlackScholesLegs(
+            pricer.strike[coo.col],
+            pricer.years[coo.col],
+            pricer.rate,
+            pricer.carry[coo.col],
+            pricer.volatility[coo.col],
+            pricer.is_call[coo.col],
+        )
+        held = coo.data * pricer.contract_size[coo.col]
+        spot, price_now = pricer.spot[coo.col], self.option_price[coo.col]
+        headroom, slope, n = self.headroom[accounts], self.slope[accounts], len(accounts)
+
+        def f(x: Float) -> Float:
+            pnl = _sum_by(coo.row, held * (legs.value(spot * (1.0 + x[coo.row])) - price_now), n)
+            return headroom + slope * x + pnl
+
+        return f
+
+    # --- brackets
+
+    def _side(self, moves: Float) -> _Bracket:
+        grid = np.concatenate([[0.0], moves])  # walking outward from 0; f(0) is the headroom
+        f = self._grid_values(grid)
+        rows = np.arange(self.n)
+        below = f <= 0
+        hit = np.asarray(below.any(axis=1), dtype=np.bool_)
+        out = below.argmax(axis=1)
+        inner = np.maximum(out - 1, 0)
+        bracket = _Bracket(
+            hit=hit,
+            x_in=grid[inner],
+            f_in=f[rows, inner],
+            x_out=np.asarray(grid[out], dtype=np.float64),
+            f_out=np.asarray(f[rows, out]),
+        )
+        return self._with_dips(bracket, grid, f, np.where(hit, out, len(grid)))
+
+    def _with_dips(self, bracket: _Bracket, grid: Float, f: Float, first_out: Int) -> _Bracket:
+        """Look inside the cells before each account's first grid crossing for a dip of f below 0.
+
+        f = linear + C + D with C the long options (convex in x) and D the short ones (concave). On a cell
+        [a, b], L + D lies above its chord and C at most (b - a)(C'(b) - C'(a)) / 4 below its own, so f can
+        fall below 0 inside only if min(f(a), f(b)) <= that gap. C'(b) - C'(a) is at most the long-option
+        notional, which screens out almost every cell at no cost; the survivors get the sharper bound of
+        the two tangents of C, and where even that allows a dip, a golden-section search on exact values.
+        """
+        a, b = grid[:-1], grid[1:]
+        # Screen per grid point, in one pass over f: a cell can only hide a dip if f at one of its ends is
+        # within (its width / 4) x the long notional, so each point is held against its wider neighbour.
+        quarter = np.abs(b - a) / 4.0
+        reach = np.maximum(np.append(quarter, 0.0), np.insert(quarter, 0, 0.0))
+        before = np.arange(len(grid)) < first_out[:, None]
+        near = before & (f <= self.long_notional[:, None] * reach)
+        accounts = np.flatnonzero(near.any(axis=1))
+        if not len(accounts):
+            return bracket
+        f_a, f_b = f[accounts, :-1], f[accounts, 1:]
+        cell = np.arange(len(a))
+        open_cell = (f_a > 0) & (f_b > 0) & (cell < first_out[accounts, None] - 1)
+        screened = open_cell & (np.minimum(f_a, f_b) <= quarter * self.long_notional[accounts, None])
+        keep = screened.any(axis=1)
+        accounts, screened, f_a, f_b = accounts[keep], screened[keep], f_a[keep], f_b[keep]
+        if not len(accounts):
+            return bracket
+        pricer = self.pricer
+        spot_moved = pricer.spot * (1.0 + grid[:, None])  # (grid, options)
+        legs = _BlackScholesLegs(
+            pricer.strike, pricer.years, pricer.rate, pricer.carry, pricer.volatility, pricer.is_call
+        )
+        convex_slope = np.asarray(
+            self.long_units[accounts] @ (pricer.contract_size * legs.delta(spot_moved) * pricer.spot).T
+        )
+        # On the down side b < a: convexity orders the slopes by x, so the gap takes the absolute difference.
+        gap = quarter * np.abs(convex_slope[:, 1:] - convex_slope[:, :-1])
+        possible = screened & (np.minimum(f_a, f_b) <= gap)
+        has_dip = possible.any(axis=1)
+        if not has_dip.any():
+            return bracket
+        suspects = accounts[has_dip]
+        first_cell = possible[has_dip].argmax(axis=1)
+        x_low, f_low = self._golden_minimum(suspects, a[first_cell], b[first_cell])
+        dipped = f_low <= 0
+        updated = {name: getattr(bracket, name).copy() for name in ("hit", "x_in", "f_in", "x_out", "f_out")}
+        rows = suspects[dipped]
+        updated["hit"][rows] = True
+        updated["x_in"][rows] = a[first_cell[dipped]]
+        updated["f_in"][rows] = f[rows, first_cell[dipped]]
+        updated["x_out"][rows] = x_low[dipped]
+        updated["f_out"][rows] = f_low[dipped]
+        return _Bracket(**updated)
+
+    def _golden_minimum(self, accounts: Int, a: Float, b: Float) -> tuple[Float, Float]:
+        """The lowest f found by golden-section search on [a, b] (per account), stopping at the first f <= 0
+        nearest to a."""
+        ratio = (np.sqrt(5.0) - 1.0) / 2.0
+        exact = self._exact(accounts)
+        lo, hi = a.copy(), b.copy()
+        best_x, best_f = a.copy(), np.full(len(accounts), np.inf)
+        c, d = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+        f_c, f_d = exact(c), exact(d)
+        for _ in range(self.GOLDEN_STEPS):
+            for x, value in ((c, f_c), (d, f_d)):
+                better = value < best_f
+                best_x, best_f = np.where(better, x, best_x), np.where(better, value, best_f)
+            left = f_c <= f_d  # the minimum lies in [lo, d]
+            hi = np.where(left, d, hi)
+            lo = np.where(left, lo, c)
+            c, d = hi - ratio * (hi - lo), lo + ratio * (hi - lo)
+            f_c, f_d = exact(c), exact(d)
+        for x, value in ((c, f_c), (d, f_d)):
+            better = value < best_f
+            best_x, best_f = np.where(better, x, best_x), np.where(better, value, best_f)
+        return best_x, best_f
+
+    def _refine(self, accounts: Int, bracket: _Bracket) -> Float:
+        """Regula falsi with the Illinois modification on [x_in, x_out] of `accounts`: when the same end
+        survives twice its f is halved, so a convex or concave f cannot pin one end and stall."""
+        lo_x, lo_f = bracket.x_in[accounts], bracket.f_in[accounts]
+        hi_x, hi_f = bracket.x_out[accounts], bracket.f_out[accounts]
+        exact = self._exact(accounts)
+        last_crossed = np.zeros(len(accounts), dtype=np.int8)  # +1: hi was replaced last, -1: lo was
+        for _ in range(self.refinements):
+            guess = self._secant(lo_x, lo_f, hi_x, hi_f)
+            value = exact(guess)
+            crossed = value <= 0
+            lo_f = np.where(crossed & (last_crossed == 1), lo_f * 0.5, lo_f)
+            hi_f = np.where(~crossed & (last_crossed == -1), hi_f * 0.5, hi_f)
+            hi_x, hi_f = np.where(crossed, guess, hi_x), np.where(crossed, value, hi_f)
+            lo_x, lo_f = np.where(crossed, lo_x, guess), np.where(crossed, lo_f, value)
+            last_crossed = np.where(crossed, 1, -1).astype(np.int8)
+        return self._secant(lo_x, lo_f, hi_x, hi_f)
+
+    @staticmethod
+    def _secant(lo_x: Float, lo_f: Float, hi_x: Float, hi_f: Float) -> Float:
         with np.errstate(divide="ignore", invalid="ignore"):
             guess = lo_x - lo_f * (hi_x - lo_x) / (hi_f - lo_f)
-        guess = np.clip(np.where(np.isfinite(guess), guess, hi_x), DISTANCE_MIN, DISTANCE_MAX)
-        value = exact_f(guess)
-        crossed = value <= 0
-        lo_f = np.where(crossed & (last_crossed == 1), lo_f * 0.5, lo_f)
-        hi_f = np.where(~crossed & (last_crossed == -1), hi_f * 0.5, hi_f)
-        hi_x, hi_f = np.where(crossed, guess, hi_x), np.where(crossed, value, hi_f)
-        lo_x, lo_f = np.where(crossed, lo_x, guess), np.where(crossed, lo_f, value)
-        last_crossed = np.where(crossed, 1, -1).astype(np.int8)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        result = lo_x - lo_f * (hi_x - lo_x) / (hi_f - lo_f)
-    result = np.where(np.isfinite(result), result, hi_x)
-    return np.where(found, result, np.nan)
+        return np.clip(np.where(np.isfinite(guess), guess, hi_x), DISTANCE_MIN, DISTANCE_MAX)
