@@ -163,6 +163,14 @@ class ScenarioGrid:
     def vol_factors(self) -> Float:
         return np.array([1.0, 1.0 + self.vol_shift_up, 1.0 - self.vol_shift_down])
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.vol_shift_down < 1:
+            raise ValueError(f"vol_shift_down {self.vol_shift_down}: must be in [0, 1) (volatility stays positive)")
+        if self.vol_shift_up < 0 or self.steps_per_side < 1:
+            raise ValueError("vol_shift_up must be >= 0 and steps_per_side >= 1")
+        if any(fall > rise for fall, rise in self.ranges):
+            raise ValueError(f"ranges {self.ranges}: each is (largest fall, largest rise), fall <= rise")
+
     @property
     def scenario_count(self) -> int:
         return (2 * self.steps_per_side + 1) * 3
@@ -511,7 +519,9 @@ def evaluate(prepared: PreparedBook, market: Market, params: RiskParams | None =
     maintenance = np.where(accounts.portfolio, worst_scenario_loss, standard_maintenance)
     initial = np.where(accounts.portfolio, worst_scenario_loss * params.portfolio_initial_factor, standard_initial)
 
-    isolated_equity, isolated_breaches, isolated_value = _isolated(book, unit_value, maintenance_short)
+    isolated_equity, isolated_breaches, isolated_value = _isolated(
+        book, unit_value, maintenance_long, maintenance_short
+    )
     distance = _distance_to_liquidation(prepared, pricer, option_price, equity, maintenance, linear_delta, params)
 
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -621,7 +631,9 @@ def _worst_scenario_loss(
     return _sum_by(prepared.segment_account, worst, len(prepared.book.accounts))
 
 
-def _isolated(book: Book, unit_value: Float, maintenance_unit: Float) -> tuple[Float, Int, Float]:
+def _isolated(
+    book: Book, unit_value: Float, maintenance_long: Float, maintenance_short: Float
+) -> tuple[Float, Int, Float]:
     positions = book.positions
     n_accounts = len(book.accounts)
     idx = np.flatnonzero(np.isfinite(positions.isolated_margin))
@@ -630,7 +642,8 @@ def _isolated(book: Book, unit_value: Float, maintenance_unit: Float) -> tuple[F
     value = units * unit_value[inst]
     pnl = value - units * positions.entry_price[idx]
     own_equity = positions.isolated_margin[idx] + pnl
-    breach = own_equity < np.abs(units) * maintenance_unit[inst]
+    maintenance = np.abs(units) * np.where(units > 0, maintenance_long[inst], maintenance_short[inst])
+    breach = own_equity < maintenance
     account = positions.account[idx]
     return (
         _sum_by(account, np.maximum(own_equity, 0.0), n_accounts),
