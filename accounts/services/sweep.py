@@ -199,7 +199,8 @@ def _shard_compute_and_store(*, shard_id: int, started: float) -> SweepShard:
             # are exactly the rows the figures were computed from.
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        shard = SweepShard.objects.select_for_update().select_related("sweep").get(pk=shard_id)
+        # Lock the shard row only: a join would lock the shared Sweep row too and serialise the shards.
+        shard = SweepShard.objects.select_for_update(of=("self",)).select_related("sweep").get(pk=shard_id)
         if shard.status == SweepStatus.DONE:
             return shard
         sweep = shard.sweep
