@@ -11,10 +11,9 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count
 
 from accounts import risk
-from accounts.models import HealthBand, Instrument, InstrumentKind, MarginAccount, RiskState, ScenarioClass
+from accounts.models import Instrument, InstrumentKind, MarginAccount, ScenarioClass
 from core.bulk import fetch_columns, nan_sql
 from core.errors import ValidationError
 from core.money import DEFAULT_DECIMALS
@@ -244,9 +243,3 @@ def account_id_bounds(*, shards: int) -> list[tuple[int, int]]:
     cuts = ids[np.linspace(0, len(ids), shards + 1).astype(int)[1:-1]].tolist()
     edges = [0, *cuts, int(ids[-1]) + 1]
     return [(lo, hi) for lo, hi in itertools.pairwise(edges) if lo < hi]
-
-
-def risk_band_counts() -> dict[str, int]:
-    counts = dict.fromkeys(HealthBand.values, 0)
-    counts.update(RiskState.objects.values_list("band").annotate(n=Count("account")).values_list("band", "n"))
-    return counts

@@ -56,12 +56,5 @@ class ImportFileError(ValidationError):
         self.not_shown = not_shown
 
 
-class MoneyTypeError(ValidationError):
-    """A float reached a money boundary. Floats cannot represent most decimal amounts exactly, so they
-    are refused rather than silently rounded."""
-
-    code = "money_float_refused"
-
-
 class ConflictError(WorkoutError):
     code = "conflict"

@@ -384,8 +384,8 @@ def _show(value: object) -> str:
 
 
 def _to_decimal(value: object) -> Decimal:
-    """The rules of core.money.to_decimal (strings, integers and Decimals only; never a float; finite),
-    with messages that read well in a row report. JSON numbers arrive here as Decimals already."""
+    """Strings, integers and Decimals only (never a float: JSON numbers arrive here as Decimals already),
+    finite, with messages that read well in a row report."""
     if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
         raise _Bad(f"expected a number, got {_show(value)}")
     try:
