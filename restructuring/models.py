@@ -1,0 +1,159 @@
+"""Cases: one distress episode of one margin account, as a state machine (django-fsm-2).
+
+The state field is protected: it changes only through the transition methods below, which check their
+source state and conditions and set fields, nothing else. The services in restructuring/services/ call
+them, lock what they change, write the audit event in the same transaction and schedule side effects on
+commit. The state graph in docs/case-states.md is generated from these transitions (a test keeps it so).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import models
+from django.db.models import Q
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from accounts.models import MarginAccount, money_field
+
+
+class CaseState(models.TextChoices):
+    WARNING = "warning", "Warning"
+    MARGIN_CALL = "margin_call", "Margin call"
+    PROPOSED = "proposed", "Proposed"
+    OFFERED = "offered", "Offered"
+    ACCEPTED = "accepted", "Accepted"
+    RESTRUCTURED = "restructured", "Restructured"
+    CURED = "cured", "Cured"
+    LIQUIDATING = "liquidating", "Liquidating"
+    LIQUIDATED = "liquidated", "Liquidated"
+    WRITTEN_OFF = "written_off", "Written off"
+    DEFAULTED = "defaulted", "Defaulted"
+    CLOSED = "closed", "Closed"
+
+
+# A case is open until it ends: cured, fully liquidated (debt covered), written off or closed.
+CLOSED_STATES = (CaseState.CURED, CaseState.LIQUIDATED, CaseState.WRITTEN_OFF, CaseState.CLOSED)
+OPEN_STATES = tuple(s for s in CaseState if s not in CLOSED_STATES)
+# The sweep may cure a case while the client has not yet committed to anything.
+CURABLE_STATES = (CaseState.WARNING, CaseState.MARGIN_CALL, CaseState.PROPOSED, CaseState.OFFERED)
+
+
+class CallBasis(models.TextChoices):
+    INITIAL = "initial", "Shortfall to the initial requirement"
+    MAINTENANCE = "maintenance", "Shortfall to the maintenance requirement"
+
+
+class Case(ConcurrentTransitionMixin, models.Model):
+    account = models.ForeignKey(MarginAccount, on_delete=models.PROTECT, related_name="cases")
+    state = FSMField(default=CaseState.WARNING, choices=CaseState.choices, protected=True)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    # The margin call: how much the client must bring, on which basis, by when.
+    call_amount = money_field(null=True, blank=True)
+    call_basis = models.CharField(max_length=11, choices=CallBasis.choices, blank=True, default="")
+    called_at = models.DateTimeField(null=True, blank=True)
+    deadline = models.DateTimeField(null=True, blank=True)
+    # The risk figures the case was last moved on (margin ratio, band), for the queue and the audit.
+    margin_ratio = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    band = models.CharField(max_length=11, blank=True, default="")
+    written_off_amount = money_field(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["account"], condition=Q(state__in=OPEN_STATES), name="case_one_open_per_account"
+            ),
+            models.CheckConstraint(condition=Q(state__in=CaseState.values), name="case_state_valid"),
+            models.CheckConstraint(
+                condition=Q(closed_at__isnull=True) | Q(state__in=CLOSED_STATES), name="case_closed_at_only_closed"
+            ),
+            models.CheckConstraint(
+                condition=Q(call_amount__isnull=True) | Q(call_amount__gte=0), name="case_call_amount_gte_0"
+            ),
+        ]
+        indexes = [models.Index(fields=["state", "deadline"], name="case_state_deadline_idx")]
+
+    def __str__(self) -> str:
+        return f"case {self.pk} ({self.state}) on {self.account_id}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state in OPEN_STATES
+
+    # --- the sweep's transitions
+
+    @transition(field=state, source=CaseState.WARNING, target=CaseState.MARGIN_CALL)
+    def issue_margin_call(self, *, amount: Decimal, basis: CallBasis, at: datetime, deadline: datetime) -> None:
+        self.call_amount = amount
+        self.call_basis = basis
+        self.called_at = at
+        self.deadline = deadline
+
+    @transition(field=state, source=list(CURABLE_STATES), target=CaseState.CURED)
+    def cure(self, *, at: datetime) -> None:
+        self.closed_at = at
+
+    # --- negotiation (driven by rules, officers and clients in later services)
+
+    @transition(field=state, source=CaseState.MARGIN_CALL, target=CaseState.PROPOSED)
+    def propose(self) -> None:
+        pass
+
+    @transition(field=state, source=CaseState.PROPOSED, target=CaseState.MARGIN_CALL)
+    def reject(self) -> None:
+        pass
+
+    @transition(field=state, source=CaseState.PROPOSED, target=CaseState.OFFERED)
+    def offer(self) -> None:
+        pass
+
+    @transition(field=state, source=CaseState.OFFERED, target=CaseState.ACCEPTED)
+    def accept(self) -> None:
+        pass
+
+    @transition(field=state, source=CaseState.OFFERED, target=CaseState.MARGIN_CALL)
+    def decline(self) -> None:
+        pass
+
+    @transition(field=state, source=CaseState.OFFERED, target=CaseState.MARGIN_CALL)
+    def expire_offer(self) -> None:
+        pass
+
+    @transition(field=state, source=CaseState.OFFERED, target=CaseState.PROPOSED)
+    def counter(self) -> None:
+        pass
+
+    @transition(field=state, source=CaseState.ACCEPTED, target=CaseState.RESTRUCTURED)
+    def execute(self) -> None:
+        pass
+
+    @transition(field=state, source=CaseState.RESTRUCTURED, target=CaseState.CLOSED)
+    def close(self, *, at: datetime) -> None:
+        self.closed_at = at
+
+    @transition(field=state, source=CaseState.RESTRUCTURED, target=CaseState.DEFAULTED)
+    def default(self) -> None:
+        pass
+
+    # --- the liquidation path
+
+    @transition(
+        field=state,
+        source=[CaseState.MARGIN_CALL, CaseState.PROPOSED, CaseState.OFFERED, CaseState.DEFAULTED],
+        target=CaseState.LIQUIDATING,
+    )
+    def liquidate(self) -> None:
+        pass
+
+    @transition(field=state, source=CaseState.LIQUIDATING, target=CaseState.LIQUIDATED)
+    def complete_liquidation(self, *, at: datetime) -> None:
+        self.closed_at = at
+
+    @transition(field=state, source=CaseState.LIQUIDATED, target=CaseState.WRITTEN_OFF)
+    def write_off(self, *, amount: Decimal, at: datetime) -> None:
+        """The proceeds did not cover the debt: the shortfall is bad debt (booked by the same service)."""
+        self.written_off_amount = amount
+        self.closed_at = at
