@@ -73,6 +73,9 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 # Workers survive a database restart: a dead persistent connection is noticed and replaced.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # The embedded demo: a writer waits for the database lock at BEGIN instead of failing mid-transaction.
+    DATABASES["default"].setdefault("OPTIONS", {})["transaction_mode"] = "IMMEDIATE"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -145,6 +148,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.sweep_run_task",
         "schedule": env.float("WORKOUT_SWEEP_EVERY_SECONDS", default=60.0),
     },
+    "deadlines": {
+        "task": "restructuring.tasks.deadlines_run_task",
+        "schedule": env.float("WORKOUT_DEADLINES_EVERY_SECONDS", default=60.0),
+    },
 }
 
 LOGGING = {
@@ -187,3 +194,19 @@ WORKOUT_SNAPSHOT_HISTORY_INTERVAL_HOURS = env.float("WORKOUT_SNAPSHOT_HISTORY_IN
 WORKOUT_SWEEP_SHARDS = env.int("WORKOUT_SWEEP_SHARDS", default=1)
 # Decimal places each currency is stored and shown to; unknown currencies use 2.
 WORKOUT_CURRENCY_DECIMALS = {"USD": 2, "EUR": 2, "GBP": 2, "USDT": 2, "USDC": 2, "BTC": 8, "ETH": 8}
+
+# --- Workout: cases (restructuring/services/case_sweep.py) ---
+# A margin call asks for the shortfall to the initial requirement ("initial", so a met call restores a buffer)
+# or to the maintenance requirement ("maintenance"), within this many hours.
+WORKOUT_CALL_BASIS = env.str("WORKOUT_CALL_BASIS", default="initial")
+WORKOUT_MARGIN_CALL_DEADLINE_HOURS = env.float("WORKOUT_MARGIN_CALL_DEADLINE_HOURS", default=24.0)
+# A margin call unmet this many hours after its deadline goes to liquidation (the beat checks every minute).
+WORKOUT_LIQUIDATION_GRACE_HOURS = env.float("WORKOUT_LIQUIDATION_GRACE_HOURS", default=1.0)
+# Liquidation plans: at most this fraction of an asset's daily volume a day, square-root impact with this Y
+# (cost = Y x daily volatility x sqrt(quantity / daily volume) of the notional), at most this many days.
+WORKOUT_LIQUIDATION_PARTICIPATION = env.float("WORKOUT_LIQUIDATION_PARTICIPATION", default=0.10)
+WORKOUT_IMPACT_COEFFICIENT = env.float("WORKOUT_IMPACT_COEFFICIENT", default=0.7)
+WORKOUT_LIQUIDATION_MAX_DAYS = env.int("WORKOUT_LIQUIDATION_MAX_DAYS", default=30)
+# Tasks queued (on commit) when a sweep finishes, each called with sweep_id: the book does not import the
+# workflow that is built on it.
+WORKOUT_AFTER_SWEEP_TASKS = ["restructuring.tasks.cases_apply_risk_task"]

@@ -157,3 +157,54 @@ class Case(ConcurrentTransitionMixin, models.Model):
         """The proceeds did not cover the debt: the shortfall is bad debt (booked by the same service)."""
         self.written_off_amount = amount
         self.closed_at = at
+
+
+class LiquidationStatus(models.TextChoices):
+    PLANNED = "planned", "Planned: orders issued"
+    BOOKED = "booked", "Booked: fills applied to the book"
+
+
+class LiquidationPlan(models.Model):
+    """The instructions for liquidating a case's account. This system does not trade: it issues the orders
+    and books the fills it is given. The plan records the inputs and model version it was computed with."""
+
+    case = models.OneToOneField(Case, on_delete=models.PROTECT, related_name="liquidation_plan")
+    created_at = models.DateTimeField()
+    model_version = models.CharField(max_length=32)
+    parameters = models.JSONField(default=dict)
+    inputs = models.JSONField(default=dict)  # the holdings as planned: quantities, prices, volumes, volatilities
+    days = models.PositiveIntegerField()
+    expected_proceeds = money_field()
+    impact_cost = money_field()
+    status = models.CharField(max_length=7, choices=LiquidationStatus.choices, default=LiquidationStatus.PLANNED)
+    booked_at = models.DateTimeField(null=True, blank=True)
+    cash_realised = money_field(null=True, blank=True)  # what the fills brought into the account's cash
+    debt_repaid = money_field(null=True, blank=True)
+    shortfall = money_field(null=True, blank=True)  # debt left with nothing to sell: written off
+
+    def __str__(self) -> str:
+        return f"liquidation plan of case {self.case_id} ({self.status})"
+
+
+class LiquidationOrder(models.Model):
+    plan = models.ForeignKey(LiquidationPlan, on_delete=models.CASCADE, related_name="orders")
+    sequence = models.PositiveIntegerField()  # execution order
+    instrument = models.ForeignKey("accounts.Instrument", on_delete=models.PROTECT, related_name="+")
+    position_id = models.BigIntegerField()  # the position closed (it may be gone once fully closed)
+    day = models.PositiveIntegerField()
+    quantity = models.DecimalField(max_digits=28, decimal_places=8)  # position units, signed: > 0 sold
+    expected_price = models.DecimalField(max_digits=28, decimal_places=8)
+    expected_proceeds = money_field()
+    filled_quantity = models.DecimalField(max_digits=28, decimal_places=8, null=True, blank=True)
+    fill_price = models.DecimalField(max_digits=28, decimal_places=8, null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["plan", "sequence"], name="liquidationorder_sequence_unique"),
+            models.CheckConstraint(
+                condition=Q(fill_price__isnull=True) | Q(fill_price__gte=0), name="liquidationorder_fill_price_gte_0"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"order {self.sequence} of plan {self.plan_id}: {self.quantity} of {self.instrument_id}"

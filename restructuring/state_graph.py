@@ -20,7 +20,7 @@ def case_state_mermaid() -> str:
     edges = sorted(
         {
             (source, transition.target, transition.name)
-            for transition in field.get_all_transitions(Case)  # type: ignore[attr-defined]
+            for transition in field.get_all_transitions(Case)
             for source in ([transition.source] if isinstance(transition.source, str) else transition.source)
         }
     )

@@ -25,6 +25,7 @@ import numpy as np
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.utils import timezone
+from django.utils.module_loading import import_string
 
 from accounts import risk
 from accounts.models import (
@@ -246,7 +247,15 @@ def _sweep_finish_if_complete(*, sweep_id: int) -> None:
         }
         sweep.prices = {instrument: used for s in shards for instrument, used in s.prices.items()}
         sweep.save(update_fields=["status", "finished_at", "accounts", "positions", "band_counts", "timings", "prices"])
+        if sweep.status == SweepStatus.DONE:
+            transaction.on_commit(partial(_after_sweep_tasks_queue, sweep_id=sweep.pk))
     logger.info("sweep %s %s: %s", sweep.pk, sweep.status, sweep.band_counts)
+
+
+def _after_sweep_tasks_queue(*, sweep_id: int) -> None:
+    # Imported here, by dotted path from the settings: the book does not depend on what is built on it.
+    for path in settings.WORKOUT_AFTER_SWEEP_TASKS:
+        import_string(path).delay(sweep_id=sweep_id)
 
 
 # ------------------------------------------------------------------------------------------ storing

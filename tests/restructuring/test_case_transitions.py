@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -16,7 +17,7 @@ from restructuring.models import CLOSED_STATES, OPEN_STATES, CallBasis, Case, Ca
 pytestmark = pytest.mark.django_db
 
 NOW = timezone.now()
-TRANSITIONS = {
+TRANSITIONS: dict[str, tuple[set[CaseState], CaseState, dict[str, Any]]] = {
     # method: (sources, target, kwargs)
     "issue_margin_call": (
         {CaseState.WARNING},

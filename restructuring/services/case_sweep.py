@@ -1,0 +1,207 @@
+"""After a sweep: open, escalate and cure cases for every account whose health moved, in bulk.
+
+An account in the warning band without an open case gets one in WARNING; below maintenance (margin call or
+critical band) it gets a margin call: the amount (the shortfall to the initial requirement by default, so a
+met call restores a buffer) and a deadline. A case whose account is back in the healthy band is CURED while
+the client has not committed to anything (warning, margin call, proposed, offered).
+
+Set-based: three queries find the moves, the changed cases are locked and moved through their transition
+methods in memory (so the state machine's rules hold), then written with bulk operations and one batch of
+audit events. Runs are serialised by a transaction-level advisory lock, and the partial unique constraint
+(one open case per account) backs it: two sweeps at once give one case per account and episode. Running it
+twice changes nothing the second time.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from django_fsm import TransitionNotAllowed
+
+from accounts.models import HealthBand, RiskState
+from core.audit import AuditEntry, audit_record_many
+from core.money import DEFAULT_DECIMALS
+from restructuring.models import CURABLE_STATES, OPEN_STATES, CallBasis, Case, CaseState
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_ACTOR = "sweep"
+_LOCK_KEY = 0x5752_4B43_4153_4553  # "WRKCASES": one case run at a time
+_BELOW_MAINTENANCE = (HealthBand.MARGIN_CALL, HealthBand.CRITICAL)
+_DISTRESSED = (HealthBand.WARNING, *_BELOW_MAINTENANCE)
+
+
+@dataclass(frozen=True)
+class CaseMoves:
+    opened: int
+    margin_calls: int
+    cured: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"opened": self.opened, "margin_calls": self.margin_calls, "cured": self.cured}
+
+
+@dataclass(frozen=True)
+class _Risk:
+    account_id: int
+    band: str
+    margin_ratio: Decimal | None
+    shortfall_initial: Decimal
+    shortfall_maintenance: Decimal
+    sweep_id: int
+    currency: str
+
+    def amount(self, value: Decimal) -> Decimal:
+        """An amount in the account currency's quantum (the column holds eight places for every currency)."""
+        places = settings.WORKOUT_CURRENCY_DECIMALS.get(self.currency, DEFAULT_DECIMALS)
+        return value.quantize(Decimal(1).scaleb(-int(places)))
+
+
+def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None) -> CaseMoves:
+    """Move every case the latest risk state calls for. `sweep_id` is recorded in the audit payload."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
+        to_open = _risks(RiskState.objects.filter(band__in=_DISTRESSED).exclude(account__cases__state__in=OPEN_STATES))
+        escalating = _open_cases(CaseState.WARNING, _BELOW_MAINTENANCE)
+        curing = _open_cases(CURABLE_STATES, (HealthBand.HEALTHY,))
+        entries: list[AuditEntry] = []
+        new_cases = [_case_open(risk, now) for risk in to_open.values()]
+        Case.objects.bulk_create(new_cases)  # ids are set on PostgreSQL and SQLite
+        for case in new_cases:  # the events name the case, so they are built once it has an id
+            _entries_for_new(case, to_open[case.account_id], entries)
+        changed = _escalate(escalating, now, entries) + _cure(curing, now, entries)
+        Case.objects.bulk_update(
+            changed,
+            ["state", "call_amount", "call_basis", "called_at", "deadline", "closed_at", "margin_ratio", "band"],
+        )
+        audit_record_many(entries)
+    moves = CaseMoves(
+        opened=len(new_cases),
+        margin_calls=sum(1 for e in entries if e.action == "case.margin_call"),
+        cured=sum(1 for e in entries if e.action == "case.cure"),
+    )
+    logger.info("cases after sweep %s: %s", sweep_id, moves.as_dict())
+    return moves
+
+
+def _risks(queryset: object) -> dict[int, _Risk]:
+    rows = queryset.values_list(  # type: ignore[attr-defined]
+        "account_id",
+        "band",
+        "margin_ratio",
+        "shortfall_initial",
+        "shortfall_maintenance",
+        "sweep_id",
+        "account__base_currency",
+    )
+    return {row[0]: _Risk(*row) for row in rows}
+
+
+def _open_cases(states: object, bands: tuple[str, ...]) -> list[tuple[Case, _Risk]]:
+    states = [states] if isinstance(states, str) else list(states)  # type: ignore[call-overload]
+    cases = list(
+        Case.objects.select_for_update(of=("self",))
+        .filter(state__in=states, account__risk__band__in=bands)
+        .order_by("pk")
+    )
+    risks = _risks(RiskState.objects.filter(account_id__in=[c.account_id for c in cases]))
+    return [(case, risks[case.account_id]) for case in cases]
+
+
+def _call_terms(risk: _Risk, now: datetime) -> dict[str, object]:
+    basis = CallBasis(settings.WORKOUT_CALL_BASIS)
+    amount = risk.shortfall_initial if basis == CallBasis.INITIAL else risk.shortfall_maintenance
+    return {
+        "amount": risk.amount(amount),
+        "basis": basis,
+        "at": now,
+        "deadline": now + timedelta(hours=settings.WORKOUT_MARGIN_CALL_DEADLINE_HOURS),
+    }
+
+
+def _case_open(risk: _Risk, now: datetime) -> Case:
+    case = Case(account_id=risk.account_id, opened_at=now, margin_ratio=risk.margin_ratio, band=risk.band)
+    if risk.band in _BELOW_MAINTENANCE:
+        case.issue_margin_call(**_call_terms(risk, now))
+    return case
+
+
+def _payload(risk: _Risk) -> dict[str, object]:
+    return {
+        "band": risk.band,
+        "margin_ratio": risk.margin_ratio,
+        "shortfall_initial": risk.amount(risk.shortfall_initial),
+        "shortfall_maintenance": risk.amount(risk.shortfall_maintenance),
+        "sweep_id": risk.sweep_id,
+    }
+
+
+def _entry(case: Case, action: str, from_state: str, risk: _Risk, **extra: object) -> AuditEntry:
+    return AuditEntry(
+        action=action,
+        object_type="restructuring.case",
+        object_id=case.pk,
+        account_id=case.account_id,
+        system_actor=SYSTEM_ACTOR,
+        from_state=from_state,
+        to_state=case.state,
+        payload={**_payload(risk), **extra},
+    )
+
+
+def _margin_call_details(case: Case) -> dict[str, object]:
+    return {"call_amount": case.call_amount, "call_basis": case.call_basis, "deadline": case.deadline}
+
+
+def _entries_for_new(case: Case, risk: _Risk, entries: list[AuditEntry]) -> None:
+    entries.append(
+        AuditEntry(
+            action="case.open",
+            object_type="restructuring.case",
+            object_id=case.pk,
+            account_id=case.account_id,
+            system_actor=SYSTEM_ACTOR,
+            from_state="",
+            to_state=CaseState.WARNING,
+            payload=_payload(risk),
+        )
+    )
+    if case.state == CaseState.MARGIN_CALL:
+        entries.append(_entry(case, "case.margin_call", CaseState.WARNING, risk, **_margin_call_details(case)))
+
+
+def _escalate(pairs: list[tuple[Case, _Risk]], now: datetime, entries: list[AuditEntry]) -> list[Case]:
+    moved = []
+    for case, risk in pairs:
+        before = case.state
+        try:
+            case.issue_margin_call(**_call_terms(risk, now))
+        except TransitionNotAllowed:  # moved by someone else since it was read: leave it
+            continue
+        case.margin_ratio, case.band = risk.margin_ratio, risk.band
+        entries.append(_entry(case, "case.margin_call", before, risk, **_margin_call_details(case)))
+        moved.append(case)
+    return moved
+
+
+def _cure(pairs: list[tuple[Case, _Risk]], now: datetime, entries: list[AuditEntry]) -> list[Case]:
+    moved = []
+    for case, risk in pairs:
+        before = case.state
+        try:
+            case.cure(at=now)
+        except TransitionNotAllowed:
+            continue
+        case.margin_ratio, case.band = risk.margin_ratio, risk.band
+        entries.append(_entry(case, "case.cure", before, risk))
+        moved.append(case)
+    return moved

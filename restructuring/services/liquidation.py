@@ -1,0 +1,405 @@
+"""The liquidation path: a margin call that runs out goes to LIQUIDATING with a plan; booked fills close the
+positions, repay the loan, and leave either a LIQUIDATED case or, when the proceeds fall short of the debt,
+a WRITTEN_OFF one that records the bad debt.
+
+This system does not trade. `case_liquidate` issues the orders (restructuring.liquidation plans them under a
+participation cap with square-root impact); `liquidation_book` books the fills it is given (the demo fills
+every order at its expected price). Money moves in Decimal, rounded to the account currency's quantum:
+- a spot or option sale brings quantity x price into cash (a buy-back takes it out);
+- closing a perpetual or future realises its PnL, quantity x (price - entry);
+- an isolated position returns its allocated margin plus PnL, never less than 0 (its loss is capped there);
+- a debit cash balance becomes loan principal (cash never goes below 0);
+- once every order is filled, cash repays accrued interest, then principal; debt left with nothing to sell
+  is written off.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import numpy as np
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F, Q
+from django.utils import timezone
+from django_fsm import TransitionNotAllowed
+
+from accounts import risk
+from accounts.models import InstrumentKind, LoanStatus, MarginAccount, MarginLoan, Position, ScenarioClass
+from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
+from core.audit import AuditEntry, audit_record
+from core.errors import ConflictError, ValidationError
+from core.money import DEFAULT_DECIMALS
+from restructuring import liquidation
+from restructuring.models import (
+    Case,
+    CaseState,
+    LiquidationOrder,
+    LiquidationPlan,
+    LiquidationStatus,
+)
+
+DEADLINES_ACTOR = "deadlines"
+_LINEAR_DERIVATIVES = (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
+
+
+class CaseTransitionError(ConflictError):
+    code = "case_transition_not_allowed"
+
+
+def _quantum(account: MarginAccount) -> Decimal:
+    places = settings.WORKOUT_CURRENCY_DECIMALS.get(account.base_currency, DEFAULT_DECIMALS)
+    return Decimal(1).scaleb(-int(places))
+
+
+def _decimal(value: float, places: str = "1E-8") -> Decimal:
+    return Decimal(repr(float(value))).quantize(Decimal(places), rounding=ROUND_HALF_EVEN)
+
+
+def _audit(
+    case: Case,
+    action: str,
+    before: str,
+    *,
+    actor: AbstractBaseUser | None,
+    system_actor: str,
+    reason: str,
+    **payload: object,
+) -> None:
+    audit_record(
+        AuditEntry(
+            action=action,
+            object_type="restructuring.case",
+            object_id=case.pk,
+            account_id=case.account_id,
+            actor=actor,
+            system_actor="" if actor is not None else system_actor,
+            from_state=before,
+            to_state=case.state,
+            reason=reason,
+            payload=payload,
+        )
+    )
+
+
+# ----------------------------------------------------------------------------------------- planning
+
+
+def _holdings(account: MarginAccount, now: datetime) -> tuple[list[liquidation.Holding], list[Position]]:
+    """The account's open positions as the planner's holdings (units = quantity x contract size), at the
+    latest prices: options at their Black-Scholes value from their underlying."""
+    positions = list(
+        account.positions.exclude(quantity=0).select_related("instrument", "instrument__underlying").order_by("pk")
+    )
+    instrument_ids = np.array(
+        sorted({i for p in positions for i in (p.instrument_id, p.instrument.underlying_id) if i})
+    )
+    prices, implied = latest_prices_load(instrument_ids=instrument_ids, as_of=now)
+    price_of = {int(i): (float(prices[k]), float(implied[k])) for k, i in enumerate(instrument_ids)}
+    holdings = []
+    for position in positions:
+        instrument = position.instrument
+        size = float(instrument.contract_size)
+        if instrument.kind == InstrumentKind.OPTION:
+            unit_price = _option_price(instrument, price_of, now)
+        else:
+            unit_price = price_of[instrument.pk][0]
+        if not (unit_price >= 0 and math.isfinite(unit_price)):
+            raise ValidationError(
+                f"no price for {instrument.symbol}: it cannot be liquidated", symbol=instrument.symbol
+            )
+        holdings.append(
+            liquidation.Holding(
+                position_id=position.pk,
+                symbol=instrument.symbol,
+                quantity=float(position.quantity) * size,
+                price=max(unit_price, 1e-12),
+                daily_volume=float(instrument.average_daily_volume) * size,
+                daily_volatility=float(instrument.daily_volatility),
+                haircut=float(instrument.haircut),
+            )
+        )
+    return holdings, positions
+
+
+def _option_price(instrument: object, price_of: Mapping[int, tuple[float, float]], now: datetime) -> float:
+    underlying = instrument.underlying  # type: ignore[attr-defined]
+    spot, implied = price_of[underlying.pk]
+    if not math.isfinite(implied):
+        days = 365.0 if underlying.scenario_class == ScenarioClass.CRYPTO else 252.0
+        implied = float(underlying.daily_volatility) * math.sqrt(days)
+    years = (instrument.expiry - now).total_seconds() / SECONDS_PER_YEAR  # type: ignore[attr-defined]
+    return float(
+        risk.black_scholes(
+            spot,
+            float(instrument.strike),  # type: ignore[attr-defined]
+            years,
+            settings.WORKOUT_RISK_FREE_RATE,
+            float(underlying.carry_yield),
+            implied,
+            instrument.option_type == "call",  # type: ignore[attr-defined]
+        )
+    )
+
+
+def case_liquidate(
+    *,
+    case_id: int,
+    reason: str,
+    actor: AbstractBaseUser | None = None,
+    system_actor: str = DEADLINES_ACTOR,
+    now: datetime | None = None,
+) -> LiquidationPlan:
+    """Move the case to LIQUIDATING and issue its liquidation plan. Idempotent: a case already liquidating
+    returns its plan."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        case = Case.objects.select_for_update(of=("self",)).select_related("account").get(pk=case_id)
+        if case.state == CaseState.LIQUIDATING:
+            return case.liquidation_plan
+        before = case.state
+        try:
+            case.liquidate()
+        except TransitionNotAllowed:
+            raise CaseTransitionError(
+                f"case {case_id} is {before}: it cannot go to liquidation", case_id=case_id
+            ) from None
+        holdings, positions = _holdings(case.account, now)
+        position_of = {p.pk: p for p in positions}
+        params = liquidation.PlanParams(
+            participation=settings.WORKOUT_LIQUIDATION_PARTICIPATION,
+            impact_coefficient=settings.WORKOUT_IMPACT_COEFFICIENT,
+            max_days=settings.WORKOUT_LIQUIDATION_MAX_DAYS,
+        )
+        plan = liquidation.liquidation_plan(holdings, params)
+        quantum = _quantum(case.account)
+        plan_row = LiquidationPlan.objects.create(
+            case=case,
+            created_at=now,
+            model_version=plan.model_version,
+            parameters=asdict(params),
+            inputs={"holdings": [asdict(h) for h in holdings], "as_of": now.isoformat()},
+            days=plan.days,
+            expected_proceeds=_decimal(plan.expected_proceeds).quantize(quantum),
+            impact_cost=_decimal(plan.impact_cost).quantize(quantum),
+        )
+        LiquidationOrder.objects.bulk_create(
+            LiquidationOrder(
+                plan=plan_row,
+                sequence=k,
+                instrument_id=position_of[s.position_id].instrument_id,
+                position_id=s.position_id,
+                day=s.day,
+                quantity=quantity,
+                expected_price=_decimal(s.expected_price),
+                expected_proceeds=_decimal(s.expected_proceeds).quantize(quantum),
+            )
+            for k, (s, quantity) in enumerate(zip(plan.slices, _slice_quantities(plan, positions), strict=True))
+        )
+        case.save(update_fields=["state", "updated_at"])
+        _audit(
+            case,
+            "case.liquidate",
+            before,
+            actor=actor,
+            system_actor=system_actor,
+            reason=reason,
+            plan_id=plan_row.pk,
+            orders=len(plan.slices),
+            days=plan.days,
+            expected_proceeds=plan_row.expected_proceeds,
+            impact_cost=plan_row.impact_cost,
+            model_version=plan.model_version,
+        )
+    return plan_row
+
+
+def _slice_quantities(plan: liquidation.LiquidationPlan, positions: list[Position]) -> list[Decimal]:
+    """Each slice in position units, to 8 places, the last slice of a position taking the rounding so that a
+    position's orders add up to it exactly."""
+    left = {p.pk: p.quantity for p in positions}
+    size = {p.pk: p.instrument.contract_size for p in positions}
+    remaining = {p.pk: sum(1 for s in plan.slices if s.position_id == p.pk) for p in positions}
+    quantities = []
+    for s in plan.slices:
+        remaining[s.position_id] -= 1
+        if remaining[s.position_id] == 0:
+            quantity = left[s.position_id]
+        else:
+            quantity = (_decimal(s.quantity) / size[s.position_id]).quantize(Decimal("1E-8"))
+        left[s.position_id] -= quantity
+        quantities.append(quantity)
+    return quantities
+
+
+def deadlines_run(*, now: datetime | None = None) -> list[int]:
+    """Margin calls past their deadline plus the grace period go to liquidation, each in its own transaction
+    (one case failing does not hold up the others). Returns the ids of the cases moved."""
+    now = now or timezone.now()
+    cutoff = now - timedelta(hours=settings.WORKOUT_LIQUIDATION_GRACE_HOURS)
+    due = list(
+        Case.objects.filter(state=CaseState.MARGIN_CALL, deadline__lte=cutoff)
+        .order_by("deadline")
+        .values_list("pk", flat=True)
+    )
+    moved = []
+    for case_id in due:
+        try:
+            case_liquidate(case_id=case_id, reason="margin call deadline passed", now=now)
+        except CaseTransitionError:  # moved on meanwhile (cured, proposed...): not due any more
+            continue
+        moved.append(case_id)
+    return moved
+
+
+# ----------------------------------------------------------------------------------------- booking
+
+
+_OPEN_ORDER = Q(filled_quantity__isnull=True) | ~Q(filled_quantity=F("quantity"))
+
+
+def _remaining(order: LiquidationOrder) -> Decimal:
+    return order.quantity - (order.filled_quantity or Decimal(0))
+
+
+def _order_fill(order: LiquidationOrder, quantity: Decimal, price: Decimal) -> None:
+    """Accumulate a fill: the filled quantity adds up, the fill price is the volume-weighted average."""
+    before = order.filled_quantity or Decimal(0)
+    filled = before + quantity
+    order.fill_price = ((before * (order.fill_price or Decimal(0)) + quantity * price) / filled).quantize(
+        Decimal("1E-8")
+    )
+    order.filled_quantity = filled
+
+
+def _cash_effect(position: Position, quantity: Decimal, price: Decimal) -> Decimal:
+    size = position.instrument.contract_size
+    units = quantity * size
+    if position.instrument.kind in _LINEAR_DERIVATIVES:
+        effect = units * (price - position.entry_price)
+    else:
+        effect = units * price
+    if position.isolated_margin is not None:
+        # The isolated allocation comes back with the PnL, in proportion to what is closed, never below 0.
+        share = quantity / position.quantity if position.quantity else Decimal(1)
+        effect = max(position.isolated_margin * share + effect, Decimal(0))
+    return effect
+
+
+def liquidation_book(
+    *,
+    plan_id: int,
+    fills: Mapping[int, tuple[Decimal, Decimal]] | None = None,
+    actor: AbstractBaseUser | None = None,
+    system_actor: str = "liquidation",
+    now: datetime | None = None,
+) -> LiquidationPlan:
+    """Book fills {order id: (filled quantity in position units, signed as the order; fill price)}; None
+    fills every unfilled order at its expected price (the demo). When every order is filled, the loan is
+    repaid from cash and the case ends LIQUIDATED, or WRITTEN_OFF with the shortfall."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        plan = LiquidationPlan.objects.select_for_update().get(pk=plan_id)
+        if plan.status == LiquidationStatus.BOOKED:
+            return plan
+        case = Case.objects.select_for_update(of=("self",)).get(pk=plan.case_id)
+        account = MarginAccount.objects.select_for_update().get(pk=case.account_id)
+        quantum = _quantum(account)
+        orders = list(plan.orders.select_for_update().filter(_OPEN_ORDER).order_by("sequence"))
+        given = fills if fills is not None else {o.pk: (_remaining(o), o.expected_price) for o in orders}
+        unknown = set(given) - {o.pk for o in orders}
+        if unknown:
+            raise ValidationError(f"plan {plan_id}: no open order {sorted(unknown)}", plan_id=plan_id)
+        positions = {
+            p.pk: p
+            for p in Position.objects.select_for_update()
+            .select_related("instrument")
+            .filter(pk__in=[o.position_id for o in orders if o.pk in given])
+        }
+        realised = Decimal(0)
+        for order in orders:
+            if order.pk not in given:
+                continue
+            quantity, price = given[order.pk]
+            if quantity * order.quantity <= 0 or abs(quantity) > abs(_remaining(order)) or price < 0:
+                raise ValidationError(
+                    f"order {order.pk}: fill {quantity} @ {price} does not fit the order "
+                    f"({_remaining(order)} of {order.quantity} left)",
+                    order_id=order.pk,
+                )
+            position = positions[order.position_id]
+            realised += _cash_effect(position, quantity, price)
+            if position.isolated_margin is not None and position.quantity:
+                position.isolated_margin -= position.isolated_margin * quantity / position.quantity
+            position.quantity -= quantity
+            _order_fill(order, quantity, price)
+        LiquidationOrder.objects.bulk_update([o for o in orders if o.pk in given], ["filled_quantity", "fill_price"])
+        Position.objects.bulk_update(list(positions.values()), ["quantity", "isolated_margin"])
+        realised = realised.quantize(quantum, rounding=ROUND_HALF_EVEN)
+        loan = MarginLoan.objects.select_for_update().filter(account=account, status=LoanStatus.ACTIVE).first()
+        account.cash += realised
+        if account.cash < 0:  # a debit balance is borrowed: it joins the loan
+            loan = loan or MarginLoan(account=account, principal=Decimal(0), rate_annual=Decimal(0))
+            loan.principal += -account.cash
+            account.cash = Decimal(0)
+        plan.cash_realised = (plan.cash_realised or Decimal(0)) + realised
+        all_filled = (
+            all(_remaining(o) == 0 for o in orders)
+            and not plan.orders.filter(_OPEN_ORDER).exclude(pk__in=[o.pk for o in orders]).exists()
+        )
+        if all_filled:
+            _settle(plan, case, account, loan, actor=actor, system_actor=system_actor, now=now)
+        account.save(update_fields=["cash", "updated_at"])
+        if loan is not None:
+            loan.save()
+        plan.save()
+    return plan
+
+
+def _settle(
+    plan: LiquidationPlan,
+    case: Case,
+    account: MarginAccount,
+    loan: MarginLoan | None,
+    *,
+    actor: AbstractBaseUser | None,
+    system_actor: str,
+    now: datetime,
+) -> None:
+    debt = (loan.principal + loan.accrued_interest) if loan is not None else Decimal(0)
+    repaid = min(account.cash, debt)
+    account.cash -= repaid
+    if loan is not None:
+        to_interest = min(repaid, loan.accrued_interest)
+        loan.accrued_interest -= to_interest
+        loan.principal -= repaid - to_interest
+    shortfall = debt - repaid
+    plan.status, plan.booked_at = LiquidationStatus.BOOKED, now
+    plan.debt_repaid, plan.shortfall = repaid, shortfall
+    before = case.state
+    case.complete_liquidation(at=now)
+    case.save(update_fields=["state", "closed_at", "updated_at"])
+    amounts = {"cash_realised": plan.cash_realised, "debt_repaid": repaid, "shortfall": shortfall, "plan_id": plan.pk}
+    _audit(case, "case.liquidated", before, actor=actor, system_actor=system_actor, reason="", **amounts)
+    if shortfall > 0:
+        assert loan is not None
+        loan.principal, loan.accrued_interest = Decimal(0), Decimal(0)
+        case.write_off(amount=shortfall, at=now)
+        case.save(update_fields=["state", "written_off_amount", "closed_at", "updated_at"])
+        reason = "liquidation proceeds below the debt"
+        _audit(
+            case,
+            "case.write_off",
+            CaseState.LIQUIDATED,
+            actor=actor,
+            system_actor=system_actor,
+            reason=reason,
+            **amounts,
+        )
+    if loan is not None and loan.principal == 0 and loan.accrued_interest == 0:
+        loan.status = LoanStatus.CLOSED

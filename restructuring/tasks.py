@@ -1,0 +1,21 @@
+"""Celery tasks of the case workflow: thin wrappers that take ids and call the service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+from django.db import OperationalError
+
+from restructuring.services.case_sweep import cases_apply_risk
+from restructuring.services.liquidation import deadlines_run
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
+def cases_apply_risk_task(*, sweep_id: int) -> dict[str, int]:
+    """Idempotent: it moves only the cases the current risk state calls for, so a second run does nothing."""
+    return cases_apply_risk(sweep_id=sweep_id).as_dict()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
+def deadlines_run_task() -> list[int]:
+    """Idempotent: a case already liquidating is left as it is."""
+    return deadlines_run()
