@@ -40,3 +40,9 @@ def sweep_shard_run_task(*, shard_id: int) -> int:
 def instrument_volatility_refresh_task(*, instrument_ids: list[int]) -> int:
     """Idempotent: recomputes from the stored prices, so running twice stores the same figures."""
     return instrument_volatility_refresh(instrument_ids=instrument_ids).instruments
+
+
+@shared_task(acks_late=True)
+def sweeps_redrive_task() -> list[int]:
+    """The beat's safety net for lost shard tasks (idempotent: shards run once)."""
+    return sweep_service.sweeps_redrive()

@@ -148,6 +148,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.sweep_run_task",
         "schedule": env.float("WORKOUT_SWEEP_EVERY_SECONDS", default=60.0),
     },
+    "sweeps-redrive": {
+        "task": "accounts.tasks.sweeps_redrive_task",
+        "schedule": env.float("WORKOUT_SWEEP_REDRIVE_AFTER_SECONDS", default=300.0),
+    },
     "deadlines": {
         "task": "restructuring.tasks.deadlines_run_task",
         "schedule": env.float("WORKOUT_DEADLINES_EVERY_SECONDS", default=60.0),
@@ -192,6 +196,8 @@ WORKOUT_VOLATILITY_LOOKBACK_DAYS = env.int("WORKOUT_VOLATILITY_LOOKBACK_DAYS", d
 WORKOUT_SNAPSHOT_HISTORY_INTERVAL_HOURS = env.float("WORKOUT_SNAPSHOT_HISTORY_INTERVAL_HOURS", default=24.0)
 # The sweep may be split into this many account-range shards run as a Celery group.
 WORKOUT_SWEEP_SHARDS = env.int("WORKOUT_SWEEP_SHARDS", default=1)
+# A sweep still running after this many seconds has its unfinished shards queued again (a lost task).
+WORKOUT_SWEEP_REDRIVE_AFTER_SECONDS = env.float("WORKOUT_SWEEP_REDRIVE_AFTER_SECONDS", default=300.0)
 # Decimal places each currency is stored and shown to; unknown currencies use 2.
 WORKOUT_CURRENCY_DECIMALS = {"USD": 2, "EUR": 2, "GBP": 2, "USDT": 2, "USDC": 2, "BTC": 8, "ETH": 8}
 

@@ -16,7 +16,7 @@ import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -158,6 +158,24 @@ def sweep_start(*, as_of: datetime | None = None, shards: int = 1, dispatch: boo
             for shard_id in sweep.shards.values_list("id", flat=True):
                 transaction.on_commit(partial(sweep_shard_run_task.delay, shard_id=shard_id))
     return sweep
+
+
+def sweeps_redrive(*, older_than: timedelta | None = None, now: datetime | None = None) -> list[int]:
+    """Queue again the shards of sweeps still running after `older_than`: a shard task lost on the way (the
+    broker down at commit, a worker gone) would otherwise leave its sweep running for ever. Shards run once,
+    so a shard that was only slow is not computed twice. Returns the shard ids queued."""
+    from accounts.tasks import sweep_shard_run_task
+
+    now = now or timezone.now()
+    older_than = older_than or timedelta(seconds=settings.WORKOUT_SWEEP_REDRIVE_AFTER_SECONDS)
+    stalled = list(
+        SweepShard.objects.filter(
+            sweep__status=SweepStatus.RUNNING, sweep__started_at__lte=now - older_than, status__in=[SweepStatus.RUNNING]
+        ).values_list("id", flat=True)
+    )
+    for shard_id in stalled:
+        sweep_shard_run_task.delay(shard_id=shard_id)
+    return stalled
 
 
 def sweep_shard_run(*, shard_id: int) -> SweepShard:

@@ -307,3 +307,25 @@ def test_sweep_command_prints_band_counts(four_accounts: dict[str, MarginAccount
     for band in ("healthy", "warning", "margin_call", "critical"):
         assert f"  {band:<12} 1" in text
     assert Sweep.objects.get().status == SweepStatus.DONE
+
+
+def test_a_sweep_whose_shard_task_was_lost_is_redriven(four_accounts: dict[str, MarginAccount]) -> None:
+    # given a sweep dispatched to the broker whose shard task never ran (the broker was down at commit)
+    sweep = sweep_start(shards=2, dispatch=False)
+    Sweep.objects.filter(pk=sweep.pk).update(started_at=timezone.now() - timedelta(minutes=10))
+
+    # when the sweeper runs (tasks run in-process in tests)
+    redriven = sweep_service.sweeps_redrive(older_than=timedelta(minutes=5))
+
+    # then both shards ran and the sweep is done; a second pass finds nothing to do
+    assert sorted(redriven) == sorted(sweep.shards.values_list("id", flat=True))
+    sweep.refresh_from_db()
+    assert sweep.status == SweepStatus.DONE
+    assert sweep.accounts == 4
+    assert sweep_service.sweeps_redrive(older_than=timedelta(minutes=5)) == []
+
+
+def test_a_recent_sweep_is_left_to_its_tasks(four_accounts: dict[str, MarginAccount]) -> None:
+    sweep = sweep_start(shards=1, dispatch=False)
+    assert sweep_service.sweeps_redrive(older_than=timedelta(minutes=5)) == []
+    assert Sweep.objects.get(pk=sweep.pk).status == SweepStatus.RUNNING
