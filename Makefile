@@ -42,6 +42,7 @@ test: lint
 ## make bench: the benchmarks; each prints one JSON object on its last line (figures: bench/README.md)
 bench: install
 	$(PY) bench/sweep.py
+	$(PY) bench/cases.py
 
 ## make bench-full: also the 1,000,000-account book (time and peak memory); takes several minutes
 bench-full: bench

@@ -23,93 +23,13 @@ import argparse
 import json
 import math
 import os
-import platform
 import resource
-import statistics
 import sys
 import time
-from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-os.environ["DATABASE_URL"] = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/workout_bench")
-
-
-def _ensure_database(url: str) -> None:
-    import psycopg
-
-    name = url.rsplit("/", 1)[1]
-    admin = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone():
-            conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def _machine() -> dict[str, Any]:
-    cpu = "unknown"
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        for line in cpuinfo.read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    import numpy
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW server_version")
-        server = cursor.fetchone()[0]
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "memory_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
-        "python": platform.python_version(),
-        "numpy": numpy.__version__,
-        "postgresql": server,
-    }
-
-
-def _timed(fn: Any) -> tuple[float, Any]:
-    start = time.perf_counter()
-    value = fn()
-    return time.perf_counter() - start, value
-
-
-def _median_time(fn: Any, repeat: int) -> float:
-    return statistics.median(_timed(fn)[0] for _ in range(repeat))
-
-
-def _nudge_prices(step: int) -> None:
-    """A new price for every priced instrument, +/-0.5% alternating, so each sweep has new work. Then a VACUUM
-    of the risk state: sweeps here run back to back, where a deployment sweeps once a minute and autovacuum
-    (set eager on that table) cleans up in between; without it each run would pay for the previous runs'
-    dead rows."""
-    from django.db import connection
-    from django.utils import timezone
-
-    from accounts.models import Price
-
-    now = timezone.now() + timedelta(microseconds=step)
-    factor = Decimal("1.005") if step % 2 else Decimal("0.995")
-    latest: dict[int, Price] = {}
-    for price in Price.objects.order_by("instrument_id", "-time").distinct("instrument_id"):
-        latest[price.instrument_id] = price
-    Price.objects.bulk_create(
-        Price(
-            instrument_id=i,
-            time=now,
-            price=(p.price * factor).quantize(Decimal("1E-8")),
-            implied_volatility=p.implied_volatility,
-        )
-        for i, p in latest.items()
-    )
-    with connection.cursor() as cursor:
-        cursor.execute("VACUUM accounts_riskstate")
+from common import ensure_database, machine, median_time, nudge_prices, timed
 
 
 def orm_loop(account_ids: list[int]) -> float:
@@ -205,7 +125,7 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the book already in the bench database")
     args = parser.parse_args()
 
-    _ensure_database(os.environ["DATABASE_URL"])
+    ensure_database(os.environ["DATABASE_URL"])
     import django
 
     django.setup()
@@ -224,22 +144,22 @@ def main() -> None:
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
 
     if not (args.reuse and MarginAccount.objects.count() == args.accounts):
-        generate_s, book = _timed(lambda: demo_book_generate(accounts=args.accounts, seed=args.seed))
-        write_s, _counts = _timed(lambda: demo_book_write(book=book, replace=True))
+        generate_s, book = timed(lambda: demo_book_generate(accounts=args.accounts, seed=args.seed))
+        write_s, _counts = timed(lambda: demo_book_write(book=book, replace=True))
         figures["book_generate_s"], figures["book_write_s"] = round(generate_s, 3), round(write_s, 3)
         log(f"book: generated in {generate_s:.1f} s, written in {write_s:.1f} s")
         instrument_volatility_refresh()
     params = risk_params()
 
-    first_s, first = _timed(lambda: sweep_run())
+    first_s, first = timed(lambda: sweep_run())
     figures["first_sweep_s"] = round(first_s, 3)
     log(f"first sweep {first_s:.2f} s {first.band_counts}")
 
     def steady_sweeps(shards: int, workers: int) -> tuple[float, Any]:
         runs = []
         for step in range(3):
-            _nudge_prices(step)
-            elapsed, sweep = _timed(lambda: sweep_run(shards=shards, workers=workers))
+            nudge_prices(step)
+            elapsed, sweep = timed(lambda: sweep_run(shards=shards, workers=workers))
             runs.append((elapsed, sweep))
             log(f"steady sweep ({shards} shards, {workers} workers) {elapsed:.3f} s {sweep.timings}")
         return sorted(runs, key=lambda pair: pair[0])[1]  # the median of three
@@ -258,11 +178,11 @@ def main() -> None:
     figures["portfolio_accounts_share"] = round(float(loaded.book.accounts.portfolio.mean()), 3)
     figures["scenarios"] = params.grid.scenario_count
 
-    prepare_s, sharded = _timed(lambda: risk.ShardedBook.prepare(loaded.book, 2))
+    prepare_s, sharded = timed(lambda: risk.ShardedBook.prepare(loaded.book, 2))
     figures["prepare_s"] = round(prepare_s, 4)
-    figures["kernel_s"] = round(_median_time(lambda: sharded.evaluate(loaded.market, params), args.repeat), 4)
+    figures["kernel_s"] = round(median_time(lambda: sharded.evaluate(loaded.market, params), args.repeat), 4)
     single = risk.ShardedBook.prepare(loaded.book, 1)
-    figures["kernel_one_thread_s"] = round(_median_time(lambda: single.evaluate(loaded.market, params), args.repeat), 4)
+    figures["kernel_one_thread_s"] = round(median_time(lambda: single.evaluate(loaded.market, params), args.repeat), 4)
 
     live = LiveBook(loaded, params=params, shards=2)
     btc = next(
@@ -273,7 +193,7 @@ def main() -> None:
     base = float(loaded.market.price[list(loaded.instrument_ids).index(btc)])
     ticks = iter([base * (1 + 0.001 * ((k % 7) - 3)) for k in range(1000)])
     figures["incremental_s"] = round(
-        _median_time(lambda: live.remark(prices={btc: next(ticks)}), max(args.repeat, 10)), 4
+        median_time(lambda: live.remark(prices={btc: next(ticks)}), max(args.repeat, 10)), 4
     )
 
     if args.orm_accounts:
@@ -288,7 +208,7 @@ def main() -> None:
             Position.objects.filter(account_id__in=sample).count() / len(sample), 2
         )
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    figures["machine"] = _machine()
+    figures["machine"] = machine()
     figures["date"] = time.strftime("%Y-%m-%d")
     print(json.dumps(figures))
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 from django.db import connection
+from django.db.models import Model
 
 # PostgreSQL binary COPY: 11-byte signature, int32 flags, int32 header-extension length; trailer int16 -1.
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
@@ -110,3 +111,33 @@ def _python(value: Any) -> Any:
     if isinstance(item, float) and item != item:  # NaN travels as NULL on the plain path
         return None
     return item
+
+
+def bulk_update_fields(model: type[Model], objects: Sequence[Model], fields: Sequence[str]) -> None:
+    """Write `fields` of many objects in one statement. On PostgreSQL: UPDATE ... FROM unnest(one array per
+    column), whose cost grows with the rows; Django's bulk_update builds a CASE per row and field instead,
+    which takes seconds for a few thousand rows. Elsewhere: Django's bulk_update."""
+    if not objects:
+        return
+    if not is_postgresql():
+        model._default_manager.bulk_update(objects, fields, batch_size=500)
+        return
+    meta = model._meta
+    pk = meta.pk
+    assert pk is not None
+    columns = [meta.get_field(name) for name in fields]
+    types = [pk.db_type(connection)] + [column.db_type(connection) for column in columns]
+    values = [[pk.get_db_prep_save(o.pk, connection) for o in objects]] + [
+        [column.get_db_prep_save(getattr(o, column.attname), connection) for o in objects]  # type: ignore[union-attr]
+        for column in columns
+    ]
+    names = [pk.column] + [column.column for column in columns]  # type: ignore[union-attr]
+    assignments = ", ".join(f'"{name}" = v."{name}"' for name in names[1:])
+    arrays = ", ".join(f"CAST(%s AS {db_type}[])" for db_type in types)
+    aliases = ", ".join(f'"{name}"' for name in names)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'UPDATE "{meta.db_table}" AS t SET {assignments} FROM unnest({arrays}) AS v({aliases}) '
+            f'WHERE t."{pk.column}" = v."{pk.column}"',
+            values,
+        )

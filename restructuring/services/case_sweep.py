@@ -26,6 +26,7 @@ from django_fsm import TransitionNotAllowed
 
 from accounts.models import HealthBand, RiskState
 from core.audit import AuditEntry, audit_record_many
+from core.bulk import bulk_update_fields
 from core.money import DEFAULT_DECIMALS
 from restructuring.models import CURABLE_STATES, OPEN_STATES, CallBasis, Case, CaseState
 
@@ -79,10 +80,10 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
         for case in new_cases:  # the events name the case, so they are built once it has an id
             _entries_for_new(case, to_open[case.account_id], entries)
         changed = _escalate(escalating, now, entries) + _cure(curing, now, entries)
-        Case.objects.bulk_update(
-            changed,
-            ["state", "call_amount", "call_basis", "called_at", "deadline", "closed_at", "margin_ratio", "band"],
-        )
+        for case in changed:
+            case.updated_at = now  # auto_now is not applied by bulk writes
+        fields = ["state", "call_amount", "call_basis", "called_at", "deadline", "closed_at", "margin_ratio", "band"]
+        bulk_update_fields(Case, changed, [*fields, "updated_at"])
         audit_record_many(entries)
     moves = CaseMoves(
         opened=len(new_cases),
