@@ -213,3 +213,23 @@ def test_the_orders_of_a_position_add_up_to_it_exactly(btc: Instrument) -> None:
     assert len(quantities) == 13
     assert sum(quantities) == Decimal("1234.56789")
     assert quantities[-1] == Decimal("34.56789")
+
+
+def test_the_demo_desk_fills_every_open_plan(btc: Instrument) -> None:
+    from io import StringIO
+
+    from django.core.management import CommandError, call_command
+
+    account = _account("DESK", btc, quantity="10", loan="1100")
+    plan = case_liquidate(case_id=_margin_call_past_deadline(account).pk, reason="deadline")
+    out = StringIO()
+
+    call_command("liquidation_fill", "--all", stdout=out)
+
+    assert f"plan {plan.pk} (case {plan.case_id}): booked, realised 997.20, repaid 997.20, written off 102.80" in (
+        out.getvalue()
+    )
+    assert Case.objects.get(account=account).state == CaseState.WRITTEN_OFF
+    assert AuditEvent.objects.filter(action="case.write_off").get().system_actor == "demo-desk"
+    with pytest.raises(CommandError, match="name plan ids, or --all"):
+        call_command("liquidation_fill", "--all")
