@@ -42,7 +42,9 @@ from restructuring.models import (
     LiquidationOrder,
     LiquidationPlan,
     LiquidationStatus,
+    NotificationKind,
 )
+from restructuring.services.notifications import notification_enqueue
 
 DEADLINES_ACTOR = "deadlines"
 _LINEAR_DERIVATIVES = (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
@@ -216,6 +218,9 @@ def case_liquidate(
             impact_cost=plan_row.impact_cost,
             model_version=plan.model_version,
         )
+        notification_enqueue(
+            case=case, kind=NotificationKind.LIQUIDATION, payload={"reason": reason, "days": plan.days}
+        )
     return plan_row
 
 
@@ -371,8 +376,9 @@ def _settle(
     system_actor: str,
     now: datetime,
 ) -> None:
-    debt = (loan.principal + loan.accrued_interest) if loan is not None else Decimal(0)
-    repaid = min(account.cash, debt)
+    quantum = _quantum(account)
+    debt = ((loan.principal + loan.accrued_interest) if loan is not None else Decimal(0)).quantize(quantum)
+    repaid = min(account.cash, debt).quantize(quantum)
     account.cash -= repaid
     if loan is not None:
         to_interest = min(repaid, loan.accrued_interest)
@@ -401,5 +407,6 @@ def _settle(
             reason=reason,
             **amounts,
         )
+    notification_enqueue(case=case, kind=NotificationKind(case.state), payload=amounts)  # liquidated or written off
     if loan is not None and loan.principal == 0 and loan.accrued_interest == 0:
         loan.status = LoanStatus.CLOSED
