@@ -66,8 +66,10 @@ def prices_shock(*, moves: Mapping[str, Decimal], at: datetime | None = None, on
             raise ShockError(
                 f"{symbol}: a move of {percent_text(fraction)} would take the price to zero or below", symbol=symbol
             )
+    # FOR NO KEY UPDATE: concurrent shocks of one instrument queue up, while rows that merely reference it
+    # (prices, positions, orders: their foreign-key checks take KEY SHARE) are not held up.
     instruments = (
-        Instrument.objects.select_for_update(of=("self",))
+        Instrument.objects.select_for_update(of=("self",), no_key=True)
         .select_related("underlying")
         .in_bulk(list(moves), field_name="symbol")
     )
@@ -141,7 +143,7 @@ def _derivatives_following(
     """Perpetuals and futures on a moved spot asset take the same move, unless they are named themselves."""
     spots = {instrument.pk: symbol for symbol, instrument in moved.items() if instrument.kind == InstrumentKind.SPOT}
     derivatives = (
-        Instrument.objects.select_for_update()
+        Instrument.objects.select_for_update(no_key=True)
         .filter(underlying_id__in=spots, kind__in=[InstrumentKind.PERPETUAL, InstrumentKind.FUTURE])
         .exclude(symbol__in=moved)
         .order_by("symbol")

@@ -42,9 +42,7 @@ from restructuring.models import (
     LiquidationOrder,
     LiquidationPlan,
     LiquidationStatus,
-    NotificationKind,
 )
-from restructuring.services.notifications import notification_enqueue
 
 DEADLINES_ACTOR = "deadlines"
 _LINEAR_DERIVATIVES = (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
@@ -218,9 +216,6 @@ def case_liquidate(
             impact_cost=plan_row.impact_cost,
             model_version=plan.model_version,
         )
-        notification_enqueue(
-            case=case, kind=NotificationKind.LIQUIDATION, payload={"reason": reason, "days": plan.days}
-        )
     return plan_row
 
 
@@ -320,9 +315,11 @@ def liquidation_book(
         unknown = set(given) - {o.pk for o in orders}
         if unknown:
             raise ValidationError(f"plan {plan_id}: no open order {sorted(unknown)}", plan_id=plan_id)
+        # of=("self",): a joined FOR UPDATE would also lock the shared Instrument rows, which other accounts'
+        # transactions need (foreign-key checks of their new orders) while this one waits for the audit lock.
         positions = {
             p.pk: p
-            for p in Position.objects.select_for_update()
+            for p in Position.objects.select_for_update(of=("self",))
             .select_related("instrument")
             .filter(pk__in=[o.position_id for o in orders if o.pk in given])
         }
@@ -407,6 +404,5 @@ def _settle(
             reason=reason,
             **amounts,
         )
-    notification_enqueue(case=case, kind=NotificationKind(case.state), payload=amounts)  # liquidated or written off
     if loan is not None and loan.principal == 0 and loan.accrued_interest == 0:
         loan.status = LoanStatus.CLOSED
