@@ -88,6 +88,7 @@ from django.apps import apps
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, models, transaction
 from django.utils import timezone
+from psycopg.types.json import Jsonb
 
 from core.errors import ValidationError
 from core.models import GENESIS_HASH, AuditEvent
@@ -181,7 +182,49 @@ def audit_record_many(entries: Sequence[AuditEntry]) -> list[AuditEvent]:
         values = {**row, "sequence": sequence, "created_at": created_at, "previous_hash": previous_hash}
         previous_hash = audit_hash(values)
         events.append(AuditEvent(**values, hash=previous_hash))
-    return AuditEvent.objects.bulk_create(events)
+    if connection.vendor != "postgresql":
+        return AuditEvent.objects.bulk_create(events)
+    _copy_events(events)
+    return events
+
+
+_COPIED_FIELDS = (
+    "sequence",
+    "created_at",
+    "actor_id",
+    "system_actor",
+    "action",
+    "object_type",
+    "object_id",
+    "account_id",
+    "from_state",
+    "to_state",
+    "reason",
+    "payload",
+    "previous_hash",
+    "hash",
+)
+
+
+def _copy_events(events: list[AuditEvent]) -> None:
+    """COPY the events in (a sweep appends thousands at once: Django's bulk_create spends most of its time
+    preparing values in Python), then read their ids back in one query."""
+    columns = ", ".join(f'"{name}"' for name in _COPIED_FIELDS)  # the column names are the attribute names
+    with (
+        connection.cursor() as cursor,
+        cursor.cursor.copy(f'COPY "{AuditEvent._meta.db_table}" ({columns}) FROM STDIN') as copy,
+    ):
+        for event in events:
+            copy.write_row([Jsonb(getattr(event, n)) if n == "payload" else getattr(event, n) for n in _COPIED_FIELDS])
+    ids = dict(
+        AuditEvent.objects.filter(sequence__gte=events[0].sequence, sequence__lte=events[-1].sequence).values_list(
+            "sequence", "id"
+        )
+    )
+    for event in events:
+        event.pk = ids[event.sequence]
+        event._state.adding = False
+        event._state.db = "default"
 
 
 def audit_verify(*, batch_size: int = 10_000) -> AuditVerification:
