@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import F, Q
 
@@ -46,10 +47,25 @@ class Client(models.Model):
     # Liquid resources the client declares outside this book (in USD): feeds loss capacity.
     external_capacity = money_field(default=Decimal(0))
     created_at = models.DateTimeField(auto_now_add=True)
+    # Where case notifications go (restructuring/services/notifications.py); each channel only when set.
+    # Database defaults too, so that bulk writers (COPY) that do not name these columns still load.
+    email = models.EmailField(blank=True, default="", db_default="")
+    webhook_url = models.URLField(
+        max_length=2000,
+        blank=True,
+        default="",
+        db_default="",
+        validators=[URLValidator(schemes=["https", "http"])],
+    )
+    # The HMAC-SHA256 key of the webhook signature. Stored as given, not hashed: signing needs the key itself.
+    webhook_secret = models.CharField(max_length=200, blank=True, default="", db_default="")
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(external_capacity__gte=0), name="client_external_capacity_gte_0"),
+            models.CheckConstraint(
+                condition=Q(webhook_url="") | ~Q(webhook_secret=""), name="client_webhook_has_secret"
+            ),
         ]
 
     def __str__(self) -> str:

@@ -156,6 +156,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "restructuring.tasks.deadlines_run_task",
         "schedule": env.float("WORKOUT_DEADLINES_EVERY_SECONDS", default=60.0),
     },
+    "notifications": {
+        "task": "restructuring.tasks.notifications_drain_task",
+        "schedule": env.float("WORKOUT_NOTIFICATIONS_EVERY_SECONDS", default=60.0),
+    },
 }
 
 LOGGING = {
@@ -216,3 +220,27 @@ WORKOUT_LIQUIDATION_MAX_DAYS = env.int("WORKOUT_LIQUIDATION_MAX_DAYS", default=3
 # Tasks queued (on commit) when a sweep finishes, each called with sweep_id: the book does not import the
 # workflow that is built on it.
 WORKOUT_AFTER_SWEEP_TASKS = ["restructuring.tasks.cases_apply_risk_task"]
+
+# --- Workout: notifications to clients (restructuring/services/notifications.py) ---
+# Email through Django's backend: the console in DEBUG (the demo prints them), SMTP otherwise; tests use locmem.
+EMAIL_BACKEND = env.str(
+    "EMAIL_BACKEND",
+    default="django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=25)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=False)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="workout@localhost")
+# A reminder this many hours before a margin call's deadline.
+WORKOUT_REMINDER_BEFORE_HOURS = env.float("WORKOUT_REMINDER_BEFORE_HOURS", default=4.0)
+# A webhook call that takes longer fails (and is retried).
+WORKOUT_WEBHOOK_TIMEOUT_SECONDS = env.float("WORKOUT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# A failed send is retried after 1, 2, 4, ... times the first wait, capped; after the last attempt it is failed.
+WORKOUT_NOTIFICATION_MAX_ATTEMPTS = env.int("WORKOUT_NOTIFICATION_MAX_ATTEMPTS", default=8)
+WORKOUT_NOTIFICATION_RETRY_SECONDS = env.float("WORKOUT_NOTIFICATION_RETRY_SECONDS", default=60.0)
+WORKOUT_NOTIFICATION_RETRY_MAX_SECONDS = env.float("WORKOUT_NOTIFICATION_RETRY_MAX_SECONDS", default=3600.0)

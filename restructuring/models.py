@@ -208,3 +208,76 @@ class LiquidationOrder(models.Model):
 
     def __str__(self) -> str:
         return f"order {self.sequence} of plan {self.plan_id}: {self.quantity} of {self.instrument_id}"
+
+
+# --------------------------------------------------------------------------------------------- notifications
+
+
+class NotificationKind(models.TextChoices):
+    MARGIN_CALL = "margin_call", "Margin call"
+    DEADLINE_REMINDER = "deadline_reminder", "Margin call deadline reminder"
+    OFFER = "offer", "Offer of restructured terms"
+    LIQUIDATION = "liquidation", "Liquidation started"
+    CURED = "cured", "Outcome: cured"
+    LIQUIDATED = "liquidated", "Outcome: liquidated"
+    WRITTEN_OFF = "written_off", "Outcome: written off"
+
+
+class NotificationChannel(models.TextChoices):
+    EMAIL = "email", "Email"
+    WEBHOOK = "webhook", "Webhook"
+
+
+class NotificationStatus(models.TextChoices):
+    PENDING = "pending", "Pending: to be sent (or being sent)"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed: gave up after the last attempt"
+
+
+class Notification(models.Model):
+    """The outbox: one message to one client channel, written in the transaction of the transition it tells
+    of (so a rollback leaves none) and sent after commit by a task, or by the drain beat when the broker was
+    down. `next_attempt_at` is when the row may next be claimed: a sender pushes it forward by a lease while
+    it sends, and by the backoff after a failure. See restructuring/services/notifications.py."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="notifications")
+    kind = models.CharField(max_length=17, choices=NotificationKind.choices)
+    channel = models.CharField(max_length=7, choices=NotificationChannel.choices)
+    # The email address or webhook URL, as the client had it when the notification was enqueued.
+    recipient = models.CharField(max_length=2000)
+    # Distinguishes two events of one kind on one case (e.g. the deadline a reminder is for); "" when a kind
+    # happens at most once per case.
+    dedupe_key = models.CharField(max_length=64, blank=True, default="")
+    payload = models.JSONField(default=dict)  # what the message says; JSON-native (amounts as strings)
+    status = models.CharField(max_length=7, choices=NotificationStatus.choices, default=NotificationStatus.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case", "kind", "channel", "dedupe_key"], name="notification_once_per_event_channel"
+            ),
+            models.CheckConstraint(condition=Q(kind__in=NotificationKind.values), name="notification_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(channel__in=NotificationChannel.values), name="notification_channel_valid"
+            ),
+            models.CheckConstraint(condition=Q(status__in=NotificationStatus.values), name="notification_status_valid"),
+            models.CheckConstraint(
+                condition=Q(sent_at__isnull=True) | Q(status=NotificationStatus.SENT), name="notification_sent_at_sent"
+            ),
+        ]
+        # The drain's claim: pending rows whose time has come, oldest first.
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                condition=Q(status=NotificationStatus.PENDING),
+                name="notification_pending_due_idx",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.channel} for case {self.case_id} ({self.status})"

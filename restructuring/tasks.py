@@ -7,6 +7,7 @@ from django.db import OperationalError
 
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.liquidation import deadlines_run
+from restructuring.services.notifications import notifications_drain, notifications_remind_deadlines, notifications_send
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
@@ -19,3 +20,18 @@ def cases_apply_risk_task(*, sweep_id: int) -> dict[str, int]:
 def deadlines_run_task() -> list[int]:
     """Idempotent: a case already liquidating is left as it is."""
     return deadlines_run()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
+def notifications_send_task(*, notification_ids: list[int]) -> dict[str, int]:
+    """Queued on commit by the service that enqueued the notifications. Delivered twice, it sends once: a row is
+    claimed by one sender at a time and a sent row is never sent again."""
+    return notifications_send(notification_ids=notification_ids).as_dict()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
+def notifications_drain_task() -> dict[str, int]:
+    """The beat, every minute: enqueue the deadline reminders that are due, then send whatever is pending and
+    due (rows whose on-commit task was lost with the broker, retries whose time has come)."""
+    reminded = notifications_remind_deadlines()
+    return {"reminded": reminded, **notifications_drain().as_dict()}

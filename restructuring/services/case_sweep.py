@@ -29,6 +29,7 @@ from core.audit import AuditEntry, audit_record_many
 from core.bulk import bulk_update_fields
 from core.money import DEFAULT_DECIMALS
 from restructuring.models import CURABLE_STATES, OPEN_STATES, CallBasis, Case, CaseState
+from restructuring.services.notifications import notifications_enqueue_for_cases
 
 logger = logging.getLogger(__name__)
 
@@ -85,6 +86,7 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
         fields = ["state", "call_amount", "call_basis", "called_at", "deadline", "closed_at", "margin_ratio", "band"]
         bulk_update_fields(Case, changed, [*fields, "updated_at"])
         audit_record_many(entries)
+        notifications_enqueue_for_cases(cases=[*new_cases, *changed])
     moves = CaseMoves(
         opened=len(new_cases),
         margin_calls=sum(1 for e in entries if e.action == "case.margin_call"),

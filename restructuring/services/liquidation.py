@@ -42,7 +42,9 @@ from restructuring.models import (
     LiquidationOrder,
     LiquidationPlan,
     LiquidationStatus,
+    NotificationKind,
 )
+from restructuring.services.notifications import notification_enqueue
 
 DEADLINES_ACTOR = "deadlines"
 _LINEAR_DERIVATIVES = (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
@@ -215,6 +217,9 @@ def case_liquidate(
             expected_proceeds=plan_row.expected_proceeds,
             impact_cost=plan_row.impact_cost,
             model_version=plan.model_version,
+        )
+        notification_enqueue(
+            case=case, kind=NotificationKind.LIQUIDATION, payload={"reason": reason, "days": plan.days}
         )
     return plan_row
 
@@ -404,5 +409,6 @@ def _settle(
             reason=reason,
             **amounts,
         )
+    notification_enqueue(case=case, kind=NotificationKind(case.state), payload=amounts)  # liquidated or written off
     if loan is not None and loan.principal == 0 and loan.accrued_interest == 0:
         loan.status = LoanStatus.CLOSED
