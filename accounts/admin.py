@@ -13,7 +13,7 @@ class ClientGroupAdmin(admin.ModelAdmin):
 
 @admin.register(models.Client)
 class ClientAdmin(admin.ModelAdmin):
-    list_display = ["code", "name", "credit_tier", "group", "external_capacity"]
+    list_display = ["code", "name", "credit_tier", "group", "external_capacity", "email"]
     list_filter = ["credit_tier"]
     list_select_related = ["group"]
     search_fields = ["code", "name"]
