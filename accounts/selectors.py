@@ -129,11 +129,12 @@ def latest_prices_load(*, instrument_ids: np.ndarray, as_of: datetime) -> tuple[
         [as_of, as_of],
         ["int8", "float8", "float8"],
     )
-    index = np.searchsorted(instrument_ids, ids)
+    asked = np.isin(ids, instrument_ids)  # the query reads every instrument; keep those asked for
+    index = np.searchsorted(instrument_ids, ids[asked])
     prices = np.full(len(instrument_ids), np.nan)
     implied_vols = np.full(len(instrument_ids), np.nan)
-    prices[index] = price
-    implied_vols[index] = implied
+    prices[index] = price[asked]
+    implied_vols[index] = implied[asked]
     return prices, implied_vols
 
 

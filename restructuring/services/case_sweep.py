@@ -21,6 +21,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
@@ -72,7 +73,13 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
         if connection.vendor == "postgresql":
             with connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_xact_lock(%s)", [_LOCK_KEY])
-        to_open = _risks(RiskState.objects.filter(band__in=_DISTRESSED).exclude(account__cases__state__in=OPEN_STATES))
+        # A risk state acts only on what it has seen: not on an account whose last case closed after it was
+        # computed (a liquidation settled since), nor on a case changed since (below).
+        to_open = _risks(
+            RiskState.objects.filter(band__in=_DISTRESSED)
+            .exclude(account__cases__state__in=OPEN_STATES)
+            .exclude(account__cases__closed_at__gte=F("computed_at"))
+        )
         escalating = _open_cases(CaseState.WARNING, _BELOW_MAINTENANCE)
         curing = _open_cases(CURABLE_STATES, (HealthBand.HEALTHY,))
         entries: list[AuditEntry] = []
@@ -113,7 +120,7 @@ def _open_cases(states: object, bands: tuple[str, ...]) -> list[tuple[Case, _Ris
     states = [states] if isinstance(states, str) else list(states)  # type: ignore[call-overload]
     cases = list(
         Case.objects.select_for_update(of=("self",))
-        .filter(state__in=states, account__risk__band__in=bands)
+        .filter(state__in=states, account__risk__band__in=bands, account__risk__computed_at__gt=F("updated_at"))
         .order_by("pk")
     )
     risks = _risks(RiskState.objects.filter(account_id__in=[c.account_id for c in cases]))

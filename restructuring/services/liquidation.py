@@ -15,6 +15,7 @@ every order at its expected price). Money moves in Decimal, rounded to the accou
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Mapping
 from dataclasses import asdict
@@ -46,12 +47,21 @@ from restructuring.models import (
 )
 from restructuring.services.notifications import notification_enqueue
 
+logger = logging.getLogger(__name__)
+
 DEADLINES_ACTOR = "deadlines"
 _LINEAR_DERIVATIVES = (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
 
 
 class CaseTransitionError(ConflictError):
     code = "case_transition_not_allowed"
+
+
+class LiquidationPlanError(ValidationError):
+    """The account cannot be liquidated as the parameters allow (too illiquid for the allowed days, no price):
+    the case stays where it was and needs an officer."""
+
+    code = "liquidation_not_plannable"
 
 
 def _quantum(account: MarginAccount) -> Decimal:
@@ -178,7 +188,10 @@ def case_liquidate(
             impact_coefficient=settings.WORKOUT_IMPACT_COEFFICIENT,
             max_days=settings.WORKOUT_LIQUIDATION_MAX_DAYS,
         )
-        plan = liquidation.liquidation_plan(holdings, params)
+        try:
+            plan = liquidation.liquidation_plan(holdings, params)
+        except ValueError as exc:  # e.g. a position too large to sell within the allowed days
+            raise LiquidationPlanError(f"case {case_id}: no liquidation plan: {exc}", case_id=case_id) from None
         quantum = _quantum(case.account)
         plan_row = LiquidationPlan.objects.create(
             case=case,
@@ -243,8 +256,9 @@ def _slice_quantities(plan: liquidation.LiquidationPlan, positions: list[Positio
 
 
 def deadlines_run(*, now: datetime | None = None) -> list[int]:
-    """Margin calls past their deadline plus the grace period go to liquidation, each in its own transaction
-    (one case failing does not hold up the others). Returns the ids of the cases moved."""
+    """Margin calls past their deadline plus the grace period go to liquidation, each in its own transaction:
+    a case that cannot be planned (too illiquid for the allowed days, no price) stays in margin call, is
+    logged for an officer, and does not hold up the others. Returns the ids of the cases this run moved."""
     now = now or timezone.now()
     cutoff = now - timedelta(hours=settings.WORKOUT_LIQUIDATION_GRACE_HOURS)
     due = list(
@@ -255,10 +269,14 @@ def deadlines_run(*, now: datetime | None = None) -> list[int]:
     moved = []
     for case_id in due:
         try:
-            case_liquidate(case_id=case_id, reason="margin call deadline passed", now=now)
+            plan = case_liquidate(case_id=case_id, reason="margin call deadline passed", now=now)
         except CaseTransitionError:  # moved on meanwhile (cured, proposed...): not due any more
             continue
-        moved.append(case_id)
+        except ValidationError as exc:
+            logger.error("deadline of case %s passed but it cannot be liquidated: %s", case_id, exc)
+            continue
+        if plan.created_at == now:  # not a plan another run made first
+            moved.append(case_id)
     return moved
 
 

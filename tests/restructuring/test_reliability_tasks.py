@@ -145,7 +145,8 @@ def test_tasks_outliving_the_visibility_timeout_are_delivered_again_with_their_e
         {"opened": 2, "margin_calls": 2, "cured": 0},
     ]
     assert Case.objects.filter(account__code__startswith="NEW").count() == 2
-    assert [set(result) for result in deadlines_results] == [set(due), set(due)]
+    # (deadlines_run reports the cases it moved itself: the second delivery found them liquidating already)
+    assert sorted((set(result) for result in deadlines_results), key=len) == [set(), set(due)]
     assert _liquidating() == set(due)
     assert _liquidate_events() == len(due)
     assert_invariants()
