@@ -75,6 +75,10 @@ class Case(ConcurrentTransitionMixin, models.Model):
             ),
         ]
         indexes = [models.Index(fields=["state", "deadline"], name="case_state_deadline_idx")]
+        permissions = [
+            ("liquidate_case", "Can send a case to liquidation"),
+            ("book_liquidation", "Can book liquidation fills"),
+        ]
 
     def __str__(self) -> str:
         return f"case {self.pk} ({self.state}) on {self.account_id}"
@@ -144,6 +148,7 @@ class Case(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=[CaseState.MARGIN_CALL, CaseState.PROPOSED, CaseState.OFFERED, CaseState.DEFAULTED],
         target=CaseState.LIQUIDATING,
+        permission="restructuring.liquidate_case",  # checked when an officer acts; the deadline task is the system
     )
     def liquidate(self) -> None:
         pass

@@ -24,7 +24,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -34,7 +34,7 @@ from accounts import risk
 from accounts.models import InstrumentKind, LoanStatus, MarginAccount, MarginLoan, Position, ScenarioClass
 from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
 from core.audit import AuditEntry, audit_record
-from core.errors import ConflictError, ValidationError
+from core.errors import ConflictError, ValidationError, WorkoutError
 from core.money import DEFAULT_DECIMALS
 from restructuring import liquidation
 from restructuring.models import (
@@ -55,6 +55,10 @@ _LINEAR_DERIVATIVES = (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
 
 class CaseTransitionError(ConflictError):
     code = "case_transition_not_allowed"
+
+
+class PermissionDeniedError(WorkoutError):
+    code = "permission_denied"
 
 
 class LiquidationPlanError(ValidationError):
@@ -78,7 +82,7 @@ def _audit(
     action: str,
     before: str,
     *,
-    actor: AbstractBaseUser | None,
+    actor: AbstractUser | None,
     system_actor: str,
     reason: str,
     **payload: object,
@@ -163,7 +167,7 @@ def case_liquidate(
     *,
     case_id: int,
     reason: str,
-    actor: AbstractBaseUser | None = None,
+    actor: AbstractUser | None = None,
     system_actor: str = DEADLINES_ACTOR,
     now: datetime | None = None,
 ) -> LiquidationPlan:
@@ -172,6 +176,10 @@ def case_liquidate(
     now = now or timezone.now()
     with transaction.atomic():
         case = Case.objects.select_for_update(of=("self",)).select_related("account").get(pk=case_id)
+        # The permission itself, not has_transition_perm: that also answers no when the state has no such edge,
+        # which is a conflict (or, when already liquidating, the plan back), not a refusal of the officer.
+        if actor is not None and not actor.has_perm("restructuring.liquidate_case"):
+            raise PermissionDeniedError(f"{actor} may not send case {case_id} to liquidation", case_id=case_id)
         if case.state == CaseState.LIQUIDATING:
             return case.liquidation_plan
         before = case.state
@@ -318,7 +326,7 @@ def liquidation_book(
     *,
     plan_id: int,
     fills: Mapping[int, tuple[Decimal, Decimal]] | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: AbstractUser | None = None,
     system_actor: str = "liquidation",
     now: datetime | None = None,
 ) -> LiquidationPlan:
@@ -326,6 +334,8 @@ def liquidation_book(
     fills every unfilled order at its expected price (the demo). When every order is filled, the loan is
     repaid from cash and the case ends LIQUIDATED, or WRITTEN_OFF with the shortfall."""
     now = now or timezone.now()
+    if actor is not None and not actor.has_perm("restructuring.book_liquidation"):
+        raise PermissionDeniedError(f"{actor} may not book liquidation fills", plan_id=plan_id)
     with transaction.atomic():
         plan = LiquidationPlan.objects.select_for_update().get(pk=plan_id)
         if plan.status == LiquidationStatus.BOOKED:
@@ -392,7 +402,7 @@ def _settle(
     account: MarginAccount,
     loan: MarginLoan | None,
     *,
-    actor: AbstractBaseUser | None,
+    actor: AbstractUser | None,
     system_actor: str,
     now: datetime,
 ) -> None:

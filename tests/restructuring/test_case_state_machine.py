@@ -36,7 +36,6 @@ from unittest import mock
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.contrib.auth.models import AbstractBaseUser, AbstractUser, Permission
 from django.db import transaction
 from django.db.models import F

@@ -233,3 +233,45 @@ def test_the_demo_desk_fills_every_open_plan(btc: Instrument) -> None:
     assert AuditEvent.objects.filter(action="case.write_off").get().system_actor == "demo-desk"
     with pytest.raises(CommandError, match="name plan ids, or --all"):
         call_command("liquidation_fill", "--all")
+
+
+def _officer(*permissions: str) -> object:
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    user = get_user_model().objects.create_user(username=f"officer-{len(permissions)}")
+    user.user_permissions.set(Permission.objects.filter(codename__in=permissions))
+    return get_user_model().objects.get(pk=user.pk)  # a fresh instance: permissions are cached per instance
+
+
+def test_an_officer_without_the_permission_cannot_liquidate(btc: Instrument) -> None:
+    from restructuring.services.liquidation import PermissionDeniedError
+
+    account = _account("PERM", btc, quantity="10", loan="750")
+    case = _margin_call_past_deadline(account)
+    clerk = _officer()
+
+    with pytest.raises(PermissionDeniedError, match=f"may not send case {case.pk} to liquidation"):
+        case_liquidate(case_id=case.pk, reason="officer", actor=clerk)  # type: ignore[arg-type]
+
+    assert Case.objects.get(pk=case.pk).state == CaseState.MARGIN_CALL
+    assert not AuditEvent.objects.filter(action="case.liquidate").exists()
+
+
+def test_an_officer_with_the_permissions_liquidates_and_books_in_their_name(btc: Instrument) -> None:
+    from restructuring.services.liquidation import PermissionDeniedError
+
+    account = _account("OFFICER", btc, quantity="10", loan="750")
+    case = _margin_call_past_deadline(account)
+    officer = _officer("liquidate_case")
+
+    plan = case_liquidate(case_id=case.pk, reason="client unreachable", actor=officer)  # type: ignore[arg-type]
+
+    event = AuditEvent.objects.get(action="case.liquidate")
+    assert (event.actor_id, event.system_actor, event.reason) == (officer.pk, "", "client unreachable")  # type: ignore[attr-defined]
+    # booking fills is a permission of its own
+    with pytest.raises(PermissionDeniedError, match="may not book liquidation fills"):
+        liquidation_book(plan_id=plan.pk, actor=officer)  # type: ignore[arg-type]
+    desk = _officer("liquidate_case", "book_liquidation")
+    liquidation_book(plan_id=plan.pk, actor=desk)  # type: ignore[arg-type]
+    assert Case.objects.get(pk=case.pk).state == CaseState.LIQUIDATED
