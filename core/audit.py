@@ -188,22 +188,7 @@ def audit_record_many(entries: Sequence[AuditEntry]) -> list[AuditEvent]:
     return events
 
 
-_COPIED_FIELDS = (
-    "sequence",
-    "created_at",
-    "actor_id",
-    "system_actor",
-    "action",
-    "object_type",
-    "object_id",
-    "account_id",
-    "from_state",
-    "to_state",
-    "reason",
-    "payload",
-    "previous_hash",
-    "hash",
-)
+_COPIED_FIELDS = (*_HASHED_FIELDS, "hash")  # a COPY row: what the hash covers, and the hash
 
 
 def _copy_events(events: list[AuditEvent]) -> None:

@@ -109,8 +109,7 @@ def sweep_run(*, as_of: datetime | None = None, shards: int = 1, workers: int = 
     shard_ids = list(sweep.shards.order_by("account_id_from").values_list("id", flat=True))
     if workers > 1:
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="sweep") as pool:
-            for _done in pool.map(_shard_run_in_thread, shard_ids):
-                pass
+            list(pool.map(_shard_run_in_thread, shard_ids))  # waits for every shard; re-raises a shard's error
     else:
         for shard_id in shard_ids:
             _shard_run_here(shard_id)
