@@ -239,6 +239,26 @@ def black_scholes(
     return _BlackScholesLegs(strike, years, rate, carry, volatility, is_call).value(spot)
 
 
+def black_scholes_legs(
+    strike: Float | float,
+    years: Float | float,
+    rate: float,
+    carry: Float | float,
+    volatility: Float | float,
+    is_call: Bool | bool,
+) -> _BlackScholesLegs:
+    """The spot-independent parts of Black-Scholes-Merton for options whose terms broadcast to a small shape
+    (e.g. one row per date): `.value(spot)` then broadcasts them against many spots (e.g. paths) cheaply."""
+    strike, years, carry, volatility, is_call = np.broadcast_arrays(
+        np.asarray(strike, dtype=np.float64),
+        np.asarray(years, dtype=np.float64),
+        np.asarray(carry, dtype=np.float64),
+        np.asarray(volatility, dtype=np.float64),
+        np.asarray(is_call, dtype=np.bool_),
+    )
+    return _BlackScholesLegs(strike, years, rate, carry, volatility, is_call)
+
+
 class _BlackScholesLegs:
     """The parts of Black-Scholes-Merton that do not depend on the spot, computed once, so an option can be
     revalued at many spots cheaply. Uses w = +1 (call) / -1 (put): V = w (S e^{-qT} N(w d1) - K e^{-rT} N(w d2))."""

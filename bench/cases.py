@@ -109,6 +109,11 @@ def main() -> None:
         demo_book_write(book=demo_book_generate(accounts=args.accounts, seed=args.seed), replace=True)
     _truncate_workflow()
     settings.WORKOUT_AFTER_SWEEP_TASKS = []  # the cases are applied, and timed, explicitly below
+    from config.celery import app
+
+    # The feasibility the new margin calls queue is the workers' work (bench/feasibility.py), not the sweep's:
+    # here it is published (to the in-memory broker when none is configured), not run in process.
+    app.conf.task_always_eager = False
 
     standing_s, _ = timed(lambda: cases_apply_risk(sweep_id=sweep_run(shards=2, workers=2).pk))
     figures["standing_cases"] = AuditEvent.objects.filter(action="case.open").count()

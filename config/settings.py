@@ -160,6 +160,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "restructuring.tasks.notifications_drain_task",
         "schedule": env.float("WORKOUT_NOTIFICATIONS_EVERY_SECONDS", default=60.0),
     },
+    "feasibility-redrive": {
+        "task": "restructuring.tasks.feasibility_redrive_task",
+        "schedule": env.float("WORKOUT_FEASIBILITY_REDRIVE_EVERY_SECONDS", default=300.0),
+    },
 }
 
 LOGGING = {
@@ -217,6 +221,36 @@ WORKOUT_LIQUIDATION_GRACE_HOURS = env.float("WORKOUT_LIQUIDATION_GRACE_HOURS", d
 WORKOUT_LIQUIDATION_PARTICIPATION = env.float("WORKOUT_LIQUIDATION_PARTICIPATION", default=0.10)
 WORKOUT_IMPACT_COEFFICIENT = env.float("WORKOUT_IMPACT_COEFFICIENT", default=0.7)
 WORKOUT_LIQUIDATION_MAX_DAYS = env.int("WORKOUT_LIQUIDATION_MAX_DAYS", default=30)
+# --- Workout: feasibility (restructuring/feasibility.py; README "Feasibility") ---
+# Monte Carlo paths, liquidation horizon in trading days, the lender's discount rate (annual, monthly
+# compounding), the real-world drift of prices (annual, 0: no view), the stress for days-to-default (the price
+# trends against the account at this many daily volatilities a day), optional Merton jumps (per year; log-jump
+# mean and volatility), the longest term valued, and correlation: estimated from this many days of closes,
+# pairs with too little common history taking the configured value.
+WORKOUT_FEASIBILITY_PATHS = env.int("WORKOUT_FEASIBILITY_PATHS", default=10_000)
+WORKOUT_FEASIBILITY_HORIZON_DAYS = env.int("WORKOUT_FEASIBILITY_HORIZON_DAYS", default=30)
+WORKOUT_FEASIBILITY_DISCOUNT_RATE = env.float("WORKOUT_FEASIBILITY_DISCOUNT_RATE", default=0.08)
+WORKOUT_FEASIBILITY_DRIFT_ANNUAL = env.float("WORKOUT_FEASIBILITY_DRIFT_ANNUAL", default=0.0)
+WORKOUT_FEASIBILITY_STRESSED_DRIFT_SIGMAS = env.float("WORKOUT_FEASIBILITY_STRESSED_DRIFT_SIGMAS", default=0.2)
+WORKOUT_FEASIBILITY_JUMP_INTENSITY = env.float("WORKOUT_FEASIBILITY_JUMP_INTENSITY", default=0.0)
+WORKOUT_FEASIBILITY_JUMP_MEAN = env.float("WORKOUT_FEASIBILITY_JUMP_MEAN", default=-0.05)
+WORKOUT_FEASIBILITY_JUMP_VOLATILITY = env.float("WORKOUT_FEASIBILITY_JUMP_VOLATILITY", default=0.10)
+WORKOUT_FEASIBILITY_MAX_TERM_MONTHS = env.int("WORKOUT_FEASIBILITY_MAX_TERM_MONTHS", default=36)
+WORKOUT_FEASIBILITY_CORRELATION_DAYS = env.int("WORKOUT_FEASIBILITY_CORRELATION_DAYS", default=90)
+WORKOUT_FEASIBILITY_DEFAULT_CORRELATION = env.float("WORKOUT_FEASIBILITY_DEFAULT_CORRELATION", default=0.5)
+# The client's own chance of missing a monthly payment, by credit tier (a re-default hazard).
+WORKOUT_FEASIBILITY_MONTHLY_MISS = {"A": 0.002, "B": 0.005, "C": 0.01, "D": 0.02}
+# Cases computed per task when many enter margin call at once.
+WORKOUT_FEASIBILITY_BATCH = env.int("WORKOUT_FEASIBILITY_BATCH", default=25)
+# The terms every case is valued under before the rules propose their own (restructuring/terms.py fields).
+WORKOUT_FEASIBILITY_CANDIDATES = {
+    "extend_12m": {"term_months": 12},
+    "extend_24m": {"term_months": 24},
+    "interest_only_6m": {"term_months": 6, "kind": "interest_only"},
+    "top_up_extend_12m": {"term_months": 12, "collateral_to_add": "call_amount"},
+    "reduce_half_extend_12m": {"term_months": 12, "reduce_all_fraction": "0.5"},
+}
+
 # Tasks queued (on commit) when a sweep finishes, each called with sweep_id: the book does not import the
 # workflow that is built on it.
 WORKOUT_AFTER_SWEEP_TASKS = ["restructuring.tasks.cases_apply_risk_task"]

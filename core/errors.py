@@ -58,3 +58,9 @@ class ImportFileError(ValidationError):
 
 class ConflictError(WorkoutError):
     code = "conflict"
+
+
+class NotFoundError(WorkoutError):
+    """The object named does not exist (or is not the caller's to see)."""
+
+    code = "not_found"

@@ -286,3 +286,48 @@ class Notification(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.channel} for case {self.case_id} ({self.status})"
+
+
+class FeasibilityTrigger(models.TextChoices):
+    MARGIN_CALL = "margin_call", "The case entered margin call"
+    ON_DEMAND = "on_demand", "Asked for by an officer or a command"
+
+
+class FeasibilityReport(models.Model):
+    """One feasibility computation of a case (restructuring/feasibility.py): everything needed to reproduce it
+    (seeds, parameters, inputs, model version) and what it found, with the Monte Carlo standard errors.
+
+    `results` holds every figure as a string, rounded (money to the account currency's quantum, ratios to six
+    places): recomputing from `inputs` must give the same strings (`manage.py feasibility_recompute`). The
+    columns repeat the figures the queue, the rules and the UI filter and sort on."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="feasibility_reports")
+    # Makes the task idempotent: a margin call is computed once per call ("margin_call:<called_at>").
+    key = models.CharField(max_length=100)
+    trigger = models.CharField(max_length=11, choices=FeasibilityTrigger.choices)
+    created_at = models.DateTimeField()
+    as_of = models.DateTimeField()  # the market the figures are on: the prices as of the latest sweep
+    sweep_id = models.BigIntegerField(null=True, blank=True)
+    model_version = models.CharField(max_length=32)
+    market_seed = models.BigIntegerField()
+    case_seed = models.BigIntegerField()
+    parameters = models.JSONField(default=dict)
+    inputs = models.JSONField(default=dict)
+    results = models.JSONField(default=dict)
+    duration_ms = models.FloatField(default=0.0)
+    debt = money_field()
+    recovery_expected = money_field()
+    recovery_p5 = money_field()
+    expected_loss = money_field()
+    loss_given_default = models.DecimalField(max_digits=12, decimal_places=6)
+    loss_capacity_pct = models.DecimalField(max_digits=12, decimal_places=6, null=True, blank=True)
+    liquidation_value = money_field()  # what liquidating now brings the lender: E[min(debt, recovery)]
+    recommended = models.CharField(max_length=100, blank=True, default="")  # a candidate's name; "": liquidate
+    recommended_advantage = money_field(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["case", "key"], name="feasibility_once_per_key")]
+        indexes = [models.Index(fields=["case", "-created_at"], name="feasibility_case_latest_idx")]
+
+    def __str__(self) -> str:
+        return f"feasibility {self.pk} of case {self.case_id}"

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 from django.db import OperationalError
 
 from restructuring.services.case_sweep import cases_apply_risk
+from restructuring.services.feasibility import feasibility_compute, feasibility_due_case_ids
 from restructuring.services.liquidation import deadlines_run
 from restructuring.services.notifications import notifications_drain, notifications_remind_deadlines, notifications_send
 
@@ -35,3 +37,26 @@ def notifications_drain_task() -> dict[str, int]:
     due (rows whose on-commit task was lost with the broker, retries whose time has come)."""
     reminded = notifications_remind_deadlines()
     return {"reminded": reminded, **notifications_drain().as_dict()}
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
+def compute_feasibility(*, case_ids: list[int], trigger: str = "margin_call", key: str | None = None) -> list[int]:
+    """Feasibility reports of these cases. Queued on commit for the cases a sweep moved to margin call (in
+    batches, so one worker reuses its market paths across many cases) and on demand. Delivered twice, it stores
+    once: a margin call's report is keyed by the call, and the store re-checks under the cases' locks."""
+    return feasibility_compute(case_ids=case_ids, trigger=trigger, key=key)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
+def feasibility_redrive_task() -> int:
+    """The beat: margin calls still without their report (a task lost with the broker) are queued again."""
+    case_ids = feasibility_due_case_ids()
+    feasibility_enqueue(case_ids)
+    return len(case_ids)
+
+
+def feasibility_enqueue(case_ids: list[int]) -> None:
+    """Queue margin-call feasibility for these cases, in batches of WORKOUT_FEASIBILITY_BATCH."""
+    size = max(1, settings.WORKOUT_FEASIBILITY_BATCH)
+    for start in range(0, len(case_ids), size):
+        compute_feasibility.delay(case_ids=case_ids[start : start + size], trigger="margin_call")

@@ -18,6 +18,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -94,6 +95,10 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
         bulk_update_fields(Case, changed, [*fields, "updated_at"])
         audit_record_many(entries)
         notifications_enqueue_for_cases(cases=[*new_cases, *changed])
+        called = [case.pk for case in [*new_cases, *changed] if case.state == CaseState.MARGIN_CALL]
+        if called:
+            # robust: a broker down at commit must not fail the sweep; the feasibility beat re-drives the cases.
+            transaction.on_commit(partial(_feasibility_enqueue, called), robust=True)
     moves = CaseMoves(
         opened=len(new_cases),
         margin_calls=sum(1 for e in entries if e.action == "case.margin_call"),
@@ -101,6 +106,13 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
     )
     logger.info("cases after sweep %s: %s", sweep_id, moves.as_dict())
     return moves
+
+
+def _feasibility_enqueue(case_ids: list[int]) -> None:
+    # Imported here: the tasks module imports this service.
+    from restructuring.tasks import feasibility_enqueue
+
+    feasibility_enqueue(case_ids)
 
 
 def _risks(queryset: object) -> dict[int, _Risk]:

@@ -30,7 +30,7 @@ from django.utils import timezone
 from accounts.models import Client, Instrument, MarginAccount, Price
 from accounts.services.sweep import sweep_run
 from config.celery import app as celery_app
-from restructuring.models import Case, CaseState, Notification, NotificationKind, NotificationStatus
+from restructuring.models import Case, CaseState, FeasibilityReport, Notification, NotificationKind, NotificationStatus
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.liquidation import case_liquidate, liquidation_book
 from restructuring.services.notifications import (
@@ -162,7 +162,9 @@ def test_a_margin_call_from_the_sweep_is_sent_by_email_and_signed_webhook(
 
     # then one email and one webhook row tell of the call, both sent by the task queued on commit
     case = _case(account)
-    assert len(callbacks) == 1
+    # the notifications' send, and the feasibility of the new margin call
+    assert [callback.func.__name__ for callback in callbacks] == ["_dispatch", "_feasibility_enqueue"]
+    assert FeasibilityReport.objects.filter(case=case, trigger="margin_call").count() == 1
     rows = {n.channel: n for n in Notification.objects.all()}
     assert set(rows) == {"email", "webhook"}
     assert rows["email"].recipient == "treasury@client.example"
@@ -239,10 +241,10 @@ def test_a_client_without_email_or_webhook_gets_no_rows(django_capture_on_commit
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
         cases_apply_risk(sweep_id=sweep.pk)
 
-    # then the case moved, nothing is enqueued and no task is queued
+    # then the case moved, nothing is enqueued and no sending is queued (only the call's feasibility)
     assert _case(account).state == CaseState.MARGIN_CALL
     assert not Notification.objects.exists()
-    assert callbacks == []
+    assert [callback.func.__name__ for callback in callbacks] == ["_feasibility_enqueue"]
 
 
 @pytest.mark.django_db
@@ -360,7 +362,7 @@ def test_rows_whose_on_commit_dispatch_never_ran_are_sent_by_the_drain(
     sweep = sweep_run()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         cases_apply_risk(sweep_id=sweep.pk)
-    assert len(callbacks) == 1
+    assert [callback.func.__name__ for callback in callbacks] == ["_dispatch", "_feasibility_enqueue"]
     assert Notification.objects.filter(status=NotificationStatus.PENDING).count() == 2
 
     # when the drain runs

@@ -1,0 +1,256 @@
+"""Read paths of the case workflow. Each loads what it needs for many cases in a fixed number of queries."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db.models import Q
+
+from accounts.models import Instrument, InstrumentKind, LoanStatus, MarginLoan, Position, Price, ScenarioClass
+from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
+from core.money import DEFAULT_DECIMALS
+from restructuring import feasibility
+from restructuring.models import Case, CaseState
+
+# Cases whose accounts would be liquidating at the same time as this one: they share the market's liquidity.
+DISTRESSED_STATES = (CaseState.MARGIN_CALL, CaseState.PROPOSED, CaseState.OFFERED, CaseState.LIQUIDATING)
+_LINEAR = (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """A case as the feasibility engine sees it, and what the service needs around it."""
+
+    case: Case
+    inputs: feasibility.AccountInputs
+    position_ids: tuple[int, ...]  # in the order of inputs.exposures
+    principal: Decimal
+    accrued_interest: Decimal
+    rate_annual: Decimal
+    quantum: Decimal
+    credit_tier: str
+
+
+def feasibility_facts_load(cases: Sequence[Case], as_of: datetime) -> dict[int, CaseFacts]:
+    """The feasibility inputs of each case at `as_of`, by case id: the account's positions on their price
+    drivers, cash, debt, the client's external capacity and hazard, the drivers' correlation from history, and
+    what other distressed accounts would sell of the same instruments. Seven queries, whatever the count."""
+    account_ids = [c.account_id for c in cases]
+    positions = list(
+        Position.objects.filter(account_id__in=account_ids)
+        .exclude(quantity=0)
+        .select_related("instrument", "instrument__underlying", "account__client")
+        .order_by("account_id", "pk")
+    )
+    loans = {
+        loan.account_id: loan
+        for loan in MarginLoan.objects.filter(account_id__in=account_ids, status=LoanStatus.ACTIVE)
+    }
+    by_account: dict[int, list[Position]] = defaultdict(list)
+    for position in positions:
+        by_account[position.account_id].append(position)
+    drivers = sorted({_driver(p).pk for p in positions} | {p.instrument_id for p in positions})
+    prices, implied = latest_prices_load(instrument_ids=np.array(drivers, dtype=np.int64), as_of=as_of)
+    price_of = dict(zip(drivers, prices.tolist(), strict=True))
+    implied_of = dict(zip(drivers, implied.tolist(), strict=True))
+    correlation = _correlation(sorted({_driver(p).pk for p in positions}), as_of)
+    co_sold = _co_sellers(cases, positions)
+    out = {}
+    for case in cases:
+        held = by_account.get(case.account_id, [])
+        out[case.pk] = _facts(case, held, loans.get(case.account_id), price_of, implied_of, correlation, co_sold, as_of)
+    return out
+
+
+def _driver(position: Position) -> Instrument:
+    instrument = position.instrument
+    return instrument.underlying or instrument
+
+
+def _days_per_year(instrument: Instrument) -> float:
+    return 365.0 if instrument.scenario_class == ScenarioClass.CRYPTO else 252.0
+
+
+def _facts(
+    case: Case,
+    held: list[Position],
+    loan: MarginLoan | None,
+    price_of: dict[int, float],
+    implied_of: dict[int, float],
+    correlation: dict[tuple[int, int], float],
+    co_sold: dict[tuple[int, int], float],
+    as_of: datetime,
+) -> CaseFacts:
+    account = case.account
+    client = account.client
+    driver_ids = sorted({_driver(p).pk for p in held})
+    index = {d: k for k, d in enumerate(driver_ids)}
+    driver_rows = {_driver(p).pk: _driver(p) for p in held}
+    drivers = tuple(
+        feasibility.Driver(
+            instrument_id=d,
+            symbol=driver_rows[d].symbol,
+            price=_price(price_of, d, driver_rows[d]),
+            daily_volatility=float(driver_rows[d].daily_volatility),
+            days_per_year=_days_per_year(driver_rows[d]),
+        )
+        for d in driver_ids
+    )
+    exposures = tuple(_exposure(p, index, implied_of, co_sold, as_of) for p in held)
+    matrix = tuple(
+        tuple(1.0 if a == b else correlation.get((min(a, b), max(a, b)), _default_correlation()) for b in driver_ids)
+        for a in driver_ids
+    )
+    places = settings.WORKOUT_CURRENCY_DECIMALS.get(account.base_currency, DEFAULT_DECIMALS)
+    principal = loan.principal if loan else Decimal(0)
+    accrued = loan.accrued_interest if loan else Decimal(0)
+    return CaseFacts(
+        case=case,
+        inputs=feasibility.AccountInputs(
+            drivers=drivers,
+            exposures=exposures,
+            correlation=matrix,
+            cash=float(account.cash),
+            debt=float(principal + accrued),
+            external_capacity=float(client.external_capacity),
+            monthly_miss_probability=float(settings.WORKOUT_FEASIBILITY_MONTHLY_MISS.get(client.credit_tier, 0.01)),
+        ),
+        position_ids=tuple(p.pk for p in held),
+        principal=principal,
+        accrued_interest=accrued,
+        rate_annual=loan.rate_annual if loan else Decimal(0),
+        quantum=Decimal(1).scaleb(-int(places)),
+        credit_tier=client.credit_tier,
+    )
+
+
+def _default_correlation() -> float:
+    return float(settings.WORKOUT_FEASIBILITY_DEFAULT_CORRELATION)
+
+
+def _price(price_of: dict[int, float], instrument_id: int, instrument: Instrument) -> float:
+    price = price_of.get(instrument_id, math.nan)
+    if not (math.isfinite(price) and price > 0):
+        raise ValueError(f"no price for {instrument.symbol} (instrument {instrument_id})")
+    return price
+
+
+def _exposure(
+    position: Position,
+    index: dict[int, int],
+    implied_of: dict[int, float],
+    co_sold: dict[tuple[int, int], float],
+    as_of: datetime,
+) -> feasibility.Exposure:
+    instrument = position.instrument
+    driver = _driver(position)
+    size = float(instrument.contract_size)
+    quantity = float(position.quantity) * size
+    common: dict[str, Any] = {
+        "position_id": position.pk,
+        "symbol": instrument.symbol,
+        "driver": index[driver.pk],
+        "quantity": quantity,
+        "daily_volume": float(instrument.average_daily_volume) * size,
+        "daily_volatility": float(instrument.daily_volatility),
+        "isolated_margin": None if position.isolated_margin is None else float(position.isolated_margin),
+        "co_sold": co_sold.get((position.account_id, instrument.pk), 0.0),
+    }
+    if instrument.kind in _LINEAR:
+        # Closing a perpetual or future realises its PnL in cash: no haircut on it (DOMAIN.md, collateral value).
+        return feasibility.Exposure(
+            kind=feasibility.Kind.LINEAR, entry_price=float(position.entry_price), haircut=0.0, **common
+        )
+    if instrument.kind == InstrumentKind.OPTION:
+        implied = implied_of.get(driver.pk, math.nan)
+        if not math.isfinite(implied):
+            implied = float(driver.daily_volatility) * math.sqrt(_days_per_year(driver))
+        return feasibility.Exposure(
+            kind=feasibility.Kind.CALL if instrument.option_type == "call" else feasibility.Kind.PUT,
+            haircut=float(instrument.haircut),
+            strike=float(instrument.strike),  # type: ignore[arg-type]
+            expiry_years=(instrument.expiry - as_of).total_seconds() / SECONDS_PER_YEAR,  # type: ignore[operator]
+            implied_volatility=implied,
+            carry=float(driver.carry_yield),
+            **common,
+        )
+    return feasibility.Exposure(kind=feasibility.Kind.SPOT, haircut=float(instrument.haircut), **common)
+
+
+def _correlation(driver_ids: list[int], as_of: datetime) -> dict[tuple[int, int], float]:
+    """Pairwise correlation of daily log returns over the configured window, for pairs with enough history."""
+    if len(driver_ids) < 2:
+        return {}
+    since = as_of - timedelta(days=settings.WORKOUT_FEASIBILITY_CORRELATION_DAYS)
+    rows = (
+        Price.objects.filter(instrument_id__in=driver_ids, time__gt=since, time__lte=as_of)
+        .order_by("time")
+        .values_list("instrument_id", "time", "price")
+    )
+    cells = [(instrument_id, time.date(), float(price)) for instrument_id, time, price in rows]
+    if not cells:
+        return {}
+    column = {day: k for k, day in enumerate(sorted({day for _, day, _ in cells}))}
+    row = {i: k for k, i in enumerate(driver_ids)}
+    matrix = np.full((len(driver_ids), len(column)), np.nan)
+    for instrument_id, day, price in cells:  # in time order: a day's last price is its close
+        matrix[row[instrument_id], column[day]] = math.log(price)
+    estimate = feasibility.correlation_estimate(matrix)
+    has_history = np.isfinite(np.diff(matrix, axis=1)).sum(axis=1) >= 20
+    out = {}
+    for a, i in enumerate(driver_ids):
+        for b in range(a + 1, len(driver_ids)):
+            if has_history[a] and has_history[b] and estimate[a, b] != 0.0:
+                out[(i, driver_ids[b])] = float(estimate[a, b])
+    return out
+
+
+def _co_sellers(cases: Sequence[Case], positions: list[Position]) -> dict[tuple[int, int], float]:
+    """By (account, instrument): the units of that instrument, on the same side, that other accounts would sell
+    at the same time: those with a distressed open case, and the same beneficial owner's other accounts."""
+    instrument_ids = sorted({p.instrument_id for p in positions})
+    group_of = {c.account_id: c.account.client.group_id for c in cases}
+    groups = sorted({g for g in group_of.values() if g is not None})
+    rows = (
+        Position.objects.filter(instrument_id__in=instrument_ids)
+        .exclude(quantity=0)
+        .filter(Q(account__cases__state__in=DISTRESSED_STATES) | Q(account__client__group_id__in=groups))
+        .values_list(
+            "account_id", "instrument_id", "quantity", "instrument__contract_size", "account__client__group_id"
+        )
+        .distinct()
+    )
+    distressed_accounts = set(
+        Case.objects.filter(state__in=DISTRESSED_STATES, account__positions__instrument_id__in=instrument_ids)
+        .values_list("account_id", flat=True)
+        .distinct()
+    )
+    long_total: dict[int, float] = defaultdict(float)
+    short_total: dict[int, float] = defaultdict(float)
+    by_group: dict[tuple[int, int], list[tuple[int, float]]] = defaultdict(list)
+    for account_id, instrument_id, quantity, size, group_id in rows:
+        units = float(quantity) * float(size)
+        if account_id in distressed_accounts:
+            (long_total if units > 0 else short_total)[instrument_id] += units
+        elif group_id is not None:
+            by_group[(group_id, instrument_id)].append((account_id, units))
+    out = {}
+    for p in positions:
+        units = float(p.quantity) * float(p.instrument.contract_size)
+        same_side = long_total if units > 0 else short_total
+        others = same_side.get(p.instrument_id, 0.0) - (units if p.account_id in distressed_accounts else 0.0)
+        group = group_of.get(p.account_id)
+        if group is not None:
+            others += sum(
+                u for a, u in by_group.get((group, p.instrument_id), []) if a != p.account_id and (u > 0) == (units > 0)
+            )
+        out[(p.account_id, p.instrument_id)] = abs(others)
+    return out

@@ -1,0 +1,127 @@
+"""Restructuring terms: what a proposal changes, as one validated value that a proposal stores as JSON and the
+feasibility engine values. Pure Python (Decimal), no Django.
+
+Any mix of: a new term with its repayment schedule (level or interest-only with balloon, moratorium, grace on
+interest and on principal, treatment of arrears: restructuring.schedules), a new rate, collateral the client
+adds, positions reduced (a fraction of each, sold under the liquidation rules, the proceeds paying the loan
+down), and a principal haircut (forgiven).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from restructuring.schedules import ArrearsTreatment, ScheduleKind
+
+_INTEGERS = ("term_months", "moratorium_months", "grace_interest_months", "grace_principal_months")
+
+
+class TermsError(ValueError):
+    """Terms that cannot be valued: the message names the field and what is wrong."""
+
+    def __init__(self, field_name: str, problem: str) -> None:
+        super().__init__(f"{field_name}: {problem}")
+        self.field = field_name
+
+
+@dataclass(frozen=True, kw_only=True)
+class Terms:
+    term_months: int
+    rate_annual: Decimal | None = None  # None: the loan keeps its rate
+    kind: ScheduleKind = ScheduleKind.LEVEL
+    moratorium_months: int = 0
+    grace_interest_months: int = 0
+    grace_principal_months: int = 0
+    arrears_treatment: ArrearsTreatment = ArrearsTreatment.CAPITALISE
+    collateral_to_add: Decimal = Decimal(0)
+    reduce: tuple[tuple[int, Decimal], ...] = field(default=())  # (position id, fraction in (0, 1])
+    principal_haircut: Decimal = Decimal(0)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "term_months": self.term_months,
+            "rate_annual": None if self.rate_annual is None else str(self.rate_annual),
+            "kind": str(self.kind),
+            "moratorium_months": self.moratorium_months,
+            "grace_interest_months": self.grace_interest_months,
+            "grace_principal_months": self.grace_principal_months,
+            "arrears_treatment": str(self.arrears_treatment),
+            "collateral_to_add": str(self.collateral_to_add),
+            "reduce": [[position_id, str(fraction)] for position_id, fraction in self.reduce],
+            "principal_haircut": str(self.principal_haircut),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Terms:
+        """Parse and validate; unknown fields are refused so that a typo is not silently ignored."""
+        if not isinstance(data, Mapping):
+            raise TermsError("terms", "must be an object")
+        known = {f.name for f in fields(cls)}
+        if unknown := sorted(set(data) - known):
+            raise TermsError(unknown[0], f"unknown field (known: {', '.join(sorted(known))})")
+        if "term_months" not in data:
+            raise TermsError("term_months", "is required")
+        values: dict[str, Any] = {}
+        for name in _INTEGERS:
+            if name in data:
+                values[name] = _integer(name, data[name])
+        if data.get("rate_annual") is not None:
+            values["rate_annual"] = _decimal("rate_annual", data["rate_annual"], upper=Decimal(1))
+        for name in ("collateral_to_add", "principal_haircut"):
+            if name in data:
+                values[name] = _decimal(name, data[name])
+        if "kind" in data:
+            values["kind"] = _choice("kind", data["kind"], ScheduleKind)
+        if "arrears_treatment" in data:
+            values["arrears_treatment"] = _choice("arrears_treatment", data["arrears_treatment"], ArrearsTreatment)
+        if "reduce" in data:
+            values["reduce"] = _reductions(data["reduce"])
+        return cls(**values)
+
+
+def _integer(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise TermsError(name, f"{value!r} must be a whole number >= 0")
+    return value
+
+
+def _decimal(name: str, value: object, upper: Decimal | None = None) -> Decimal:
+    if isinstance(value, float):
+        raise TermsError(name, f'{value!r} is a float: give amounts as strings, e.g. "{value}"')
+    try:
+        number = Decimal(str(value))
+    except InvalidOperation:
+        raise TermsError(name, f"{value!r} is not a number") from None
+    if not number.is_finite() or number < 0:
+        raise TermsError(name, f"{value} must be a finite number >= 0")
+    if upper is not None and number > upper:
+        raise TermsError(name, f"{value} must be at most {upper} (a rate is a fraction: 0.08 is 8%)")
+    return number
+
+
+def _choice(name: str, value: object, enum: Any) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        raise TermsError(name, f"{value!r} is not one of {', '.join(e.value for e in enum)}") from None
+
+
+def _reductions(value: object) -> tuple[tuple[int, Decimal], ...]:
+    if not isinstance(value, list | tuple):
+        raise TermsError("reduce", "must be a list of [position id, fraction]")
+    out = []
+    for k, item in enumerate(value):
+        where = f"reduce[{k}]"
+        if not (isinstance(item, list | tuple) and len(item) == 2):
+            raise TermsError(where, "must be [position id, fraction]")
+        position_id = _integer(where, item[0])
+        fraction = _decimal(where, item[1], upper=Decimal(1))
+        if fraction == 0:
+            raise TermsError(where, "the fraction must be > 0")
+        out.append((position_id, fraction))
+    if len({p for p, _ in out}) != len(out):
+        raise TermsError("reduce", "a position is named more than once")
+    return tuple(out)
