@@ -14,10 +14,11 @@ Market paths (DOMAIN.md, "Feasibility")
   lambda kappa, kappa = E[e^J] - 1, so that E[S_t] = S_0 e^{mu t} with or without jumps.
 - `MarketPaths` holds the independent standard normals (and jump draws) of every driver, one stream per
   (market seed, instrument id, grid), drawn once per market update and reused by every case: a case only mixes
-  the streams of its own drivers with its own correlation block and scales them. So two cases holding BTC see
-  the same BTC scenarios (which is what lets the book add their liquidations up), and a case's figures depend
-  only on the market seed, its own inputs and its own seed, never on which other cases were computed in the
-  same process. Draws are stored as float32 (half the memory; a normal's seventh digit does not matter next to
+  the streams of its own drivers with its own correlation block (drivers in instrument id order) and scales
+  them. A case's figures depend only on the market seed, its own inputs and its own seed, never on which other
+  cases were computed in the same process. Cases share the independent draws, not the correlated paths: a
+  driver's path depends on the drivers before it in the case's block (the Cholesky factor mixes them in), so two
+  cases see the same BTC path only when BTC comes first in both. Draws are stored as float32 (half the memory; a normal's seventh digit does not matter next to
   a Monte Carlo error of 1e-2) and every computation on them is float64.
 - Two grids: daily steps over the liquidation horizon, and monthly steps (days_per_year / 12 trading days,
   252 or 365 by asset class) over the restructuring term.
@@ -34,9 +35,11 @@ Recovery if liquidated now
   implied volatility kept). A spot or option sale brings quantity x fill; closing a perpetual or future realises
   quantity x (fill - entry); an isolated position returns its allocated margin plus that PnL, never below 0.
   A position's positive proceeds count after its haircut, its losses in full.
-- recovery = cash + the positions' net proceeds. Reported: its mean, its 5% quantile, the expected loss to the
-  lender E[max(0, debt - recovery)] and the loss given default, expected loss / debt; the lender's expected
-  receipt from liquidating is E[min(debt, max(recovery, 0))].
+- recovery = cash + the positions' net proceeds. Reported: its mean, its 5% quantile, the lender's expected
+  receipt from liquidating E[min(debt, max(recovery, 0))], the expected loss to the lender E[debt - receipt] =
+  E[max(0, debt - max(recovery, 0))] (a recovery below zero costs the lender no more than the whole debt) and the
+  loss given default, expected loss / debt.
+- Positions reduced now under a restructuring are sold by the same rules (participation, impact, haircuts).
 
 Loss capacity (at today's prices, no simulation)
 - The uniform move x of every driver (all prices times 1 + x, options revalued) at which equity reaches zero,
@@ -255,8 +258,9 @@ def _jump_sums(uniforms: Float, expected: float, jumps: Jumps, seed: int, instru
 
 
 def correlation_cholesky(correlation: Float) -> Float:
-    """Lower Cholesky factor of the nearest valid correlation matrix (eigenvalues clipped at a small floor and
-    the diagonal restored to 1), so an estimate from gappy history still gives one."""
+    """Lower Cholesky factor of the correlation, repaired when it is not positive definite (eigenvalues clipped at
+    a small floor, then rescaled to a unit diagonal: a valid correlation close to the input, not Higham's nearest),
+    so that an estimate from gappy history still gives one."""
     c = np.asarray(correlation, dtype=np.float64)
     if c.size == 0:
         return np.zeros((0, 0))
@@ -414,6 +418,13 @@ def _check(inputs: AccountInputs) -> None:
             raise ValueError(f"{e.symbol} (position {e.position_id}): quantity finite, haircut in [0, 1]")
     if not (math.isfinite(inputs.cash) and math.isfinite(inputs.debt) and inputs.debt >= 0):
         raise ValueError("cash and debt must be finite, debt >= 0")
+    if k:
+        if not (np.diag(corr) == 1.0).all():
+            raise ValueError("correlation: the diagonal must be 1")
+        if not np.isfinite(corr).all() or (np.abs(corr) > 1).any():
+            raise ValueError("correlation: every entry must be finite and in [-1, 1]")
+        if (np.abs(corr - corr.T) > 1e-12).any():
+            raise ValueError("correlation: must be symmetric")
 
 
 def today_value(inputs: AccountInputs, params: Params, move: float = 0.0) -> float:
@@ -571,9 +582,10 @@ def _delta_exposures(inputs: AccountInputs, params: Params) -> Float:
 
 
 def _covariance(inputs: AccountInputs) -> Float:
+    """Daily covariance of the drivers, from the correlation as the simulation uses it (repaired if need be)."""
     sigma = np.array([d.daily_volatility for d in inputs.drivers])
-    corr = np.asarray(inputs.correlation, dtype=np.float64).reshape(len(sigma), len(sigma))
-    return np.asarray(corr * sigma[:, None] * sigma[None, :])
+    factor = correlation_cholesky(np.asarray(inputs.correlation, dtype=np.float64).reshape(len(sigma), len(sigma)))
+    return np.asarray((factor @ factor.T) * sigma[:, None] * sigma[None, :])
 
 
 # ------------------------------------------------------------------------------- restructuring valuation
@@ -604,30 +616,44 @@ class Valuation:
 
 def reduction_proceeds(inputs: AccountInputs, reduce: Sequence[tuple[int, float]], params: Params) -> float:
     """Expected cash from selling the given fractions of positions now, at today's prices with their impact
-    (no price risk over the days it takes): what pays the loan down before the new schedule starts."""
+    (no price risk over the days it takes), counted as liquidation counts it (after haircuts; an isolated
+    position's part returns its part of the margin): what pays the loan down before the new schedule starts."""
     total = 0.0
-    for index, fraction in reduce:
-        e = inputs.exposures[index]
-        part = Exposure(**{**e.__dict__, "quantity": e.quantity * fraction})
-        price = np.asarray(inputs.drivers[e.driver].price)
+    for index, fraction in _reduce_check(inputs, reduce).items():
+        part = _scaled(inputs.exposures[index], fraction)
+        price = np.asarray(inputs.drivers[part.driver].price)
         unit = _values(part, price, 0.0, params.risk_free_rate)
         schedule = _schedule(part, params)
-        flow = sum(
+        flow = math.fsum(
             float(_cash_flow(part, q, _fill(part, unit, f)))
             for q, f in zip(schedule.quantity, schedule.impact, strict=True)
         )
-        total += max(flow + part.isolated_margin, 0.0) if part.isolated_margin is not None else flow
+        total += float(_as_collateral(part, np.asarray(flow)))
     return total
 
 
-def _reduced(inputs: AccountInputs, reduce: Sequence[tuple[int, float]]) -> AccountInputs:
-    fractions = dict(reduce)
-    for index, fraction in fractions.items():
+def _scaled(exposure: Exposure, fraction: float) -> Exposure:
+    """That fraction of a position: its quantity, its co-sellers unchanged, its isolated margin in proportion."""
+    margin = None if exposure.isolated_margin is None else exposure.isolated_margin * fraction
+    return Exposure(**{**exposure.__dict__, "quantity": exposure.quantity * fraction, "isolated_margin": margin})
+
+
+def _reduce_check(inputs: AccountInputs, reduce: Sequence[tuple[int, float]]) -> dict[int, float]:
+    fractions: dict[int, float] = {}
+    for index, fraction in reduce:
         if not (0 <= index < len(inputs.exposures)) or not (0 < fraction <= 1):
             raise ValueError(f"reduce ({index}, {fraction}): needs a position index and a fraction in (0, 1]")
+        if index in fractions:
+            raise ValueError(f"reduce: position index {index} is given more than once")
+        fractions[index] = fraction
+    return fractions
+
+
+def _reduced(inputs: AccountInputs, reduce: Sequence[tuple[int, float]]) -> AccountInputs:
+    """The account after the reductions: each reduced position keeps the rest of itself."""
+    fractions = _reduce_check(inputs, reduce)
     exposures = tuple(
-        Exposure(**{**e.__dict__, "quantity": e.quantity * (1.0 - fractions.get(k, 0.0))})
-        for k, e in enumerate(inputs.exposures)
+        _scaled(e, 1.0 - fractions[k]) if k in fractions else e for k, e in enumerate(inputs.exposures)
     )
     return AccountInputs(**{**inputs.__dict__, "exposures": exposures})
 
