@@ -18,8 +18,9 @@ Market paths (DOMAIN.md, "Feasibility")
   them. A case's figures depend only on the market seed, its own inputs and its own seed, never on which other
   cases were computed in the same process. Cases share the independent draws, not the correlated paths: a
   driver's path depends on the drivers before it in the case's block (the Cholesky factor mixes them in), so two
-  cases see the same BTC path only when BTC comes first in both. Draws are stored as float32 (half the memory; a normal's seventh digit does not matter next to
-  a Monte Carlo error of 1e-2) and every computation on them is float64.
+  cases see the same BTC path only when BTC comes first in both. Draws are stored as float32 (half the memory;
+  a normal's seventh digit does not matter next to a Monte Carlo error of 1e-2); every computation on them is
+  float64.
 - Two grids: daily steps over the liquidation horizon, and monthly steps (days_per_year / 12 trading days,
   252 or 365 by asset class) over the restructuring term.
 
@@ -652,9 +653,7 @@ def _reduce_check(inputs: AccountInputs, reduce: Sequence[tuple[int, float]]) ->
 def _reduced(inputs: AccountInputs, reduce: Sequence[tuple[int, float]]) -> AccountInputs:
     """The account after the reductions: each reduced position keeps the rest of itself."""
     fractions = _reduce_check(inputs, reduce)
-    exposures = tuple(
-        _scaled(e, 1.0 - fractions[k]) if k in fractions else e for k, e in enumerate(inputs.exposures)
-    )
+    exposures = tuple(_scaled(e, 1.0 - fractions[k]) if k in fractions else e for k, e in enumerate(inputs.exposures))
     return AccountInputs(**{**inputs.__dict__, "exposures": exposures})
 
 
