@@ -305,15 +305,24 @@ def _values(exposure: Exposure, driver_price: Float, elapsed_years: float | Floa
     """Unit value of the instrument at the driver's price(s): the price itself, or the option's value."""
     if exposure.kind in (Kind.SPOT, Kind.LINEAR):
         return driver_price
+    left = exposure.expiry_years - np.asarray(elapsed_years, dtype=np.float64)
+    sign = 1.0 if exposure.kind == Kind.CALL else -1.0
+    if left.ndim == 2 and left.shape[1] == 1 and driver_price.ndim == 2:
+        # One row per date (the monthly grid): rows at or after expiry are worth their intrinsic value, and only
+        # the live rows pay for Black-Scholes (short-dated options are expired for most of a term).
+        live = left[:, 0] > 0
+        out = np.maximum(sign * (driver_price - exposure.strike), 0.0)
+        if live.any():
+            out[live] = _black_scholes(exposure, driver_price[live], left[live], rate)
+        return out
+    return np.asarray(np.broadcast_to(_black_scholes(exposure, driver_price, left, rate), np.shape(driver_price)))
+
+
+def _black_scholes(exposure: Exposure, spot: Float, years_left: Float, rate: float) -> Float:
     legs = black_scholes_legs(
-        exposure.strike,
-        exposure.expiry_years - np.asarray(elapsed_years),
-        rate,
-        exposure.carry,
-        exposure.implied_volatility,
-        exposure.kind == Kind.CALL,
+        exposure.strike, years_left, rate, exposure.carry, exposure.implied_volatility, exposure.kind == Kind.CALL
     )
-    return np.asarray(np.broadcast_to(legs.value(driver_price), np.shape(driver_price)))
+    return legs.value(spot)
 
 
 def _cash_flow(exposure: Exposure, quantity: float | Float, fill: Float) -> Float:

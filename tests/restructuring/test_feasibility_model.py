@@ -22,6 +22,7 @@ import pytest
 import QuantLib as ql
 from scipy import stats
 
+from accounts.risk import black_scholes
 from restructuring.feasibility import (
     _DAILY,
     _MONTHLY,
@@ -37,6 +38,7 @@ from restructuring.feasibility import (
     Valuation,
     _price_paths,
     _reduced,
+    _values,
     correlation_cholesky,
     correlation_estimate,
     loss_capacity,
@@ -841,3 +843,15 @@ def test_reported_standard_errors_match_the_spread_over_independent_markets() ->
         noise = 4.0 * float(errors.std(ddof=1)) / math.sqrt(runs) / reported
         ratio = spread / reported
         assert low / (1.0 + bias) - noise <= ratio <= high * (1.0 + bias) + noise
+
+
+def test_options_on_the_monthly_grid_are_black_scholes_while_live_and_intrinsic_after_expiry() -> None:
+    # a put struck at 100 expiring in 2.5 months, valued at 6 month ends on 3 paths: months 1 and 2 are live
+    # (Black-Scholes-Merton with 1.5 and 0.5 months left), months 3 to 6 past expiry (max(K - S, 0))
+    put = Exposure(1, "P", 0, Kind.PUT, 1.0, 1.0, 0.5, strike=100.0, expiry_years=2.5 / 12, implied_volatility=0.6)
+    spots = np.array([[80.0, 100.0, 120.0]] * 6) * np.linspace(0.9, 1.1, 6)[:, None]
+    elapsed = np.asarray((np.arange(6) + 1.0)[:, None] / 12.0, dtype=np.float64)
+    values = _values(put, spots, elapsed, 0.04)
+    expected = black_scholes(spots, 100.0, 2.5 / 12 - elapsed, 0.04, 0.0, 0.6, False)
+    assert np.array_equal(values[2:], np.maximum(100.0 - spots[2:], 0.0))
+    assert np.allclose(values, expected, rtol=0, atol=64 * EPS * 100.0)  # the same formula, evaluated row-wise
