@@ -43,6 +43,7 @@ test: lint
 bench: install
 	$(PY) bench/sweep.py
 	$(PY) bench/cases.py
+	$(PY) bench/feasibility.py
 
 ## make bench-full: also the 1,000,000-account book (time and peak memory); takes several minutes
 bench-full: bench
