@@ -187,8 +187,8 @@ def _exposure(
 
 def _correlation(driver_ids: list[int], as_of: datetime) -> dict[tuple[int, int], float]:
     """Pairwise correlation of daily log returns over the configured window, for pairs with enough history."""
-    if len(driver_ids) < 2:
-        return {}
+    if len(driver_ids) < 2 or not settings.WORKOUT_FEASIBILITY_CORRELATION_FROM_HISTORY:
+        return {}  # every pair takes the configured correlation
     since = as_of - timedelta(days=settings.WORKOUT_FEASIBILITY_CORRELATION_DAYS)
     rows = (
         Price.objects.filter(instrument_id__in=driver_ids, time__gt=since, time__lte=as_of)

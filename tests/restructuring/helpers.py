@@ -371,20 +371,26 @@ class Worker:
 
 @contextmanager
 def worker(
-    *, concurrency: int = 2, visibility_timeout_s: int | None = None, start: bool = True, route_here: bool = False
+    *,
+    concurrency: int = 2,
+    visibility_timeout_s: int | None = None,
+    start: bool = True,
+    route_here: bool = False,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Worker]:
     """A real worker on a fresh queue against this test's database.
 
     `visibility_timeout_s`: the worker's env gets CELERY_VISIBILITY_TIMEOUT (config/settings.py reads it into
     CELERY_BROKER_TRANSPORT_OPTIONS), and the worker runs on REDELIVERY_REDIS_DB. `route_here`: tasks this
     process queues with `.delay()` (the services' on-commit ones) go to this worker's queue; only on the
-    suite's own broker database. Tasks sent with `Worker.send` always do.
+    suite's own broker database. Tasks sent with `Worker.send` always do. `env`: more settings for the worker.
     """
     assert not (route_here and visibility_timeout_s is not None), "`.delay()` publishes on the configured broker"
     queue = f"test-rel-{uuid.uuid4().hex[:12]}"
     url = broker_url(redis_db=None if visibility_timeout_s is None else REDELIVERY_REDIS_DB)
-    env = {
+    worker_env = {
         **os.environ,
+        **(env or {}),
         "DATABASE_URL": _test_database_url(),
         "CELERY_BROKER_URL": url,
         "CELERY_QUEUE": queue,
@@ -393,13 +399,15 @@ def worker(
         "LOG_LEVEL": "INFO",
     }
     if visibility_timeout_s is not None:
-        env["CELERY_VISIBILITY_TIMEOUT"] = str(visibility_timeout_s)
+        worker_env["CELERY_VISIBILITY_TIMEOUT"] = str(visibility_timeout_s)
     previous = app.conf.task_default_queue, app.conf.task_always_eager
     app.conf.task_always_eager = False
     if route_here:
         app.conf.task_default_queue = queue
     try:
-        with _worker_process(queue=queue, name=queue, url=url, env=env, concurrency=concurrency, start=start) as w:
+        with _worker_process(
+            queue=queue, name=queue, url=url, env=worker_env, concurrency=concurrency, start=start
+        ) as w:
             yield w
     finally:
         app.conf.task_default_queue, app.conf.task_always_eager = previous

@@ -28,7 +28,7 @@ from restructuring.services.feasibility import (
     terms_preview,
 )
 from restructuring.tasks import feasibility_redrive_task
-from tests.restructuring.helpers import account, btc, run_together, sweep_only
+from tests.restructuring.helpers import account, btc, run_together, sweep_only, worker
 
 # Small Monte Carlo for the database tests: the model's accuracy is tests/restructuring/test_feasibility_model.py's.
 FAST = override_settings(WORKOUT_FEASIBILITY_PATHS=500)
@@ -163,12 +163,13 @@ def test_a_preview_values_any_terms_and_refuses_bad_ones_naming_the_field() -> N
         case_id=case.pk,
         terms={"term_months": 12, "rate_annual": "0.06", "collateral_to_add": "100", "reduce": [[position.pk, "0.2"]]},
     )
-    # 2 BTC sold now in one day at 100 x (1 - 0.7 x 0.04 x sqrt(2 / 1,000)) = 99.874784...: 199.75 repays the
-    # loan first (no accrued interest), so 750 - 199.75 = 550.25 is scheduled over 12 months at 6%
-    assert preview.valuation["reduction_proceeds"] == "199.75"
-    assert preview.schedule.terms.principal == Decimal("550.25")
+    # 2 BTC sold now in one day at 100 x (1 - 0.7 x 0.04 x sqrt(2 / 1,000)) = 99.874780...: 199.749561, counted
+    # after the 10% haircut as liquidation counts it, 179.774604 -> 179.77 repays the loan first (no accrued
+    # interest), so 750 - 179.77 = 570.23 is scheduled over 12 months at 6%
+    assert preview.valuation["reduction_proceeds"] == "179.77"
+    assert preview.schedule.terms.principal == Decimal("570.23")
     assert len(preview.schedule.installments) == 12
-    assert sum(i.principal for i in preview.schedule.installments) == Decimal("550.25")
+    assert sum(i.principal for i in preview.schedule.installments) == Decimal("570.23")
     assert preview.valuation["affordable"] is False  # the client declared no external capacity for the 100
     assert not FeasibilityReport.objects.filter(case=case, trigger="on_demand").exists()
 
@@ -257,6 +258,13 @@ def test_the_correlation_comes_from_the_price_history() -> None:
     assert inputs.correlation[1][0] == inputs.correlation[0][1]
     assert inputs.debt == 500.0
 
+    # configured instead: every pair takes the configured value
+    with override_settings(
+        WORKOUT_FEASIBILITY_CORRELATION_FROM_HISTORY=False, WORKOUT_FEASIBILITY_DEFAULT_CORRELATION=0.3
+    ):
+        configured = feasibility_facts_load([Case.objects.select_related("account__client").get(pk=case.pk)], now)
+    assert configured[case.pk].inputs.correlation == ((1.0, 0.3), (0.3, 1.0))
+
 
 @pytest.mark.django_db
 @FAST
@@ -295,4 +303,33 @@ def test_two_runs_at_once_store_one_report_and_one_event() -> None:
     assert sorted(len(o.value) for o in outcomes) == [0, 1]
     assert FeasibilityReport.objects.filter(case=case, key="race").count() == 1
     assert AuditEvent.objects.filter(action="feasibility.report").count() == events + 1
+    assert audit_verify().ok
+
+
+@pytest.mark.postgres
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_the_task_delivered_twice_to_a_real_worker_stores_each_report_once() -> None:
+    # given three accounts in margin call whose feasibility has not run (cases made directly, no task queued)
+    instrument = btc()
+    now = timezone.now()
+    accounts_called = [account(f"W{i}", instrument, band="margin_call") for i in range(3)]
+    sweep_only()
+    made = Case.objects.bulk_create(
+        Case(account=a, opened_at=now, called_at=now, deadline=now + timedelta(hours=24)) for a in accounts_called
+    )
+    Case.objects.filter(pk__in=[c.pk for c in made]).update(state=CaseState.MARGIN_CALL)
+    case_ids = sorted(c.pk for c in made)
+
+    # when the same task is sent twice to a worker with two processes (they may run at once)
+    with worker(concurrency=2, env={"WORKOUT_FEASIBILITY_PATHS": "500"}) as w:
+        first = w.send("restructuring.tasks.compute_feasibility", case_ids=case_ids, trigger="margin_call")
+        second = w.send("restructuring.tasks.compute_feasibility", case_ids=case_ids, trigger="margin_call")
+        results = [w.wait_for_results(1, task_id=task_id)[0] for task_id in (first, second)]
+
+    # then between them the two deliveries stored each case's report once, with one audit event each
+    stored = sorted(results[0] + results[1])
+    assert len(stored) == 3
+    assert sorted(FeasibilityReport.objects.values_list("case_id", flat=True)) == case_ids
+    assert AuditEvent.objects.filter(action="feasibility.report").count() == 3
     assert audit_verify().ok
