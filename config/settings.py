@@ -252,6 +252,10 @@ WORKOUT_FEASIBILITY_CANDIDATES = {
     "reduce_half_extend_12m": {"term_months": 12, "reduce_all_fraction": "0.5"},
 }
 
+# --- Workout: rules (rules/; README "Rules") ---
+# A package of rule actions that sets no term keeps the loan over this many months.
+WORKOUT_RULES_DEFAULT_TERM_MONTHS = env.int("WORKOUT_RULES_DEFAULT_TERM_MONTHS", default=12)
+
 # Tasks queued (on commit) when a sweep finishes, each called with sweep_id: the book does not import the
 # workflow that is built on it.
 WORKOUT_AFTER_SWEEP_TASKS = ["restructuring.tasks.cases_apply_risk_task"]

@@ -59,6 +59,9 @@ class Case(ConcurrentTransitionMixin, models.Model):
     margin_ratio = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
     band = models.CharField(max_length=11, blank=True, default="")
     written_off_amount = money_field(null=True, blank=True)
+    # The fact row the rules last saw for this case (rules/schema.py) and when: what a backtest replays.
+    facts = models.JSONField(default=dict, blank=True)
+    facts_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -331,3 +334,123 @@ class FeasibilityReport(models.Model):
 
     def __str__(self) -> str:
         return f"feasibility {self.pk} of case {self.case_id}"
+
+
+class ProposalState(models.TextChoices):
+    DRAFT = "draft", "Draft"
+    PENDING_APPROVAL = "pending_approval", "Pending approval"
+    APPROVED = "approved", "Approved"
+    OFFERED = "offered", "Offered"
+    ACCEPTED = "accepted", "Accepted"
+    DECLINED = "declined", "Declined"
+    COUNTERED = "countered", "Countered"
+    EXPIRED = "expired", "Expired"
+    WITHDRAWN = "withdrawn", "Withdrawn"
+    EXECUTED = "executed", "Executed"
+
+
+class ProposalSource(models.TextChoices):
+    RULES = "rules", "The published rules"
+    OFFICER = "officer", "A credit officer"
+    CLIENT = "client", "The client's counter-offer"
+
+
+class ProposalKind(models.TextChoices):
+    RESTRUCTURE = "restructure", "Restructure"
+    LIQUIDATE = "liquidate", "Liquidate"
+
+
+# A proposal still in play: it can be approved, offered or accepted.
+LIVE_PROPOSAL_STATES = (
+    ProposalState.DRAFT,
+    ProposalState.PENDING_APPROVAL,
+    ProposalState.APPROVED,
+    ProposalState.OFFERED,
+    ProposalState.ACCEPTED,
+)
+
+
+class Proposal(ConcurrentTransitionMixin, models.Model):
+    """Terms put forward for a case in one negotiation round, where they came from, why, and what they are worth.
+
+    `terms` is restructuring.terms.Terms as JSON. Rule-made proposals record the rule set, and in `explanation`
+    each rule that fired with the facts it read and their values; `facts` is the whole fact row the rules saw
+    (what a backtest replays). `valuation` is the feasibility engine's figures for these terms."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="proposals")
+    round = models.PositiveIntegerField(default=1)
+    source = models.CharField(max_length=7, choices=ProposalSource.choices)
+    # Makes creation idempotent: "rules:<feasibility report id>:<package>" for a rules evaluation.
+    source_key = models.CharField(max_length=200)
+    kind = models.CharField(max_length=11, choices=ProposalKind.choices, default=ProposalKind.RESTRUCTURE)
+    state = FSMField(default=ProposalState.DRAFT, choices=ProposalState.choices, protected=True)
+    name = models.CharField(max_length=100)  # the package that made it, or the officer's label
+    terms = models.JSONField(default=dict)
+    rule_set = models.ForeignKey("rules.RuleSet", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    rule_set_version = models.PositiveIntegerField(null=True, blank=True)
+    explanation = models.JSONField(default=list)
+    facts = models.JSONField(default=dict)
+    feasibility_report = models.ForeignKey(
+        FeasibilityReport, null=True, blank=True, on_delete=models.PROTECT, related_name="proposals"
+    )
+    valuation = models.JSONField(default=dict)
+    expected_pv = money_field(null=True, blank=True)  # the lender's; what proposals are ranked by
+    rank = models.PositiveIntegerField(null=True, blank=True)  # 1 = best within its round
+    requires_senior = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "source_key"], name="proposal_once_per_source"),
+            models.CheckConstraint(condition=Q(state__in=ProposalState.values), name="proposal_state_valid"),
+            models.CheckConstraint(condition=Q(source__in=ProposalSource.values), name="proposal_source_valid"),
+        ]
+        indexes = [models.Index(fields=["case", "round", "rank"], name="proposal_case_round_idx")]
+
+    def __str__(self) -> str:
+        return f"proposal {self.pk} ({self.name}) of case {self.case_id}: {self.state}"
+
+    @transition(field=state, source=ProposalState.DRAFT, target=ProposalState.PENDING_APPROVAL)
+    def submit(self) -> None:
+        pass
+
+    @transition(field=state, source=ProposalState.PENDING_APPROVAL, target=ProposalState.APPROVED)
+    def approve(self) -> None:
+        pass
+
+    @transition(field=state, source=ProposalState.PENDING_APPROVAL, target=ProposalState.DRAFT)
+    def send_back(self) -> None:
+        pass
+
+    @transition(field=state, source=ProposalState.APPROVED, target=ProposalState.OFFERED)
+    def offer(self) -> None:
+        pass
+
+    @transition(field=state, source=ProposalState.OFFERED, target=ProposalState.ACCEPTED)
+    def accept(self) -> None:
+        pass
+
+    @transition(field=state, source=ProposalState.OFFERED, target=ProposalState.DECLINED)
+    def decline(self) -> None:
+        pass
+
+    @transition(field=state, source=ProposalState.OFFERED, target=ProposalState.COUNTERED)
+    def counter(self) -> None:
+        pass
+
+    @transition(field=state, source=ProposalState.OFFERED, target=ProposalState.EXPIRED)
+    def expire(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[ProposalState.DRAFT, ProposalState.PENDING_APPROVAL, ProposalState.APPROVED, ProposalState.OFFERED],
+        target=ProposalState.WITHDRAWN,
+    )
+    def withdraw(self) -> None:
+        pass
+
+    @transition(field=state, source=ProposalState.ACCEPTED, target=ProposalState.EXECUTED)
+    def execute(self) -> None:
+        pass

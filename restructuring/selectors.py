@@ -12,17 +12,29 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Count, F, Q, Sum
 
-from accounts.models import Instrument, InstrumentKind, LoanStatus, MarginLoan, Position, Price, ScenarioClass
+from accounts.models import (
+    Instrument,
+    InstrumentKind,
+    LoanStatus,
+    MarginLoan,
+    Position,
+    Price,
+    RiskState,
+    ScenarioClass,
+)
 from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
 from core.money import DEFAULT_DECIMALS
 from restructuring import feasibility
-from restructuring.models import Case, CaseState
+from restructuring.models import Case, CaseState, FeasibilityReport
+from rules.actions import CaseHoldings
 
 # Cases whose accounts would be liquidating at the same time as this one: they share the market's liquidity.
 DISTRESSED_STATES = (CaseState.MARGIN_CALL, CaseState.PROPOSED, CaseState.OFFERED, CaseState.LIQUIDATING)
 _LINEAR = (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
+# Cases that went through a restructuring (closed after it, or defaulted on it).
+RESTRUCTURED_STATES = (CaseState.RESTRUCTURED, CaseState.CLOSED, CaseState.DEFAULTED)
 
 
 @dataclass(frozen=True)
@@ -254,3 +266,137 @@ def _co_sellers(cases: Sequence[Case], positions: list[Position]) -> dict[tuple[
             )
         out[(p.account_id, p.instrument_id)] = abs(others)
     return out
+
+
+# ------------------------------------------------------------------------------------------ rule facts
+
+
+@dataclass(frozen=True)
+class RuleFacts:
+    """What the rules see of each case (rules/schema.py), with what turns their actions into terms."""
+
+    cases: list[Case]
+    rows: list[dict[str, Any]]  # one fact row per case, in the order of `cases`
+    holdings: list[CaseHoldings]
+    reports: list[FeasibilityReport | None]  # the latest report of each case
+
+
+def rule_facts_load(cases: Sequence[Case], now: datetime) -> RuleFacts:
+    """The fact rows of the cases (rules/schema.py), in a fixed number of queries: risk state, loan, client, the
+    latest feasibility report, prior restructurings and the group's debt."""
+    account_ids = [c.account_id for c in cases]
+    risk = {r.account_id: r for r in RiskState.objects.filter(account_id__in=account_ids)}
+    loans = {
+        loan.account_id: loan
+        for loan in MarginLoan.objects.filter(account_id__in=account_ids, status=LoanStatus.ACTIVE)
+    }
+    latest: dict[int, FeasibilityReport] = {}
+    for report in FeasibilityReport.objects.filter(case__in=[c.pk for c in cases]).order_by(
+        "case_id", "-created_at", "-pk"
+    ):
+        latest.setdefault(report.case_id, report)
+    prior = dict(
+        Case.objects.filter(account_id__in=account_ids, state__in=RESTRUCTURED_STATES)
+        .values("account_id")
+        .annotate(n=Count("pk"))
+        .values_list("account_id", "n")
+    )
+    groups = {c.account.client.group_id for c in cases} - {None}
+    group_debt = dict(
+        MarginLoan.objects.filter(status=LoanStatus.ACTIVE, account__client__group_id__in=groups)
+        .values("account__client__group_id")
+        .annotate(total=Sum(F("principal") + F("accrued_interest")))
+        .values_list("account__client__group_id", "total")
+    )
+    rows: list[dict[str, Any]] = []
+    holdings: list[CaseHoldings] = []
+    chosen: list[FeasibilityReport | None] = []
+    for case in cases:
+        latest_report = latest.get(case.pk)
+        row, held = _fact_row(case, risk.get(case.account_id), loans.get(case.account_id), latest_report, now)
+        row["prior_restructurings"] = float(prior.get(case.account_id, 0) - (case.state in RESTRUCTURED_STATES))
+        group = case.account.client.group_id
+        row["group_exposure"] = float(group_debt[group]) if group in group_debt else row["debt"]
+        rows.append(row)
+        holdings.append(held)
+        chosen.append(latest_report)
+    return RuleFacts(cases=list(cases), rows=rows, holdings=holdings, reports=chosen)
+
+
+def _fact_row(
+    case: Case, risk: RiskState | None, loan: MarginLoan | None, report: FeasibilityReport | None, now: datetime
+) -> tuple[dict[str, Any], CaseHoldings]:
+    client = case.account.client
+    debt = float(loan.principal + loan.accrued_interest) if loan else 0.0
+    shortfall = float(case.call_amount) if case.call_amount is not None else _number(risk, "shortfall_initial")
+    equity = _number(risk, "equity")
+    row: dict[str, Any] = {
+        "shortfall": shortfall,
+        "shortfall_pct": shortfall / debt if debt > 0 and math.isfinite(shortfall) else math.nan,
+        "margin_ratio": _number(risk, "margin_ratio"),
+        "equity": equity,
+        "debt": debt,
+        "account_value": equity + debt,
+        "credit_tier": client.credit_tier,
+        "external_capacity": float(client.external_capacity),
+        "days_in_margin_call": (now - case.called_at).total_seconds() / 86400.0 if case.called_at else 0.0,
+        "is_isolated": case.account.mode == "isolated",
+        "loan_rate": float(loan.rate_annual) if loan else math.nan,
+    }
+    row.update(_report_facts(report))
+    return row, _holdings(report)
+
+
+def _number(risk: RiskState | None, name: str) -> float:
+    value = getattr(risk, name, None) if risk is not None else None
+    return float(value) if value is not None else math.nan
+
+
+def _report_facts(report: FeasibilityReport | None) -> dict[str, float]:
+    names = (
+        "recovery_expected",
+        "recovery_p5",
+        "expected_loss",
+        "loss_given_default",
+        "loss_capacity_pct",
+        "liquidation_days",
+        "portfolio_volatility",
+        "concentration_top1",
+        "position_count",
+    )
+    if report is None:
+        return dict.fromkeys(names, math.nan)
+    results = report.results
+    capacity = results["loss_capacity"]
+    gross = _gross_values(report)
+    total = sum(gross)
+    return {
+        "recovery_expected": float(report.recovery_expected),
+        "recovery_p5": float(report.recovery_p5),
+        "expected_loss": float(report.expected_loss),
+        "loss_given_default": float(report.loss_given_default),
+        "loss_capacity_pct": float(report.loss_capacity_pct) if report.loss_capacity_pct is not None else math.nan,
+        "liquidation_days": float(results["recovery"]["days"]),
+        "portfolio_volatility": float(capacity["portfolio_volatility"] or "nan"),
+        "concentration_top1": max(gross) / total if total > 0 else math.nan,
+        "position_count": float(len(gross)),
+    }
+
+
+def _gross_values(report: FeasibilityReport) -> list[float]:
+    """Each position's gross notional at the report's prices: |quantity| x its driver's price."""
+    account = report.inputs["account"]
+    prices = [d["price"] for d in account["drivers"]]
+    return [abs(e["quantity"]) * prices[e["driver"]] for e in account["exposures"]]
+
+
+def _holdings(report: FeasibilityReport | None) -> CaseHoldings:
+    if report is None:
+        return CaseHoldings(position_ids=(), long=())
+    gross = _gross_values(report)
+    exposures = report.inputs["account"]["exposures"]
+    order = sorted(range(len(gross)), key=lambda k: (-gross[k], exposures[k]["position_id"]))
+    return CaseHoldings(
+        position_ids=tuple(exposures[k]["position_id"] for k in order),
+        long=tuple(exposures[k]["quantity"] > 0 for k in order),
+    )

@@ -10,6 +10,7 @@ from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.feasibility import feasibility_compute, feasibility_due_case_ids
 from restructuring.services.liquidation import deadlines_run
 from restructuring.services.notifications import notifications_drain, notifications_remind_deadlines, notifications_send
+from restructuring.services.proposals import proposals_from_rules
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
@@ -60,3 +61,10 @@ def feasibility_enqueue(case_ids: list[int]) -> None:
     size = max(1, settings.WORKOUT_FEASIBILITY_BATCH)
     for start in range(0, len(case_ids), size):
         compute_feasibility.delay(case_ids=case_ids[start : start + size], trigger="margin_call")
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
+def propose_from_rules(*, case_ids: list[int]) -> list[int]:
+    """Queued on commit when margin-call feasibility reports are stored. Delivered twice, it proposes once: the
+    proposals are keyed by report and package, and a case already proposed is left alone."""
+    return proposals_from_rules(case_ids=case_ids)

@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -370,7 +371,19 @@ def feasibility_compute(
         report = _report(facts[case.pk], market, paths, params, trigger, keys[case.pk], now)
         report.duration_ms = (time.perf_counter() - started) * 1e3
         reports.append(report)
-    return _store(reports, keys)
+    stored = _store(reports, keys)
+    if stored and trigger == FeasibilityTrigger.MARGIN_CALL:
+        called = sorted({r.case_id for r in reports if r.pk in set(stored)})
+        transaction.on_commit(partial(_propose, called), robust=True)
+    return stored
+
+
+def _propose(case_ids: list[int]) -> None:
+    # Imported here: the tasks module imports this service. A lost task is re-driven by the next report or
+    # on demand (the proposals are keyed by report, so a late run adds nothing twice).
+    from restructuring.tasks import propose_from_rules
+
+    propose_from_rules.delay(case_ids=case_ids)
 
 
 def _key(case: Case, trigger: str, key: str | None, now: datetime) -> str:
@@ -425,6 +438,11 @@ def _report(
             "position_ids": list(facts.position_ids),
             "quantum": str(facts.quantum),
             "credit_tier": facts.credit_tier,
+            "loan": {
+                "principal": str(facts.principal),
+                "accrued_interest": str(facts.accrued_interest),
+                "rate_annual": str(facts.rate_annual),
+            },
         },
         results=results,
         debt=_money(facts.inputs.debt, facts.quantum),
@@ -564,3 +582,64 @@ def feasibility_due_case_ids(limit: int = 1000) -> list[int]:
     cases = Case.objects.filter(state=CaseState.MARGIN_CALL, called_at__isnull=False).values_list("pk", "called_at")
     calls = {pk: f"margin_call:{called_at.isoformat()}" for pk, called_at in cases[: limit * 4]}
     return sorted(set(calls) - _existing(calls))[:limit]
+
+
+# ------------------------------------------------------------------------------- valuing proposed terms
+
+
+def report_facts(report: FeasibilityReport) -> CaseFacts:
+    """The case as the report saw it: its inputs, loan and quantum, for valuing more terms on the same market."""
+    loan = report.inputs["loan"]
+    return CaseFacts(
+        case=report.case,
+        inputs=_inputs_from(report.inputs["account"]),
+        position_ids=tuple(report.inputs["position_ids"]),
+        principal=Decimal(loan["principal"]),
+        accrued_interest=Decimal(loan["accrued_interest"]),
+        rate_annual=Decimal(loan["rate_annual"]),
+        quantum=Decimal(report.inputs["quantum"]),
+        credit_tier=report.inputs["credit_tier"],
+    )
+
+
+@dataclass(frozen=True)
+class Valued:
+    name: str
+    priced: Priced | None  # None: the terms could not be scheduled (see `problem`)
+    valuation: dict[str, Any]
+    problem: str = ""
+
+
+def terms_value(report: FeasibilityReport, named: Sequence[tuple[str, Terms]], *, start: date) -> list[Valued]:
+    """Value terms for the report's case on the report's own market and inputs (same seeds: comparable with the
+    report's figures and with each other). Terms that cannot be scheduled come back with their problem."""
+    facts = report_facts(report)
+    params = _params_from(report.parameters)
+    priced: list[Priced] = []
+    out: dict[str, Valued] = {}
+    for name, terms in named:
+        try:
+            priced.append(terms_price(facts, name, terms, params, start))
+        except (ScheduleError, TermsError) as exc:
+            out[name] = Valued(name=name, priced=None, valuation={}, problem=str(exc))
+    receipt = report.results["recovery"]["lender_receipt"]
+    liquidate_now = feasibility.Estimate(float(receipt["value"]), float(receipt["standard_error"]))
+    paths = market_paths(report.market_seed, params)
+    valuations = feasibility.valuations(
+        facts.inputs, [p.candidate for p in priced], paths, report.case_seed, liquidate_now
+    )
+    q = facts.quantum
+    for p, v in zip(priced, valuations, strict=True):
+        out[p.name] = Valued(
+            name=p.name,
+            priced=p,
+            valuation={
+                "affordable": v.affordable,
+                "expected_pv": _estimate(v.expected_pv, q),
+                "default_probability": _ratio_estimate(v.default_probability),
+                "advantage": _estimate(v.advantage, q),
+                "reduction_proceeds": str(_money(v.reduction_proceeds, q)),
+                "months": v.months,
+            },
+        )
+    return [out[name] for name, _ in named]

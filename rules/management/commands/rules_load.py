@@ -1,0 +1,33 @@
+"""manage.py rules_load: load a rule set from a JSON file as a draft (the default set when no file is named)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from core.errors import WorkoutError
+from rules.models import RuleSet, RuleSetStatus
+from rules.services import DEFAULT_RULES, ruleset_load
+
+
+class Command(BaseCommand):
+    help = "Load a rule set from JSON as a draft; --publish puts it in force (as the named system actor)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("path", nargs="?", default=str(DEFAULT_RULES))
+        parser.add_argument("--publish", action="store_true")
+        parser.add_argument(
+            "--if-none-published", action="store_true", help="do nothing when a rule set is already in force"
+        )
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["if_none_published"] and RuleSet.objects.filter(status=RuleSetStatus.PUBLISHED).exists():
+            self.stdout.write("a rule set is already published: nothing loaded")
+            return
+        try:
+            rule_set = ruleset_load(Path(options["path"]), publish=options["publish"], system_actor="rules_load")
+        except (WorkoutError, OSError, ValueError, KeyError) as exc:
+            raise CommandError(f"{options['path']}: {exc}") from exc
+        self.stdout.write(f"loaded {rule_set}: {rule_set.rules.count()} rules")

@@ -1,0 +1,224 @@
+"""The life of a rule set: drafts are edited (every rule checked as it is saved), published by a senior credit
+officer (retiring the set in force, one audit event), cloned to change the policy; the published set is
+compiled once per process and version. Loading a rule set from a data file is how the default set ships.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from core.audit import AuditEntry, audit_record
+from core.errors import ConflictError, ValidationError, WorkoutError
+from rules.engine import CompiledRule, RuleError, RuleSpec, rule_compile, ruleset_compile
+from rules.expressions import ExpressionError
+from rules.models import Rule, RuleSet, RuleSetStatus
+
+DEFAULT_RULES = Path(__file__).resolve().parent / "data" / "default_rules.json"
+_RULE_FIELDS = ("name", "description", "priority", "condition", "action", "parameters", "package", "stop_processing")
+
+
+class RuleSetNotEditableError(ConflictError):
+    code = "ruleset_not_editable"
+
+
+class PublishPermissionError(WorkoutError):
+    code = "permission_denied"
+
+
+class RuleValidationError(ValidationError):
+    code = "rule_invalid"
+
+
+def spec_of(rule: Rule | Mapping[str, Any]) -> RuleSpec:
+    data = {f: getattr(rule, f) for f in _RULE_FIELDS} if isinstance(rule, Rule) else dict(rule)
+    return RuleSpec(
+        name=str(data.get("name", "")),
+        priority=int(data.get("priority", 100)),
+        condition=str(data.get("condition", "")),
+        action=str(data.get("action", "")),
+        parameters=dict(data.get("parameters") or {}),
+        package=str(data.get("package") or data.get("name", "")),
+        stop_processing=bool(data.get("stop_processing", False)),
+        description=str(data.get("description", "")),
+    )
+
+
+def rule_check(spec: RuleSpec) -> CompiledRule:
+    """Compile a rule, turning its errors into a ValidationError that names the rule, the field and where."""
+    try:
+        return rule_compile(spec)
+    except ExpressionError as exc:
+        raise RuleValidationError(str(exc), rule=exc.rule, field=exc.field, position=exc.position) from None
+    except RuleError as exc:
+        raise RuleValidationError(str(exc), rule=exc.rule, field=exc.field) from None
+
+
+def _next_version() -> int:
+    return (RuleSet.objects.aggregate(v=Max("version"))["v"] or 0) + 1
+
+
+def ruleset_create(
+    *, name: str, rules: Sequence[Mapping[str, Any]], actor: User | None = None, description: str = ""
+) -> RuleSet:
+    """A new draft with these rules, each checked; all or nothing."""
+    specs = [spec_of(r) for r in rules]
+    for spec in specs:
+        rule_check(spec)
+    try:
+        ruleset_compile(specs)  # names unique
+    except RuleError as exc:
+        raise RuleValidationError(str(exc), rule=exc.rule, field=exc.field) from None
+    with transaction.atomic():
+        rule_set = RuleSet.objects.create(
+            name=name, version=_next_version(), description=description, created_at=timezone.now(), created_by=actor
+        )
+        Rule.objects.bulk_create(_row(rule_set, s) for s in specs)
+    return rule_set
+
+
+def _row(rule_set: RuleSet, spec: RuleSpec) -> Rule:
+    return Rule(
+        rule_set=rule_set,
+        name=spec.name,
+        description=spec.description,
+        priority=spec.priority,
+        condition=spec.condition,
+        action=spec.action,
+        parameters=dict(spec.parameters),
+        package=spec.package or spec.name,
+        stop_processing=spec.stop_processing,
+    )
+
+
+def _draft(rule_set_id: int) -> RuleSet:
+    rule_set = RuleSet.objects.select_for_update().get(pk=rule_set_id)
+    if rule_set.status != RuleSetStatus.DRAFT:
+        raise RuleSetNotEditableError(
+            f"rule set v{rule_set.version} is {rule_set.status}: it never changes; clone it into a new draft",
+            rule_set_id=rule_set_id,
+        )
+    return rule_set
+
+
+def rule_save(*, rule_set_id: int, rule: Mapping[str, Any], replaces: str | None = None) -> Rule:
+    """Add a rule to a draft, or replace the one named `replaces`; checked first, refused on a non-draft."""
+    spec = spec_of(rule)
+    rule_check(spec)
+    with transaction.atomic():
+        rule_set = _draft(rule_set_id)
+        others = rule_set.rules.exclude(name=replaces) if replaces else rule_set.rules.all()
+        if others.filter(name=spec.name).exists():
+            raise RuleValidationError(f"rule {spec.name!r}, name: two rules have this name", rule=spec.name)
+        if replaces:
+            rule_set.rules.filter(name=replaces).delete()
+        return Rule.objects.create(**{f: getattr(_row(rule_set, spec), f) for f in _RULE_FIELDS}, rule_set=rule_set)
+
+
+def rule_delete(*, rule_set_id: int, name: str) -> None:
+    with transaction.atomic():
+        _draft(rule_set_id).rules.filter(name=name).delete()
+
+
+def ruleset_clone(*, rule_set_id: int, actor: User | None = None, name: str | None = None) -> RuleSet:
+    """A new draft with the same rules (how a published set is changed)."""
+    source = RuleSet.objects.get(pk=rule_set_id)
+    with transaction.atomic():
+        draft = RuleSet.objects.create(
+            name=name or source.name,
+            version=_next_version(),
+            description=source.description,
+            cloned_from=source,
+            created_at=timezone.now(),
+            created_by=actor,
+        )
+        Rule.objects.bulk_create(_row(draft, spec_of(r)) for r in source.rules.all())
+    return draft
+
+
+def ruleset_publish(*, rule_set_id: int, actor: User | None, system_actor: str = "") -> RuleSet:
+    """Put a draft in force: needs rules.publish_ruleset (a senior credit officer); the set in force is retired
+    in the same transaction; one audit event. Every rule is checked again first."""
+    if actor is not None and not actor.has_perm("rules.publish_ruleset"):
+        raise PublishPermissionError(f"{actor} may not publish rule sets", rule_set_id=rule_set_id)
+    if actor is None and not system_actor:
+        raise PublishPermissionError("publishing needs a user with the permission, or a named system actor")
+    now = timezone.now()
+    with transaction.atomic():
+        rule_set = _draft(rule_set_id)
+        specs = [spec_of(r) for r in rule_set.rules.all()]
+        if not specs:
+            raise RuleValidationError(f"rule set v{rule_set.version} has no rules", rule_set_id=rule_set_id)
+        for spec in specs:
+            rule_check(spec)
+        previous = RuleSet.objects.select_for_update().filter(status=RuleSetStatus.PUBLISHED).first()
+        if previous is not None:
+            previous.status = RuleSetStatus.RETIRED
+            previous.save(update_fields=["status"])
+        rule_set.status = RuleSetStatus.PUBLISHED
+        rule_set.published_at = now
+        rule_set.published_by = actor
+        rule_set.save(update_fields=["status", "published_at", "published_by"])
+        audit_record(
+            AuditEntry(
+                action="ruleset.publish",
+                object_type="rules.ruleset",
+                object_id=rule_set.pk,
+                actor=actor,
+                system_actor="" if actor is not None else system_actor,
+                from_state=RuleSetStatus.DRAFT,
+                to_state=RuleSetStatus.PUBLISHED,
+                payload={
+                    "version": rule_set.version,
+                    "retired": previous.version if previous else None,
+                    "rules": [s.name for s in specs],
+                    "digest": ruleset_digest(specs),
+                },
+            )
+        )
+    return rule_set
+
+
+def ruleset_digest(specs: Sequence[RuleSpec]) -> str:
+    """A SHA-256 over the rules' canonical JSON: what exactly was published."""
+    import hashlib
+
+    canonical = json.dumps(
+        [
+            {f: getattr(s, f) if f != "parameters" else dict(s.parameters) for f in _RULE_FIELDS}
+            for s in sorted(specs, key=lambda s: s.name)
+        ],
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+_compiled: dict[int, list[CompiledRule]] = {}
+
+
+def published_rules() -> tuple[RuleSet, list[CompiledRule]] | None:
+    """The rule set in force and its compiled rules (compiled once per process and version: published sets
+    never change)."""
+    rule_set = RuleSet.objects.filter(status=RuleSetStatus.PUBLISHED).first()
+    if rule_set is None:
+        return None
+    if rule_set.pk not in _compiled:
+        _compiled[rule_set.pk] = ruleset_compile([spec_of(r) for r in rule_set.rules.all()])
+    return rule_set, _compiled[rule_set.pk]
+
+
+def ruleset_load(path: Path = DEFAULT_RULES, *, publish: bool = False, system_actor: str = "setup") -> RuleSet:
+    """A rule set from a JSON file ({"name", "description", "rules": [...]}), as a draft, optionally published."""
+    data = json.loads(path.read_text())
+    rule_set = ruleset_create(name=data["name"], description=data.get("description", ""), rules=data["rules"])
+    if publish:
+        rule_set = ruleset_publish(rule_set_id=rule_set.pk, actor=None, system_actor=system_actor)
+    return rule_set
