@@ -162,8 +162,8 @@ def test_a_margin_call_from_the_sweep_is_sent_by_email_and_signed_webhook(
 
     # then one email and one webhook row tell of the call, both sent by the task queued on commit
     case = _case(account)
-    # the notifications' send, and the feasibility of the new margin call
-    assert [callback.func.__name__ for callback in callbacks] == ["_dispatch", "_feasibility_enqueue"]
+    # the notifications' send, the feasibility of the new margin call, and (once its report is stored) the rules
+    assert [callback.func.__name__ for callback in callbacks] == ["_dispatch", "_feasibility_enqueue", "_propose"]
     assert FeasibilityReport.objects.filter(case=case, trigger="margin_call").count() == 1
     rows = {n.channel: n for n in Notification.objects.all()}
     assert set(rows) == {"email", "webhook"}
@@ -244,7 +244,7 @@ def test_a_client_without_email_or_webhook_gets_no_rows(django_capture_on_commit
     # then the case moved, nothing is enqueued and no sending is queued (only the call's feasibility)
     assert _case(account).state == CaseState.MARGIN_CALL
     assert not Notification.objects.exists()
-    assert [callback.func.__name__ for callback in callbacks] == ["_feasibility_enqueue"]
+    assert [callback.func.__name__ for callback in callbacks] == ["_feasibility_enqueue", "_propose"]
 
 
 @pytest.mark.django_db

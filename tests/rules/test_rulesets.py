@@ -4,6 +4,7 @@ exactly one in force, the default set loads."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission, User
@@ -13,6 +14,8 @@ from django.utils import timezone
 from core.audit import audit_verify
 from core.models import AuditEvent
 from rules.models import RuleSet, RuleSetStatus
+from rules.reference import rules_reference
+from rules.schema import FACTS
 from rules.services import (
     DEFAULT_RULES,
     PublishPermissionError,
@@ -141,3 +144,11 @@ def test_the_default_rules_file_is_valid_json_with_unique_names() -> None:
     data = json.loads(DEFAULT_RULES.read_text())
     names = [r["name"] for r in data["rules"]]
     assert len(names) == len(set(names)) == 20
+
+
+def test_the_rule_writers_reference_is_generated_from_the_code() -> None:
+    # if this fails: `manage.py rules_reference --write` and commit docs/rules.md
+    doc = Path(__file__).resolve().parents[2] / "docs" / "rules.md"
+    assert doc.read_text() == rules_reference()
+    for fact in FACTS:
+        assert f"`{fact.name}`" in doc.read_text()
