@@ -45,6 +45,7 @@ bench: install
 	$(PY) bench/sweep.py
 	$(PY) bench/cases.py
 	$(PY) bench/feasibility.py
+	$(PY) bench/ruleset.py
 
 ## make bench-full: also the 1,000,000-account book (time and peak memory); takes several minutes
 bench-full: bench

@@ -278,23 +278,43 @@ class RuleFacts:
     cases: list[Case]
     rows: list[dict[str, Any]]  # one fact row per case, in the order of `cases`
     holdings: list[CaseHoldings]
-    reports: list[FeasibilityReport | None]  # the latest report of each case
+    report_ids: list[int | None]  # the latest feasibility report of each case (reports_load reads them whole)
+
+
+@dataclass(frozen=True)
+class _ReportFigures:
+    """The few figures of a report the rules read (not its inputs and results whole)."""
+
+    pk: int
+    recovery_expected: Decimal
+    recovery_p5: Decimal
+    expected_loss: Decimal
+    loss_given_default: Decimal
+    loss_capacity_pct: Decimal | None
+    days: Any
+    portfolio_volatility: Any
+    exposures: list[dict[str, Any]]
+    drivers: list[dict[str, Any]]
 
 
 def rule_facts_load(cases: Sequence[Case], now: datetime) -> RuleFacts:
-    """The fact rows of the cases (rules/schema.py), in a fixed number of queries: risk state, loan, client, the
-    latest feasibility report, prior restructurings and the group's debt."""
+    """The fact rows of the cases (rules/schema.py), in a fixed number of queries reading only the columns they
+    need: risk state, loan, the latest feasibility report's figures, prior restructurings, the group's debt (the
+    cases come with their account and client)."""
     account_ids = [c.account_id for c in cases]
-    risk = {r.account_id: r for r in RiskState.objects.filter(account_id__in=account_ids)}
-    loans = {
-        loan.account_id: loan
-        for loan in MarginLoan.objects.filter(account_id__in=account_ids, status=LoanStatus.ACTIVE)
+    risk = {
+        row[0]: row[1:]
+        for row in RiskState.objects.filter(account_id__in=account_ids).values_list(
+            "account_id", "equity", "margin_ratio", "shortfall_initial"
+        )
     }
-    latest: dict[int, FeasibilityReport] = {}
-    for report in FeasibilityReport.objects.filter(case__in=[c.pk for c in cases]).order_by(
-        "case_id", "-created_at", "-pk"
-    ):
-        latest.setdefault(report.case_id, report)
+    loans = {
+        row[0]: row[1:]
+        for row in MarginLoan.objects.filter(account_id__in=account_ids, status=LoanStatus.ACTIVE).values_list(
+            "account_id", "principal", "accrued_interest", "rate_annual"
+        )
+    }
+    latest = _latest_report_figures([c.pk for c in cases])
     prior = dict(
         Case.objects.filter(account_id__in=account_ids, state__in=RESTRUCTURED_STATES)
         .values("account_id")
@@ -310,91 +330,118 @@ def rule_facts_load(cases: Sequence[Case], now: datetime) -> RuleFacts:
     )
     rows: list[dict[str, Any]] = []
     holdings: list[CaseHoldings] = []
-    chosen: list[FeasibilityReport | None] = []
+    report_ids: list[int | None] = []
     for case in cases:
-        latest_report = latest.get(case.pk)
-        row, held = _fact_row(case, risk.get(case.account_id), loans.get(case.account_id), latest_report, now)
+        figures = latest.get(case.pk)
+        row = _fact_row(case, risk.get(case.account_id), loans.get(case.account_id), now)
+        row.update(_report_facts(figures))
         row["prior_restructurings"] = float(prior.get(case.account_id, 0) - (case.state in RESTRUCTURED_STATES))
         group = case.account.client.group_id
         row["group_exposure"] = float(group_debt[group]) if group in group_debt else row["debt"]
         rows.append(row)
-        holdings.append(held)
-        chosen.append(latest_report)
-    return RuleFacts(cases=list(cases), rows=rows, holdings=holdings, reports=chosen)
+        holdings.append(_holdings(figures))
+        report_ids.append(figures.pk if figures else None)
+    return RuleFacts(cases=list(cases), rows=rows, holdings=holdings, report_ids=report_ids)
 
 
-def _fact_row(
-    case: Case, risk: RiskState | None, loan: MarginLoan | None, report: FeasibilityReport | None, now: datetime
-) -> tuple[dict[str, Any], CaseHoldings]:
+def reports_load(report_ids: Sequence[int | None]) -> dict[int, FeasibilityReport]:
+    """Reports whole, by id, with their cases."""
+    ids = [i for i in report_ids if i is not None]
+    return {r.pk: r for r in FeasibilityReport.objects.filter(pk__in=ids).select_related("case")}
+
+
+def _latest_report_figures(case_ids: list[int]) -> dict[int, _ReportFigures]:
+    rows = (
+        FeasibilityReport.objects.filter(case_id__in=case_ids)
+        .order_by("case_id", "-created_at", "-pk")
+        .values_list(
+            "case_id",
+            "pk",
+            "recovery_expected",
+            "recovery_p5",
+            "expected_loss",
+            "loss_given_default",
+            "loss_capacity_pct",
+            "results__recovery__days",
+            "results__loss_capacity__portfolio_volatility",
+            "inputs__account__exposures",
+            "inputs__account__drivers",
+        )
+    )
+    out: dict[int, _ReportFigures] = {}
+    for case_id, *figures in rows:
+        if case_id not in out:  # the first of each case is its latest
+            out[case_id] = _ReportFigures(*figures)
+    return out
+
+
+def _fact_row(case: Case, risk: tuple[Any, ...] | None, loan: tuple[Any, ...] | None, now: datetime) -> dict[str, Any]:
     client = case.account.client
-    debt = float(loan.principal + loan.accrued_interest) if loan else 0.0
-    shortfall = float(case.call_amount) if case.call_amount is not None else _number(risk, "shortfall_initial")
-    equity = _number(risk, "equity")
-    row: dict[str, Any] = {
+    equity, margin_ratio, shortfall_initial = risk if risk is not None else (None, None, None)
+    debt = float(loan[0] + loan[1]) if loan else 0.0
+    shortfall = float(case.call_amount) if case.call_amount is not None else _float(shortfall_initial)
+    equity_value = _float(equity)
+    return {
         "shortfall": shortfall,
         "shortfall_pct": shortfall / debt if debt > 0 and math.isfinite(shortfall) else math.nan,
-        "margin_ratio": _number(risk, "margin_ratio"),
-        "equity": equity,
+        "margin_ratio": _float(margin_ratio),
+        "equity": equity_value,
         "debt": debt,
-        "account_value": equity + debt,
+        "account_value": equity_value + debt,
         "credit_tier": client.credit_tier,
         "external_capacity": float(client.external_capacity),
         "days_in_margin_call": (now - case.called_at).total_seconds() / 86400.0 if case.called_at else 0.0,
         "is_isolated": case.account.mode == "isolated",
-        "loan_rate": float(loan.rate_annual) if loan else math.nan,
+        "loan_rate": float(loan[2]) if loan else math.nan,
     }
-    row.update(_report_facts(report))
-    return row, _holdings(report)
 
 
-def _number(risk: RiskState | None, name: str) -> float:
-    value = getattr(risk, name, None) if risk is not None else None
+def _float(value: Any) -> float:
     return float(value) if value is not None else math.nan
 
 
-def _report_facts(report: FeasibilityReport | None) -> dict[str, float]:
-    names = (
-        "recovery_expected",
-        "recovery_p5",
-        "expected_loss",
-        "loss_given_default",
-        "loss_capacity_pct",
-        "liquidation_days",
-        "portfolio_volatility",
-        "concentration_top1",
-        "position_count",
-    )
-    if report is None:
-        return dict.fromkeys(names, math.nan)
-    results = report.results
-    capacity = results["loss_capacity"]
-    gross = _gross_values(report)
+_REPORT_FACTS = (
+    "recovery_expected",
+    "recovery_p5",
+    "expected_loss",
+    "loss_given_default",
+    "loss_capacity_pct",
+    "liquidation_days",
+    "portfolio_volatility",
+    "concentration_top1",
+    "position_count",
+)
+
+
+def _report_facts(figures: _ReportFigures | None) -> dict[str, float]:
+    if figures is None:
+        return dict.fromkeys(_REPORT_FACTS, math.nan)
+    gross = _gross_values(figures)
     total = sum(gross)
     return {
-        "recovery_expected": float(report.recovery_expected),
-        "recovery_p5": float(report.recovery_p5),
-        "expected_loss": float(report.expected_loss),
-        "loss_given_default": float(report.loss_given_default),
-        "loss_capacity_pct": float(report.loss_capacity_pct) if report.loss_capacity_pct is not None else math.nan,
-        "liquidation_days": float(results["recovery"]["days"]),
-        "portfolio_volatility": float(capacity["portfolio_volatility"] or "nan"),
+        "recovery_expected": float(figures.recovery_expected),
+        "recovery_p5": float(figures.recovery_p5),
+        "expected_loss": float(figures.expected_loss),
+        "loss_given_default": float(figures.loss_given_default),
+        "loss_capacity_pct": _float(figures.loss_capacity_pct),
+        "liquidation_days": _float(figures.days),
+        "portfolio_volatility": _float(figures.portfolio_volatility),
         "concentration_top1": max(gross) / total if total > 0 else math.nan,
         "position_count": float(len(gross)),
     }
 
 
-def _gross_values(report: FeasibilityReport) -> list[float]:
+def _gross_values(figures: _ReportFigures) -> list[float]:
     """Each position's gross notional at the report's prices: |quantity| x its driver's price."""
-    account = report.inputs["account"]
-    prices = [d["price"] for d in account["drivers"]]
-    return [abs(e["quantity"]) * prices[e["driver"]] for e in account["exposures"]]
+    prices = [d["price"] for d in figures.drivers]
+    return [abs(e["quantity"]) * prices[e["driver"]] for e in figures.exposures]
 
 
-def _holdings(report: FeasibilityReport | None) -> CaseHoldings:
-    if report is None:
+def _holdings(figures: _ReportFigures | None) -> CaseHoldings:
+    if figures is None:
         return CaseHoldings(position_ids=(), long=())
-    gross = _gross_values(report)
-    exposures = report.inputs["account"]["exposures"]
+    gross = _gross_values(figures)
+    exposures = figures.exposures
     order = sorted(range(len(gross)), key=lambda k: (-gross[k], exposures[k]["position_id"]))
     return CaseHoldings(
         position_ids=tuple(exposures[k]["position_id"] for k in order),

@@ -122,17 +122,22 @@ def evaluate(rules: Sequence[CompiledRule], columns: Mapping[str, np.ndarray], s
         if rule.spec.stop_processing:
             stopped |= fired
     out: list[list[Firing]] = [[] for _ in range(size)]
+    plain: dict[str, list[Any]] = {}  # each fact column read by a fired rule, as JSON values, converted once
     for rule, fired, values in fired_by_rule:
         read = sorted(rule.facts_read)
+        for name in read:
+            if name not in plain:
+                plain[name] = [_plain(name, v) for v in columns[name].tolist()]
+        listed = {name: v.tolist() for name, v in values.items()}
         for row in np.flatnonzero(fired).tolist():
-            numbers = {name: float(v[row]) for name, v in values.items()}
+            numbers = {name: v[row] for name, v in listed.items()}
             out[row].append(
                 Firing(
                     rule=rule.spec.name,
                     action=rule.spec.action,
                     package=rule.spec.package or rule.spec.name,
                     parameters={**numbers, **rule.choices},
-                    facts={name: _plain(name, columns[name][row]) for name in read},
+                    facts={name: plain[name][row] for name in read},
                     problem=_bounds_problem(rule, numbers),
                 )
             )

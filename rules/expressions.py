@@ -29,7 +29,8 @@ rule-engine gives an answer. Where rule-engine raises on a row, the result here 
   Arithmetic with a null operand gives null (rule-engine raises). In `and`, `or`, `not` and as the condition of
   `? :`, a null boolean counts as false (rule-engine: truthiness), so `not is_isolated` is true for a null
   `is_isolated` while `is_isolated == false` is not. `x in [...]` is false for a null x.
-- Division: `/`, `//` and `%` by zero give null (rule-engine raises "division by zero").
+- Division: `/`, `//` and `%` of a number by zero give null (rule-engine raises "division by zero"; it gives
+  inf for `inf / 0`, and so does this).
   `//` truncates toward zero and `%` takes the sign of the dividend, as Python's Decimal does (rule-engine
   computes in Decimal): `-7 // 2` is -3 and `-7 % 4` is -3. `**` follows float64 (`0 ** -1` is inf, as in
   rule-engine); an undefined power (`(-8) ** 0.5`) gives null (rule-engine raises).
@@ -72,9 +73,10 @@ __all__ = [
 
 MAX_LENGTH = 2_000
 """Characters an expression may have."""
-MAX_DEPTH = 64
-"""Nesting an expression may have (operators inside operators); far above what a rule needs, far below recursion
-limits."""
+MAX_DEPTH = 100
+"""Nesting an expression may have: operators inside operators, a chain `a or b or c` counting one level per
+operator. Far above what a rule needs, and far below Python's recursion limit for the three recursive walks
+(this module's check, rule-engine's build, the evaluation)."""
 _SUGGESTION_SIMILARITY = 0.8  # Jaro-Winkler similarity under which "did you mean" would mislead
 _EXCERPT_LENGTH = 40
 
@@ -129,7 +131,7 @@ class Expression:
             try:
                 column = columns[name]
             except KeyError:
-                raise KeyError(f"no column for fact {name!r}, which {self.text!r} reads") from None
+                raise KeyError(f"no column for fact {name!r}, which the expression reads") from None
             env[name] = _column_coerce(name, self._fact_types[name], column, size)
         with np.errstate(all="ignore"):
             value = self._run(env)
@@ -258,17 +260,20 @@ def _string_constant(value: str) -> np.ndarray:
 
 
 # Numbers: float64, NaN for null. The division family follows Decimal (rule-engine's arithmetic) except that a
-# zero divisor gives null where rule-engine raises.
+# finite number divided by zero gives null where rule-engine raises. Decimal divides an infinity by zero without
+# complaint (inf / 0 is inf), and so do these.
 
 
 def _true_divide(a: Any, b: Any) -> Any:
-    return np.where(np.equal(b, 0), np.nan, np.true_divide(a, b))
+    return np.where(np.equal(b, 0) & np.isfinite(a), np.nan, np.true_divide(a, b))
 
 
 def _truncating_divide(a: Any, b: Any) -> Any:
     # Decimal's // truncates toward zero; a - fmod(a, b) is the exact multiple of b, so the quotient rounds
-    # to the integer it is instead of falling to the one below as trunc(a / b) can
-    return np.where(np.equal(b, 0), np.nan, np.round(np.true_divide(np.subtract(a, np.fmod(a, b)), b)))
+    # to the integer it is instead of falling to the one below as trunc(a / b) can. inf // b is inf / b.
+    truncated = np.round(np.true_divide(np.subtract(a, np.fmod(a, b)), b))
+    infinite = np.isinf(a) & np.isfinite(b)
+    return np.where(infinite, np.true_divide(a, b), np.where(np.equal(b, 0), np.nan, truncated))
 
 
 def _remainder(a: Any, b: Any) -> Any:

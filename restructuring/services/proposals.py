@@ -37,7 +37,7 @@ from restructuring.models import (
     ProposalKind,
     ProposalSource,
 )
-from restructuring.selectors import rule_facts_load
+from restructuring.selectors import reports_load, rule_facts_load
 from restructuring.services.feasibility import terms_value
 from restructuring.terms import Terms, TermsError
 from rules.actions import ESCALATE, LIQUIDATE, CaseHoldings, terms_from_actions
@@ -79,10 +79,12 @@ def proposals_from_rules(*, case_ids: Sequence[int], now: datetime | None = None
     for case, row in zip(cases, facts.rows, strict=True):  # what a backtest replays once the case is closed
         case.facts, case.facts_at = json_row(row), now
     bulk_update_fields(Case, cases, ["facts", "facts_at"])
+    reports = reports_load([r for r, fired in zip(facts.report_ids, firings, strict=True) if fired])
     planned: list[tuple[Case, FeasibilityReport, dict[str, Any], list[Proposal]]] = []
-    for case, row, holdings, report, fired in zip(
-        cases, facts.rows, facts.holdings, facts.reports, firings, strict=True
+    for case, row, holdings, report_id, fired in zip(
+        cases, facts.rows, facts.holdings, facts.report_ids, firings, strict=True
     ):
+        report = reports.get(report_id) if report_id is not None else None
         if report is None or not fired:
             continue
         proposals = _case_proposals(case, report, row, holdings, fired, rule_set, now)

@@ -18,7 +18,7 @@ from typing import Any
 from django.utils import timezone
 
 from restructuring.models import CLOSED_STATES, OPEN_STATES, Case, FeasibilityReport, ProposalKind
-from restructuring.selectors import RuleFacts, rule_facts_load
+from restructuring.selectors import RuleFacts, reports_load, rule_facts_load
 from restructuring.services.feasibility import terms_value
 from restructuring.services.proposals import package_candidates
 from restructuring.terms import Terms, TermsError
@@ -89,7 +89,9 @@ def ruleset_backtest(*, rule_set_id: int, now: datetime | None = None) -> Trial:
     stored = [
         {**row, **{k: _number(v) for k, v in case.facts.items()}} for case, row in zip(cases, live.rows, strict=True)
     ]
-    return _trial(rule_set_id, RuleFacts(cases=cases, rows=stored, holdings=live.holdings, reports=live.reports), now)
+    return _trial(
+        rule_set_id, RuleFacts(cases=cases, rows=stored, holdings=live.holdings, report_ids=live.report_ids), now
+    )
 
 
 def _terms(candidate: Any) -> tuple[str, dict[str, Any]]:
@@ -112,9 +114,11 @@ def _trial(rule_set_id: int, facts: RuleFacts, now: datetime) -> Trial:
     after_firings = evaluate(_compiled(trying), columns, size)
     before_firings = evaluate(_compiled(published), columns, size)
     trial = Trial(rule_set_version=trying.version, against_version=published.version if published else None)
-    for case, holdings, report, before, after in zip(
-        facts.cases, facts.holdings, facts.reports, before_firings, after_firings, strict=True
+    reports = reports_load(facts.report_ids)
+    for case, holdings, report_id, before, after in zip(
+        facts.cases, facts.holdings, facts.report_ids, before_firings, after_firings, strict=True
     ):
+        report = reports.get(report_id) if report_id is not None else None
         if report is None:
             continue
         trial.cases += 1
