@@ -24,6 +24,7 @@ migrate: install
 ## make demo: set up everything, load a demo book, sweep it, serve http://127.0.0.1:8000
 demo: install
 	DEBUG=true $(PY) manage.py migrate --noinput
+	DEBUG=true $(PY) manage.py demo_workflow_clear
 	DEBUG=true $(PY) manage.py rules_load --publish --if-none-published
 	DEBUG=true $(PY) manage.py demo_setup --accounts $(DEMO_ACCOUNTS)
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
