@@ -15,28 +15,35 @@ The language is rule-engine's grammar (parsed by rule-engine itself), restricted
   Types are checked by this module over the syntax tree, so an error names the offending operand (`'+' needs
   numbers, but credit_tier is a string`) or operator (`'>' compares credit_tier (a string) with 1 (a number)`);
   rule-engine then builds the rule with the schema as its type resolver, and whatever it still refuses (a
-  literal `1 / 0` it folds at build time) is reported at the node it failed on.
+  literal `1 / 0` it folds at build time) is reported at the node it failed on. Limits: 2,000 characters,
+  100 levels of nesting (a chain `a or b or ...` counts a level per operator).
+- Positions: rule-engine's AST nodes carry none, and its type errors neither. The text is parsed by a subclass
+  of rule-engine's parser whose grammar actions are rule-engine's own, wrapped to record each node's span (ply's
+  position tracking); the check and the compilation walk rule-engine's unbuilt nodes (`_DeferredAstNode`,
+  private to rule-engine 5.1, pinned in pyproject.toml: a change there fails tests/rules/test_expressions.py).
 
 Columns (the input of `Expression.evaluate`, built from rows by `columns_from_rows`): one 1-d array per fact,
 all of length `size`. A number is float64 with NaN for null; a boolean is float64 with 1.0 / 0.0 and NaN for
 null (a bool array is accepted too); a string is an object array with None for null.
 
-Semantics: the vectorised result equals rule-engine's own evaluation of the same text on a dict row wherever
-rule-engine gives an answer. Where rule-engine raises on a row, the result here is defined as follows:
-- Null. `a == b` is true when both are null (rule-engine: `null == null`) and false when only one is;
-  `a != b` is its negation, so `x != 1` is true for a null x. `<=` and `>=` are true when both sides are null,
-  `<` and `>` false (rule-engine). An ordered comparison with one null side is false (rule-engine raises).
-  Arithmetic with a null operand gives null (rule-engine raises). In `and`, `or`, `not` and as the condition of
-  `? :`, a null boolean counts as false (rule-engine: truthiness), so `not is_isolated` is true for a null
-  `is_isolated` while `is_isolated == false` is not. `x in [...]` is false for a null x.
-- Division: `/`, `//` and `%` of a number by zero give null (rule-engine raises "division by zero"; it gives
-  inf for `inf / 0`, and so does this).
-  `//` truncates toward zero and `%` takes the sign of the dividend, as Python's Decimal does (rule-engine
-  computes in Decimal): `-7 // 2` is -3 and `-7 % 4` is -3. `**` follows float64 (`0 ** -1` is inf, as in
-  rule-engine); an undefined power (`(-8) ** 0.5`) gives null (rule-engine raises).
-- A condition's result is a bool array, null counting as false; a number's is float64, NaN for null.
-- Numbers are float64 here and Decimal in rule-engine: results agree to float rounding (`0.1 * 3 == 0.3` is
-  true in Decimal, false in float64), and float64 overflows to inf where Decimal would not (`10 ** 400`).
+Semantics: the vectorised result equals rule-engine's own evaluation of the same text on a plain dict row
+(rule-engine's `Rule(text, context).evaluate(row)`) wherever rule-engine gives an answer; where it raises, the
+result is defined here. In detail:
+- Null in comparisons, as rule-engine: `a == b` is true when both sides are null, false when one is;
+  `a != b` is its negation, so `x != 1` is true for a null x and `x != null` means "x is known". On two nulls
+  `<=` and `>=` are true, `<` and `>` false. With one null side an ordered comparison is false (rule-engine
+  raises). `x in [...]` is false for a null x, so `x not in [...]` is true.
+- Null in logic, as rule-engine (truthiness): in `and`, `or`, `not` and as the condition of `? :` a null
+  boolean counts as false, so `not is_isolated` is true for a null `is_isolated`, `is_isolated == false` is not.
+- Null in arithmetic: null (rule-engine raises). `a ?? b` gives b where a is null, as rule-engine.
+- Division: a number divided by zero with `/`, `//` or `%` is null (rule-engine raises "division by zero";
+  `inf / 0` is inf in both). `//` truncates toward zero and `%` takes the sign of the dividend, as the Decimal
+  arithmetic rule-engine computes in: `-7 // 2` is -3, `-7 % 4` is -3. `**` is float64's (`0 ** -1` is inf, as
+  in rule-engine); an undefined power (`(-8) ** 0.5`) is null (rule-engine raises).
+- A condition's result is a bool array, null counting as false (rule-engine returns None for a bare null
+  boolean); a number's is float64, NaN for null (rule-engine: None).
+- Numbers are float64 here and Decimal in rule-engine: results agree to float rounding (`x * 3 == 0.3` is true
+  in Decimal and false in float64 for x = 0.1), and float64 overflows to inf where Decimal goes on (`10 ** 400`).
 """
 
 from __future__ import annotations
@@ -150,6 +157,7 @@ def expression_compile(
             rule=rule, field=field, position=position, excerpt=_excerpt(text, position, end), problem=problem
         )
 
+    kind = ResultKind(kind)
     if not text.strip():
         raise refuse(0, 0, "the expression is empty")
     if len(text) > MAX_LENGTH:
@@ -168,9 +176,8 @@ def expression_compile(
         what = "a condition must be true or false" if kind is ResultKind.CONDITION else "a parameter must be a number"
         raise refuse(root.start, root.end, f"{what}, but {compiler.what(root)}")
     _rule_engine_check(statement, spans, refuse)
-    return Expression(
-        text=text, kind=kind, facts_read=frozenset(compiler.facts), _run=root.run, _fact_types=dict(schema)
-    )
+    fact_types = {name: schema[name] for name in compiler.facts}
+    return Expression(text=text, kind=kind, facts_read=frozenset(fact_types), _run=root.run, _fact_types=fact_types)
 
 
 def columns_from_rows(
@@ -387,6 +394,8 @@ _Refuse = Callable[[int, int, str], ExpressionError]
 
 
 class _Located(Exception):
+    """A rule-engine error with the span of the node it was raised at; never leaves this module."""
+
     def __init__(self, span: _Span, error: BaseException) -> None:
         super().__init__(str(error))
         self.span = span
@@ -454,7 +463,8 @@ class _LocatingParser(Parser):
                     raise refuse(position, position + 1, f"unexpected character {character!r}{hint}") from None
                 start, end = lexer.lexmatch.start(), lexer.lexmatch.end()  # a reserved word: elif, else, while
                 word = text[start:end]
-                raise refuse(start, end, f"{word!r} is not part of the language{_CONDITIONAL_HINT}") from None
+                hint = _CONDITIONAL_HINT if word in ("if", "elif", "else") else ""
+                raise refuse(start, end, f"{word!r} is not part of the language{hint}") from None
             if token is None:
                 return
             self._ends[token.lexpos] = lexer.lexpos
@@ -505,7 +515,12 @@ def _parser() -> _LocatingParser:
 
 
 _CONDITIONAL_HINT = ": write a conditional as `condition ? value_if_true : value_if_false`"
-_CHARACTER_HINTS = {"=": ": compare with '=='", "!": ": negate with 'not'"}
+_CHARACTER_HINTS = {
+    "=": ": compare with '=='",
+    "!": ": negate with 'not'",
+    "'": ": a string that is not closed",
+    '"': ": a string that is not closed",
+}
 
 
 def _excerpt(text: str, start: int, end: int) -> str:
