@@ -17,7 +17,7 @@ from restructuring.services.proposals import proposals_from_rules
 from restructuring.services.rules_trial import ruleset_backtest, ruleset_dry_run
 from rules.models import Rule
 from rules.services import DEFAULT_RULES, rule_save, ruleset_clone, ruleset_load
-from tests.restructuring.helpers import account, btc, sweep_only
+from tests.restructuring.helpers import account, btc, run_together, sweep_only
 
 FAST = override_settings(WORKOUT_FEASIBILITY_PATHS=500)
 
@@ -165,3 +165,28 @@ def test_a_dry_run_and_a_backtest_show_what_a_draft_changes_against_the_publishe
 
 def spec_dict(rule: Rule) -> dict[str, object]:
     return {f: getattr(rule, f) for f in ("name", "priority", "condition", "action", "parameters", "package")}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@FAST
+def test_two_rule_runs_at_once_propose_once() -> None:
+    # given a margin call with its feasibility report, and rules published only afterwards (nothing proposed yet)
+    case = _margin_call()
+    assert case.state == CaseState.MARGIN_CALL
+    ruleset_load(DEFAULT_RULES, publish=True)
+    events = AuditEvent.objects.filter(action="case.propose").count()
+
+    # when two runs evaluate the rules on it at once (both compute; the store re-checks under the case lock)
+    outcomes = run_together(
+        lambda: proposals_from_rules(case_ids=[case.pk]),
+        lambda: proposals_from_rules(case_ids=[case.pk]),
+    )
+
+    # then one stored the proposal and moved the case, the other nothing
+    assert [o.error for o in outcomes] == [None, None]
+    assert sorted(len(o.value) for o in outcomes) == [0, 1]
+    assert Proposal.objects.filter(case=case).count() == 1
+    assert Case.objects.get(pk=case.pk).state == CaseState.PROPOSED
+    assert AuditEvent.objects.filter(action="case.propose").count() == events + 1
+    assert audit_verify().ok
