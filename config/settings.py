@@ -32,6 +32,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "django_fsm",
     "pgtrigger",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
+    "django_htmx",
     "core",
     "accounts",
     "restructuring",
@@ -45,9 +49,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    # Last: it answers locked-out logins (django-axes).
+    "axes.middleware.AxesMiddleware",
 ]
+
+# django-axes first: it refuses a login from a locked-out user or address before the password is checked.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 
 ROOT_URLCONF = "config.urls"
 WSGI_APPLICATION = "config.wsgi.application"
@@ -160,6 +171,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "restructuring.tasks.notifications_drain_task",
         "schedule": env.float("WORKOUT_NOTIFICATIONS_EVERY_SECONDS", default=60.0),
     },
+    "negotiation-deadlines": {
+        "task": "restructuring.tasks.negotiation_deadlines_task",
+        "schedule": env.float("WORKOUT_DEADLINES_EVERY_SECONDS", default=60.0),
+    },
     "feasibility-redrive": {
         "task": "restructuring.tasks.feasibility_redrive_task",
         "schedule": env.float("WORKOUT_FEASIBILITY_REDRIVE_EVERY_SECONDS", default=300.0),
@@ -255,6 +270,24 @@ WORKOUT_FEASIBILITY_CANDIDATES = {
 # --- Workout: rules (rules/; README "Rules") ---
 # A package of rule actions that sets no term keeps the loan over this many months.
 WORKOUT_RULES_DEFAULT_TERM_MONTHS = env.int("WORKOUT_RULES_DEFAULT_TERM_MONTHS", default=12)
+
+# --- Workout: negotiation (restructuring/services/negotiation.py; README "Negotiation") ---
+# Approval authority by role, per account currency (a user's ApprovalLimit overrides it). A proposal whose debt
+# exceeds the approver's authority needs a further approval by someone whose authority covers it.
+WORKOUT_APPROVAL_LIMITS = {
+    "credit_officer": {"USD": "250000", "EUR": "250000", "USDT": "250000", "USDC": "250000"},
+    "senior_credit_officer": {"USD": "5000000", "EUR": "5000000", "USDT": "5000000", "USDC": "5000000"},
+}
+# An offer stands this long; a client's counter-offer may lengthen the term, lower the rate and lower the
+# collateral by at most these (unless the officer set other bounds when offering).
+WORKOUT_OFFER_HOURS = env.float("WORKOUT_OFFER_HOURS", default=72.0)
+WORKOUT_COUNTER_MAX_EXTRA_MONTHS = env.int("WORKOUT_COUNTER_MAX_EXTRA_MONTHS", default=12)
+WORKOUT_COUNTER_MAX_RATE_CUT = env.str("WORKOUT_COUNTER_MAX_RATE_CUT", default="0.02")
+WORKOUT_COUNTER_MIN_COLLATERAL_SHARE = env.str("WORKOUT_COUNTER_MIN_COLLATERAL_SHARE", default="0.5")
+# Collateral demanded by a restructuring is due this many days after execution; an installment unpaid this many
+# days after its due date is missed and the case defaults.
+WORKOUT_COLLATERAL_DUE_DAYS = env.int("WORKOUT_COLLATERAL_DUE_DAYS", default=7)
+WORKOUT_PAYMENT_GRACE_DAYS = env.int("WORKOUT_PAYMENT_GRACE_DAYS", default=5)
 
 # Tasks queued (on commit) when a sweep finishes, each called with sweep_id: the book does not import the
 # workflow that is built on it.

@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
@@ -397,10 +398,31 @@ class Proposal(ConcurrentTransitionMixin, models.Model):
     expected_pv = money_field(null=True, blank=True)  # the lender's; what proposals are ranked by
     rank = models.PositiveIntegerField(null=True, blank=True)  # 1 = best within its round
     requires_senior = models.BooleanField(default=False)
+    # Maker-checker: who drafted or last edited the terms (None: the rules); approvals are bound to terms_hash.
+    made_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    terms_hash = models.CharField(max_length=64, blank=True, default="")
+    # The offer: when it went out, until when it stands, and how far a counter-offer may move the terms.
+    offered_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    counter_bounds = models.JSONField(default=dict, blank=True)
+    countered_from = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.PROTECT, related_name="counter_proposals"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
+        permissions = [
+            ("draft_proposal", "Can draft and edit proposals (credit officer)"),
+            ("approve_proposal", "Can approve proposals (credit officer)"),
+            ("approve_senior", "Can give the senior approval (senior credit officer)"),
+            ("offer_proposal", "Can send approved offers to clients"),
+            ("execute_proposal", "Can execute accepted restructurings and record repayments"),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["case", "source_key"], name="proposal_once_per_source"),
             models.CheckConstraint(condition=Q(state__in=ProposalState.values), name="proposal_state_valid"),
@@ -454,3 +476,116 @@ class Proposal(ConcurrentTransitionMixin, models.Model):
     @transition(field=state, source=ProposalState.ACCEPTED, target=ProposalState.EXECUTED)
     def execute(self) -> None:
         pass
+
+
+class Approval(models.Model):
+    """One officer's approval of a proposal's terms as they were (the hash): editing the terms voids it."""
+
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="approvals")
+    approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    terms_hash = models.CharField(max_length=64)
+    limit = money_field()  # the approver's authority when approving, in the account's currency
+    senior = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["proposal", "approver", "terms_hash"], name="approval_once_per_terms")
+        ]
+
+    def __str__(self) -> str:
+        return f"approval of proposal {self.proposal_id} by {self.approver_id}"
+
+
+class ApprovalLimit(models.Model):
+    """A user's own approval authority in one currency, overriding the role's (WORKOUT_APPROVAL_LIMITS)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="approval_limits")
+    currency = models.CharField(max_length=8, default="USD")
+    amount = money_field()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "currency"], name="approval_limit_per_currency")]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.amount} {self.currency}"
+
+
+class InstallmentStatus(models.TextChoices):
+    DUE = "due", "Due"
+    PAID = "paid", "Paid"
+    MISSED = "missed", "Missed"
+
+
+class Installment(models.Model):
+    """The repayment schedule of an executed restructuring (restructuring/schedules.py), one row per period."""
+
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="installments")
+    number = models.PositiveIntegerField()
+    due = models.DateField()
+    principal = money_field()
+    interest = money_field()
+    arrears = money_field()
+    total = money_field()
+    balance = money_field()
+    status = models.CharField(max_length=6, choices=InstallmentStatus.choices, default=InstallmentStatus.DUE)
+    paid_amount = money_field(default=Decimal(0))
+    paid_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["proposal", "number"], name="installment_number_unique")]
+        ordering = ["proposal", "number"]
+
+    def __str__(self) -> str:
+        return f"installment {self.number} of proposal {self.proposal_id}"
+
+
+class CollateralDemand(models.Model):
+    """Collateral an executed restructuring requires, due by a date."""
+
+    proposal = models.OneToOneField(Proposal, on_delete=models.PROTECT, related_name="collateral_demand")
+    amount = money_field()
+    due = models.DateTimeField()
+    met_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"collateral {self.amount} for proposal {self.proposal_id}"
+
+
+class TopUpStatus(models.TextChoices):
+    PENDING = "pending", "Pending: declared by the client"
+    CONFIRMED = "confirmed", "Confirmed by operations"
+    REJECTED = "rejected", "Rejected by operations"
+
+
+class CollateralTopUp(models.Model):
+    """Collateral a client says it has sent: pending until operations confirm it (then it is cash)."""
+
+    account = models.ForeignKey(MarginAccount, on_delete=models.PROTECT, related_name="top_ups")
+    amount = money_field()
+    reference = models.CharField(max_length=200, blank=True, default="")
+    status = models.CharField(max_length=9, choices=TopUpStatus.choices, default=TopUpStatus.PENDING)
+    declared_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="topup_amount_gt_0")]
+
+    def __str__(self) -> str:
+        return f"top-up {self.amount} to {self.account_id} ({self.status})"
+
+
+class ReductionOrder(models.Model):
+    """A position reduction an executed restructuring issued (sold by the desk, like a liquidation order)."""
+
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="reduction_orders")
+    position_id = models.BigIntegerField()
+    instrument = models.ForeignKey("accounts.Instrument", on_delete=models.PROTECT, related_name="+")
+    quantity = models.DecimalField(max_digits=28, decimal_places=8)  # position units, signed: > 0 sold
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"reduce {self.quantity} of position {self.position_id}"
