@@ -3,6 +3,15 @@ rules, the audit trail."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.contrib.auth import views as auth_views
+from django.urls import URLPattern, URLResolver, path
+from django.views.generic import RedirectView
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from core import auth_views as sign_in
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("login/", sign_in.LoginView.as_view(), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("account/two-factor/", sign_in.two_factor_setup, name="two-factor-setup"),
+    path("", RedirectView.as_view(pattern_name="queue", permanent=False), name="home"),
+]
