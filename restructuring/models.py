@@ -441,7 +441,10 @@ class Proposal(ConcurrentTransitionMixin, models.Model):
     def approve(self) -> None:
         pass
 
-    @transition(field=state, source=ProposalState.PENDING_APPROVAL, target=ProposalState.DRAFT)
+    # Editing terms under approval (or approved) sends the proposal back to draft: approvals were of other terms.
+    @transition(
+        field=state, source=[ProposalState.PENDING_APPROVAL, ProposalState.APPROVED], target=ProposalState.DRAFT
+    )
     def send_back(self) -> None:
         pass
 

@@ -9,6 +9,7 @@ from django.db import OperationalError
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.feasibility import feasibility_compute, feasibility_due_case_ids
 from restructuring.services.liquidation import deadlines_run
+from restructuring.services.negotiation import negotiation_deadlines_run
 from restructuring.services.notifications import notifications_drain, notifications_remind_deadlines, notifications_send
 from restructuring.services.proposals import proposals_from_rules
 
@@ -68,3 +69,10 @@ def propose_from_rules(*, case_ids: list[int]) -> list[int]:
     """Queued on commit when margin-call feasibility reports are stored. Delivered twice, it proposes once: the
     proposals are keyed by report and package, and a case already proposed is left alone."""
     return proposals_from_rules(case_ids=case_ids)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
+def negotiation_deadlines_task() -> dict[str, list[int]]:
+    """The beat: offers past their expiry back to margin call, missed installments default their cases.
+    Idempotent: what was moved is no longer due."""
+    return negotiation_deadlines_run()

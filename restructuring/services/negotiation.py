@@ -1,0 +1,772 @@
+"""The negotiation: officers draft, edit, approve (four eyes, authority limits) and offer proposals; clients accept,
+decline or counter-propose; an accepted restructuring is executed; repayments are recorded; deadlines expire
+offers and default missed payments.
+
+Rules every action keeps:
+- One transaction per action, the proposal and its case locked (`SELECT ... FOR UPDATE`) first: two people
+  acting on one proposal or case at once get one outcome; the other a NegotiationError (a conflict).
+- Every transition writes exactly one audit event, in that transaction, on the object it moves (a proposal's
+  and its case's transitions each have theirs); clients act as the system actor "client:<code>".
+- Maker-checker: whoever drafted or last edited a proposal's terms (`made_by`; the rules for theirs) cannot
+  approve it. An approval is bound to the SHA-256 of the terms it approved: editing the terms voids it (the
+  proposal goes back to draft). Authority: the debt a proposal restructures (the report's) must be within some
+  approver's limit (their ApprovalLimit in the account's currency, else their role's WORKOUT_APPROVAL_LIMITS),
+  so above an officer's limit a second approval by someone whose limit covers it is needed; an escalated
+  proposal (`requires_senior`) also needs a senior officer's approval.
+- Objects a client does not own are "not found" to it (NotFoundError), never "forbidden".
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.db.models import F, Max
+from django.utils import timezone
+from django_fsm import TransitionNotAllowed
+
+from accounts.models import LoanStatus, MarginAccount, MarginLoan, Position
+from core.audit import AuditEntry, audit_record
+from core.errors import ConflictError, NotFoundError, ValidationError, WorkoutError
+from restructuring.models import (
+    Approval,
+    ApprovalLimit,
+    Case,
+    CaseState,
+    CollateralDemand,
+    CollateralTopUp,
+    FeasibilityReport,
+    Installment,
+    InstallmentStatus,
+    NotificationKind,
+    Proposal,
+    ProposalSource,
+    ProposalState,
+    ReductionOrder,
+    TopUpStatus,
+)
+from restructuring.schedules import ScheduleError, ScheduleTerms, schedule_build
+from restructuring.services.feasibility import terms_value
+from restructuring.services.notifications import notification_enqueue
+from restructuring.terms import Terms, TermsError
+
+
+class NegotiationError(ConflictError):
+    code = "negotiation_conflict"
+
+
+class ApprovalRefusedError(WorkoutError):
+    code = "permission_denied"
+
+
+@dataclass(frozen=True)
+class ApprovalOutcome:
+    proposal: Proposal
+    approved: bool
+    needs: str  # what is still missing ("" once approved)
+
+
+def terms_hash(terms: Mapping[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(terms, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+
+def _require(actor: User, permission: str, what: str) -> None:
+    if not actor.has_perm(permission):
+        raise ApprovalRefusedError(f"{actor.get_username()} may not {what}", permission=permission)
+
+
+def _proposal(proposal_id: int) -> Proposal:
+    """The proposal and its case, both locked."""
+    proposal = (
+        Proposal.objects.select_for_update(of=("self",))
+        .select_related("case__account__client", "feasibility_report")
+        .filter(pk=proposal_id)
+        .first()
+    )
+    if proposal is None:
+        raise NotFoundError(f"proposal {proposal_id} does not exist", proposal_id=proposal_id)
+    proposal.case = Case.objects.select_for_update().select_related("account__client").get(pk=proposal.case_id)
+    return proposal
+
+
+def _clients_proposal(proposal_id: int, client_id: int) -> Proposal:
+    proposal = _proposal(proposal_id)
+    if proposal.case.account.client_id != client_id:
+        raise NotFoundError(f"proposal {proposal_id} does not exist", proposal_id=proposal_id)
+    return proposal
+
+
+def _move(obj: Any, method: str, what: str) -> str:
+    """Call a transition; a state without that edge is a conflict naming where the object is."""
+    before = obj.state
+    try:
+        getattr(obj, method)()
+    except TransitionNotAllowed:
+        raise NegotiationError(f"{what} is {before}: it cannot {method.replace('_', ' ')}") from None
+    return str(before)
+
+
+def _audit(
+    obj: Proposal | Case,
+    action: str,
+    before: str,
+    *,
+    actor: User | None = None,
+    system_actor: str = "",
+    reason: str = "",
+    **payload: Any,
+) -> None:
+    case: Case = obj if isinstance(obj, Case) else obj.case  # type: ignore[union-attr]
+    audit_record(
+        AuditEntry(
+            action=action,
+            object_type="restructuring.case" if isinstance(obj, Case) else "restructuring.proposal",
+            object_id=obj.pk,
+            account_id=case.account_id,
+            actor=actor,
+            system_actor="" if actor is not None else system_actor,
+            from_state=before,
+            to_state=str(obj.state),
+            reason=reason,
+            payload=payload,
+        )
+    )
+
+
+def _client_actor(proposal: Proposal) -> str:
+    return f"client:{proposal.case.account.client.code}"[:64]
+
+
+def _terms(data: Mapping[str, Any] | Terms) -> Terms:
+    try:
+        return data if isinstance(data, Terms) else Terms.from_json(data)
+    except TermsError as exc:
+        raise ValidationError(str(exc), field=exc.field) from None
+
+
+def _latest_report(case: Case) -> FeasibilityReport:
+    report = FeasibilityReport.objects.filter(case=case).select_related("case").order_by("-created_at", "-pk").first()
+    if report is None:
+        raise NegotiationError(f"case {case.pk} has no feasibility report yet: terms cannot be valued")
+    return report
+
+
+def _valued(report: FeasibilityReport, name: str, terms: Terms) -> dict[str, Any]:
+    [valued] = terms_value(report, [(name, terms)], start=timezone.now().date())
+    if valued.priced is None:
+        field = "term_months" if "term_months" in valued.problem else "terms"
+        raise ValidationError(valued.problem, field=field)
+    return valued.valuation
+
+
+def _set_terms(proposal: Proposal, terms: Terms, report: FeasibilityReport) -> None:
+    proposal.terms = terms.to_json()
+    proposal.terms_hash = terms_hash(proposal.terms)
+    proposal.feasibility_report = report
+    proposal.valuation = _valued(report, proposal.name, terms)
+    proposal.expected_pv = Decimal(proposal.valuation["expected_pv"]["value"])
+
+
+def _round(case: Case) -> int:
+    return int(Proposal.objects.filter(case=case).aggregate(r=Max("round"))["r"] or 1)
+
+
+# ------------------------------------------------------------------------------------------ officer actions
+
+
+def proposal_draft(*, case_id: int, terms: Mapping[str, Any] | Terms, actor: User, name: str = "officer") -> Proposal:
+    """An officer's proposal for a case in margin call or with proposals, valued on its latest report."""
+    _require(actor, "restructuring.draft_proposal", "draft proposals")
+    parsed = _terms(terms)
+    with transaction.atomic():
+        case = Case.objects.select_for_update().select_related("account__client").filter(pk=case_id).first()
+        if case is None:
+            raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
+        if case.state not in (CaseState.MARGIN_CALL, CaseState.PROPOSED):
+            raise NegotiationError(f"case {case_id} is {case.state}: proposals are made in margin call")
+        proposal = Proposal(
+            case=case,
+            round=_round(case),
+            source=ProposalSource.OFFICER,
+            source_key=f"officer:{uuid.uuid4().hex}",
+            name=name[:100] or "officer",
+            made_by=actor,
+            created_at=timezone.now(),
+        )
+        _set_terms(proposal, parsed, _latest_report(case))
+        proposal.save()
+        _audit(proposal, "proposal.draft", "", actor=actor, terms=proposal.terms, expected_pv=proposal.expected_pv)
+        if case.state == CaseState.MARGIN_CALL:
+            before = _move(case, "propose", f"case {case.pk}")
+            case.save(update_fields=["state", "updated_at"])
+            _audit(case, "case.propose", before, actor=actor, proposals=[proposal.pk])
+    return proposal
+
+
+def proposal_edit(*, proposal_id: int, terms: Mapping[str, Any] | Terms, actor: User) -> Proposal:
+    """New terms for a proposal not yet offered: revalued, back to draft, its approvals void (bound to the old
+    terms), and the editor becomes its maker."""
+    _require(actor, "restructuring.draft_proposal", "edit proposals")
+    parsed = _terms(terms)
+    with transaction.atomic():
+        proposal = _proposal(proposal_id)
+        if proposal.state not in (ProposalState.DRAFT, ProposalState.PENDING_APPROVAL, ProposalState.APPROVED):
+            raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: its terms can no longer change")
+        before = str(proposal.state)
+        if proposal.state != ProposalState.DRAFT:
+            _move(proposal, "send_back", f"proposal {proposal_id}")
+        old = proposal.terms
+        _set_terms(proposal, parsed, _latest_report(proposal.case))
+        proposal.made_by = actor
+        proposal.save()
+        _audit(proposal, "proposal.edit", before, actor=actor, terms_before=old, terms=proposal.terms)
+    return proposal
+
+
+def proposal_submit(*, proposal_id: int, actor: User) -> Proposal:
+    _require(actor, "restructuring.draft_proposal", "submit proposals")
+    with transaction.atomic():
+        proposal = _proposal(proposal_id)
+        before = _move(proposal, "submit", f"proposal {proposal_id}")
+        proposal.save(update_fields=["state", "updated_at"])
+        _audit(proposal, "proposal.submit", before, actor=actor)
+    return proposal
+
+
+def approval_limit(user: User, currency: str) -> Decimal:
+    """The user's authority in a currency: their own limit where set, else the largest of their roles'."""
+    own = ApprovalLimit.objects.filter(user=user, currency=currency).values_list("amount", flat=True).first()
+    if own is not None:
+        return Decimal(own)
+    limits: Mapping[str, Mapping[str, str]] = settings.WORKOUT_APPROVAL_LIMITS
+    roles = set(user.groups.values_list("name", flat=True))
+    return max((Decimal(limits[r].get(currency, "0")) for r in roles if r in limits), default=Decimal(0))
+
+
+def proposal_approve(*, proposal_id: int, actor: User) -> ApprovalOutcome:
+    """Record the actor's approval of the current terms; the proposal is APPROVED once the approvals of these
+    terms cover its amount (and include a senior one when it is escalated)."""
+    _require(actor, "restructuring.approve_proposal", "approve proposals")
+    with transaction.atomic():
+        proposal = _proposal(proposal_id)
+        if proposal.state != ProposalState.PENDING_APPROVAL:
+            raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: only a pending proposal is approved")
+        if proposal.made_by_id == actor.pk:
+            raise ApprovalRefusedError(
+                f"{actor.get_username()} drafted or last edited proposal {proposal_id}: another officer must approve"
+            )
+        current = proposal.terms_hash or terms_hash(proposal.terms)
+        if Approval.objects.filter(proposal=proposal, approver=actor, terms_hash=current).exists():
+            raise NegotiationError(f"{actor.get_username()} already approved these terms of proposal {proposal_id}")
+        currency = proposal.case.account.base_currency
+        limit = approval_limit(actor, currency)
+        senior = actor.has_perm("restructuring.approve_senior")
+        Approval.objects.create(
+            proposal=proposal, approver=actor, terms_hash=current, limit=limit, senior=senior, created_at=timezone.now()
+        )
+        needs = _still_needed(proposal, current, currency)
+        before = str(proposal.state)
+        if not needs:
+            _move(proposal, "approve", f"proposal {proposal_id}")
+            proposal.save(update_fields=["state", "updated_at"])
+        _audit(
+            proposal,
+            "proposal.approve" if not needs else "proposal.approval",
+            before,
+            actor=actor,
+            terms_hash=current,
+            limit=limit,
+            senior=senior,
+            needs=needs,
+        )
+    return ApprovalOutcome(proposal=proposal, approved=not needs, needs=needs)
+
+
+def _amount(proposal: Proposal) -> Decimal:
+    """What the proposal restructures: the debt as its report saw it."""
+    report = proposal.feasibility_report
+    return Decimal(report.debt) if report is not None else Decimal(0)
+
+
+def _still_needed(proposal: Proposal, current: str, currency: str) -> str:
+    approvals = list(Approval.objects.filter(proposal=proposal, terms_hash=current))
+    amount = _amount(proposal)
+    missing = []
+    if not any(a.limit >= amount for a in approvals):
+        missing.append(f"an approval by someone whose limit covers {amount:,.2f} {currency}")
+    if proposal.requires_senior and not any(a.senior for a in approvals):
+        missing.append("a senior credit officer's approval (escalated by the rules)")
+    return " and ".join(missing)
+
+
+def proposal_reject(*, proposal_id: int, actor: User, reason: str) -> Proposal:
+    """Withdraw a proposal not yet offered, with the reason; a case left with no live proposal is back in
+    margin call."""
+    _require(actor, "restructuring.approve_proposal", "reject proposals")
+    if not reason.strip():
+        raise ValidationError("a rejection needs a reason", field="reason")
+    with transaction.atomic():
+        proposal = _proposal(proposal_id)
+        if proposal.state not in (ProposalState.DRAFT, ProposalState.PENDING_APPROVAL, ProposalState.APPROVED):
+            raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: it can no longer be rejected")
+        before = _move(proposal, "withdraw", f"proposal {proposal_id}")
+        proposal.decision_reason = reason
+        proposal.decided_at = timezone.now()
+        proposal.save(update_fields=["state", "decision_reason", "decided_at", "updated_at"])
+        _audit(proposal, "proposal.reject", before, actor=actor, reason=reason)
+        _back_to_margin_call_if_empty(proposal.case, actor=actor, reason=f"proposal {proposal_id} rejected")
+    return proposal
+
+
+def _back_to_margin_call_if_empty(case: Case, *, actor: User | None, reason: str) -> None:
+    live = Proposal.objects.filter(
+        case=case, state__in=[ProposalState.DRAFT, ProposalState.PENDING_APPROVAL, ProposalState.APPROVED]
+    )
+    if case.state == CaseState.PROPOSED and not live.exists():
+        before = _move(case, "reject", f"case {case.pk}")
+        case.save(update_fields=["state", "updated_at"])
+        _audit(case, "case.reject", before, actor=actor, system_actor="negotiation", reason=reason)
+
+
+def offer_send(
+    *,
+    proposal_id: int,
+    actor: User,
+    hours: float | None = None,
+    counter_bounds: Mapping[str, Any] | None = None,
+) -> Proposal:
+    """Send an approved proposal to the client: the case is OFFERED until the offer expires; the client may
+    counter within the bounds (by default: WORKOUT_COUNTER_* around the offered terms)."""
+    _require(actor, "restructuring.offer_proposal", "send offers")
+    with transaction.atomic():
+        proposal = _proposal(proposal_id)
+        case = proposal.case
+        before = _move(proposal, "offer", f"proposal {proposal_id}")
+        case_before = _move(case, "offer", f"case {case.pk}")
+        now = timezone.now()
+        proposal.offered_at = now
+        proposal.expires_at = now + timedelta(hours=hours if hours is not None else settings.WORKOUT_OFFER_HOURS)
+        proposal.counter_bounds = dict(counter_bounds) if counter_bounds else _default_bounds(proposal)
+        proposal.save(update_fields=["state", "offered_at", "expires_at", "counter_bounds", "updated_at"])
+        case.save(update_fields=["state", "updated_at"])
+        _audit(proposal, "proposal.offer", before, actor=actor, expires_at=proposal.expires_at.isoformat())
+        _audit(case, "case.offer", case_before, actor=actor, proposal_id=proposal.pk)
+        notification_enqueue(
+            case=case,
+            kind=NotificationKind.OFFER,
+            payload={
+                "proposal_id": proposal.pk,
+                "terms": proposal.terms,
+                "expires_at": proposal.expires_at.isoformat(),
+            },
+            dedupe_key=f"offer:{proposal.pk}",
+        )
+    return proposal
+
+
+def _default_bounds(proposal: Proposal) -> dict[str, str | int]:
+    terms = proposal.terms
+    rate = terms.get("rate_annual")
+    loan_rate = (
+        MarginLoan.objects.filter(account_id=proposal.case.account_id, status=LoanStatus.ACTIVE)
+        .values_list("rate_annual", flat=True)
+        .first()
+    )
+    offered_rate = Decimal(rate) if rate is not None else Decimal(loan_rate or 0)
+    collateral = Decimal(terms.get("collateral_to_add", "0"))
+    min_rate = max(offered_rate - Decimal(settings.WORKOUT_COUNTER_MAX_RATE_CUT), Decimal(0))
+    min_collateral = collateral * Decimal(settings.WORKOUT_COUNTER_MIN_COLLATERAL_SHARE)
+    return {
+        "max_term_months": int(terms["term_months"]) + settings.WORKOUT_COUNTER_MAX_EXTRA_MONTHS,
+        "min_rate": f"{min_rate.quantize(Decimal('0.000001')).normalize():f}",
+        "min_collateral": str(min_collateral.quantize(_quantum(proposal))),
+    }
+
+
+# ------------------------------------------------------------------------------------------ client actions
+
+
+def _offered(proposal: Proposal, now: datetime) -> None:
+    if proposal.state != ProposalState.OFFERED:
+        raise NegotiationError(f"proposal {proposal.pk} is {proposal.state}: it is not an open offer")
+    if proposal.expires_at is not None and proposal.expires_at <= now:
+        raise NegotiationError(f"the offer of proposal {proposal.pk} expired at {proposal.expires_at.isoformat()}")
+
+
+def offer_accept(*, proposal_id: int, client_id: int) -> Proposal:
+    with transaction.atomic():
+        proposal = _clients_proposal(proposal_id, client_id)
+        now = timezone.now()
+        _offered(proposal, now)
+        before = _move(proposal, "accept", f"proposal {proposal_id}")
+        case_before = _move(proposal.case, "accept", f"case {proposal.case_id}")
+        proposal.decided_at = now
+        proposal.save(update_fields=["state", "decided_at", "updated_at"])
+        proposal.case.save(update_fields=["state", "updated_at"])
+        actor = _client_actor(proposal)
+        _audit(proposal, "proposal.accept", before, system_actor=actor)
+        _audit(proposal.case, "case.accept", case_before, system_actor=actor, proposal_id=proposal.pk)
+    return proposal
+
+
+def offer_decline(*, proposal_id: int, client_id: int, reason: str) -> Proposal:
+    if not reason.strip():
+        raise ValidationError("a decline needs a reason", field="reason")
+    with transaction.atomic():
+        proposal = _clients_proposal(proposal_id, client_id)
+        now = timezone.now()
+        _offered(proposal, now)
+        before = _move(proposal, "decline", f"proposal {proposal_id}")
+        case_before = _move(proposal.case, "decline", f"case {proposal.case_id}")
+        proposal.decided_at = now
+        proposal.decision_reason = reason
+        proposal.save(update_fields=["state", "decided_at", "decision_reason", "updated_at"])
+        proposal.case.save(update_fields=["state", "updated_at"])
+        actor = _client_actor(proposal)
+        _audit(proposal, "proposal.decline", before, system_actor=actor, reason=reason)
+        _audit(proposal.case, "case.decline", case_before, system_actor=actor, proposal_id=proposal.pk)
+    return proposal
+
+
+def offer_counter(*, proposal_id: int, client_id: int, terms: Mapping[str, Any]) -> Proposal:
+    """The client's counter-offer: terms within the offer's bounds, valued, as a new proposal in the next round
+    pending the officers' approval; the offer is COUNTERED and the case back to PROPOSED."""
+    parsed = _terms(terms)
+    with transaction.atomic():
+        offer = _clients_proposal(proposal_id, client_id)
+        now = timezone.now()
+        _offered(offer, now)
+        _within_bounds(parsed, offer)
+        before = _move(offer, "counter", f"proposal {proposal_id}")
+        case_before = _move(offer.case, "counter", f"case {offer.case_id}")
+        offer.decided_at = now
+        offer.save(update_fields=["state", "decided_at", "updated_at"])
+        offer.case.save(update_fields=["state", "updated_at"])
+        counter = Proposal(
+            case=offer.case,
+            round=offer.round + 1,
+            source=ProposalSource.CLIENT,
+            source_key=f"counter:{offer.pk}",
+            name=f"counter to {offer.name}"[:100],
+            countered_from=offer,
+            requires_senior=offer.requires_senior,
+            created_at=now,
+        )
+        _set_terms(counter, parsed, _latest_report(offer.case))
+        counter.save()
+        _move(counter, "submit", "the counter-offer")
+        counter.save(update_fields=["state"])
+        actor = _client_actor(offer)
+        _audit(offer, "proposal.counter", before, system_actor=actor, counter_id=counter.pk)
+        _audit(counter, "proposal.counter_offer", "", system_actor=actor, terms=counter.terms)
+        _audit(offer.case, "case.counter", case_before, system_actor=actor, proposal_id=counter.pk)
+    return counter
+
+
+def _within_bounds(terms: Terms, offer: Proposal) -> None:
+    bounds = offer.counter_bounds or {}
+    if "max_term_months" in bounds and terms.term_months > int(bounds["max_term_months"]):
+        raise ValidationError(
+            f"term_months {terms.term_months}: at most {bounds['max_term_months']} for this offer", field="term_months"
+        )
+    if "min_rate" in bounds and terms.rate_annual is not None and terms.rate_annual < Decimal(bounds["min_rate"]):
+        raise ValidationError(
+            f"rate_annual {terms.rate_annual}: at least {bounds['min_rate']} for this offer", field="rate_annual"
+        )
+    if "min_collateral" in bounds and terms.collateral_to_add < Decimal(bounds["min_collateral"]):
+        raise ValidationError(
+            f"collateral_to_add {terms.collateral_to_add}: at least {bounds['min_collateral']} for this offer",
+            field="collateral_to_add",
+        )
+
+
+def topup_declare(*, account_id: int, client_id: int, amount: Decimal, reference: str = "") -> CollateralTopUp:
+    """A client's declared collateral top-up: pending until operations confirm it."""
+    if not (isinstance(amount, Decimal) and amount.is_finite() and amount > 0):
+        raise ValidationError(f"amount {amount}: must be a positive amount", field="amount")
+    with transaction.atomic():
+        account = MarginAccount.objects.filter(pk=account_id, client_id=client_id).first()
+        if account is None:
+            raise NotFoundError(f"account {account_id} does not exist", account_id=account_id)
+        topup = CollateralTopUp.objects.create(
+            account=account, amount=amount, reference=reference[:200], declared_at=timezone.now()
+        )
+        audit_record(
+            AuditEntry(
+                action="topup.declare",
+                object_type="restructuring.collateraltopup",
+                object_id=topup.pk,
+                account_id=account.pk,
+                system_actor=f"client:{account.client.code}"[:64],
+                to_state=TopUpStatus.PENDING,
+                payload={"amount": amount, "reference": reference},
+            )
+        )
+    return topup
+
+
+def topup_confirm(*, topup_id: int, actor: User) -> CollateralTopUp:
+    """Operations confirm a top-up: the cash is the account's; collateral demanded of it is met as far as it
+    goes; the next sweep cures the case if the margin is restored (one is queued on commit)."""
+    _require(actor, "restructuring.execute_proposal", "confirm top-ups")
+    with transaction.atomic():
+        topup = CollateralTopUp.objects.select_for_update().filter(pk=topup_id).first()
+        if topup is None:
+            raise NotFoundError(f"top-up {topup_id} does not exist", topup_id=topup_id)
+        if topup.status != TopUpStatus.PENDING:
+            raise NegotiationError(f"top-up {topup_id} is {topup.status}")
+        now = timezone.now()
+        MarginAccount.objects.filter(pk=topup.account_id).update(cash=F("cash") + topup.amount, updated_at=now)
+        topup.status, topup.decided_at, topup.decided_by = TopUpStatus.CONFIRMED, now, actor
+        topup.save(update_fields=["status", "decided_at", "decided_by"])
+        CollateralDemand.objects.filter(
+            proposal__case__account_id=topup.account_id, met_at__isnull=True, amount__lte=topup.amount
+        ).update(met_at=now)
+        audit_record(
+            AuditEntry(
+                action="topup.confirm",
+                object_type="restructuring.collateraltopup",
+                object_id=topup.pk,
+                account_id=topup.account_id,
+                actor=actor,
+                from_state=TopUpStatus.PENDING,
+                to_state=TopUpStatus.CONFIRMED,
+                payload={"amount": topup.amount},
+            )
+        )
+        transaction.on_commit(_sweep_soon, robust=True)
+    return topup
+
+
+def _sweep_soon() -> None:
+    from accounts.tasks import sweep_run_task
+
+    sweep_run_task.delay()
+
+
+# ---------------------------------------------------------------------------------------------- execution
+
+
+def proposal_execute(*, proposal_id: int, actor: User) -> Proposal:
+    """Apply accepted terms in one transaction: the loan's principal (haircut, capitalised arrears), rate and
+    maturity; the repayment schedule; the collateral demand with its due date; the position reductions as orders
+    for the desk. The case is RESTRUCTURED."""
+    _require(actor, "restructuring.execute_proposal", "execute restructurings")
+    with transaction.atomic():
+        proposal = _proposal(proposal_id)
+        case = proposal.case
+        if proposal.state != ProposalState.ACCEPTED:
+            raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: only an accepted offer is executed")
+        terms = _terms(proposal.terms)
+        loan = MarginLoan.objects.select_for_update().filter(account=case.account, status=LoanStatus.ACTIVE).first()
+        if loan is None:
+            raise NegotiationError(f"case {case.pk}: the account has no active loan to restructure")
+        quantum = _quantum(proposal)
+        now = timezone.now()
+        principal = max(loan.principal - terms.principal_haircut, Decimal(0)).quantize(quantum)
+        try:
+            schedule = schedule_build(
+                ScheduleTerms(
+                    principal=principal,
+                    rate_annual=terms.rate_annual if terms.rate_annual is not None else loan.rate_annual,
+                    term_months=terms.term_months,
+                    kind=terms.kind,
+                    moratorium_months=terms.moratorium_months,
+                    grace_interest_months=terms.grace_interest_months,
+                    grace_principal_months=terms.grace_principal_months,
+                    arrears=loan.accrued_interest.quantize(quantum),
+                    arrears_treatment=terms.arrears_treatment,
+                    start=now.date(),
+                    quantum=quantum,
+                )
+            )
+        except ScheduleError as exc:
+            raise ValidationError(f"proposal {proposal_id}: {exc}", field="terms") from None
+        before_loan = {"principal": loan.principal, "rate": loan.rate_annual, "accrued": loan.accrued_interest}
+        loan.principal = principal + schedule.capitalised
+        loan.accrued_interest = Decimal(0)  # capitalised, or scheduled as arrears
+        loan.rate_annual = schedule.terms.rate_annual
+        loan.maturity_date = schedule.installments[-1].due
+        loan.save(update_fields=["principal", "accrued_interest", "rate_annual", "maturity_date"])
+        Installment.objects.bulk_create(
+            Installment(
+                proposal=proposal,
+                number=i.number,
+                due=i.due,
+                principal=i.principal,
+                interest=i.interest,
+                arrears=i.arrears,
+                total=i.total,
+                balance=i.balance,
+                status=InstallmentStatus.PAID if i.total == 0 else InstallmentStatus.DUE,
+                paid_at=now if i.total == 0 else None,
+            )
+            for i in schedule.installments
+        )
+        if terms.collateral_to_add > 0:
+            CollateralDemand.objects.create(
+                proposal=proposal,
+                amount=terms.collateral_to_add,
+                due=now + timedelta(days=settings.WORKOUT_COLLATERAL_DUE_DAYS),
+            )
+        _reductions(proposal, terms, now)
+        before = _move(proposal, "execute", f"proposal {proposal_id}")
+        case_before = _move(case, "execute", f"case {case.pk}")
+        proposal.save(update_fields=["state", "updated_at"])
+        case.save(update_fields=["state", "updated_at"])
+        _audit(proposal, "proposal.execute", before, actor=actor, loan_before=before_loan)
+        _audit(
+            case,
+            "case.execute",
+            case_before,
+            actor=actor,
+            proposal_id=proposal.pk,
+            principal=loan.principal,
+            rate=loan.rate_annual,
+            maturity=loan.maturity_date.isoformat(),
+            installments=len(schedule.installments),
+            haircut=terms.principal_haircut,
+            collateral=terms.collateral_to_add,
+        )
+    return proposal
+
+
+def _quantum(proposal: Proposal) -> Decimal:
+    places = settings.WORKOUT_CURRENCY_DECIMALS.get(proposal.case.account.base_currency, 2)
+    return Decimal(1).scaleb(-int(places))
+
+
+def _reductions(proposal: Proposal, terms: Terms, now: datetime) -> None:
+    if not terms.reduce:
+        return
+    positions = {p.pk: p for p in Position.objects.filter(pk__in=[p for p, _ in terms.reduce])}
+    orders = []
+    for position_id, fraction in terms.reduce:
+        position = positions.get(position_id)
+        if position is None or position.account_id != proposal.case.account_id:
+            raise ValidationError(f"reduce: position {position_id} is not open in this account", field="reduce")
+        orders.append(
+            ReductionOrder(
+                proposal=proposal,
+                position_id=position_id,
+                instrument_id=position.instrument_id,
+                quantity=(position.quantity * fraction).quantize(Decimal("1E-8")),
+                created_at=now,
+            )
+        )
+    ReductionOrder.objects.bulk_create(orders)
+
+
+def repayment_record(*, installment_id: int, amount: Decimal, actor: User) -> Installment:
+    """A repayment of one installment, in full (partial payments are not taken); the loan's principal follows
+    the schedule; the last one closes the loan and the case."""
+    _require(actor, "restructuring.execute_proposal", "record repayments")
+    with transaction.atomic():
+        installment = (
+            Installment.objects.select_for_update().select_related("proposal").filter(pk=installment_id).first()
+        )
+        if installment is None:
+            raise NotFoundError(f"installment {installment_id} does not exist", installment_id=installment_id)
+        if installment.status != InstallmentStatus.DUE:
+            raise NegotiationError(f"installment {installment_id} is {installment.status}")
+        if amount != installment.total:
+            raise ValidationError(
+                f"amount {amount}: the installment is {installment.total}; partial payments are not taken",
+                field="amount",
+            )
+        case = Case.objects.select_for_update().get(pk=installment.proposal.case_id)
+        if case.state != CaseState.RESTRUCTURED:
+            raise NegotiationError(f"case {case.pk} is {case.state}: repayments are recorded on restructured cases")
+        now = timezone.now()
+        installment.status, installment.paid_amount, installment.paid_at = InstallmentStatus.PAID, amount, now
+        installment.save(update_fields=["status", "paid_amount", "paid_at"])
+        loan = MarginLoan.objects.select_for_update().get(account_id=case.account_id, status=LoanStatus.ACTIVE)
+        loan.principal = installment.balance
+        last = not Installment.objects.filter(proposal=installment.proposal, status=InstallmentStatus.DUE).exists()
+        if last:
+            loan.status = LoanStatus.CLOSED
+        loan.save(update_fields=["principal", "status"])
+        audit_record(
+            AuditEntry(
+                action="installment.paid",
+                object_type="restructuring.installment",
+                object_id=installment.pk,
+                account_id=case.account_id,
+                actor=actor,
+                from_state=InstallmentStatus.DUE,
+                to_state=InstallmentStatus.PAID,
+                payload={"number": installment.number, "amount": amount, "balance": installment.balance},
+            )
+        )
+        if last:
+            before = str(case.state)
+            case.close(at=now)
+            case.save(update_fields=["state", "closed_at", "updated_at"])
+            _audit(case, "case.close", before, actor=actor, reason="repaid in full")
+    return installment
+
+
+# ---------------------------------------------------------------------------------------------- deadlines
+
+
+NEGOTIATION_ACTOR = "negotiation-deadlines"
+
+
+def negotiation_deadlines_run(now: datetime | None = None) -> dict[str, list[int]]:
+    """Offers past their expiry go back to margin call; installments unpaid past the grace are missed and their
+    restructured cases default. Each case is locked and moved in its own transaction (one failing leaves the
+    others moved); a second run finds nothing to do."""
+    now = now or timezone.now()
+    expired = []
+    for proposal_id in Proposal.objects.filter(state=ProposalState.OFFERED, expires_at__lte=now).values_list(
+        "pk", flat=True
+    ):
+        with transaction.atomic():
+            proposal = _proposal(proposal_id)
+            if proposal.state != ProposalState.OFFERED or proposal.expires_at is None or proposal.expires_at > now:
+                continue
+            before = _move(proposal, "expire", f"proposal {proposal_id}")
+            case_before = _move(proposal.case, "expire_offer", f"case {proposal.case_id}")
+            proposal.save(update_fields=["state", "updated_at"])
+            proposal.case.save(update_fields=["state", "updated_at"])
+            _audit(proposal, "proposal.expire", before, system_actor=NEGOTIATION_ACTOR)
+            _audit(
+                proposal.case,
+                "case.offer_expired",
+                case_before,
+                system_actor=NEGOTIATION_ACTOR,
+                proposal_id=proposal_id,
+            )
+            expired.append(proposal_id)
+    missed = []
+    cutoff = (now - timedelta(days=settings.WORKOUT_PAYMENT_GRACE_DAYS)).date()
+    overdue = Installment.objects.filter(status=InstallmentStatus.DUE, due__lt=cutoff).values_list(
+        "proposal__case_id", flat=True
+    )
+    for case_id in sorted(set(overdue)):
+        with transaction.atomic():
+            case = Case.objects.select_for_update().get(pk=case_id)
+            if case.state != CaseState.RESTRUCTURED:
+                continue
+            late = Installment.objects.select_for_update().filter(
+                proposal__case=case, status=InstallmentStatus.DUE, due__lt=cutoff
+            )
+            numbers = list(late.values_list("number", flat=True))
+            late.update(status=InstallmentStatus.MISSED)
+            before = _move(case, "default", f"case {case_id}")
+            case.save(update_fields=["state", "updated_at"])
+            _audit(case, "case.default", before, system_actor=NEGOTIATION_ACTOR, missed_installments=numbers)
+            missed.append(case_id)
+    return {"offers_expired": expired, "cases_defaulted": missed}
