@@ -9,7 +9,7 @@ from django.db import OperationalError
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.feasibility import feasibility_compute, feasibility_due_case_ids
 from restructuring.services.liquidation import deadlines_run
-from restructuring.services.negotiation import negotiation_deadlines_run
+from restructuring.services.negotiation import counter_followup, negotiation_deadlines_run
 from restructuring.services.notifications import notifications_drain, notifications_remind_deadlines, notifications_send
 from restructuring.services.proposals import proposals_from_rules
 
@@ -76,3 +76,9 @@ def negotiation_deadlines_task() -> dict[str, list[int]]:
     """The beat: offers past their expiry back to margin call, missed installments default their cases.
     Idempotent: what was moved is no longer due."""
     return negotiation_deadlines_run()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
+def counter_followup_task(*, case_id: int, offer_id: int) -> list[int]:
+    """Queued on commit by a counter-offer: feasibility and the rules again for the new round."""
+    return counter_followup(case_id=case_id, offer_id=offer_id)

@@ -25,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -55,7 +56,7 @@ from restructuring.models import (
     TopUpStatus,
 )
 from restructuring.schedules import ScheduleError, ScheduleTerms, schedule_build
-from restructuring.services.feasibility import terms_value
+from restructuring.services.feasibility import feasibility_compute, terms_value
 from restructuring.services.notifications import notification_enqueue
 from restructuring.terms import Terms, TermsError
 
@@ -472,7 +473,24 @@ def offer_counter(*, proposal_id: int, client_id: int, terms: Mapping[str, Any])
         _audit(offer, "proposal.counter", before, system_actor=actor, counter_id=counter.pk)
         _audit(counter, "proposal.counter_offer", "", system_actor=actor, terms=counter.terms)
         _audit(offer.case, "case.counter", case_before, system_actor=actor, proposal_id=counter.pk)
+        transaction.on_commit(partial(_counter_followup, offer.case_id, offer.pk), robust=True)
     return counter
+
+
+def _counter_followup(case_id: int, offer_id: int) -> None:
+    # Imported here: the tasks module imports this service.
+    from restructuring.tasks import counter_followup_task
+
+    counter_followup_task.delay(case_id=case_id, offer_id=offer_id)
+
+
+def counter_followup(*, case_id: int, offer_id: int) -> list[int]:
+    """After a counter-offer: feasibility again on today's book and market, then the rules on it, for the new
+    round beside the client's proposal. Idempotent (the report is keyed by the offer, the proposals by report)."""
+    from restructuring.services.proposals import proposals_from_rules
+
+    feasibility_compute(case_ids=[case_id], key=f"counter:{offer_id}")
+    return proposals_from_rules(case_ids=[case_id])
 
 
 def _within_bounds(terms: Terms, offer: Proposal) -> None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
@@ -50,6 +51,9 @@ from rules.services import published_rules
 logger = logging.getLogger(__name__)
 
 ACTOR = "rules"
+# A case gets rule proposals in margin call, and again in a later round (after a counter-offer, on the report
+# computed for it): each report's proposals once.
+PROPOSABLE_STATES = (CaseState.MARGIN_CALL, CaseState.PROPOSED)
 
 
 @dataclass(frozen=True)
@@ -69,7 +73,7 @@ def proposals_from_rules(*, case_ids: Sequence[int], now: datetime | None = None
         return []
     rule_set, compiled = published
     cases = list(
-        Case.objects.filter(pk__in=case_ids, state=CaseState.MARGIN_CALL)
+        Case.objects.filter(pk__in=case_ids, state__in=PROPOSABLE_STATES)
         .select_related("account__client")
         .order_by("pk")
     )
@@ -80,6 +84,9 @@ def proposals_from_rules(*, case_ids: Sequence[int], now: datetime | None = None
         case.facts, case.facts_at = json_row(row), now
     bulk_update_fields(Case, cases, ["facts", "facts_at"])
     reports = reports_load([r for r, fired in zip(facts.report_ids, firings, strict=True) if fired])
+    rounds = dict(
+        Proposal.objects.filter(case__in=cases).values("case_id").annotate(r=Max("round")).values_list("case_id", "r")
+    )
     planned: list[tuple[Case, FeasibilityReport, dict[str, Any], list[Proposal]]] = []
     for case, row, holdings, report_id, fired in zip(
         cases, facts.rows, facts.holdings, facts.report_ids, firings, strict=True
@@ -87,7 +94,7 @@ def proposals_from_rules(*, case_ids: Sequence[int], now: datetime | None = None
         report = reports.get(report_id) if report_id is not None else None
         if report is None or not fired:
             continue
-        proposals = _case_proposals(case, report, row, holdings, fired, rule_set, now)
+        proposals = _case_proposals(case, report, row, holdings, fired, rule_set, now, rounds.get(case.pk, 1))
         if proposals:
             planned.append((case, report, row, proposals))
     return _store(planned, rule_set, now)
@@ -125,6 +132,7 @@ def _case_proposals(
     fired: list[Firing],
     rule_set: RuleSet,
     now: datetime,
+    round_: int,
 ) -> list[Proposal]:
     quantum = Decimal(report.inputs["quantum"])
     candidates, escalate = package_candidates(fired, holdings, quantum)
@@ -148,7 +156,7 @@ def _case_proposals(
         proposals.append(
             Proposal(
                 case=case,
-                round=1,
+                round=round_,
                 source=ProposalSource.RULES,
                 source_key=f"rules:{report.pk}:{candidate.package}",
                 kind=candidate.kind,
@@ -205,16 +213,18 @@ def _store(
             current = locked[case.pk]
             if case.pk in existing:
                 continue
-            try:
-                current.propose()
-            except TransitionNotAllowed:  # moved since it was read (cured, liquidating): leave it
-                continue
+            before = str(current.state)
+            if current.state != CaseState.PROPOSED:
+                try:
+                    current.propose()
+                except TransitionNotAllowed:  # moved since it was read (cured, liquidating): leave it
+                    continue
             for proposal in proposals:
                 proposal.case = current
             stored.extend(proposals)
-            entries.append(_entry(current, proposals, rule_set))
+            entries.append(_entry(current, before, proposals, rule_set))
         Proposal.objects.bulk_create([_pending(p) for p in stored])
-        moved = [e.object_id for e in entries]
+        moved = [e.object_id for e in entries if e.from_state != e.to_state]
         Case.objects.filter(pk__in=moved).update(state=CaseState.PROPOSED, updated_at=now)
         audit_record_many(entries)
     logger.info("rules: %d proposals for %d cases", len(stored), len(entries))
@@ -227,14 +237,15 @@ def _pending(proposal: Proposal) -> Proposal:
     return proposal
 
 
-def _entry(case: Case, proposals: list[Proposal], rule_set: RuleSet) -> AuditEntry:
+def _entry(case: Case, before: str, proposals: list[Proposal], rule_set: RuleSet) -> AuditEntry:
+    """The case's move to PROPOSED; or, already there (a later round), the decision alone."""
     return AuditEntry(
-        action="case.propose",
+        action="case.propose" if before != CaseState.PROPOSED else "case.rules_proposals",
         object_type="restructuring.case",
         object_id=case.pk,
         account_id=case.account_id,
         system_actor=ACTOR,
-        from_state=CaseState.MARGIN_CALL,
+        from_state=before,
         to_state=CaseState.PROPOSED,
         payload={
             "rule_set": rule_set.pk,

@@ -20,6 +20,7 @@ from restructuring.models import (
     Case,
     CaseState,
     CollateralDemand,
+    FeasibilityReport,
     Installment,
     InstallmentStatus,
     Proposal,
@@ -190,9 +191,10 @@ def test_counter_offers_stay_within_the_bounds_and_go_back_to_the_officers() -> 
         offer_counter(proposal_id=offer.pk, client_id=client_id, terms={"term_months": 18, "collateral_to_add": "100"})
     assert caught.value.context["field"] == "collateral_to_add"
 
-    counter = offer_counter(
-        proposal_id=offer.pk, client_id=client_id, terms={"term_months": 18, "collateral_to_add": "150"}
-    )
+    with TestCase.captureOnCommitCallbacks(execute=True):  # then feasibility and the rules run again
+        counter = offer_counter(
+            proposal_id=offer.pk, client_id=client_id, terms={"term_months": 18, "collateral_to_add": "150"}
+        )
 
     assert (counter.source, counter.round, counter.state) == ("client", 2, ProposalState.PENDING_APPROVAL)
     assert counter.countered_from_id == offer.pk
@@ -200,6 +202,12 @@ def test_counter_offers_stay_within_the_bounds_and_go_back_to_the_officers() -> 
     assert Proposal.objects.get(pk=offer.pk).state == ProposalState.COUNTERED
     assert Case.objects.get(pk=proposal.case_id).state == CaseState.PROPOSED
     assert _approved(counter, bob).state == ProposalState.APPROVED  # the client is no officer: any may approve
+    # the new round also has the rules' proposals, on a report computed for the counter-offer
+    report = FeasibilityReport.objects.get(case_id=proposal.case_id, key=f"counter:{offer.pk}")
+    [again] = Proposal.objects.filter(case_id=proposal.case_id, source="rules", feasibility_report=report)
+    assert (again.name, again.round, again.state) == ("concentration", 2, ProposalState.PENDING_APPROVAL)
+    event = AuditEvent.objects.get(action="case.rules_proposals")
+    assert (event.from_state, event.to_state) == ("proposed", "proposed")
 
 
 @pytest.mark.django_db
