@@ -4,7 +4,7 @@ rules, the audit trail."""
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
-from django.urls import URLPattern, URLResolver, path
+from django.urls import URLPattern, URLResolver, include, path
 from django.views.generic import RedirectView
 
 from core import auth_views as sign_in
@@ -14,4 +14,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/two-factor/", sign_in.two_factor_setup, name="two-factor-setup"),
     path("", RedirectView.as_view(pattern_name="queue", permanent=False), name="home"),
+    path("", include("core.urls")),
+    path("", include("restructuring.urls")),
+    path("rules/", include("rules.urls")),
 ]

@@ -4,6 +4,7 @@ django-axes' lockout; first-time setup of the authenticator for a user who has n
 from __future__ import annotations
 
 import io
+from typing import Any
 
 import qrcode
 import qrcode.image.svg
@@ -21,6 +22,10 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 class SignInForm(OTPAuthenticationForm):
     """Username, password and the authenticator's current code (a user without a device signs in with the
     first two and is sent to set one up)."""
+
+    def _chosen_device(self, user: Any) -> Any:
+        # django-otp refuses a code unless a device is picked from a list; a user here has one authenticator.
+        return super()._chosen_device(user) or TOTPDevice.objects.filter(user=user, confirmed=True).first()
 
 
 class LoginView(auth_views.LoginView):

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from django.conf import settings
@@ -18,6 +19,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Tests marked `postgres` need the real database, `celery_worker` the real database and Redis. They are
     skipped, with the reason, only when those are not configured; under CI that is an error, never a skip."""
     missing = []
+    if not Path("/usr/bin/chromium").exists():
+        missing.append(("browser", "needs Debian's Chromium: apt-get install chromium"))
     if connection.vendor != "postgresql":
         missing.append(("postgres", "needs PostgreSQL: set DATABASE_URL=postgres://... to run it"))
         missing.append(("celery_worker", "needs PostgreSQL: set DATABASE_URL=postgres://... to run it"))

@@ -1,0 +1,156 @@
+"""The officer's forms. They parse what was typed into the shapes the services take; the services validate the
+terms themselves (restructuring.terms), and a refusal that names a field is shown at that field."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+
+from accounts.models import Position
+from restructuring.schedules import ArrearsTreatment, ScheduleKind
+
+_FIELD_OF_TERM = {
+    "term_months": "term_months",
+    "rate_annual": "rate_annual",
+    "kind": "kind",
+    "moratorium_months": "moratorium_months",
+    "grace_interest_months": "grace_interest_months",
+    "grace_principal_months": "grace_principal_months",
+    "arrears_treatment": "arrears_treatment",
+    "collateral_to_add": "collateral_to_add",
+    "principal_haircut": "principal_haircut",
+}
+
+
+def _reduce_field(position_id: int) -> str:
+    return f"reduce_{position_id}"
+
+
+class TermsForm(forms.Form):
+    """Restructuring terms (restructuring.terms.Terms), with one reduction fraction per open position."""
+
+    name = forms.CharField(label="Label", max_length=100, initial="officer")
+    term_months = forms.IntegerField(label="Term (months)", initial=12)
+    rate_annual = forms.DecimalField(
+        label="Rate (annual, a fraction: 0.08 is 8%)",
+        required=False,
+        help_text="Empty: the loan keeps its rate.",
+    )
+    kind = forms.ChoiceField(
+        label="Schedule", choices=[(k.value, k.value.replace("_", " ")) for k in ScheduleKind], initial="level"
+    )
+    moratorium_months = forms.IntegerField(label="Moratorium (months)", initial=0)
+    grace_interest_months = forms.IntegerField(label="Interest grace (months)", initial=0)
+    grace_principal_months = forms.IntegerField(label="Principal grace (months)", initial=0)
+    arrears_treatment = forms.ChoiceField(
+        label="Arrears",
+        choices=[(a.value, a.value.replace("_", " ")) for a in ArrearsTreatment],
+        initial=ArrearsTreatment.CAPITALISE.value,
+    )
+    collateral_to_add = forms.DecimalField(label="Collateral to add", initial=Decimal(0))
+    principal_haircut = forms.DecimalField(label="Principal haircut (forgiven)", initial=Decimal(0))
+
+    def __init__(self, *args: Any, positions: Sequence[Position] = (), **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.positions = list(positions)
+        for position in self.positions:
+            self.fields[_reduce_field(position.pk)] = forms.DecimalField(
+                label=f"Reduce {position.instrument.symbol} ({position.quantity.normalize():f}) by",
+                required=False,
+                help_text="a fraction of the position, e.g. 0.5",
+            )
+
+    @classmethod
+    def initial_from(cls, terms: Mapping[str, Any], name: str) -> dict[str, Any]:
+        """The form's initial values for stored terms."""
+        initial: dict[str, Any] = {"name": name}
+        for term, value in terms.items():
+            if term == "reduce":
+                initial.update({_reduce_field(int(p)): fraction for p, fraction in value})
+            elif term in _FIELD_OF_TERM and value is not None:
+                initial[_FIELD_OF_TERM[term]] = value
+        return initial
+
+    @property
+    def reduce_fields(self) -> list[forms.BoundField]:
+        return [self[_reduce_field(p.pk)] for p in self.positions]
+
+    @property
+    def term_fields(self) -> list[forms.BoundField]:
+        return [self[name] for name in _FIELD_OF_TERM.values()]
+
+    def terms(self) -> dict[str, Any]:
+        """The cleaned data as terms JSON (amounts as strings, as Terms.from_json wants them)."""
+        data = self.cleaned_data
+        terms: dict[str, Any] = {
+            "term_months": data["term_months"],
+            "kind": data["kind"],
+            "moratorium_months": data["moratorium_months"],
+            "grace_interest_months": data["grace_interest_months"],
+            "grace_principal_months": data["grace_principal_months"],
+            "arrears_treatment": data["arrears_treatment"],
+            "collateral_to_add": str(data["collateral_to_add"]),
+            "principal_haircut": str(data["principal_haircut"]),
+        }
+        if data.get("rate_annual") is not None:
+            terms["rate_annual"] = str(data["rate_annual"])
+        reduce = [
+            [p.pk, str(data[_reduce_field(p.pk)])] for p in self.positions if data.get(_reduce_field(p.pk)) is not None
+        ]
+        if reduce:
+            terms["reduce"] = reduce
+        return terms
+
+    def add_service_error(self, field: str | None, message: str) -> None:
+        """Show a refusal of the terms at the field it names ("reduce[1]" is the second reduction given)."""
+        target: str | None = None
+        if field in _FIELD_OF_TERM:
+            target = _FIELD_OF_TERM[field]
+        elif field and field.startswith("reduce"):
+            given = [p for p in self.positions if self.cleaned_data.get(_reduce_field(p.pk)) is not None]
+            index = field.removeprefix("reduce").strip("[]")
+            if index.isdigit() and int(index) < len(given):
+                target = _reduce_field(given[int(index)].pk)
+        if target is not None and target in self.fields:
+            self.add_error(target, message)
+        else:
+            self.add_error(None, message)
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(label="Reason", max_length=2000, widget=forms.TextInput(attrs={"size": 40}))
+
+
+class OfferForm(forms.Form):
+    hours = forms.FloatField(
+        label="Offer stands (hours)", required=False, min_value=0.1, help_text="Empty: the house default."
+    )
+
+
+class RepaymentForm(forms.Form):
+    amount = forms.DecimalField(label="Amount received", min_value=Decimal("0.00000001"), decimal_places=8)
+
+
+class QueueFilterForm(forms.Form):
+    state = forms.ChoiceField(required=False)
+    band = forms.ChoiceField(required=False)
+    officer = forms.ChoiceField(required=False)
+    asset = forms.CharField(required=False, max_length=64)
+    group = forms.CharField(required=False, max_length=64)
+    q = forms.CharField(required=False, max_length=100, label="Account or client")
+
+    def __init__(
+        self,
+        *args: Any,
+        states: Sequence[tuple[str, str]],
+        bands: Sequence[tuple[str, str]],
+        officers: Sequence[str],
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["state"].choices = [("", "every open state"), *states]  # type: ignore[attr-defined]
+        self.fields["band"].choices = [("", "every band"), *bands]  # type: ignore[attr-defined]
+        self.fields["officer"].choices = [("", "every officer"), *((o, o) for o in officers)]  # type: ignore[attr-defined]

@@ -1,0 +1,21 @@
+"""The credit officer's pages: the queue, the case, the terms form, and the actions (POST)."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, path
+
+from restructuring.views import actions, case, queue
+
+urlpatterns: list[URLPattern] = [
+    path("queue/", queue.queue, name="queue"),
+    path("cases/<int:case_id>/", case.case_detail, name="case"),
+    path("cases/<int:case_id>/proposals/new/", actions.proposal_new, name="proposal-new"),
+    path("cases/<int:case_id>/liquidate/", actions.case_liquidate_view, name="case-liquidate"),
+    path("proposals/<int:proposal_id>/edit/", actions.proposal_edit_view, name="proposal-edit"),
+    path("proposals/<int:proposal_id>/submit/", actions.proposal_submit_view, name="proposal-submit"),
+    path("proposals/<int:proposal_id>/approve/", actions.proposal_approve_view, name="proposal-approve"),
+    path("proposals/<int:proposal_id>/reject/", actions.proposal_reject_view, name="proposal-reject"),
+    path("proposals/<int:proposal_id>/offer/", actions.proposal_offer_view, name="proposal-offer"),
+    path("proposals/<int:proposal_id>/execute/", actions.proposal_execute_view, name="proposal-execute"),
+    path("installments/<int:installment_id>/repayment/", actions.repayment_record_view, name="repayment-record"),
+]

@@ -1,0 +1,278 @@
+"""The officer's actions. Each is a POST that calls exactly one service and redirects back to the case with what
+happened as a message; a refusal by the service (wrong state, maker-checker, stale terms) is the message instead.
+The terms form is a page of its own: a refusal that names a field is shown there, at the field."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_http_methods, require_POST
+
+from accounts.models import Position
+from core.access import staff_view
+from core.errors import ValidationError, WorkoutError
+from restructuring.forms import OfferForm, ReasonForm, RepaymentForm, TermsForm
+from restructuring.models import Case, Installment, Proposal
+from restructuring.services.feasibility import terms_preview
+from restructuring.services.liquidation import case_liquidate
+from restructuring.services.negotiation import (
+    offer_send,
+    proposal_approve,
+    proposal_draft,
+    proposal_edit,
+    proposal_execute,
+    proposal_reject,
+    proposal_submit,
+    repayment_record,
+)
+from restructuring.views.reads import ScheduleRow
+
+
+def _actor(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]  # staff_view let only a signed-in user through
+
+
+def _back(case_id: int, anchor: str = "") -> HttpResponseRedirect:
+    return redirect(reverse("case", args=[case_id]) + (f"#{anchor}" if anchor else ""))
+
+
+def _case_of(proposal_id: int) -> int:
+    return int(get_object_or_404(Proposal.objects.values_list("case_id", flat=True), pk=proposal_id))
+
+
+def _run(request: HttpRequest, act: Callable[[], str]) -> None:
+    """Call the service; its refusal becomes the message."""
+    try:
+        done = act()
+    except WorkoutError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
+
+
+# ---------------------------------------------------------------------------------------------- proposals
+
+
+@staff_view("restructuring.draft_proposal")
+@require_POST
+def proposal_submit_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
+    case_id = _case_of(proposal_id)
+
+    def act() -> str:
+        proposal_submit(proposal_id=proposal_id, actor=_actor(request))
+        return f"Proposal {proposal_id} submitted for approval."
+
+    _run(request, act)
+    return _back(case_id, f"proposal-{proposal_id}")
+
+
+@staff_view("restructuring.approve_proposal")
+@require_POST
+def proposal_approve_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
+    case_id = _case_of(proposal_id)
+
+    def act() -> str:
+        outcome = proposal_approve(proposal_id=proposal_id, actor=_actor(request))
+        if outcome.approved:
+            return f"Proposal {proposal_id} approved: it can be offered to the client."
+        return f"Your approval of proposal {proposal_id} is recorded; a second approval is needed: {outcome.needs}."
+
+    _run(request, act)
+    return _back(case_id, f"proposal-{proposal_id}")
+
+
+@staff_view("restructuring.approve_proposal")
+@require_POST
+def proposal_reject_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
+    case_id = _case_of(proposal_id)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "A rejection needs a reason.")
+        return _back(case_id, f"proposal-{proposal_id}")
+
+    def act() -> str:
+        proposal_reject(proposal_id=proposal_id, actor=_actor(request), reason=form.cleaned_data["reason"])
+        return f"Proposal {proposal_id} rejected."
+
+    _run(request, act)
+    return _back(case_id, f"proposal-{proposal_id}")
+
+
+@staff_view("restructuring.offer_proposal")
+@require_POST
+def proposal_offer_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
+    case_id = _case_of(proposal_id)
+    form = OfferForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The offer's hours: " + " ".join(str(e) for e in form.errors.get("hours", [])))
+        return _back(case_id, f"proposal-{proposal_id}")
+
+    def act() -> str:
+        proposal = offer_send(proposal_id=proposal_id, actor=_actor(request), hours=form.cleaned_data["hours"])
+        return f"Proposal {proposal_id} offered to the client until {proposal.expires_at:%Y-%m-%d %H:%M} UTC."
+
+    _run(request, act)
+    return _back(case_id, f"proposal-{proposal_id}")
+
+
+@staff_view("restructuring.execute_proposal")
+@require_POST
+def proposal_execute_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
+    case_id = _case_of(proposal_id)
+
+    def act() -> str:
+        proposal_execute(proposal_id=proposal_id, actor=_actor(request))
+        return f"Proposal {proposal_id} executed: the case is restructured."
+
+    _run(request, act)
+    return _back(case_id, f"proposal-{proposal_id}")
+
+
+@staff_view("restructuring.execute_proposal")
+@require_POST
+def repayment_record_view(request: HttpRequest, installment_id: int) -> HttpResponse:
+    installment = get_object_or_404(Installment.objects.select_related("proposal"), pk=installment_id)
+    case_id, proposal_id = installment.proposal.case_id, installment.proposal_id
+    form = RepaymentForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The amount: " + " ".join(str(e) for e in form.errors.get("amount", [])))
+        return _back(case_id, f"proposal-{proposal_id}")
+    amount: Decimal = form.cleaned_data["amount"]
+
+    def act() -> str:
+        paid = repayment_record(installment_id=installment_id, amount=amount, actor=_actor(request))
+        return f"Installment {paid.number} paid ({amount:f})."
+
+    _run(request, act)
+    return _back(case_id, f"proposal-{proposal_id}")
+
+
+# ------------------------------------------------------------------------------------------------ the case
+
+
+@staff_view("restructuring.liquidate_case")
+@require_POST
+def case_liquidate_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    get_object_or_404(Case.objects.only("pk"), pk=case_id)
+    form = ReasonForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Sending a case to liquidation needs a reason.")
+        return _back(case_id)
+
+    def act() -> str:
+        plan = case_liquidate(case_id=case_id, reason=form.cleaned_data["reason"], actor=_actor(request))
+        return f"Case {case_id} sent to liquidation: {plan.days} day(s), expected proceeds {plan.expected_proceeds:f}."
+
+    _run(request, act)
+    return _back(case_id)
+
+
+# ------------------------------------------------------------------------------------- the terms form page
+
+
+def _positions(case: Case) -> list[Position]:
+    return list(
+        Position.objects.filter(account_id=case.account_id)
+        .exclude(quantity=0)
+        .select_related("instrument")
+        .order_by("instrument__symbol")
+    )
+
+
+@staff_view("restructuring.draft_proposal")
+@require_http_methods(["GET", "POST"])
+def proposal_new(request: HttpRequest, case_id: int) -> HttpResponse:
+    """Draft a proposal for a case (or preview terms without storing anything)."""
+    case = get_object_or_404(Case.objects.select_related("account__client"), pk=case_id)
+    prefix = "new"
+    form = TermsForm(request.POST or None, positions=_positions(case), prefix=prefix)
+    if request.method == "POST" and form.is_valid():
+        if "preview" in request.POST:
+            return _terms_page(request, case, form, None, preview=_preview(case, form))
+        try:
+            proposal = proposal_draft(
+                case_id=case.pk, terms=form.terms(), actor=_actor(request), name=form.cleaned_data["name"]
+            )
+        except ValidationError as exc:
+            form.add_service_error(exc.context.get("field"), str(exc))
+        except WorkoutError as exc:
+            messages.error(request, str(exc))
+            return _back(case.pk)
+        else:
+            messages.success(request, f"Proposal {proposal.pk} drafted: submit it for approval when ready.")
+            return _back(case.pk, f"proposal-{proposal.pk}")
+    return _terms_page(request, case, form, None)
+
+
+@staff_view("restructuring.draft_proposal")
+@require_http_methods(["GET", "POST"])
+def proposal_edit_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
+    """New terms for a proposal: revalued, back to draft, its approvals void."""
+    proposal = get_object_or_404(Proposal.objects.select_related("case__account__client"), pk=proposal_id)
+    case = proposal.case
+    initial = TermsForm.initial_from(proposal.terms, proposal.name)
+    form = TermsForm(request.POST or None, initial=initial, positions=_positions(case), prefix="edit")
+    if request.method == "POST" and form.is_valid():
+        if "preview" in request.POST:
+            return _terms_page(request, case, form, proposal, preview=_preview(case, form))
+        try:
+            proposal_edit(proposal_id=proposal.pk, terms=form.terms(), actor=_actor(request))
+        except ValidationError as exc:
+            form.add_service_error(exc.context.get("field"), str(exc))
+        except WorkoutError as exc:
+            messages.error(request, str(exc))
+            return _back(case.pk, f"proposal-{proposal.pk}")
+        else:
+            messages.success(request, f"Proposal {proposal.pk} edited: it is a draft again; approvals given are void.")
+            return _back(case.pk, f"proposal-{proposal.pk}")
+    return _terms_page(request, case, form, proposal)
+
+
+def _preview(case: Case, form: TermsForm) -> dict[str, Any] | None:
+    """The schedule and value of the typed terms on the current market (terms_preview stores nothing)."""
+    try:
+        preview = terms_preview(case_id=case.pk, terms=form.terms())
+    except ValidationError as exc:
+        form.add_service_error(exc.context.get("field"), str(exc))
+        return None
+    except WorkoutError as exc:
+        form.add_error(None, str(exc))
+        return None
+    rows = [
+        ScheduleRow(
+            number=i.number,
+            due=i.due,
+            principal=i.principal,
+            interest=i.interest,
+            arrears=i.arrears,
+            total=i.total,
+            balance=i.balance,
+        )
+        for i in preview.schedule.installments
+    ]
+    return {
+        "schedule": rows,
+        "total": preview.schedule.total_paid,
+        "valuation": preview.valuation,
+        "liquidation_value": preview.liquidation_value,
+    }
+
+
+def _terms_page(
+    request: HttpRequest,
+    case: Case,
+    form: TermsForm,
+    proposal: Proposal | None,
+    preview: dict[str, Any] | None = None,
+) -> HttpResponse:
+    context = {"case": case, "form": form, "proposal": proposal, "preview": preview}
+    if getattr(request, "htmx", None) and request.htmx.target == "terms-preview":  # type: ignore[attr-defined]
+        return render(request, "restructuring/_terms_preview.html", context)
+    return render(request, "restructuring/proposal_form.html", context)

@@ -1,0 +1,423 @@
+"""Read paths of the officer pages: the queue and the case, each in a fixed number of queries whatever the number
+of rows (the tests count them). They would sit in restructuring/selectors.py; they live here while that module
+belongs to another change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from django.contrib.auth.models import User
+from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models.functions import Coalesce
+from django.shortcuts import get_object_or_404
+
+from accounts.models import LoanStatus, MarginLoan, Position, Price, RiskSnapshot, RiskState
+from core.models import AuditEvent
+from restructuring import feasibility
+from restructuring.models import (
+    OPEN_STATES,
+    Approval,
+    Case,
+    CaseState,
+    FeasibilityReport,
+    Installment,
+    Proposal,
+    ProposalKind,
+    ProposalState,
+)
+from restructuring.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+from restructuring.schedules import ScheduleError
+from restructuring.selectors import RESTRUCTURED_STATES
+from restructuring.services.feasibility import report_facts, terms_price
+from restructuring.services.negotiation import terms_hash
+from restructuring.terms import Terms, TermsError
+
+QUEUE_PAGE_SIZE = 50
+SNAPSHOTS_SHOWN = 400  # the most recent risk snapshots drawn on the case's history chart
+
+_MONEY = DecimalField(max_digits=28, decimal_places=8)
+
+# ------------------------------------------------------------------------------------------------- queue
+
+
+@dataclass(frozen=True)
+class QueueFilters:
+    state: str = ""
+    band: str = ""
+    officer: str = ""  # a username: cases where that officer drafted, edited or approved a proposal
+    asset: str = ""  # an instrument symbol held (directly, or as the underlying of a derivative held)
+    group: str = ""  # a client group's code
+    search: str = ""  # account code, client code or name
+
+
+def cases_for_queue(filters: QueueFilters) -> QuerySet[Case]:
+    """Open cases, most urgent first: the nearest deadline, then the largest shortfall, then the largest expected
+    loss of the latest feasibility report. Each row carries its figures as annotations (one query for a page)."""
+    return _queue_filtered(filters, with_state=True).order_by(
+        F("deadline").asc(nulls_last=True),
+        F("shortfall").desc(nulls_last=True),
+        F("expected_loss").desc(nulls_last=True),
+        "pk",
+    )
+
+
+def queue_state_counts(filters: QueueFilters) -> dict[str, int]:
+    """Open cases per state under every filter but the state's own (what each state tab would show)."""
+    rows = (
+        _queue_filtered(filters, with_state=False, annotate=False)
+        .order_by()
+        .values("state")
+        .annotate(n=Count("pk"))
+        .values_list("state", "n")
+    )
+    return dict(rows)
+
+
+def queue_officers() -> list[str]:
+    """The usernames the officer filter offers."""
+    return list(
+        User.objects.filter(groups__name__in=[CREDIT_OFFICER, SENIOR_CREDIT_OFFICER], is_active=True)
+        .order_by("username")
+        .values_list("username", flat=True)
+        .distinct()
+    )
+
+
+def _queue_filtered(filters: QueueFilters, *, with_state: bool, annotate: bool = True) -> QuerySet[Case]:
+    cases = Case.objects.filter(state__in=OPEN_STATES)
+    if with_state and filters.state:
+        cases = cases.filter(state=filters.state)
+    if filters.band:
+        cases = cases.filter(account__risk__band=filters.band)
+    if filters.group:
+        cases = cases.filter(account__client__group__code__iexact=filters.group)
+    if filters.search:
+        term = filters.search
+        cases = cases.filter(
+            Q(account__code__icontains=term)
+            | Q(account__client__code__icontains=term)
+            | Q(account__client__name__icontains=term)
+        )
+    if filters.asset:
+        symbol = filters.asset
+        held = Position.objects.filter(account_id=OuterRef("account_id")).exclude(quantity=0)
+        cases = cases.filter(
+            Exists(held.filter(Q(instrument__symbol__iexact=symbol) | Q(instrument__underlying__symbol__iexact=symbol)))
+        )
+    if filters.officer:
+        made = Proposal.objects.filter(case_id=OuterRef("pk"), made_by__username=filters.officer)
+        approved = Approval.objects.filter(proposal__case_id=OuterRef("pk"), approver__username=filters.officer)
+        cases = cases.filter(Exists(made) | Exists(approved))
+    if not annotate:
+        return cases
+    latest = FeasibilityReport.objects.filter(case_id=OuterRef("pk")).order_by("-created_at", "-pk")
+    debt = (
+        MarginLoan.objects.filter(account_id=OuterRef("account_id"), status=LoanStatus.ACTIVE)
+        .annotate(owed=F("principal") + F("accrued_interest"))
+        .values("owed")[:1]
+    )
+    waiting = (
+        Proposal.objects.filter(case_id=OuterRef("pk"), state=ProposalState.PENDING_APPROVAL)
+        .order_by()
+        .values("case_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return cases.select_related("account__client__group").annotate(
+        risk_band=F("account__risk__band"),
+        risk_margin_ratio=F("account__risk__margin_ratio"),
+        risk_equity=F("account__risk__equity"),
+        shortfall=Coalesce("call_amount", "account__risk__shortfall_initial", output_field=_MONEY),
+        debt=Subquery(debt, output_field=_MONEY),
+        expected_loss=Subquery(latest.values("expected_loss")[:1], output_field=_MONEY),
+        recovery_expected=Subquery(latest.values("recovery_expected")[:1], output_field=_MONEY),
+        recommended=Subquery(latest.values("recommended")[:1]),
+        pending_approval=Coalesce(Subquery(waiting), Value(0)),
+    )
+
+
+# -------------------------------------------------------------------------------------------------- case
+
+
+@dataclass(frozen=True)
+class HeldPosition:
+    position: Position
+    price: Decimal | None  # the latest price row (options have none: the risk engine prices them)
+    notional: Decimal | None  # quantity x contract size x price
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    number: int
+    due: date
+    principal: Decimal
+    interest: Decimal
+    arrears: Decimal
+    total: Decimal
+    balance: Decimal
+    status: str = ""  # executed installments only: due, paid, missed
+    paid_amount: Decimal | None = None
+    installment_id: int | None = None
+
+
+@dataclass
+class ProposalView:
+    proposal: Proposal
+    approvals: list[Approval]
+    schedule: list[ScheduleRow]
+    schedule_note: str  # where the schedule comes from, or why there is none
+    schedule_total: Decimal | None
+    terms_lines: list[tuple[str, str]]  # the terms as an officer reads them
+    needs: str = ""  # a pending proposal's missing approvals (set by the page from the audit trail)
+
+    @property
+    def current_hash(self) -> str:
+        """The hash approvals of the current terms carry (rule-made proposals store none: it is computed)."""
+        return self.proposal.terms_hash or terms_hash(self.proposal.terms)
+
+    @property
+    def valid_approvals(self) -> list[Approval]:
+        """Approvals of the terms as they are now (an edit voids the others)."""
+        current = self.current_hash
+        return [a for a in self.approvals if a.terms_hash == current]
+
+    @property
+    def approvals_shown(self) -> list[tuple[Approval, bool]]:
+        """Each approval and whether it stands (bound to the current terms)."""
+        current = self.current_hash
+        return [(a, a.terms_hash == current) for a in self.approvals]
+
+
+@dataclass
+class CasePage:
+    case: Case
+    risk: RiskState | None
+    loan: MarginLoan | None
+    positions: list[HeldPosition]
+    snapshots: Sequence[Mapping[str, Any]]
+    report: FeasibilityReport | None  # the latest
+    proposals: list[ProposalView]
+    prior_restructurings: int
+    events: list[AuditEvent]
+    debt: Decimal | None = field(default=None)
+
+
+def case_page_load(case_id: int) -> CasePage:
+    """Everything the case page shows, in a fixed number of queries."""
+    case = get_object_or_404(
+        Case.objects.select_related("account__client__group", "liquidation_plan"),
+        pk=case_id,
+    )
+    account_id = case.account_id
+    risk = RiskState.objects.filter(account_id=account_id).first()
+    loan = MarginLoan.objects.filter(account_id=account_id, status=LoanStatus.ACTIVE).first()
+    positions = _positions(account_id)
+    snapshots = list(
+        RiskSnapshot.objects.filter(account_id=account_id)
+        .order_by("-computed_at")
+        .values(
+            "computed_at",
+            "equity",
+            "maintenance_requirement",
+            "initial_requirement",
+            "margin_ratio",
+            "band",
+        )[:SNAPSHOTS_SHOWN]
+    )[::-1]
+    proposals = list(
+        Proposal.objects.filter(case_id=case.pk)
+        .select_related("made_by", "collateral_demand")
+        .prefetch_related("approvals__approver")
+        .prefetch_related("installments")
+        .order_by("-round", "rank", "pk")
+    )
+    report_ids = {p.feasibility_report_id for p in proposals} - {None}
+    reports = {
+        r.pk: r
+        for r in FeasibilityReport.objects.filter(
+            Q(pk__in=report_ids) | Q(pk=Subquery(_latest_report_id(case.pk)))
+        ).order_by("-created_at", "-pk")
+    }
+    for report in reports.values():
+        report.case = case  # every report is this case's: no query to read it back
+    latest = max(reports.values(), key=lambda r: (r.created_at, r.pk)) if reports else None
+    prior = Case.objects.filter(account_id=account_id, state__in=RESTRUCTURED_STATES).exclude(pk=case.pk).count()
+    symbols = {h.position.pk: h.position.instrument.symbol for h in positions}
+    events = list(_case_events(case, [p.pk for p in proposals], list(reports)))
+    return CasePage(
+        case=case,
+        risk=risk,
+        loan=loan,
+        positions=positions,
+        snapshots=snapshots,
+        report=latest,
+        proposals=[_proposal_view(p, reports.get(p.feasibility_report_id or 0), symbols) for p in proposals],
+        prior_restructurings=prior,
+        events=events,
+        debt=None if loan is None else loan.principal + loan.accrued_interest,
+    )
+
+
+def _latest_report_id(case_id: int) -> QuerySet[FeasibilityReport, Any]:
+    return FeasibilityReport.objects.filter(case_id=case_id).order_by("-created_at", "-pk").values("pk")[:1]
+
+
+def _positions(account_id: int) -> list[HeldPosition]:
+    latest_price = Price.objects.filter(instrument_id=OuterRef("instrument_id")).order_by("-time").values("price")[:1]
+    rows = (
+        Position.objects.filter(account_id=account_id)
+        .exclude(quantity=0)
+        .select_related("instrument__underlying")
+        .annotate(latest_price=Subquery(latest_price, output_field=_MONEY))
+        .order_by("instrument__symbol")
+    )
+    out = []
+    for position in rows:
+        price = position.latest_price
+        notional = None if price is None else position.quantity * position.instrument.contract_size * price
+        out.append(HeldPosition(position=position, price=price, notional=notional))
+    return out
+
+
+def _case_events(case: Case, proposal_ids: list[int], report_ids: list[int]) -> QuerySet[AuditEvent]:
+    """The case's own events, its proposals' and reports', and whatever else was recorded on the account while
+    the case was open (a top-up, a report of this case named by account)."""
+    during = Q(account_id=case.account_id, created_at__gte=case.opened_at)
+    if case.closed_at is not None:
+        during &= Q(created_at__lte=case.closed_at)
+    return (
+        AuditEvent.objects.filter(
+            Q(object_type="restructuring.case", object_id=case.pk)
+            | Q(object_type="restructuring.proposal", object_id__in=proposal_ids)
+            | Q(object_type="restructuring.feasibilityreport", object_id__in=report_ids)
+            | during
+        )
+        .select_related("actor")
+        .order_by("sequence")
+    )
+
+
+def _proposal_view(proposal: Proposal, report: FeasibilityReport | None, symbols: Mapping[int, str]) -> ProposalView:
+    approvals = sorted(proposal.approvals.all(), key=lambda a: (a.created_at, a.pk))
+    schedule, note = _schedule(proposal, report)
+    total = sum((row.total for row in schedule), Decimal(0)) if schedule else None
+    return ProposalView(
+        proposal=proposal,
+        approvals=approvals,
+        schedule=schedule,
+        schedule_note=note,
+        schedule_total=total,
+        terms_lines=terms_lines(proposal.terms, symbols),
+    )
+
+
+_TERM_LABELS = {
+    "term_months": "term (months)",
+    "rate_annual": "rate (annual)",
+    "kind": "schedule",
+    "moratorium_months": "moratorium (months)",
+    "grace_interest_months": "interest grace (months)",
+    "grace_principal_months": "principal grace (months)",
+    "arrears_treatment": "arrears",
+    "collateral_to_add": "collateral to add",
+    "principal_haircut": "principal haircut",
+}
+
+
+def terms_lines(terms: Mapping[str, Any], symbols: Mapping[int, str]) -> list[tuple[str, str]]:
+    """Terms as label and value, leaving out what is zero or the default."""
+    out = []
+    for key, label in _TERM_LABELS.items():
+        value = terms.get(key)
+        if _is_nothing(value) or (key == "arrears_treatment" and value == "capitalise"):
+            continue
+        if key == "rate_annual":
+            value = f"{Decimal(str(value)) * 100:.2f}%"
+        out.append((label, str(value).replace("_", " ")))
+    for position_id, fraction in terms.get("reduce") or []:
+        symbol = symbols.get(int(position_id), f"position {position_id}")
+        out.append((f"reduce {symbol}", f"{Decimal(str(fraction)) * 100:.0f}%"))
+    return out
+
+
+def _schedule(proposal: Proposal, report: FeasibilityReport | None) -> tuple[list[ScheduleRow], str]:
+    """The proposal's repayment schedule: the installments once executed; before, the schedule its terms give on
+    the feasibility report it was valued on (the same numbers the valuation used)."""
+    installments: list[Installment] = list(proposal.installments.all())
+    if installments:
+        return [
+            ScheduleRow(
+                number=i.number,
+                due=i.due,
+                principal=i.principal,
+                interest=i.interest,
+                arrears=i.arrears,
+                total=i.total,
+                balance=i.balance,
+                status=i.status,
+                paid_amount=i.paid_amount,
+                installment_id=i.pk,
+            )
+            for i in installments
+        ], "installments of the executed restructuring"
+    if proposal.kind == ProposalKind.LIQUIDATE:
+        return [], "a liquidation has no repayment schedule"
+    stored = proposal.valuation.get("schedule") if isinstance(proposal.valuation, Mapping) else None
+    if stored:
+        return [_row(r) for r in stored], "as valued"
+    if report is None:
+        return [], "not valued on a feasibility report yet"
+    try:
+        terms = Terms.from_json(proposal.terms)
+        facts = report_facts(report)
+        params = _params(report.parameters)
+        priced = terms_price(facts, proposal.name, terms, params, proposal.created_at.date())
+    except (TermsError, ScheduleError, KeyError, TypeError, ValueError) as exc:
+        return [], f"no schedule: {exc}"
+    return [
+        ScheduleRow(
+            number=i.number,
+            due=i.due,
+            principal=i.principal,
+            interest=i.interest,
+            arrears=i.arrears,
+            total=i.total,
+            balance=i.balance,
+        )
+        for i in priced.schedule.installments
+    ], f"on feasibility report {report.pk}, starting {proposal.created_at:%Y-%m-%d}"
+
+
+def _row(data: Mapping[str, Any]) -> ScheduleRow:
+    return ScheduleRow(
+        number=int(data["number"]),
+        due=date.fromisoformat(str(data["due"])),
+        principal=Decimal(data["principal"]),
+        interest=Decimal(data["interest"]),
+        arrears=Decimal(data["arrears"]),
+        total=Decimal(data["total"]),
+        balance=Decimal(data["balance"]),
+    )
+
+
+def _params(data: Mapping[str, Any]) -> feasibility.Params:
+    """The model parameters a report was computed with (what its terms were valued under)."""
+    return feasibility.Params(**{**data, "jumps": feasibility.Jumps(**data["jumps"])})
+
+
+def open_case_states() -> list[tuple[str, str]]:
+    return [(s.value, s.label) for s in CaseState if s in OPEN_STATES]
+
+
+def _is_nothing(value: Any) -> bool:
+    if value is None or value == "":
+        return True
+    try:
+        return Decimal(str(value)) == 0
+    except ArithmeticError:
+        return False
