@@ -11,6 +11,7 @@ import qrcode.image.svg
 from django import forms
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods
@@ -22,6 +23,16 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 class SignInForm(OTPAuthenticationForm):
     """Username, password and the authenticator's current code (a user without a device signs in with the
     first two and is sent to set one up)."""
+
+    def clean(self) -> dict[str, Any]:
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            if self.get_user() is not None:  # the password was right, the code wrong: a failure all the same
+                user_login_failed.send(
+                    sender=__name__, credentials={"username": self.cleaned_data.get("username")}, request=self.request
+                )
+            raise
 
     def _chosen_device(self, user: Any) -> Any:
         # django-otp refuses a code unless a device is picked from a list; a user here has one authenticator.

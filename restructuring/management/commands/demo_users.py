@@ -1,0 +1,63 @@
+"""manage.py demo_users: the demo's staff, one per role, each with an authenticator (DEBUG only), and how to sign
+in as them; `manage.py demo_users --code USERNAME` prints a user's current code (the demo's authenticator app)."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import Group, User
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+
+# Only ever set on a DEBUG machine (handle refuses otherwise), so a fixed, printed password is the point.
+DEMO_PASSWORD = "workout-demo"  # noqa: S105
+DEMO_USERS = (
+    ("alice", CREDIT_OFFICER, "credit officer (approval limit 250,000)"),
+    ("bob", CREDIT_OFFICER, "credit officer (approval limit 250,000)"),
+    ("sam", SENIOR_CREDIT_OFFICER, "senior credit officer (limit 5,000,000; publishes rules)"),
+    ("carol", COMPLIANCE, "compliance (read-only: audit trail, cases, rules)"),
+)
+
+
+def _key(username: str) -> str:
+    """A fixed authenticator key per demo user (hex, as django-otp stores it), so the printed secret stays valid."""
+    return hashlib.sha256(f"workout-demo:{username}".encode()).hexdigest()[:40]
+
+
+def _code(device: TOTPDevice) -> str:
+    return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
+
+
+class Command(BaseCommand):
+    help = "Create the demo's staff users with authenticators and print how to sign in (DEBUG only)."
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--code", metavar="USERNAME", help="print this user's current authenticator code")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG:
+            raise CommandError("demo_users sets known passwords and keys: it runs only with DEBUG=true")
+        if options["code"]:
+            device = TOTPDevice.objects.filter(user__username=options["code"], confirmed=True).first()
+            if device is None:
+                raise CommandError(f"{options['code']} has no authenticator")
+            self.stdout.write(_code(device))
+            return
+        self.stdout.write("Sign in at http://127.0.0.1:8000/login/ (password: workout-demo) as:")
+        for username, role, what in DEMO_USERS:
+            user, _ = User.objects.get_or_create(username=username)
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+            user.groups.set([Group.objects.get(name=role)])
+            TOTPDevice.objects.filter(user=user).delete()
+            device = TOTPDevice.objects.create(user=user, name="demo authenticator", key=_key(username), confirmed=True)
+            secret = base64.b32encode(device.bin_key).decode()
+            self.stdout.write(f"  {username:6} {what}")
+            self.stdout.write(f"         authenticator secret (base32) {secret}; code now: {_code(device)}")
+        self.stdout.write("  a current code any time: .venv/bin/python manage.py demo_users --code alice")
