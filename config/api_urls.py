@@ -1,7 +1,34 @@
-"""The client API, version 1 (/api/v1/)."""
+"""The client API, version 1 (/api/v1/). Every route here is in the authorisation matrix of
+tests/api/test_authorisation_matrix.py (a route missing from it fails that test)."""
 
 from __future__ import annotations
 
-from django.urls import URLPattern, URLResolver
+from django.urls import URLPattern, URLResolver, path, re_path
 
-urlpatterns: list[URLPattern | URLResolver] = []
+from accounts import api as accounts_api
+from core.api import views as core_api
+from restructuring import api as restructuring_api
+
+urlpatterns: list[URLPattern | URLResolver] = [
+    path("accounts/", accounts_api.AccountListView.as_view(), name="api-accounts"),
+    path("accounts/<int:pk>/", accounts_api.AccountDetailView.as_view(), name="api-account"),
+    path("accounts/<int:pk>/positions/", accounts_api.PositionListView.as_view(), name="api-account-positions"),
+    path("accounts/<int:pk>/loan/", restructuring_api.LoanView.as_view(), name="api-account-loan"),
+    path("cases/", restructuring_api.CaseListView.as_view(), name="api-cases"),
+    path("cases/<int:pk>/", restructuring_api.CaseDetailView.as_view(), name="api-case"),
+    path("offers/", restructuring_api.OfferListView.as_view(), name="api-offers"),
+    path("offers/<int:pk>/", restructuring_api.OfferDetailView.as_view(), name="api-offer"),
+    path("offers/<int:pk>/accept/", restructuring_api.OfferAcceptView.as_view(), name="api-offer-accept"),
+    path("offers/<int:pk>/decline/", restructuring_api.OfferDeclineView.as_view(), name="api-offer-decline"),
+    path("offers/<int:pk>/counter/", restructuring_api.OfferCounterView.as_view(), name="api-offer-counter"),
+    path("top-ups/", restructuring_api.TopUpListView.as_view(), name="api-top-ups"),
+    path("top-ups/<int:pk>/", restructuring_api.TopUpDetailView.as_view(), name="api-top-up"),
+    path("tokens/", core_api.TokenListView.as_view(), name="api-tokens"),
+    path("tokens/<str:prefix>/", core_api.TokenDetailView.as_view(), name="api-token"),
+    path("operations/book/", accounts_api.BookUploadView.as_view(), name="api-operations-book"),
+    path("operations/prices/", accounts_api.PriceUploadView.as_view(), name="api-operations-prices"),
+    path("operations/sweeps/", accounts_api.SweepStartView.as_view(), name="api-operations-sweeps"),
+    path("operations/sweeps/<int:pk>/", accounts_api.SweepDetailView.as_view(), name="api-operations-sweep"),
+    # Anything else under /api/v1/: the API's own 404 (JSON, one error shape), not the site's HTML page.
+    re_path(r"^.*$", core_api.NotFoundView.as_view(), name="api-not-found"),
+]

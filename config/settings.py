@@ -140,13 +140,58 @@ AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 
-# --- REST framework: deny by default ---
+# The cache (the API's per-token throttle counts live here): in-process by default; a shared one, e.g.
+# CACHE_URL=rediscache://127.0.0.1:6379/1, makes the limit hold across gunicorn workers.
+CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
+
+# --- REST framework: the client API (core/api/ holds the policies named here) ---
+# Deny by default: a view without a declared policy refuses everyone. Bearer tokens only (no session: no CSRF
+# to get wrong); JSON only; errors in one shape; throttled per token; bounded pages and bodies.
 REST_FRAMEWORK = {
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_AUTHENTICATION_CLASSES": ["core.api.authentication.TokenAuthentication"],
+    "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.DenyAll"],
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": {"token": env.str("WORKOUT_API_RATE", default="1200/minute")},
+    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.Pagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "core.api.schema.ApiAutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
 }
-SPECTACULAR_SETTINGS = {"TITLE": "Workout API", "VERSION": "1.0.0"}
+# Bodies of JSON requests are refused above this (413); uploads (book, prices) above DATA_UPLOAD_MAX_MEMORY_SIZE.
+WORKOUT_API_MAX_BODY_BYTES = env.int("WORKOUT_API_MAX_BODY_BYTES", default=64 * 1024)
+# The cache the per-token request counts live in: give a shared one (Redis) for a limit across processes.
+WORKOUT_API_THROTTLE_CACHE = env.str("WORKOUT_API_THROTTLE_CACHE", default="default")
+# Idempotency records are kept this long (`manage.py api_token purge-idempotency` deletes older ones).
+WORKOUT_API_IDEMPOTENCY_DAYS = env.int("WORKOUT_API_IDEMPOTENCY_DAYS", default=7)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Workout API",
+    "VERSION": "1.0.0",
+    "DESCRIPTION": (
+        "The client API of Workout: your margin accounts, positions and loan, your cases and their timeline, "
+        "the offers made to you (accept, decline, counter-propose) and collateral top-ups; plus operations "
+        "endpoints for staff.\n\n"
+        "**Authentication**: `Authorization: Bearer <token>` (see the `token` security scheme).\n\n"
+        "**Idempotency**: every POST that changes state needs an `Idempotency-Key` header; a retry with the same "
+        "key and body replays the first response, the same key with another body is refused (422).\n\n"
+        '**Errors** have one shape: `{"error": {"code", "message", "field"}}`.\n\n'
+        '**Amounts** are decimal strings (`"1234.50"`), in and out; JSON numbers are refused for amounts.\n\n'
+        "**Lists** are paginated (`page`, `page_size` up to 200). Requests are throttled per token (429 with "
+        "Retry-After); JSON bodies are limited to 64 KiB (413)."
+    ),
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "ENUM_NAME_OVERRIDES": {
+        "CaseStateEnum": "restructuring.models.CaseState",
+        "ProposalStateEnum": "restructuring.models.ProposalState",
+        "HealthBandEnum": "accounts.models.HealthBand",
+    },
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.api.schema.strict_objects"],
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True},
+}
 
 # --- Celery ---
 # Unset broker: the embedded mode runs tasks in-process (eager), so the demo needs no Redis.
@@ -186,6 +231,10 @@ CELERY_BEAT_SCHEDULE = {
     "negotiation-deadlines": {
         "task": "restructuring.tasks.negotiation_deadlines_task",
         "schedule": env.float("WORKOUT_DEADLINES_EVERY_SECONDS", default=60.0),
+    },
+    "api-idempotency-purge": {
+        "task": "core.tasks.idempotency_purge_task",
+        "schedule": env.float("WORKOUT_API_IDEMPOTENCY_PURGE_EVERY_SECONDS", default=3600.0),
     },
     "feasibility-redrive": {
         "task": "restructuring.tasks.feasibility_redrive_task",

@@ -1,4 +1,4 @@
-"""What every app shares in the database: the audit trail.
+"""What every app shares in the database: the audit trail, and the API's tokens and idempotency records.
 
 `AuditEvent` rows are written only by `core.audit` (read its docstring for the hash chain). The table is
 append-only: on PostgreSQL a trigger refuses UPDATE and DELETE; the unique `previous_hash` means two events
@@ -60,3 +60,62 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.sequence} {self.action} {self.object_type}:{self.object_id}"
+
+
+# --------------------------------------------------------------------------------------------- the client API
+
+
+class ApiToken(models.Model):
+    """A bearer token of the API (core/api/authentication.py): a client's, or a member of staff's for the
+    operations endpoints. Only the SHA-256 of the token is stored; the token itself is shown once, when it is
+    made. `prefix` is its public part, by which people name a token (lists, revocation) without the secret."""
+
+    prefix = models.CharField(max_length=16, unique=True)
+    digest = models.CharField(max_length=64, unique=True)
+    client = models.ForeignKey(
+        "accounts.Client", null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, blank=True, default="")
+    created_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(client__isnull=False) & Q(user__isnull=True))
+                | (Q(client__isnull=True) & Q(user__isnull=False)),
+                name="apitoken_client_xor_user",
+            ),
+            models.CheckConstraint(condition=Q(expires_at__gt=models.F("created_at")), name="apitoken_expires_later"),
+        ]
+
+    def __str__(self) -> str:
+        return f"token {self.prefix}"
+
+
+class IdempotencyRecord(models.Model):
+    """The first response to a state-changing request with an Idempotency-Key (core/api/idempotency.py).
+
+    Inserted before the request's effect, in the same transaction, under the unique (scope, key): a second request
+    with the key waits for the first to commit, then replays its response (or is refused if its body differs)."""
+
+    scope = models.CharField(max_length=64)  # whose key: "client:<id>" or "user:<id>"
+    key = models.CharField(max_length=255)
+    request_hash = models.CharField(max_length=64)  # SHA-256 of the method, path and body
+    method = models.CharField(max_length=8)
+    path = models.CharField(max_length=500)
+    response_status = models.PositiveSmallIntegerField(default=0)
+    response_body = models.TextField(blank=True, default="")  # as rendered: a replay is byte for byte the same
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["scope", "key"], name="idempotency_once_per_scope_key")]
+        indexes = [models.Index(fields=["created_at"], name="idempotency_created_at_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.scope} {self.key}: {self.response_status}"

@@ -437,7 +437,8 @@ def _history_case(reviewer: User, *, proposals: int = 2, extra_events: int = 0) 
         *[entry("case.note", "restructuring.case", case.pk, reason=f"note {n}") for n in range(extra_events)],
         entry("case.open", "restructuring.case", elsewhere.pk, account_id=elsewhere.account_id),
     )
-    mine = [e for e in events if e.action != "feasibility.report" and e.object_id != elsewhere.pk]
+    others = ("restructuring.case", elsewhere.pk)  # by type and id: a proposal may share the other case's id
+    mine = [e for e in events if e.action != "feasibility.report" and (e.object_type, e.object_id) != others]
     return case, mine
 
 

@@ -1,0 +1,253 @@
+"""The API of the book: a client's accounts (with their latest risk figures) and positions; and the operations
+endpoints (staff): book upload, price upload, sweeps. Thin: parse, call one service or query, render."""
+
+from __future__ import annotations
+
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.parsers import MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.models import MarginAccount, Position, RiskState, Sweep
+from accounts.services.book_import import ImportResult, book_import, prices_import
+from accounts.services.sweep import sweep_start
+from core.api.errors import ApiError
+from core.api.fields import FastRepresentation, StrictSerializer
+from core.api.idempotency import idempotent
+from core.api.permissions import IsOperator
+from core.api.views import ApiView, ClientView
+from core.errors import WorkoutError
+
+# ------------------------------------------------------------------------------------------- accounts
+
+
+class RiskSerializer(FastRepresentation, serializers.ModelSerializer[RiskState]):
+    """The account's latest risk figures, in its base currency, as of `computed_at` (the last sweep)."""
+
+    class Meta:
+        model = RiskState
+        fields = [
+            "computed_at",
+            "band",
+            "equity",
+            "market_value",
+            "collateral_value",
+            "initial_requirement",
+            "maintenance_requirement",
+            "margin_ratio",
+            "shortfall_maintenance",
+            "shortfall_initial",
+            "distance_to_liquidation",
+        ]
+        read_only_fields = fields
+
+
+class AccountSerializer(FastRepresentation, serializers.ModelSerializer[MarginAccount]):
+    risk = RiskSerializer(read_only=True, allow_null=True, help_text="null until the account is first swept")
+
+    class Meta:
+        model = MarginAccount
+        fields = ["id", "code", "mode", "margin_model", "base_currency", "cash", "created_at", "risk"]
+        read_only_fields = fields
+
+
+class PositionSerializer(FastRepresentation, serializers.ModelSerializer[Position]):
+    instrument = serializers.CharField(source="instrument.symbol", read_only=True)
+    instrument_kind = serializers.CharField(source="instrument.kind", read_only=True)
+    currency = serializers.CharField(source="instrument.currency", read_only=True)
+
+    class Meta:
+        model = Position
+        fields = [
+            "id",
+            "instrument",
+            "instrument_kind",
+            "currency",
+            "quantity",
+            "entry_price",
+            "isolated_margin",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+def client_accounts(client_id: int) -> QuerySet[MarginAccount]:
+    return MarginAccount.objects.filter(client_id=client_id)
+
+
+@extend_schema(tags=["accounts"])
+class AccountListView(ClientView, generics.ListAPIView[MarginAccount]):
+    """Your margin accounts, each with its latest risk figures."""
+
+    serializer_class = AccountSerializer
+
+    def get_queryset(self) -> QuerySet[MarginAccount]:
+        return client_accounts(self.client_id).select_related("risk").order_by("pk")
+
+
+@extend_schema(tags=["accounts"])
+class AccountDetailView(ClientView, generics.RetrieveAPIView[MarginAccount]):
+    """One of your margin accounts with its latest risk figures."""
+
+    serializer_class = AccountSerializer
+
+    def get_queryset(self) -> QuerySet[MarginAccount]:
+        return client_accounts(self.client_id).select_related("risk")
+
+
+@extend_schema(tags=["accounts"])
+class PositionListView(ClientView, generics.ListAPIView[Position]):
+    """The positions of one of your accounts (quantity signed: negative is short)."""
+
+    serializer_class = PositionSerializer
+
+    def get_queryset(self) -> QuerySet[Position]:
+        account = generics.get_object_or_404(client_accounts(self.client_id), pk=self.kwargs["pk"])
+        return Position.objects.filter(account=account).select_related("instrument").order_by("pk")
+
+
+# ----------------------------------------------------------------------------------------- operations
+
+
+class UploadSerializer(StrictSerializer):
+    file = serializers.FileField(help_text="The file, as a multipart/form-data part named `file`.")
+
+
+class EntityCountsSerializer(FastRepresentation, serializers.Serializer):
+    created = serializers.IntegerField()
+    updated = serializers.IntegerField()
+    deleted = serializers.IntegerField()
+
+
+class ImportResultSerializer(FastRepresentation, serializers.Serializer):
+    file = serializers.CharField(help_text="The uploaded file's name.")
+    groups = EntityCountsSerializer()
+    clients = EntityCountsSerializer()
+    instruments = EntityCountsSerializer()
+    accounts = EntityCountsSerializer()
+    loans = EntityCountsSerializer()
+    positions = EntityCountsSerializer()
+    prices = EntityCountsSerializer()
+    instruments_priced = serializers.IntegerField(help_text="Instruments that got a price (a prices upload).")
+
+
+_SAFE_NAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class _UploadView(ApiView):
+    """An import of a file (docs/import-formats.md): applied whole or not at all; a bad file is refused with every
+    problem found (400, `import_file_invalid`, field `file`)."""
+
+    permission_classes = [IsOperator]
+    parser_classes = [MultiPartParser]
+    max_body_setting = "DATA_UPLOAD_MAX_MEMORY_SIZE"
+    serializer_class = UploadSerializer
+
+    def _import(self, request: Request, service: Any) -> Response:
+        serializer = UploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        upload = serializer.validated_data["file"]
+        # The name without a directory, nor a leading dot ("..", ".bashrc"): a plain file in our directory.
+        name = _SAFE_NAME.sub("_", Path(upload.name or "").name).lstrip(".")[-100:] or "upload"
+        with tempfile.TemporaryDirectory(prefix="workout-upload-") as directory:
+            path = Path(directory) / name
+            with path.open("wb") as out:
+                for chunk in upload.chunks():
+                    out.write(chunk)
+            try:
+                result: ImportResult = service(path=path)
+            except WorkoutError as error:  # the message names the file as uploaded, not our temporary path
+                message = error.message.replace(f"{directory}/", "")
+                raise ApiError(
+                    message, code=error.code, status_code=status.HTTP_400_BAD_REQUEST, field="file"
+                ) from None
+        counts = {entity: vars(getattr(result, entity)) for entity in _ENTITIES}
+        body = {"file": name, **counts, "instruments_priced": len(result.priced_instrument_ids)}
+        return Response(ImportResultSerializer(body).data)
+
+
+_ENTITIES = ("groups", "clients", "instruments", "accounts", "loans", "positions", "prices")
+
+
+@extend_schema(tags=["operations"], request={"multipart/form-data": UploadSerializer}, responses=ImportResultSerializer)
+class BookUploadView(_UploadView):
+    """Staff (permission accounts.add_marginaccount): import a book (.json) or positions (.csv)."""
+
+    operator_permissions = ("accounts.add_marginaccount", "accounts.change_marginaccount")
+
+    @idempotent
+    def post(self, request: Request) -> Response:
+        return self._import(request, book_import)
+
+
+@extend_schema(tags=["operations"], request={"multipart/form-data": UploadSerializer}, responses=ImportResultSerializer)
+class PriceUploadView(_UploadView):
+    """Staff (permission accounts.add_price): import prices (.csv or .json), upserted on (instrument, time)."""
+
+    operator_permissions = ("accounts.add_price",)
+
+    @idempotent
+    def post(self, request: Request) -> Response:
+        return self._import(request, prices_import)
+
+
+class SweepSerializer(FastRepresentation, serializers.ModelSerializer[Sweep]):
+    band_counts = serializers.DictField(child=serializers.IntegerField(), read_only=True)
+
+    class Meta:
+        model = Sweep
+        fields = [
+            "id",
+            "status",
+            "as_of",
+            "started_at",
+            "finished_at",
+            "model_version",
+            "accounts",
+            "positions",
+            "band_counts",
+        ]
+        read_only_fields = fields
+
+
+class SweepStartSerializer(StrictSerializer):
+    shards = serializers.IntegerField(
+        min_value=1, max_value=64, required=False, help_text="Account ranges, each a task (default: the setting)."
+    )
+
+
+@extend_schema(tags=["operations"])
+class SweepStartView(ApiView):
+    """Staff (permission accounts.add_sweep): start a sweep of the whole book now; its shards run as tasks.
+    Answers 202 with the sweep, whose status GET /operations/sweeps/{id}/ follows."""
+
+    permission_classes = [IsOperator]
+    operator_permissions = ("accounts.add_sweep",)
+    serializer_class = SweepStartSerializer
+
+    @extend_schema(request=SweepStartSerializer, responses={202: SweepSerializer})
+    @idempotent
+    def post(self, request: Request) -> Response:
+        serializer = SweepStartSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        shards = serializer.validated_data.get("shards", settings.WORKOUT_SWEEP_SHARDS)
+        sweep = sweep_start(shards=shards)
+        return Response(SweepSerializer(sweep).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(tags=["operations"])
+class SweepDetailView(ApiView, generics.RetrieveAPIView[Sweep]):
+    """Staff (permission accounts.view_sweep): a sweep's status and results."""
+
+    permission_classes = [IsOperator]
+    operator_permissions = ("accounts.view_sweep",)
+    serializer_class = SweepSerializer
+    queryset = Sweep.objects.all()

@@ -1,0 +1,99 @@
+"""The OpenAPI document (drf-spectacular): how to authenticate, the Idempotency-Key header of state-changing
+POSTs, and the errors of every operation, added here once instead of on every view."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.openapi import AutoSchema
+from drf_spectacular.utils import OpenApiParameter, OpenApiTypes
+
+from core.api.errors import ErrorSerializer
+from core.api.idempotency import HEADER, MAX_KEY_LENGTH
+
+_ERRORS = {
+    "400": "Invalid input (`field` names it): a body field, an unknown query parameter (`unknown_parameter`), or "
+    "the Idempotency-Key missing or malformed.",
+    "401": "No token, or a token that is invalid (`token_invalid`), expired (`token_expired`) or revoked "
+    "(`token_revoked`).",
+    "403": "The token's holder may not use this endpoint (a client on a staff endpoint, or the reverse).",
+    "404": "No such object, or not the caller's (another client's objects are never shown, nor confirmed).",
+    "409": "The object is not in a state that allows this (`negotiation_conflict`, `transition_not_allowed`): "
+    "someone else acted first, or the offer has expired.",
+    "413": "The request body is too large (`request_too_large`).",
+    "415": "The body's content type is not accepted here.",
+    "422": "The Idempotency-Key was already used with another request (`idempotency_key_reused`).",
+    "429": "Too many requests for this token (`throttled`); the Retry-After header says when to try again.",
+}
+
+
+class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = "core.api.authentication.TokenAuthentication"
+    name = "token"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "wo_<prefix>_<secret>",
+            "description": (
+                "Send `Authorization: Bearer <token>`. Operations issue a client's tokens with "
+                "`manage.py api_token create --client <code> [--days 90]` (the token is shown once; only its "
+                "SHA-256 is stored) and revoke them with `manage.py api_token revoke <prefix>`; a client lists "
+                "its tokens at GET /api/v1/tokens/ and revokes one at DELETE /api/v1/tokens/{prefix}/. Tokens "
+                "expire (90 days by default, at most 366)."
+            ),
+        }
+
+
+class ApiAutoSchema(AutoSchema):
+    def get_override_parameters(self) -> list[Any]:
+        parameters = list(super().get_override_parameters())
+        if self._idempotent():
+            parameters.append(
+                OpenApiParameter(
+                    HEADER,
+                    OpenApiTypes.STR,
+                    OpenApiParameter.HEADER,
+                    required=True,
+                    description=(
+                        "A unique key per request (e.g. a UUID), 1 to "
+                        f"{MAX_KEY_LENGTH} printable ASCII characters. Repeating a request with the same key and "
+                        "body replays the first response (header `Idempotent-Replayed: true`) without acting twice; "
+                        "the same key with another body is refused (422). Keys are per caller."
+                    ),
+                    pattern=rf"^[!-~]{{1,{MAX_KEY_LENGTH}}}$",
+                )
+            )
+        return parameters
+
+    def _idempotent(self) -> bool:
+        handler = getattr(self.view, (self.method or "").lower(), None)
+        return bool(getattr(handler, "idempotent", False))
+
+    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+        responses: dict[str, Any] = super()._get_response_bodies(direction)
+        codes = ["400", "401", "403", "429"]
+        if self.method != "GET" or "{" in self.path or self._is_list_view():
+            codes.append("404")  # a list: a page beyond the last
+        if self.method in ("POST", "PUT", "PATCH"):
+            codes += ["413", "415"]
+        if self._idempotent():
+            codes += ["409", "422"]
+        for code in codes:
+            if code not in responses:
+                responses[code] = {
+                    **self._get_response_for_code(ErrorSerializer, code, direction=direction),
+                    "description": _ERRORS[code],
+                }
+        return dict(sorted(responses.items()))
+
+
+def strict_objects(result: dict[str, Any], **_: Any) -> dict[str, Any]:
+    """Postprocessing hook: objects of the document have exactly the properties named (additionalProperties
+    false), as the API refuses unknown input fields and its responses hold nothing more."""
+    for schema in result.get("components", {}).get("schemas", {}).values():
+        if schema.get("type") == "object" and "properties" in schema:
+            schema.setdefault("additionalProperties", False)
+    return result

@@ -1,0 +1,656 @@
+"""The API of the workout, for clients: their cases (with the timeline of what concerns them), the offers made
+to them (accept, decline, counter-propose), their loan and its repayment schedule, and collateral top-ups.
+
+Every query starts from the caller's client, so another client's id is simply not found (404). The state changes
+are the negotiation services' (restructuring/services/negotiation.py), called once per Idempotency-Key.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import generics, serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from accounts.api import client_accounts
+from accounts.models import LoanStatus, MarginLoan
+from core.api.fields import DecimalString, FastRepresentation, StrictSerializer
+from core.api.idempotency import idempotent
+from core.api.views import ClientView
+from core.models import AuditEvent
+from restructuring.models import (
+    CallBasis,
+    Case,
+    CaseState,
+    CollateralTopUp,
+    Installment,
+    Proposal,
+    ProposalSource,
+    ProposalState,
+)
+from restructuring.schedules import Schedule, ScheduleError, ScheduleTerms, schedule_build
+from restructuring.services.negotiation import offer_accept, offer_counter, offer_decline, topup_declare
+from restructuring.terms import Terms, TermsError
+
+# ------------------------------------------------------------------------------------------------ cases
+
+# What a client sees of the audit trail of its case: the transitions, never the officers' notes, payloads or
+# names. `reason` is shown only when the client gave it (a decline).
+_CASE_ACTIONS = (
+    "case.open",
+    "case.margin_call",
+    "case.cure",
+    "case.propose",
+    "case.reject",
+    "case.offer",
+    "case.accept",
+    "case.decline",
+    "case.counter",
+    "case.offer_expired",
+    "case.execute",
+    "case.close",
+    "case.default",
+    "case.liquidate",
+    "case.liquidated",
+    "case.write_off",
+)
+_PROPOSAL_ACTIONS = (
+    "proposal.offer",
+    "proposal.accept",
+    "proposal.decline",
+    "proposal.counter",
+    "proposal.counter_offer",
+    "proposal.expire",
+    "proposal.execute",
+)
+_OBJECT_NAMES = {
+    "restructuring.case": "case",
+    "restructuring.proposal": "offer",
+    "restructuring.installment": "installment",
+    "restructuring.collateraltopup": "top_up",
+}
+
+
+class TimelineEventSerializer(FastRepresentation, serializers.Serializer):
+    at = serializers.DateTimeField(source="created_at")
+    action = serializers.CharField(help_text="What happened, e.g. case.margin_call, proposal.offer.")
+    by = serializers.ChoiceField(choices=["you", "lender"], help_text="you: your own action.")
+    object = serializers.ChoiceField(choices=sorted(_OBJECT_NAMES.values()))
+    object_id = serializers.IntegerField()
+    from_state = serializers.CharField()
+    to_state = serializers.CharField()
+    reason = serializers.CharField(help_text="The reason you gave (a decline); empty otherwise.")
+
+
+class CaseSerializer(FastRepresentation, serializers.ModelSerializer[Case]):
+    state = serializers.ChoiceField(choices=CaseState.choices, read_only=True)
+    call_basis = serializers.ChoiceField(
+        choices=CallBasis.choices, allow_blank=True, read_only=True, help_text="Empty before a margin call."
+    )
+
+    class Meta:
+        model = Case
+        fields = [
+            "id",
+            "account",
+            "state",
+            "opened_at",
+            "closed_at",
+            "call_amount",
+            "call_basis",
+            "called_at",
+            "deadline",
+            "band",
+            "margin_ratio",
+            "updated_at",
+        ]
+        read_only_fields = fields
+
+
+class CaseDetailSerializer(CaseSerializer):
+    timeline = serializers.SerializerMethodField()
+
+    class Meta(CaseSerializer.Meta):
+        fields = [*CaseSerializer.Meta.fields, "timeline"]
+        read_only_fields = fields
+
+    @extend_schema_field(TimelineEventSerializer(many=True))
+    def get_timeline(self, case: Case) -> list[dict[str, Any]]:
+        return [TimelineEventSerializer().to_representation(event) for event in case_timeline(case)]
+
+
+def case_timeline(case: Case) -> list[dict[str, Any]]:
+    """The events of the case, of its offers (those shown to the client and its own counter-offers), of their
+    installments and of the account's top-ups while the case was open, oldest first."""
+    proposal_ids = list(_visible_proposals(Proposal.objects.filter(case=case)).values_list("pk", flat=True))
+    installment_ids = list(Installment.objects.filter(proposal_id__in=proposal_ids).values_list("pk", flat=True))
+    top_ups = Q(object_type="restructuring.collateraltopup", account_id=case.account_id, created_at__gte=case.opened_at)
+    if case.closed_at is not None:
+        top_ups &= Q(created_at__lte=case.closed_at)
+    events = AuditEvent.objects.filter(
+        Q(object_type="restructuring.case", object_id=case.pk, action__in=_CASE_ACTIONS)
+        | Q(object_type="restructuring.proposal", object_id__in=proposal_ids, action__in=_PROPOSAL_ACTIONS)
+        | Q(object_type="restructuring.installment", object_id__in=installment_ids, action="installment.paid")
+        | (top_ups & Q(action__startswith="topup."))
+    ).order_by("sequence")
+    return [
+        {
+            "created_at": event.created_at,
+            "action": event.action,
+            "by": "you" if event.system_actor.startswith("client:") else "lender",
+            "object": _OBJECT_NAMES[event.object_type],
+            "object_id": event.object_id,
+            "from_state": event.from_state,
+            "to_state": event.to_state,
+            "reason": event.reason if event.system_actor.startswith("client:") else "",
+        }
+        for event in events.only(
+            "created_at", "action", "system_actor", "object_type", "object_id", "from_state", "to_state", "reason"
+        )
+    ]
+
+
+def client_cases(client_id: int) -> QuerySet[Case]:
+    return Case.objects.filter(account__client_id=client_id)
+
+
+@extend_schema(tags=["cases"])
+class CaseListView(ClientView, generics.ListAPIView[Case]):
+    """Your cases (distress episodes of your accounts), newest first."""
+
+    serializer_class = CaseSerializer
+
+    def get_queryset(self) -> QuerySet[Case]:
+        return client_cases(self.client_id).order_by("-opened_at", "-pk")
+
+
+@extend_schema(tags=["cases"])
+class CaseDetailView(ClientView, generics.RetrieveAPIView[Case]):
+    """One of your cases: its state, the margin call (amount, deadline) and the timeline of what concerns you."""
+
+    serializer_class = CaseDetailSerializer
+
+    def get_queryset(self) -> QuerySet[Case]:
+        return client_cases(self.client_id)
+
+
+# ----------------------------------------------------------------------------------------------- offers
+
+
+def _visible_proposals(proposals: QuerySet[Proposal]) -> QuerySet[Proposal]:
+    """The proposals a client sees: those offered to it, and its own counter-offers (not the officers' drafts)."""
+    return proposals.filter(Q(offered_at__isnull=False) | Q(source=ProposalSource.CLIENT))
+
+
+def client_offers(client_id: int) -> QuerySet[Proposal]:
+    return _visible_proposals(Proposal.objects.filter(case__account__client_id=client_id))
+
+
+class ReductionSerializer(FastRepresentation, serializers.Serializer):
+    position = serializers.IntegerField(help_text="The position's id.")
+    fraction = DecimalString(help_text="The share of the position sold, in (0, 1].")
+
+
+class TermsSerializer(FastRepresentation, serializers.Serializer):
+    """Restructured terms (restructuring/terms.py): absent parts take their defaults."""
+
+    term_months = serializers.IntegerField()
+    rate_annual = DecimalString(allow_null=True, help_text="The new annual rate (0.08 is 8%); null: unchanged.")
+    kind = serializers.ChoiceField(choices=["level", "interest_only"])
+    moratorium_months = serializers.IntegerField()
+    grace_interest_months = serializers.IntegerField()
+    grace_principal_months = serializers.IntegerField()
+    arrears_treatment = serializers.ChoiceField(choices=["capitalise", "carry_forward", "first_installment"])
+    collateral_to_add = DecimalString()
+    reduce = ReductionSerializer(many=True)
+    principal_haircut = DecimalString()
+
+
+class CounterBoundsSerializer(FastRepresentation, serializers.Serializer):
+    """How far a counter-offer may move the offered terms."""
+
+    max_term_months = serializers.IntegerField(required=False, help_text="The longest term you may ask for.")
+    min_rate = DecimalString(required=False, help_text="The lowest annual rate you may ask for.")
+    min_collateral = DecimalString(required=False, help_text="The least collateral you may offer to add.")
+
+
+_BOUNDS = ("max_term_months", "min_rate", "min_collateral")
+
+
+class InstallmentSerializer(FastRepresentation, serializers.Serializer):
+    number = serializers.IntegerField()
+    due = serializers.DateField()
+    principal = DecimalString()
+    interest = DecimalString()
+    arrears = DecimalString()
+    total = DecimalString()
+    balance = DecimalString(help_text="Principal outstanding after this installment.")
+    status = serializers.ChoiceField(choices=["due", "paid", "missed"], help_text="due in a preview.")
+    paid_amount = DecimalString()
+    paid_at = serializers.DateTimeField(allow_null=True)
+
+
+class LoanFiguresSerializer(FastRepresentation, serializers.Serializer):
+    principal = DecimalString()
+    rate_annual = DecimalString()
+    accrued_interest = DecimalString()
+    maturity_date = serializers.DateField(allow_null=True)
+
+
+class LoanAfterSerializer(FastRepresentation, serializers.Serializer):
+    principal = DecimalString(help_text="After the haircut, with the capitalised arrears and interest.")
+    rate_annual = DecimalString()
+    maturity_date = serializers.DateField()
+    installments = serializers.IntegerField()
+    level_payment = DecimalString(allow_null=True, help_text="The monthly payment of a level schedule.")
+    total_interest = DecimalString()
+    total_paid = DecimalString()
+
+
+class ChangesSerializer(FastRepresentation, serializers.Serializer):
+    """What accepting the offer changes for you, were it executed today."""
+
+    loan_before = LoanFiguresSerializer()
+    loan_after = LoanAfterSerializer()
+    collateral_to_add = DecimalString()
+    principal_haircut = DecimalString()
+    reductions = ReductionSerializer(many=True)
+
+
+class OfferSerializer(FastRepresentation, serializers.ModelSerializer[Proposal]):
+    state = serializers.ChoiceField(choices=ProposalState.choices, read_only=True)
+    source = serializers.ChoiceField(choices=ProposalSource.choices, read_only=True)  # type: ignore[assignment]
+    terms = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Proposal
+        fields = [
+            "id",
+            "case",
+            "round",
+            "source",
+            "state",
+            "terms",
+            "offered_at",
+            "expires_at",
+            "decided_at",
+            "countered_from",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(TermsSerializer)
+    def get_terms(self, proposal: Proposal) -> dict[str, Any]:
+        return TermsSerializer().to_representation(_terms_view(proposal))
+
+
+class OfferDetailSerializer(OfferSerializer):
+    counter_bounds = serializers.SerializerMethodField()
+    decision_reason = serializers.CharField(read_only=True)
+    schedule_basis = serializers.SerializerMethodField(
+        help_text="executed: the schedule in force; preview: as if executed today on your loan as it is now; "
+        "none: no schedule can be drawn (no active loan)."
+    )
+    schedule = serializers.SerializerMethodField()
+    changes = serializers.SerializerMethodField()
+
+    class Meta(OfferSerializer.Meta):
+        fields = [*OfferSerializer.Meta.fields, "counter_bounds", "decision_reason", "schedule_basis", "schedule"]
+        fields += ["changes"]
+        read_only_fields = fields
+
+    @extend_schema_field(CounterBoundsSerializer)
+    def get_counter_bounds(self, proposal: Proposal) -> dict[str, Any]:
+        bounds = {k: v for k, v in (proposal.counter_bounds or {}).items() if k in _BOUNDS}
+        return CounterBoundsSerializer().to_representation(bounds)
+
+    def _outlook(self, proposal: Proposal) -> _Outlook:
+        """Computed once per proposal for the three fields that show it."""
+        cache: dict[int, _Outlook] = self.__dict__.setdefault("_outlooks", {})
+        if proposal.pk not in cache:
+            cache[proposal.pk] = offer_outlook(proposal)
+        return cache[proposal.pk]
+
+    @extend_schema_field(serializers.ChoiceField(choices=["executed", "preview", "none"]))
+    def get_schedule_basis(self, proposal: Proposal) -> str:
+        return self._outlook(proposal).basis
+
+    @extend_schema_field(InstallmentSerializer(many=True))
+    def get_schedule(self, proposal: Proposal) -> list[dict[str, Any]]:
+        row = InstallmentSerializer()
+        return [row.to_representation(installment) for installment in self._outlook(proposal).installments]
+
+    @extend_schema_field(ChangesSerializer(allow_null=True))
+    def get_changes(self, proposal: Proposal) -> dict[str, Any] | None:
+        changes = self._outlook(proposal).changes
+        return None if changes is None else ChangesSerializer().to_representation(changes)
+
+
+def _terms(proposal: Proposal) -> Terms | None:
+    try:
+        return Terms.from_json(proposal.terms)
+    except TermsError:
+        return None
+
+
+def _terms_view(proposal: Proposal) -> dict[str, Any]:
+    terms = _terms(proposal)
+    if terms is None:  # never for a stored proposal (its terms were validated), but never a 500 either
+        return {**Terms(term_months=0).to_json(), "reduce": []}
+    data = terms.to_json()
+    data["reduce"] = [{"position": p, "fraction": f} for p, f in data["reduce"]]
+    return data
+
+
+class _Outlook:
+    def __init__(self, basis: str, installments: list[dict[str, Any]], changes: dict[str, Any] | None) -> None:
+        self.basis = basis
+        self.installments = installments
+        self.changes = changes
+
+
+def offer_outlook(proposal: Proposal) -> _Outlook:
+    """The schedule of an offer: the stored one once executed, else a preview as the execution would build it
+    today (restructuring.services.negotiation.proposal_execute: the haircut off the principal, the accrued
+    interest as arrears, the offer's rate or the loan's), with what changes for the client."""
+    if proposal.state == ProposalState.EXECUTED:
+        rows = Installment.objects.filter(proposal=proposal).order_by("number")
+        return _Outlook("executed", [_installment_row(i) for i in rows], None)
+    terms = _terms(proposal)
+    loan = MarginLoan.objects.filter(account_id=proposal.case.account_id, status=LoanStatus.ACTIVE).first()
+    if terms is None or loan is None:
+        return _Outlook("none", [], None)
+    places = settings.WORKOUT_CURRENCY_DECIMALS.get(proposal.case.account.base_currency, 2)
+    quantum = Decimal(1).scaleb(-int(places))
+    principal = max(loan.principal - terms.principal_haircut, Decimal(0)).quantize(quantum, rounding=ROUND_HALF_EVEN)
+    try:
+        schedule = schedule_build(
+            ScheduleTerms(
+                principal=principal,
+                rate_annual=terms.rate_annual if terms.rate_annual is not None else loan.rate_annual,
+                term_months=terms.term_months,
+                kind=terms.kind,
+                moratorium_months=terms.moratorium_months,
+                grace_interest_months=terms.grace_interest_months,
+                grace_principal_months=terms.grace_principal_months,
+                arrears=loan.accrued_interest.quantize(quantum, rounding=ROUND_HALF_EVEN),
+                arrears_treatment=terms.arrears_treatment,
+                start=timezone.now().date(),
+                quantum=quantum,
+            )
+        )
+    except ScheduleError:
+        return _Outlook("none", [], None)
+    return _Outlook("preview", [_preview_row(row) for row in schedule.installments], _changes(loan, terms, schedule))
+
+
+def _installment_row(installment: Installment) -> dict[str, Any]:
+    return {
+        "number": installment.number,
+        "due": installment.due,
+        "principal": installment.principal,
+        "interest": installment.interest,
+        "arrears": installment.arrears,
+        "total": installment.total,
+        "balance": installment.balance,
+        "status": installment.status,
+        "paid_amount": installment.paid_amount,
+        "paid_at": installment.paid_at,
+    }
+
+
+def _preview_row(row: Any) -> dict[str, Any]:
+    return {
+        "number": row.number,
+        "due": row.due,
+        "principal": row.principal,
+        "interest": row.interest,
+        "arrears": row.arrears,
+        "total": row.total,
+        "balance": row.balance,
+        "status": "due",
+        "paid_amount": Decimal(0),
+        "paid_at": None,
+    }
+
+
+def _changes(loan: MarginLoan, terms: Terms, schedule: Schedule) -> dict[str, Any]:
+    last_due: date = schedule.installments[-1].due
+    return {
+        "loan_before": {
+            "principal": loan.principal,
+            "rate_annual": loan.rate_annual,
+            "accrued_interest": loan.accrued_interest,
+            "maturity_date": loan.maturity_date,
+        },
+        "loan_after": {
+            "principal": schedule.terms.principal + schedule.capitalised,
+            "rate_annual": schedule.terms.rate_annual,
+            "maturity_date": last_due,
+            "installments": len(schedule.installments),
+            "level_payment": schedule.level_payment,
+            "total_interest": schedule.total_interest,
+            "total_paid": schedule.total_paid,
+        },
+        "collateral_to_add": terms.collateral_to_add,
+        "principal_haircut": terms.principal_haircut,
+        "reductions": [{"position": p, "fraction": f} for p, f in terms.reduce],
+    }
+
+
+_STATE_FILTER = OpenApiParameter(
+    "state", str, enum=ProposalState.values, required=False, description="Only the offers in this state."
+)
+
+
+@extend_schema(tags=["offers"], parameters=[_STATE_FILTER])
+class OfferListView(ClientView, generics.ListAPIView[Proposal]):
+    """The offers made to you and your counter-offers, newest first; `?state=offered` for the open ones."""
+
+    serializer_class = OfferSerializer
+    query_parameters = ("state",)
+
+    def get_queryset(self) -> QuerySet[Proposal]:
+        offers = client_offers(self.client_id).order_by("-pk")
+        wanted = self.request.query_params.get("state")
+        if wanted is not None:
+            if wanted not in ProposalState.values:
+                raise serializers.ValidationError(
+                    {"state": [serializers.ErrorDetail(f"{wanted!r} is not a proposal state", code="invalid_choice")]}
+                )
+            offers = offers.filter(state=wanted)
+        return offers
+
+
+@extend_schema(tags=["offers"])
+class OfferDetailView(ClientView, generics.RetrieveAPIView[Proposal]):
+    """One offer: the terms, the repayment schedule and what changes for you; for an open offer, the bounds of a
+    counter-offer."""
+
+    serializer_class = OfferDetailSerializer
+
+    def get_queryset(self) -> QuerySet[Proposal]:
+        return client_offers(self.client_id).select_related("case__account")
+
+
+def _offer_response(proposal: Proposal, code: int = status.HTTP_200_OK) -> Response:
+    """The offer as the service left it (with its case and account loaded), in full."""
+    return Response(OfferDetailSerializer().to_representation(proposal), status=code)
+
+
+class AcceptSerializer(StrictSerializer):
+    """Nothing to give: the offer is accepted as it stands."""
+
+
+class DeclineSerializer(StrictSerializer):
+    reason = serializers.CharField(max_length=2000, help_text="Why you decline (the officers read it).")
+
+
+class CounterSerializer(StrictSerializer):
+    """The terms you ask for instead, within the offer's counter_bounds; what you leave out stays as offered."""
+
+    term_months = serializers.IntegerField(min_value=1, max_value=600, required=False)
+    rate_annual = DecimalString(min_value=Decimal(0), max_value=Decimal(1), required=False)
+    collateral_to_add = DecimalString(min_value=Decimal(0), required=False)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs:
+            raise serializers.ValidationError(
+                "ask for something: term_months, rate_annual or collateral_to_add", code="required"
+            )
+        return attrs
+
+
+class _OfferActionView(ClientView):
+    def _own_offer(self, pk: int) -> Proposal:
+        offer = client_offers(self.client_id).filter(pk=pk).first()
+        if offer is None:
+            raise NotFound(f"offer {pk} does not exist")
+        return offer
+
+
+@extend_schema(tags=["offers"])
+class OfferAcceptView(_OfferActionView):
+    """Accept an open offer. Exactly one of accept, decline, counter or expiry happens to an offer: the others
+    get 409 `negotiation_conflict`."""
+
+    serializer_class = AcceptSerializer
+
+    @extend_schema(request=AcceptSerializer, responses={200: OfferDetailSerializer})
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        AcceptSerializer(data=request.data).is_valid(raise_exception=True)
+        return _offer_response(offer_accept(proposal_id=pk, client_id=self.client_id))
+
+
+@extend_schema(tags=["offers"])
+class OfferDeclineView(_OfferActionView):
+    """Decline an open offer, with a reason; the case goes back to the officers."""
+
+    serializer_class = DeclineSerializer
+
+    @extend_schema(request=DeclineSerializer, responses={200: OfferDetailSerializer})
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        serializer = DeclineSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        reason = serializer.validated_data["reason"]
+        return _offer_response(offer_decline(proposal_id=pk, client_id=self.client_id, reason=reason))
+
+
+@extend_schema(tags=["offers"])
+class OfferCounterView(_OfferActionView):
+    """Counter-propose: the offer becomes `countered` and your terms a new proposal in the next round, valued and
+    pending the officers' approval (201, the new proposal). Terms outside the offer's counter_bounds: 400 naming
+    the field."""
+
+    serializer_class = CounterSerializer
+
+    @extend_schema(request=CounterSerializer, responses={201: OfferDetailSerializer})
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        serializer = CounterSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        offer = self._own_offer(pk)
+        asked = {k: v if isinstance(v, int) else str(v) for k, v in serializer.validated_data.items()}
+        counter = offer_counter(proposal_id=offer.pk, client_id=self.client_id, terms={**offer.terms, **asked})
+        return _offer_response(counter, status.HTTP_201_CREATED)
+
+
+# --------------------------------------------------------------------------------------- loan, schedule
+
+
+class LoanSerializer(FastRepresentation, serializers.ModelSerializer[MarginLoan]):
+    schedule = serializers.SerializerMethodField(help_text="The installments of the restructuring in force, if any.")
+
+    class Meta:
+        model = MarginLoan
+        fields = ["id", "principal", "rate_annual", "accrued_interest", "status", "opened_at", "maturity_date"]
+        fields += ["schedule"]
+        read_only_fields = fields
+
+    @extend_schema_field(InstallmentSerializer(many=True))
+    def get_schedule(self, loan: MarginLoan) -> list[dict[str, Any]]:
+        executed = (
+            Proposal.objects.filter(case__account_id=loan.account_id, state=ProposalState.EXECUTED)
+            .order_by("-pk")
+            .values_list("pk", flat=True)
+            .first()
+        )
+        rows = Installment.objects.filter(proposal_id=executed).order_by("number") if executed else []
+        row = InstallmentSerializer()
+        return [row.to_representation(_installment_row(i)) for i in rows]
+
+
+@extend_schema(tags=["accounts"])
+class LoanView(ClientView, generics.RetrieveAPIView[MarginLoan]):
+    """The loan of one of your accounts (the active one, else the latest) and its repayment schedule."""
+
+    serializer_class = LoanSerializer
+
+    def get_object(self) -> MarginLoan:
+        account = generics.get_object_or_404(client_accounts(self.client_id), pk=self.kwargs["pk"])
+        loans = MarginLoan.objects.filter(account=account)
+        loan = loans.filter(status=LoanStatus.ACTIVE).first() or loans.order_by("-opened_at", "-pk").first()
+        if loan is None:
+            raise NotFound(f"account {account.pk} has no loan")
+        return loan
+
+
+# -------------------------------------------------------------------------------------------- top-ups
+
+
+class TopUpSerializer(FastRepresentation, serializers.ModelSerializer[CollateralTopUp]):
+    class Meta:
+        model = CollateralTopUp
+        fields = ["id", "account", "amount", "reference", "status", "declared_at", "decided_at"]
+        read_only_fields = fields
+
+
+class TopUpDeclareSerializer(StrictSerializer):
+    account = serializers.IntegerField(help_text="The id of your account the collateral was sent to.")
+    amount = DecimalString(min_value=Decimal("0.00000001"), help_text="In the account's base currency.")
+    reference = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+def client_top_ups(client_id: int) -> QuerySet[CollateralTopUp]:
+    return CollateralTopUp.objects.filter(account__client_id=client_id)
+
+
+@extend_schema(tags=["collateral"])
+class TopUpListView(ClientView, generics.ListAPIView[CollateralTopUp]):
+    """Your declared collateral top-ups, newest first. POST declares one: pending until operations confirm the
+    funds arrived (a confirmed top-up that restores the margin cures the case at the next sweep)."""
+
+    serializer_class = TopUpSerializer
+
+    def get_queryset(self) -> QuerySet[CollateralTopUp]:
+        return client_top_ups(self.client_id).order_by("-declared_at", "-pk")
+
+    @extend_schema(request=TopUpDeclareSerializer, responses={201: TopUpSerializer})
+    @idempotent
+    def post(self, request: Request) -> Response:
+        serializer = TopUpDeclareSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        top_up = topup_declare(
+            account_id=data["account"], client_id=self.client_id, amount=data["amount"], reference=data["reference"]
+        )
+        return Response(TopUpSerializer(top_up).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["collateral"])
+class TopUpDetailView(ClientView, generics.RetrieveAPIView[CollateralTopUp]):
+    """One of your top-ups."""
+
+    serializer_class = TopUpSerializer
+
+    def get_queryset(self) -> QuerySet[CollateralTopUp]:
+        return client_top_ups(self.client_id)
