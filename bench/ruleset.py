@@ -200,6 +200,11 @@ def _template_report() -> dict[str, Any]:
         "loss_given_default": Decimal(0),
         "loss_capacity_pct": Decimal("0.25"),
         "liquidation_value": Decimal(750),
+        "liquidation_days": 3,
+        "portfolio_volatility": 0.04,
+        "concentration_top1": 1.0,
+        "position_count": 1,
+        "holdings": [[1, True]],
     }
 
 

@@ -328,6 +328,14 @@ class FeasibilityReport(models.Model):
     liquidation_value = money_field()  # what liquidating now brings the lender: E[min(debt, recovery)]
     recommended = models.CharField(max_length=100, blank=True, default="")  # a candidate's name; "": liquidate
     recommended_advantage = money_field(null=True, blank=True)
+    # What the rules read of the report besides the figures above (restructuring/selectors.rule_facts_load),
+    # kept as columns so that reading the facts of many cases never decodes the inputs.
+    liquidation_days = models.PositiveIntegerField(null=True, blank=True)
+    portfolio_volatility = models.FloatField(null=True, blank=True)
+    concentration_top1 = models.FloatField(null=True, blank=True)
+    position_count = models.PositiveIntegerField(default=0)
+    # The positions by gross notional at the report's prices, largest first: [[position id, is long], ...]
+    holdings = models.JSONField(default=list, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["case", "key"], name="feasibility_once_per_key")]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -283,7 +283,7 @@ class RuleFacts:
 
 @dataclass(frozen=True)
 class _ReportFigures:
-    """The few figures of a report the rules read (not its inputs and results whole)."""
+    """The few figures of a report the rules read (columns: its inputs and results are never decoded here)."""
 
     pk: int
     recovery_expected: Decimal
@@ -291,10 +291,11 @@ class _ReportFigures:
     expected_loss: Decimal
     loss_given_default: Decimal
     loss_capacity_pct: Decimal | None
-    days: Any
-    portfolio_volatility: Any
-    exposures: list[dict[str, Any]]
-    drivers: list[dict[str, Any]]
+    liquidation_days: int | None
+    portfolio_volatility: float | None
+    concentration_top1: float | None
+    position_count: int
+    holdings: list[list[Any]]
 
 
 def rule_facts_load(cases: Sequence[Case], now: datetime) -> RuleFacts:
@@ -354,19 +355,7 @@ def _latest_report_figures(case_ids: list[int]) -> dict[int, _ReportFigures]:
     rows = (
         FeasibilityReport.objects.filter(case_id__in=case_ids)
         .order_by("case_id", "-created_at", "-pk")
-        .values_list(
-            "case_id",
-            "pk",
-            "recovery_expected",
-            "recovery_p5",
-            "expected_loss",
-            "loss_given_default",
-            "loss_capacity_pct",
-            "results__recovery__days",
-            "results__loss_capacity__portfolio_volatility",
-            "inputs__account__exposures",
-            "inputs__account__drivers",
-        )
+        .values_list("case_id", "pk", *(f.name for f in fields(_ReportFigures) if f.name != "pk"))
     )
     out: dict[int, _ReportFigures] = {}
     for case_id, *figures in rows:
@@ -416,34 +405,22 @@ _REPORT_FACTS = (
 def _report_facts(figures: _ReportFigures | None) -> dict[str, float]:
     if figures is None:
         return dict.fromkeys(_REPORT_FACTS, math.nan)
-    gross = _gross_values(figures)
-    total = sum(gross)
     return {
         "recovery_expected": float(figures.recovery_expected),
         "recovery_p5": float(figures.recovery_p5),
         "expected_loss": float(figures.expected_loss),
         "loss_given_default": float(figures.loss_given_default),
         "loss_capacity_pct": _float(figures.loss_capacity_pct),
-        "liquidation_days": _float(figures.days),
+        "liquidation_days": _float(figures.liquidation_days),
         "portfolio_volatility": _float(figures.portfolio_volatility),
-        "concentration_top1": max(gross) / total if total > 0 else math.nan,
-        "position_count": float(len(gross)),
+        "concentration_top1": _float(figures.concentration_top1),
+        "position_count": float(figures.position_count),
     }
-
-
-def _gross_values(figures: _ReportFigures) -> list[float]:
-    """Each position's gross notional at the report's prices: |quantity| x its driver's price."""
-    prices = [d["price"] for d in figures.drivers]
-    return [abs(e["quantity"]) * prices[e["driver"]] for e in figures.exposures]
 
 
 def _holdings(figures: _ReportFigures | None) -> CaseHoldings:
     if figures is None:
         return CaseHoldings(position_ids=(), long=())
-    gross = _gross_values(figures)
-    exposures = figures.exposures
-    order = sorted(range(len(gross)), key=lambda k: (-gross[k], exposures[k]["position_id"]))
     return CaseHoldings(
-        position_ids=tuple(exposures[k]["position_id"] for k in order),
-        long=tuple(exposures[k]["quantity"] > 0 for k in order),
+        position_ids=tuple(int(p) for p, _ in figures.holdings), long=tuple(bool(long) for _, long in figures.holdings)
     )

@@ -454,7 +454,26 @@ def _report(
         liquidation_value=Decimal(recovery["lender_receipt"]["value"]),
         recommended=results["recommended"],
         recommended_advantage=None if chosen is None else Decimal(chosen["advantage"]["value"]),
+        **rule_columns(_inputs_json(facts.inputs), facts.position_ids, results),
     )
+
+
+def rule_columns(account: Mapping[str, Any], position_ids: Sequence[int], results: Mapping[str, Any]) -> dict[str, Any]:
+    """The report's columns the rules read besides its headline figures: days to liquidate, portfolio volatility,
+    the largest position's share of the gross notional, the count, and the positions largest first."""
+    prices = [d["price"] for d in account["drivers"]]
+    exposures = account["exposures"]
+    gross = [abs(e["quantity"]) * prices[e["driver"]] for e in exposures]
+    total = sum(gross)
+    order = sorted(range(len(gross)), key=lambda k: (-gross[k], position_ids[k]))
+    volatility = results["loss_capacity"]["portfolio_volatility"]
+    return {
+        "liquidation_days": results["recovery"]["days"],
+        "portfolio_volatility": float(volatility) if volatility is not None else None,
+        "concentration_top1": max(gross) / total if total > 0 else None,
+        "position_count": len(gross),
+        "holdings": [[position_ids[k], exposures[k]["quantity"] > 0] for k in order],
+    }
 
 
 def _store(reports: list[FeasibilityReport], keys: Mapping[int, str]) -> list[int]:
