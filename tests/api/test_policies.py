@@ -240,6 +240,23 @@ def test_page_sizes_are_capped(world: World) -> None:
 
 
 @pytest.mark.django_db
+def test_a_page_or_page_size_that_is_not_a_whole_number_is_refused_naming_it(world: World) -> None:
+    # found by schemathesis: a garbage page_size (repeated) and an empty page were served as the defaults
+    api = world.api("client_a")
+    for query, field in (
+        ("page_size=abc", "page_size"),
+        ("page=", "page"),
+        ("page=0", "page"),
+        ("page_size=5&page_size=6", "page_size"),
+        ("page_size=%C2%B9", "page_size"),  # a superscript one: a digit to str.isdigit, not a number
+    ):
+        response = api.get(f"/api/v1/accounts/?{query}")
+        assert response.status_code == 400, query
+        assert response.json()["error"]["field"] == field, query
+    assert api.get("/api/v1/accounts/?page=1&page_size=2").status_code == 200
+
+
+@pytest.mark.django_db
 def test_a_body_larger_than_the_limit_is_refused_before_it_is_read(world: World) -> None:
     api = world.api("client_a")
 
