@@ -139,3 +139,22 @@ def recovery_histogram(histogram: Mapping[str, Sequence[Any]], debt: Decimal | N
     )
     chart.add("paths", [(c, lo, hi) for c, lo, hi in zip(counts, edges[:-1], edges[1:], strict=True)])
     return _svg(chart)
+
+
+def cascade_costs(liquidate_all: Any, by_rules: Any) -> str:
+    """Bad debt and market impact of the two cascade scenarios, side by side."""
+    chart = pygal.Bar(title="What the fall costs the lender", value_formatter=_money, **_COMMON)
+    chart.x_labels = ["bad debt", "market impact"]
+    chart.add("liquidate every breached account", [float(liquidate_all.bad_debt), float(liquidate_all.impact_cost)])
+    chart.add("restructure by the rules", [float(by_rules.bad_debt), float(by_rules.impact_cost)])
+    return _svg(chart)
+
+
+def cascade_prices(liquidate_all: Any, by_rules: Any) -> str:
+    """The shocked asset's price round by round as the forced sales feed on each other."""
+    chart = pygal.Line(title="Price after each round of forced sales", value_formatter=lambda v: f"{v:,.2f}", **_COMMON)
+    rounds = max(len(liquidate_all.price_path), len(by_rules.price_path))
+    chart.x_labels = ["after the shock", *(f"round {k}" for k in range(1, rounds))]
+    chart.add("liquidate every breached account", list(liquidate_all.price_path))
+    chart.add("restructure by the rules", list(by_rules.price_path))
+    return _svg(chart)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from restructuring.views import actions, case, queue
+from restructuring.views import actions, cascade, case, queue
 
 urlpatterns: list[URLPattern] = [
     path("queue/", queue.queue, name="queue"),
+    path("cascade/", cascade.cascade_page, name="cascade"),
     path("cases/<int:case_id>/", case.case_detail, name="case"),
     path("cases/<int:case_id>/proposals/new/", actions.proposal_new, name="proposal-new"),
     path("cases/<int:case_id>/liquidate/", actions.case_liquidate_view, name="case-liquidate"),
