@@ -24,7 +24,7 @@ def test_demo_setup_loads_sweeps_and_prints_the_login() -> None:
     admin = get_user_model().objects.get(username="admin")
     assert admin.check_password("workout-demo")
     assert admin.is_staff
-    assert "login: admin / workout-demo" in out.getvalue()
+    assert "Django admin: http://127.0.0.1:8000/admin/  admin / workout-demo" in out.getvalue()
 
 
 def test_demo_setup_refuses_without_debug() -> None:
