@@ -374,6 +374,9 @@ def _store_postgresql(
     stored: StoredFigures,
     now: datetime,
 ) -> None:
+    if not len(loaded.account_ids):
+        return  # an empty book or shard: nothing to write (and no currency to build the quantum from)
+
     def table(rows: np.ndarray | slice) -> dict[str, tuple[str, np.ndarray]]:
         columns: dict[str, tuple[str, np.ndarray]] = {
             "account_id": ("int8", loaded.account_ids[rows]),

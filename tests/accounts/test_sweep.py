@@ -329,3 +329,12 @@ def test_a_recent_sweep_is_left_to_its_tasks(four_accounts: dict[str, MarginAcco
     sweep = sweep_start(shards=1, dispatch=False)
     assert sweep_service.sweeps_redrive(older_than=timedelta(minutes=5)) == []
     assert Sweep.objects.get(pk=sweep.pk).status == SweepStatus.RUNNING
+
+
+@pytest.mark.django_db
+def test_a_sweep_of_an_empty_book_is_done_with_nothing_written() -> None:
+    # found by the end-to-end test: on PostgreSQL the writer built invalid SQL for no accounts, so every beat
+    # sweep of a fresh deployment failed until a book was imported
+    sweep = sweep_run()
+    assert (sweep.status, sweep.accounts, sweep.positions) == (SweepStatus.DONE, 0, 0)
+    assert not RiskState.objects.exists()
