@@ -130,7 +130,9 @@ def evaluate(rules: Sequence[CompiledRule], columns: Mapping[str, np.ndarray], s
                 plain[name] = [_plain(name, v) for v in columns[name].tolist()]
         listed = {name: v.tolist() for name, v in values.items()}
         for row in np.flatnonzero(fired).tolist():
-            numbers = {name: v[row] for name, v in listed.items()}
+            # Twelve significant digits: the float noise of an expression (0.08 * 0.9 = 0.07200000000000001) is
+            # not what a person reading the explanation should see, and no bound or term is that fine.
+            numbers = {name: float(f"{v[row]:.12g}") for name, v in listed.items()}
             out[row].append(
                 Firing(
                     rule=rule.spec.name,
