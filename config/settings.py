@@ -208,7 +208,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=3600),
+    # An unacknowledged task (its worker killed) is delivered again after this. Tasks run seconds (the longest,
+    # a 1,000,000-account sweep shard, about 15 s), so ten minutes loses little time yet never redelivers a
+    # task still running; every task is idempotent either way.
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=600),
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE = {
@@ -371,6 +374,9 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=10)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="workout@localhost")
 # A reminder this many hours before a margin call's deadline.
 WORKOUT_REMINDER_BEFORE_HOURS = env.float("WORKOUT_REMINDER_BEFORE_HOURS", default=4.0)
+# Webhooks go to public addresses only (a client's URL that resolves inside the house is refused), unless this
+# is set (tests; a client reached over a private link).
+WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 # A webhook call that takes longer fails (and is retried).
 WORKOUT_WEBHOOK_TIMEOUT_SECONDS = env.float("WORKOUT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 # A failed send is retried after 1, 2, 4, ... times the first wait, capped; after the last attempt it is failed.

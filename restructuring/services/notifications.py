@@ -44,8 +44,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
+import socket
 import time
 import urllib.error
 import urllib.request
@@ -469,9 +471,28 @@ def webhook_signature(*, secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
+def webhook_target_check(url: str) -> None:
+    """Refuse a webhook that would reach inside the house: every address its host resolves to must be a public
+    one (not loopback, private, link-local, multicast or reserved), unless
+    WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS (tests, a client on the same private network). Checked at each
+    send, so a name that later resolves inside is caught then; a resolver that answers differently between this
+    check and the connection (DNS rebinding) is not, which a deployment closes with an egress proxy."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise _PermanentError(f"not an http(s) URL: {url[:200]}")
+    if settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS:
+        return
+    try:
+        resolved = {str(info[4][0]) for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
+    except socket.gaierror as exc:  # retried: a name may resolve again
+        raise OSError(f"{parts.hostname} does not resolve: {exc}") from None
+    inside = sorted(a for a in resolved if not ipaddress.ip_address(a.split("%")[0]).is_global)
+    if inside:
+        raise _PermanentError(f"{parts.hostname} resolves to a non-public address ({inside[0]}): refused")
+
+
 def _webhook_post(notification: Notification, secret: str) -> None:
-    if urlsplit(notification.recipient).scheme not in ("http", "https"):
-        raise _PermanentError(f"not an http(s) URL: {notification.recipient[:200]}")
+    webhook_target_check(notification.recipient)
     if not secret:
         raise _PermanentError("the client has no webhook secret to sign with")
     timestamp = int(time.time())

@@ -90,6 +90,12 @@ class _Server(ThreadingHTTPServer):
     endpoint: Endpoint
 
 
+@pytest.fixture(autouse=True)
+def _webhooks_may_reach_this_machine(settings: Any) -> None:
+    """The test endpoint listens on 127.0.0.1, which production refuses (see the SSRF test below)."""
+    settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
+
+
 @pytest.fixture
 def endpoint() -> Iterator[Endpoint]:
     server = _Server(("127.0.0.1", 0), _Handler)
@@ -732,3 +738,22 @@ def test_the_task_queued_on_commit_is_sent_by_a_real_worker(endpoint: Endpoint, 
     (request,) = endpoint.requests
     assert request.json()["data"]["case_id"] == _case(account).pk
     assert _verifies(request, SECRET)
+
+
+@pytest.mark.django_db
+def test_a_webhook_that_resolves_inside_the_house_is_refused_and_never_called(
+    endpoint: Endpoint, settings: Any, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given production's setting, and a client whose webhook points at this machine
+    settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    account = _called("INSIDE", _btc(), webhook_url=endpoint.url)
+    sweep = sweep_run()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        cases_apply_risk(sweep_id=sweep.pk)
+
+    # then the row failed for good at once, saying why, and the endpoint heard nothing
+    row = Notification.objects.get(case=_case(account), channel="webhook")
+    assert row.status == NotificationStatus.FAILED
+    assert row.last_error == "127.0.0.1 resolves to a non-public address (127.0.0.1): refused"
+    assert endpoint.requests == []
