@@ -377,6 +377,7 @@ def worker(
     start: bool = True,
     route_here: bool = False,
     env: Mapping[str, str] | None = None,
+    broker: str | None = None,
 ) -> Iterator[Worker]:
     """A real worker on a fresh queue against this test's database.
 
@@ -384,10 +385,11 @@ def worker(
     CELERY_BROKER_TRANSPORT_OPTIONS), and the worker runs on REDELIVERY_REDIS_DB. `route_here`: tasks this
     process queues with `.delay()` (the services' on-commit ones) go to this worker's queue; only on the
     suite's own broker database. Tasks sent with `Worker.send` always do. `env`: more settings for the worker.
+    `broker`: another broker URL (a private Redis a test may restart).
     """
     assert not (route_here and visibility_timeout_s is not None), "`.delay()` publishes on the configured broker"
     queue = f"test-rel-{uuid.uuid4().hex[:12]}"
-    url = broker_url(redis_db=None if visibility_timeout_s is None else REDELIVERY_REDIS_DB)
+    url = broker or broker_url(redis_db=None if visibility_timeout_s is None else REDELIVERY_REDIS_DB)
     worker_env = {
         **os.environ,
         **(env or {}),
