@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -34,11 +34,13 @@ def _test_database_url() -> str:
 
 
 @contextmanager
-def celery_worker(*, concurrency: int = 2) -> Iterator[str]:
-    """Start a worker on a fresh queue; route this process's tasks there; yield the queue name."""
+def celery_worker(*, concurrency: int = 2, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """Start a worker on a fresh queue; route this process's tasks there; yield the queue name. `env`: more
+    settings for the worker (it reads its settings from the environment, not from the test's overrides)."""
     queue = f"test-{uuid.uuid4().hex[:12]}"
     env = {
         **os.environ,
+        **(env or {}),
         "DATABASE_URL": _test_database_url(),
         "CELERY_BROKER_URL": settings.CELERY_BROKER_URL,
         "CELERY_QUEUE": queue,
