@@ -48,6 +48,7 @@ bench: install
 	$(PY) bench/cases.py
 	$(PY) bench/feasibility.py
 	$(PY) bench/ruleset.py
+	$(PY) bench/api_load.py
 
 ## make bench-full: also the 1,000,000-account book (time and peak memory); takes several minutes
 bench-full: bench
