@@ -24,7 +24,7 @@ from restructuring.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from rules.services import DEFAULT_RULES, ruleset_load
 from tests.restructuring.helpers import account, btc, price_set
 from tests.web.helpers import PASSWORD, current_code, staff_user
-from tests.web.test_officer_pages import _web, swept
+from tests.web.test_officer_pages import swept
 
 # Playwright's sync API runs an event loop in the test thread, and the session's database setup may come after it
 # starts: Django refuses the ORM under a running loop unless told (set on import, before any fixture runs).
@@ -37,9 +37,7 @@ pytestmark = [
     pytest.mark.postgres,
     pytest.mark.browser,  # skipped without Chromium, an error under CI (tests/conftest.py)
     pytest.mark.django_db(transaction=True),
-    pytest.mark.filterwarnings("ignore:No directory at:UserWarning"),
 ]
-__all__ = ["_web"]  # the settings fixture, autouse here too
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,6 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.test import Client
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import MarginAccount
 from core.audit import AuditEntry, audit_hash, audit_record_many
@@ -27,41 +26,11 @@ from core.views import PAGE_SIZE
 from restructuring.models import Approval, Case, CaseState, FeasibilityReport, Installment, Proposal
 from restructuring.roles import CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from tests.factories.accounts import MarginAccountFactory
-from tests.web.helpers import PASSWORD, current_code, staff_user
+from tests.web.helpers import signed_in, staff_user
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.filterwarnings("ignore:No directory at:UserWarning"),  # whitenoise: no collectstatic in tests
 ]
-
-
-@pytest.fixture(autouse=True)
-def _web(settings: Any) -> None:
-    """Plain HTTP and static files without a manifest (tests run without collectstatic); a fast hasher."""
-    settings.SECURE_SSL_REDIRECT = False
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def signed_in(user: User) -> Client:
-    """Signed in through the real form with the authenticator's current code, naming the device (django-otp 1.7
-    refuses a code without one: "Please select a device")."""
-    browser = Client()
-    device = TOTPDevice.objects.get(user=user, confirmed=True)
-    response = browser.post(
-        "/login/",
-        {
-            "username": user.username,
-            "password": PASSWORD,
-            "otp_device": device.persistent_id,
-            "otp_token": current_code(user),
-        },
-    )
-    assert response.status_code == 302, response.content[:500]
-    return browser
 
 
 @pytest.fixture

@@ -28,14 +28,12 @@ from restructuring.models import (
 )
 from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.negotiation import offer_accept, offer_send, proposal_approve
-from tests.web.helpers import staff_user
-from tests.web.test_officer_pages import _web, proposed_case, sign_in, text
+from tests.web.helpers import signed_in, staff_user
+from tests.web.test_officer_pages import proposed_case, text
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.filterwarnings("ignore:No directory at:UserWarning"),
 ]
-__all__ = ["_web"]  # the settings fixture, autouse here too
 
 TERMS_FORM = {
     "new-name": "six months",
@@ -94,7 +92,7 @@ def _state(proposal: Proposal) -> str:
 
 
 def test_an_officer_drafts_a_proposal_valued_on_the_latest_report(alice: User, case: Case) -> None:
-    web = sign_in(alice)
+    web = signed_in(alice)
 
     response = web.post(f"/cases/{case.pk}/proposals/new/", TERMS_FORM)
 
@@ -112,7 +110,7 @@ def test_an_officer_drafts_a_proposal_valued_on_the_latest_report(alice: User, c
 
 def test_a_reduction_is_a_fraction_of_an_open_position(alice: User, case: Case) -> None:
     position = case.account.positions.get()
-    web = sign_in(alice)
+    web = signed_in(alice)
 
     web.post(f"/cases/{case.pk}/proposals/new/", {**TERMS_FORM, f"new-reduce_{position.pk}": "0.25"})
 
@@ -135,7 +133,7 @@ def test_terms_the_service_refuses_are_shown_at_their_field(
     position = case.account.positions.get()
     if field == "reduce":
         field = shown_at = f"new-reduce_{position.pk}"
-    web = sign_in(alice)
+    web = signed_in(alice)
 
     response = web.post(f"/cases/{case.pk}/proposals/new/", {**TERMS_FORM, field: value})
 
@@ -150,7 +148,7 @@ def test_terms_the_service_refuses_are_shown_at_their_field(
 
 
 def test_a_preview_shows_schedule_and_value_and_stores_nothing(alice: User, case: Case) -> None:
-    web = sign_in(alice)
+    web = signed_in(alice)
     events = AuditEvent.objects.count()
 
     response = web.post(f"/cases/{case.pk}/proposals/new/", {**TERMS_FORM, "preview": "1"})
@@ -176,7 +174,7 @@ def test_editing_terms_voids_the_approvals_and_makes_the_editor_the_maker(
 ) -> None:
     ApprovalLimit.objects.create(user=bob, currency="USD", amount=Decimal(100))
     assert not proposal_approve(proposal_id=proposal.pk, actor=bob).approved
-    web = sign_in(alice)
+    web = signed_in(alice)
 
     form = web.get(f"/proposals/{proposal.pk}/edit/")
     assert 'name="edit-term_months" value="12"' in form.content.decode()
@@ -200,14 +198,14 @@ def test_a_second_approval_is_needed_above_the_officers_limit_then_a_senior_appr
 ) -> None:
     ApprovalLimit.objects.create(user=alice, currency="USD", amount=Decimal(500))  # the debt is 750
 
-    first = _follow(sign_in(alice), f"/proposals/{proposal.pk}/approve/")
+    first = _follow(signed_in(alice), f"/proposals/{proposal.pk}/approve/")
 
     assert "a second approval is needed" in _messages(first)
     assert "limit covers 750.00 USD" in _messages(first)
     assert _state(proposal) == ProposalState.PENDING_APPROVAL
     assert "Still needed: an approval by someone whose limit covers 750.00 USD" in text(first)
 
-    second = _follow(sign_in(sam), f"/proposals/{proposal.pk}/approve/")
+    second = _follow(signed_in(sam), f"/proposals/{proposal.pk}/approve/")
 
     assert f"Proposal {proposal.pk} approved" in _messages(second)
     assert _state(proposal) == ProposalState.APPROVED
@@ -220,7 +218,7 @@ def test_a_second_approval_is_needed_above_the_officers_limit_then_a_senior_appr
 
 
 def test_the_maker_may_not_approve_their_own_terms(alice: User, case: Case) -> None:
-    web = sign_in(alice)
+    web = signed_in(alice)
     web.post(f"/cases/{case.pk}/proposals/new/", TERMS_FORM)
     drafted = Proposal.objects.get(source="officer")
     _follow(web, f"/proposals/{drafted.pk}/submit/")
@@ -235,7 +233,7 @@ def test_the_maker_may_not_approve_their_own_terms(alice: User, case: Case) -> N
 
 def test_approving_twice_is_a_conflict_shown_as_a_message(alice: User, bob: User, proposal: Proposal) -> None:
     ApprovalLimit.objects.create(user=alice, currency="USD", amount=Decimal(1))
-    web = sign_in(alice)
+    web = signed_in(alice)
     _follow(web, f"/proposals/{proposal.pk}/approve/")
 
     response = _follow(web, f"/proposals/{proposal.pk}/approve/")
@@ -248,7 +246,7 @@ def test_approving_twice_is_a_conflict_shown_as_a_message(alice: User, bob: User
 
 
 def test_rejecting_needs_a_reason_and_the_case_goes_back_to_margin_call(alice: User, proposal: Proposal) -> None:
-    web = sign_in(alice)
+    web = signed_in(alice)
 
     refused = _follow(web, f"/proposals/{proposal.pk}/reject/", {"reason": ""})
     assert "needs a reason" in _messages(refused)
@@ -264,7 +262,7 @@ def test_rejecting_needs_a_reason_and_the_case_goes_back_to_margin_call(alice: U
 
 
 def test_sending_a_case_to_liquidation(alice: User, case: Case) -> None:
-    web = sign_in(alice)
+    web = signed_in(alice)
 
     response = _follow(web, f"/cases/{case.pk}/liquidate/", {"reason": "client unreachable"})
 
@@ -283,7 +281,7 @@ def test_sending_a_case_to_liquidation(alice: User, case: Case) -> None:
 
 
 def test_offer_execute_and_record_the_repayments(alice: User, bob: User, proposal: Proposal) -> None:
-    web = sign_in(alice)
+    web = signed_in(alice)
     _follow(web, f"/proposals/{proposal.pk}/approve/")
     assert _state(proposal) == ProposalState.APPROVED
 
@@ -315,7 +313,7 @@ def test_an_offer_out_cannot_be_offered_again(alice: User, bob: User, proposal: 
     proposal_approve(proposal_id=proposal.pk, actor=bob)
     offer_send(proposal_id=proposal.pk, actor=bob)
 
-    response = _follow(sign_in(alice), f"/proposals/{proposal.pk}/offer/", {"hours": ""})
+    response = _follow(signed_in(alice), f"/proposals/{proposal.pk}/offer/", {"hours": ""})
 
     assert "cannot offer" in _messages(response)
 
@@ -339,7 +337,7 @@ def _action_posts(case: Case, proposal: Proposal) -> list[tuple[str, dict[str, s
 
 @pytest.mark.parametrize("role", [COMPLIANCE, "client"])
 def test_compliance_and_clients_may_not_act(role: str, case: Case, proposal: Proposal) -> None:
-    web = sign_in(staff_user("someone", role))
+    web = signed_in(staff_user("someone", role))
     events = AuditEvent.objects.count()
 
     for url, data in _action_posts(case, proposal):
@@ -359,7 +357,7 @@ def test_signed_out_actions_go_to_sign_in(client: Client, case: Case, proposal: 
 
 def test_actions_need_the_csrf_token(alice: User, proposal: Proposal) -> None:
     web = Client(enforce_csrf_checks=True)
-    web.cookies = sign_in(alice).cookies  # signed in; this client checks the token the other one skipped
+    web.cookies = signed_in(alice).cookies  # signed in; this client checks the token the other one skipped
 
     assert web.get(f"/cases/{proposal.case_id}/").status_code == 200
     assert web.post(f"/proposals/{proposal.pk}/approve/").status_code == 403
@@ -367,7 +365,7 @@ def test_actions_need_the_csrf_token(alice: User, proposal: Proposal) -> None:
 
 
 def test_actions_are_posts(alice: User, proposal: Proposal) -> None:
-    web = sign_in(alice)
+    web = signed_in(alice)
     for action in ("submit", "approve", "reject", "offer", "execute"):
         assert web.get(f"/proposals/{proposal.pk}/{action}/").status_code == 405
     assert not Approval.objects.exists()

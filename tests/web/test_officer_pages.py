@@ -14,7 +14,6 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client, TestCase, override_settings
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import ClientGroup, Instrument, MarginAccount, Price
 from restructuring.models import Case, CaseState, Proposal
@@ -26,11 +25,10 @@ from restructuring.terms import Terms
 from rules.models import RuleSet, RuleSetStatus
 from rules.services import DEFAULT_RULES, ruleset_load
 from tests.restructuring.helpers import account, btc, sweep_only
-from tests.web.helpers import PASSWORD, current_code, staff_user
+from tests.web.helpers import signed_in, staff_user
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.filterwarnings("ignore:No directory at:UserWarning"),  # whitenoise: no collectstatic in tests
 ]
 
 FAST = override_settings(WORKOUT_FEASIBILITY_PATHS=500)
@@ -38,36 +36,6 @@ TERMS = {"term_months": 6, "kind": "level"}
 
 
 # ------------------------------------------------------------------------------------ shared with the others
-
-
-@pytest.fixture(autouse=True)
-def _web(settings: Any) -> None:
-    """Plain HTTP, static files without a manifest (no collectstatic in tests), a fast hasher."""
-    settings.SECURE_SSL_REDIRECT = False
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-    settings.WORKOUT_FEASIBILITY_PATHS = 500
-
-
-def sign_in(user: User, client: Client | None = None) -> Client:
-    """Signed in through the real form with the authenticator's current code, naming the device (django-otp 1.7
-    refuses a code without one)."""
-    web = client or Client()
-    device = TOTPDevice.objects.get(user=user, confirmed=True)
-    response = web.post(
-        "/login/",
-        {
-            "username": user.username,
-            "password": PASSWORD,
-            "otp_device": device.persistent_id,
-            "otp_token": current_code(user),
-        },
-    )
-    assert response.status_code == 302, response.content[:500]
-    return web
 
 
 def swept() -> None:
@@ -108,7 +76,7 @@ def officer() -> User:
 
 @pytest.fixture
 def web(officer: User) -> Client:
-    return sign_in(officer)
+    return signed_in(officer)
 
 
 # -------------------------------------------------------------------------------------------------- queue
@@ -385,7 +353,7 @@ def test_signed_out_visitors_are_sent_to_sign_in(client: Client) -> None:
 
 def test_clients_may_not_see_the_pages() -> None:
     case = proposed_case()
-    customer = sign_in(staff_user("carl", "client"))
+    customer = signed_in(staff_user("carl", "client"))
 
     assert customer.get("/queue/").status_code == 403
     assert customer.get(f"/cases/{case.pk}/").status_code == 403
@@ -393,7 +361,7 @@ def test_clients_may_not_see_the_pages() -> None:
 
 def test_compliance_reads_the_pages_without_any_action() -> None:
     case = proposed_case()
-    reviewer = sign_in(staff_user("rita", COMPLIANCE))
+    reviewer = signed_in(staff_user("rita", COMPLIANCE))
 
     queue, page = reviewer.get("/queue/"), reviewer.get(f"/cases/{case.pk}/")
 
@@ -409,7 +377,7 @@ def test_compliance_reads_the_pages_without_any_action() -> None:
 
 def test_a_senior_officer_sees_the_same_actions() -> None:
     case = proposed_case()
-    senior = sign_in(staff_user("sam", SENIOR_CREDIT_OFFICER))
+    senior = signed_in(staff_user("sam", SENIOR_CREDIT_OFFICER))
 
     body = senior.get(f"/cases/{case.pk}/").content.decode()
 

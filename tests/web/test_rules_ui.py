@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 from django.contrib.auth.models import User
 from django.test import Client, TestCase, override_settings
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.models import AuditEvent
 from restructuring.models import Case
@@ -18,11 +17,10 @@ from restructuring.services.case_sweep import cases_apply_risk
 from rules.models import Rule, RuleSet, RuleSetStatus
 from rules.services import DEFAULT_RULES, ruleset_clone, ruleset_create, ruleset_load, ruleset_publish
 from tests.restructuring.helpers import account, btc, sweep_only
-from tests.web.helpers import PASSWORD, current_code, staff_user
+from tests.web.helpers import signed_in, staff_user
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.filterwarnings("ignore:No directory at:UserWarning"),  # whitenoise: no collectstatic in tests
 ]
 
 EXTEND = {
@@ -42,35 +40,6 @@ DEMAND = {
     "package": "concentration",
     "stop_processing": True,
 }
-
-
-@pytest.fixture(autouse=True)
-def _web(settings: Any) -> None:
-    """Plain HTTP and static files without a manifest (tests run without collectstatic); a fast hasher."""
-    settings.SECURE_SSL_REDIRECT = False
-    settings.STORAGES = {
-        **settings.STORAGES,
-        "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
-    }
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-def signed_in(user: User) -> Client:
-    """Signed in through the real form with the authenticator's current code, naming the device (django-otp 1.7
-    refuses a code without one: "Please select a device")."""
-    browser = Client()
-    device = TOTPDevice.objects.get(user=user, confirmed=True)
-    response = browser.post(
-        "/login/",
-        {
-            "username": user.username,
-            "password": PASSWORD,
-            "otp_device": device.persistent_id,
-            "otp_token": current_code(user),
-        },
-    )
-    assert response.status_code == 302, response.content[:500]
-    return browser
 
 
 @pytest.fixture
