@@ -36,7 +36,7 @@ from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
 from accounts.models import LoanStatus, MarginAccount, MarginLoan, Position
-from core.audit import AuditEntry, audit_record
+from core.audit import AuditEntry, audit_record, audit_record_many
 from core.errors import ConflictError, NotFoundError, ValidationError, WorkoutError
 from restructuring.models import (
     Approval,
@@ -119,7 +119,7 @@ def _move(obj: Any, method: str, what: str) -> str:
     return str(before)
 
 
-def _audit(
+def _event(
     obj: Proposal | Case,
     action: str,
     before: str,
@@ -128,22 +128,26 @@ def _audit(
     system_actor: str = "",
     reason: str = "",
     **payload: Any,
-) -> None:
+) -> AuditEntry:
+    """The audit event of one transition of a proposal or a case."""
     case: Case = obj if isinstance(obj, Case) else obj.case  # type: ignore[union-attr]
-    audit_record(
-        AuditEntry(
-            action=action,
-            object_type="restructuring.case" if isinstance(obj, Case) else "restructuring.proposal",
-            object_id=obj.pk,
-            account_id=case.account_id,
-            actor=actor,
-            system_actor="" if actor is not None else system_actor,
-            from_state=before,
-            to_state=str(obj.state),
-            reason=reason,
-            payload=payload,
-        )
+    return AuditEntry(
+        action=action,
+        object_type="restructuring.case" if isinstance(obj, Case) else "restructuring.proposal",
+        object_id=obj.pk,
+        account_id=case.account_id,
+        actor=actor,
+        system_actor="" if actor is not None else system_actor,
+        from_state=before,
+        to_state=str(obj.state),
+        reason=reason,
+        payload=payload,
     )
+
+
+def _audit(*events: AuditEntry) -> None:
+    """Write an action's events together (one lock and one write for the proposal's and the case's)."""
+    audit_record_many(list(events))
 
 
 def _client_actor(proposal: Proposal) -> str:
@@ -208,11 +212,13 @@ def proposal_draft(*, case_id: int, terms: Mapping[str, Any] | Terms, actor: Use
         )
         _set_terms(proposal, parsed, _latest_report(case))
         proposal.save()
-        _audit(proposal, "proposal.draft", "", actor=actor, terms=proposal.terms, expected_pv=proposal.expected_pv)
+        _audit(
+            _event(proposal, "proposal.draft", "", actor=actor, terms=proposal.terms, expected_pv=proposal.expected_pv)
+        )
         if case.state == CaseState.MARGIN_CALL:
             before = _move(case, "propose", f"case {case.pk}")
             case.save(update_fields=["state", "updated_at"])
-            _audit(case, "case.propose", before, actor=actor, proposals=[proposal.pk])
+            _audit(_event(case, "case.propose", before, actor=actor, proposals=[proposal.pk]))
     return proposal
 
 
@@ -232,7 +238,7 @@ def proposal_edit(*, proposal_id: int, terms: Mapping[str, Any] | Terms, actor: 
         _set_terms(proposal, parsed, _latest_report(proposal.case))
         proposal.made_by = actor
         proposal.save()
-        _audit(proposal, "proposal.edit", before, actor=actor, terms_before=old, terms=proposal.terms)
+        _audit(_event(proposal, "proposal.edit", before, actor=actor, terms_before=old, terms=proposal.terms))
     return proposal
 
 
@@ -242,7 +248,7 @@ def proposal_submit(*, proposal_id: int, actor: User) -> Proposal:
         proposal = _proposal(proposal_id)
         before = _move(proposal, "submit", f"proposal {proposal_id}")
         proposal.save(update_fields=["state", "updated_at"])
-        _audit(proposal, "proposal.submit", before, actor=actor)
+        _audit(_event(proposal, "proposal.submit", before, actor=actor))
     return proposal
 
 
@@ -283,14 +289,16 @@ def proposal_approve(*, proposal_id: int, actor: User) -> ApprovalOutcome:
             _move(proposal, "approve", f"proposal {proposal_id}")
             proposal.save(update_fields=["state", "updated_at"])
         _audit(
-            proposal,
-            "proposal.approve" if not needs else "proposal.approval",
-            before,
-            actor=actor,
-            terms_hash=current,
-            limit=limit,
-            senior=senior,
-            needs=needs,
+            _event(
+                proposal,
+                "proposal.approve" if not needs else "proposal.approval",
+                before,
+                actor=actor,
+                terms_hash=current,
+                limit=limit,
+                senior=senior,
+                needs=needs,
+            )
         )
     return ApprovalOutcome(proposal=proposal, approved=not needs, needs=needs)
 
@@ -326,7 +334,7 @@ def proposal_reject(*, proposal_id: int, actor: User, reason: str) -> Proposal:
         proposal.decision_reason = reason
         proposal.decided_at = timezone.now()
         proposal.save(update_fields=["state", "decision_reason", "decided_at", "updated_at"])
-        _audit(proposal, "proposal.reject", before, actor=actor, reason=reason)
+        _audit(_event(proposal, "proposal.reject", before, actor=actor, reason=reason))
         _back_to_margin_call_if_empty(proposal.case, actor=actor, reason=f"proposal {proposal_id} rejected")
     return proposal
 
@@ -338,7 +346,7 @@ def _back_to_margin_call_if_empty(case: Case, *, actor: User | None, reason: str
     if case.state == CaseState.PROPOSED and not live.exists():
         before = _move(case, "reject", f"case {case.pk}")
         case.save(update_fields=["state", "updated_at"])
-        _audit(case, "case.reject", before, actor=actor, system_actor="negotiation", reason=reason)
+        _audit(_event(case, "case.reject", before, actor=actor, system_actor="negotiation", reason=reason))
 
 
 def offer_send(
@@ -362,8 +370,10 @@ def offer_send(
         proposal.counter_bounds = dict(counter_bounds) if counter_bounds else _default_bounds(proposal)
         proposal.save(update_fields=["state", "offered_at", "expires_at", "counter_bounds", "updated_at"])
         case.save(update_fields=["state", "updated_at"])
-        _audit(proposal, "proposal.offer", before, actor=actor, expires_at=proposal.expires_at.isoformat())
-        _audit(case, "case.offer", case_before, actor=actor, proposal_id=proposal.pk)
+        _audit(
+            _event(proposal, "proposal.offer", before, actor=actor, expires_at=proposal.expires_at.isoformat()),
+            _event(case, "case.offer", case_before, actor=actor, proposal_id=proposal.pk),
+        )
         notification_enqueue(
             case=case,
             kind=NotificationKind.OFFER,
@@ -417,8 +427,10 @@ def offer_accept(*, proposal_id: int, client_id: int) -> Proposal:
         proposal.save(update_fields=["state", "decided_at", "updated_at"])
         proposal.case.save(update_fields=["state", "updated_at"])
         actor = _client_actor(proposal)
-        _audit(proposal, "proposal.accept", before, system_actor=actor)
-        _audit(proposal.case, "case.accept", case_before, system_actor=actor, proposal_id=proposal.pk)
+        _audit(
+            _event(proposal, "proposal.accept", before, system_actor=actor),
+            _event(proposal.case, "case.accept", case_before, system_actor=actor, proposal_id=proposal.pk),
+        )
     return proposal
 
 
@@ -436,8 +448,10 @@ def offer_decline(*, proposal_id: int, client_id: int, reason: str) -> Proposal:
         proposal.save(update_fields=["state", "decided_at", "decision_reason", "updated_at"])
         proposal.case.save(update_fields=["state", "updated_at"])
         actor = _client_actor(proposal)
-        _audit(proposal, "proposal.decline", before, system_actor=actor, reason=reason)
-        _audit(proposal.case, "case.decline", case_before, system_actor=actor, proposal_id=proposal.pk)
+        _audit(
+            _event(proposal, "proposal.decline", before, system_actor=actor, reason=reason),
+            _event(proposal.case, "case.decline", case_before, system_actor=actor, proposal_id=proposal.pk),
+        )
     return proposal
 
 
@@ -470,9 +484,11 @@ def offer_counter(*, proposal_id: int, client_id: int, terms: Mapping[str, Any])
         _move(counter, "submit", "the counter-offer")
         counter.save(update_fields=["state"])
         actor = _client_actor(offer)
-        _audit(offer, "proposal.counter", before, system_actor=actor, counter_id=counter.pk)
-        _audit(counter, "proposal.counter_offer", "", system_actor=actor, terms=counter.terms)
-        _audit(offer.case, "case.counter", case_before, system_actor=actor, proposal_id=counter.pk)
+        _audit(
+            _event(offer, "proposal.counter", before, system_actor=actor, counter_id=counter.pk),
+            _event(counter, "proposal.counter_offer", "", system_actor=actor, terms=counter.terms),
+            _event(offer.case, "case.counter", case_before, system_actor=actor, proposal_id=counter.pk),
+        )
         transaction.on_commit(partial(_counter_followup, offer.case_id, offer.pk), robust=True)
     return counter
 
@@ -644,19 +660,21 @@ def proposal_execute(*, proposal_id: int, actor: User) -> Proposal:
         case_before = _move(case, "execute", f"case {case.pk}")
         proposal.save(update_fields=["state", "updated_at"])
         case.save(update_fields=["state", "updated_at"])
-        _audit(proposal, "proposal.execute", before, actor=actor, loan_before=before_loan)
         _audit(
-            case,
-            "case.execute",
-            case_before,
-            actor=actor,
-            proposal_id=proposal.pk,
-            principal=loan.principal,
-            rate=loan.rate_annual,
-            maturity=loan.maturity_date.isoformat(),
-            installments=len(schedule.installments),
-            haircut=terms.principal_haircut,
-            collateral=terms.collateral_to_add,
+            _event(proposal, "proposal.execute", before, actor=actor, loan_before=before_loan),
+            _event(
+                case,
+                "case.execute",
+                case_before,
+                actor=actor,
+                proposal_id=proposal.pk,
+                principal=loan.principal,
+                rate=loan.rate_annual,
+                maturity=loan.maturity_date.isoformat(),
+                installments=len(schedule.installments),
+                haircut=terms.principal_haircut,
+                collateral=terms.collateral_to_add,
+            ),
         )
     return proposal
 
@@ -732,7 +750,7 @@ def repayment_record(*, installment_id: int, amount: Decimal, actor: User) -> In
             before = str(case.state)
             case.close(at=now)
             case.save(update_fields=["state", "closed_at", "updated_at"])
-            _audit(case, "case.close", before, actor=actor, reason="repaid in full")
+            _audit(_event(case, "case.close", before, actor=actor, reason="repaid in full"))
     return installment
 
 
@@ -759,13 +777,15 @@ def negotiation_deadlines_run(now: datetime | None = None) -> dict[str, list[int
             case_before = _move(proposal.case, "expire_offer", f"case {proposal.case_id}")
             proposal.save(update_fields=["state", "updated_at"])
             proposal.case.save(update_fields=["state", "updated_at"])
-            _audit(proposal, "proposal.expire", before, system_actor=NEGOTIATION_ACTOR)
             _audit(
-                proposal.case,
-                "case.offer_expired",
-                case_before,
-                system_actor=NEGOTIATION_ACTOR,
-                proposal_id=proposal_id,
+                _event(proposal, "proposal.expire", before, system_actor=NEGOTIATION_ACTOR),
+                _event(
+                    proposal.case,
+                    "case.offer_expired",
+                    case_before,
+                    system_actor=NEGOTIATION_ACTOR,
+                    proposal_id=proposal_id,
+                ),
             )
             expired.append(proposal_id)
     missed = []
@@ -785,6 +805,6 @@ def negotiation_deadlines_run(now: datetime | None = None) -> dict[str, list[int
             late.update(status=InstallmentStatus.MISSED)
             before = _move(case, "default", f"case {case_id}")
             case.save(update_fields=["state", "updated_at"])
-            _audit(case, "case.default", before, system_actor=NEGOTIATION_ACTOR, missed_installments=numbers)
+            _audit(_event(case, "case.default", before, system_actor=NEGOTIATION_ACTOR, missed_installments=numbers))
             missed.append(case_id)
     return {"offers_expired": expired, "cases_defaulted": missed}
