@@ -37,6 +37,7 @@ from django_fsm import TransitionNotAllowed
 
 from accounts.models import LoanStatus, MarginAccount, MarginLoan, Position
 from core.audit import AuditEntry, audit_record, audit_record_many
+from core.bulk import bulk_update_fields
 from core.errors import ConflictError, NotFoundError, ValidationError, WorkoutError
 from restructuring.models import (
     Approval,
@@ -762,49 +763,73 @@ NEGOTIATION_ACTOR = "negotiation-deadlines"
 
 def negotiation_deadlines_run(now: datetime | None = None) -> dict[str, list[int]]:
     """Offers past their expiry go back to margin call; installments unpaid past the grace are missed and their
-    restructured cases default. Each case is locked and moved in its own transaction (one failing leaves the
-    others moved); a second run finds nothing to do."""
+    restructured cases default. In bulk, a fixed number of queries whatever the count: what is due is locked
+    (rows another action holds are left for the next run), moved, written back and audited in one transaction;
+    a second run finds nothing to do."""
     now = now or timezone.now()
-    expired = []
-    for proposal_id in Proposal.objects.filter(state=ProposalState.OFFERED, expires_at__lte=now).values_list(
-        "pk", flat=True
-    ):
-        with transaction.atomic():
-            proposal = _proposal(proposal_id)
-            if proposal.state != ProposalState.OFFERED or proposal.expires_at is None or proposal.expires_at > now:
+    return {"offers_expired": _offers_expire(now), "cases_defaulted": _missed_payments_default(now)}
+
+
+def _offers_expire(now: datetime) -> list[int]:
+    with transaction.atomic():
+        due = list(
+            Proposal.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(state=ProposalState.OFFERED, expires_at__lte=now)
+            .order_by("pk")
+        )
+        cases = {
+            c.pk: c for c in Case.objects.select_for_update(skip_locked=True).filter(pk__in=[p.case_id for p in due])
+        }
+        moved, events = [], []
+        for proposal in due:
+            case = cases.get(proposal.case_id)
+            if case is None or case.state != CaseState.OFFERED:  # held by an action now, or moved: not ours
                 continue
-            before = _move(proposal, "expire", f"proposal {proposal_id}")
-            case_before = _move(proposal.case, "expire_offer", f"case {proposal.case_id}")
-            proposal.save(update_fields=["state", "updated_at"])
-            proposal.case.save(update_fields=["state", "updated_at"])
-            _audit(
+            proposal.case = case
+            before, case_before = _move(proposal, "expire", "offer"), _move(case, "expire_offer", "case")
+            proposal.updated_at = case.updated_at = now  # auto_now is not applied by bulk writes
+            moved.append(proposal)
+            events += [
                 _event(proposal, "proposal.expire", before, system_actor=NEGOTIATION_ACTOR),
                 _event(
-                    proposal.case,
-                    "case.offer_expired",
-                    case_before,
-                    system_actor=NEGOTIATION_ACTOR,
-                    proposal_id=proposal_id,
+                    case, "case.offer_expired", case_before, system_actor=NEGOTIATION_ACTOR, proposal_id=proposal.pk
                 ),
-            )
-            expired.append(proposal_id)
-    missed = []
+            ]
+        bulk_update_fields(Proposal, moved, ["state", "updated_at"])
+        bulk_update_fields(Case, [p.case for p in moved], ["state", "updated_at"])
+        audit_record_many(events)
+    return [p.pk for p in moved]
+
+
+def _missed_payments_default(now: datetime) -> list[int]:
     cutoff = (now - timedelta(days=settings.WORKOUT_PAYMENT_GRACE_DAYS)).date()
-    overdue = Installment.objects.filter(status=InstallmentStatus.DUE, due__lt=cutoff).values_list(
-        "proposal__case_id", flat=True
-    )
-    for case_id in sorted(set(overdue)):
-        with transaction.atomic():
-            case = Case.objects.select_for_update().get(pk=case_id)
-            if case.state != CaseState.RESTRUCTURED:
-                continue
-            late = Installment.objects.select_for_update().filter(
-                proposal__case=case, status=InstallmentStatus.DUE, due__lt=cutoff
+    with transaction.atomic():
+        late = list(
+            Installment.objects.select_for_update(skip_locked=True)
+            .filter(status=InstallmentStatus.DUE, due__lt=cutoff, proposal__case__state=CaseState.RESTRUCTURED)
+            .values_list("pk", "proposal__case_id", "number")
+        )
+        cases = list(
+            Case.objects.select_for_update(skip_locked=True)
+            .filter(pk__in={case_id for _, case_id, _ in late}, state=CaseState.RESTRUCTURED)
+            .order_by("pk")
+        )
+        numbers: dict[int, list[int]] = {}
+        for _, case_id, number in late:
+            numbers.setdefault(case_id, []).append(number)
+        events = []
+        for case in cases:
+            before = _move(case, "default", "case")
+            case.updated_at = now
+            events.append(
+                _event(
+                    case, "case.default", before, system_actor=NEGOTIATION_ACTOR, missed_installments=numbers[case.pk]
+                )
             )
-            numbers = list(late.values_list("number", flat=True))
-            late.update(status=InstallmentStatus.MISSED)
-            before = _move(case, "default", f"case {case_id}")
-            case.save(update_fields=["state", "updated_at"])
-            _audit(_event(case, "case.default", before, system_actor=NEGOTIATION_ACTOR, missed_installments=numbers))
-            missed.append(case_id)
-    return {"offers_expired": expired, "cases_defaulted": missed}
+        defaulted = {c.pk for c in cases}
+        Installment.objects.filter(pk__in=[pk for pk, case_id, _ in late if case_id in defaulted]).update(
+            status=InstallmentStatus.MISSED
+        )
+        bulk_update_fields(Case, cases, ["state", "updated_at"])
+        audit_record_many(events)
+    return [c.pk for c in cases]
