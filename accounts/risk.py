@@ -380,6 +380,12 @@ def _csr(rows: Int, cols: Int, data: Float, shape: tuple[int, int]) -> sparse.cs
     return matrix
 
 
+def present(indices: np.ndarray, size: int) -> np.ndarray:
+    """The distinct values of non-negative integer `indices` below `size`, sorted: np.unique by counting,
+    several times faster than its hashing for half a million positions over a thousand instruments."""
+    return np.flatnonzero(np.bincount(indices, minlength=size))
+
+
 def prepare(book: Book) -> PreparedBook:
     instruments, positions = book.instruments, book.positions
     n_accounts, n_instruments = len(book.accounts), len(instruments)
@@ -409,7 +415,7 @@ def prepare(book: Book) -> PreparedBook:
     )
 
     # Every held option is priced, isolated ones too; the matrices below cover the cross ones.
-    option_instruments = np.unique(inst[kind == KIND_OPTION])
+    option_instruments = present(inst[kind == KIND_OPTION], n_instruments)
     option_column = np.searchsorted(option_instruments, inst_c[is_option])
     option_segment_rows, option_segment_row = np.unique(segment_of_position[is_option], return_inverse=True)
     option_segment_units = _csr(
@@ -433,7 +439,7 @@ def prepare(book: Book) -> PreparedBook:
         option_account_rows=option_account_rows,
         option_account_units=option_account_units,
         isolated=np.flatnonzero(~cross),
-        held=np.unique(inst),
+        held=present(inst, n_instruments),
     )
 
 

@@ -153,7 +153,7 @@ def book_arrays_load(
 
     account_ids, cash, debt, portfolio, decimals = fetch_columns(
         f"""
-        SELECT a.id, CAST(a.cash AS float8), CAST(COALESCE(l.principal + l.accrued_interest, 0) AS float8),
+        SELECT a.id, a.cash_float, COALESCE(l.debt_float, 0),
                a.margin_model = 'portfolio', CAST({_currency_decimals_sql("a.base_currency")} AS int2)
         FROM accounts_marginaccount a
         LEFT JOIN accounts_marginloan l ON l.account_id = a.id AND l.status = 'active'
@@ -162,11 +162,13 @@ def book_arrays_load(
         [lo, hi],
         ["int8", "float8", "float8", "bool", "int2"],
     )
+    # The float copies (Position.quantity_float, ...) are the Decimal columns as PostgreSQL keeps them in
+    # float8: the same values the kernel would get by casting, without the cast's cost at every sweep.
     position_account, position_instrument, quantity, entry_price, isolated_margin = fetch_columns(
         f"""
-        SELECT account_id, instrument_id, CAST(quantity AS float8), CAST(entry_price AS float8),
-               COALESCE(CAST(isolated_margin AS float8), {nan_sql()})
-        FROM accounts_position WHERE account_id >= %s AND account_id < %s AND quantity <> 0
+        SELECT account_id, instrument_id, quantity_float, entry_price_float,
+               COALESCE(isolated_margin_float, {nan_sql()})
+        FROM accounts_position WHERE account_id >= %s AND account_id < %s AND quantity_float <> 0
         """,
         [lo, hi],
         ["int8", "int8", "float8", "float8", "float8"],
@@ -193,7 +195,8 @@ def book_arrays_load(
         stressed_volatility=instrument_data.stressed_volatility,
         risk_free_rate=settings.WORKOUT_RISK_FREE_RATE if risk_free_rate is None else risk_free_rate,
     )
-    held = np.unique(np.concatenate([book.positions.instrument, book.instruments.root[book.positions.instrument]]))
+    held = risk.present(book.positions.instrument, len(instrument_ids))
+    held = np.union1d(held, book.instruments.root[held])
     prices_used = {
         str(int(instrument_ids[i])): [
             _json_float(price[i]),
@@ -221,7 +224,7 @@ def _currency_decimals_sql(column: str) -> str:
 
 
 def _require_prices(book: risk.Book, price: np.ndarray, instruments: InstrumentArrays, as_of: datetime) -> None:
-    held = np.unique(book.positions.instrument)
+    held = risk.present(book.positions.instrument, len(book.instruments))
     needed = np.unique(
         np.concatenate([held[book.instruments.kind[held] != risk.KIND_OPTION], book.instruments.root[held]])
     )
@@ -238,7 +241,7 @@ def _json_float(value: float) -> float | None:
 
 def account_id_bounds(*, shards: int) -> list[tuple[int, int]]:
     """Account id ranges [lo, hi) splitting the book into `shards` parts of about equal account counts."""
-    ids = np.array(list(MarginAccount.objects.order_by("id").values_list("id", flat=True)), dtype=np.int64)
+    (ids,) = fetch_columns(f"SELECT id FROM {MarginAccount._meta.db_table} ORDER BY id", [], ["int8"])
     if not len(ids):
         return [(0, 1)]
     cuts = ids[np.linspace(0, len(ids), shards + 1).astype(int)[1:-1]].tolist()

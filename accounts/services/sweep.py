@@ -39,7 +39,7 @@ from accounts.models import (
     SweepStatus,
 )
 from accounts.selectors import LoadedBook, account_id_bounds, book_arrays_load
-from core.bulk import copy_into_temp_table, fetch_columns, is_postgresql, nan_sql
+from core.bulk import copy_into_temp_table, fetch_columns, is_postgresql, nan_sql, numeric_encode
 
 logger = logging.getLogger(__name__)
 
@@ -330,7 +330,9 @@ def risk_results_store(*, sweep: Sweep, loaded: LoadedBook, result: risk.RiskRes
     )
     stored = figures_round(result, loaded.account_decimals)
     writer = _store_postgresql if is_postgresql() else _store_orm
-    writer(sweep=sweep, loaded=loaded, result=result, history=history, stored=stored, now=now)
+    writer(
+        sweep=sweep, loaded=loaded, result=result, history=history, stored=stored, now=now, existing=previous_band >= 0
+    )
     changed = previous_band != result.band
     return BandChanges(
         account_ids=loaded.account_ids[changed], previous=previous_band[changed], current=result.band[changed]
@@ -373,35 +375,36 @@ def _store_postgresql(
     history: np.ndarray,
     stored: StoredFigures,
     now: datetime,
+    existing: np.ndarray,
 ) -> None:
     if not len(loaded.account_ids):
         return  # an empty book or shard: nothing to write (and no currency to build the quantum from)
 
+    # Money travels as PostgreSQL's own binary numeric, so the database stores it without arithmetic.
+    money = {name: numeric_encode(units, stored.decimals) for name, units in stored.money.items()}
+
     def table(rows: np.ndarray | slice) -> dict[str, tuple[str, np.ndarray]]:
         columns: dict[str, tuple[str, np.ndarray]] = {
             "account_id": ("int8", loaded.account_ids[rows]),
-            "decimals": ("int2", stored.decimals[rows]),
             "band": ("int2", result.band[rows].astype(np.int16)),
             "history": ("int2", history[rows]),
             "isolated_breaches": ("int8", result.isolated_breaches[rows].astype(np.int64)),
         }
-        columns.update({name: ("int8", units[rows]) for name, units in stored.money.items()})
+        columns.update({name: ("numeric", encoded[rows]) for name, encoded in money.items()})
         columns.update({name: ("int8", units[rows]) for name, units in stored.ratios.items()})
         return columns
 
-    copy_into_temp_table("risk_result", table(slice(None)))
+    # Accounts that already have a RiskState row are updated in place by a join (0.4 s for 100,000 rows where
+    # INSERT ... ON CONFLICT, which probes the index and attempts an insert per row, took 0.6 s); the others
+    # (first sweeps) are inserted, ON CONFLICT still guarding a concurrent sweep that inserted them first.
+    copy_into_temp_table("risk_update", table(np.flatnonzero(existing)))
+    copy_into_temp_table("risk_insert", table(np.flatnonzero(~existing)))
     # The few accounts due a history row get a table of their own: joining them to the book is then a
     # handful of index probes, with no statistics to gather on the big table first.
     copy_into_temp_table("risk_history", table(np.flatnonzero(history)))
 
-    # int8 x numeric is exact and much cheaper than float8 -> numeric (which formats through text).
-    present = sorted({int(d) for d in np.unique(stored.decimals)})
-    quantum = (
-        f"{Decimal(1).scaleb(-present[0])}"
-        if len(present) == 1
-        else "CASE r.decimals " + " ".join(f"WHEN {d} THEN {Decimal(1).scaleb(-d)}" for d in present) + " END"
-    )
-    figures = {name: f"r.{name} * {quantum}" for name in _MONEY_FIGURES}
+    figures = {name: f"r.{name}" for name in _MONEY_FIGURES}
+    # Ratios may be NULL, which a fixed-width binary row cannot say: int8 millionths, NULL_UNITS for none.
     ratio_quantum = Decimal(1).scaleb(-_RATIO_DECIMALS)
     figures.update({name: f"NULLIF(r.{name}, {NULL_UNITS}) * {ratio_quantum}" for name in _RATIO_FIGURES})
     figures["isolated_breaches"] = "r.isolated_breaches"
@@ -437,12 +440,22 @@ def _store_postgresql(
             """,
             [sweep.pk, now],
         )
+        updates = ", ".join(f"{name} = {value}" for name, value in figures.items())
+        cursor.execute(
+            f"""
+            UPDATE accounts_riskstate s SET
+                sweep_id = %s, computed_at = %s, band = {band_text}, {updates},
+                last_history_at = CASE WHEN r.history > 0 THEN %s ELSE s.last_history_at END
+            FROM risk_update r WHERE s.account_id = r.account_id
+            """,
+            [sweep.pk, now, now],
+        )
         assignments = ", ".join(f"{name} = EXCLUDED.{name}" for name in figures)
         cursor.execute(
             f"""
             INSERT INTO accounts_riskstate (account_id, sweep_id, computed_at, {names}, band, last_history_at)
             SELECT r.account_id, %s, %s, {values}, {band_text}, CASE WHEN r.history > 0 THEN %s END
-            FROM risk_result r
+            FROM risk_insert r
             ON CONFLICT (account_id) DO UPDATE SET
                 sweep_id = EXCLUDED.sweep_id, computed_at = EXCLUDED.computed_at, band = EXCLUDED.band,
                 {assignments},
@@ -471,6 +484,7 @@ def _store_orm(
     history: np.ndarray,
     stored: StoredFigures,
     now: datetime,
+    existing: np.ndarray,
 ) -> None:
     """The portable path (the embedded SQLite demo): the same rows as the PostgreSQL path, through the ORM."""
     account_ids = loaded.account_ids.tolist()

@@ -273,13 +273,22 @@ def test_sweep_queries_do_not_grow_with_the_book() -> None:
 
 
 @pytest.mark.postgres
-def test_postgresql_and_portable_writers_store_the_same_rows(four_accounts: dict[str, MarginAccount]) -> None:
-    # given the figures written by the COPY path
+@pytest.mark.parametrize("path", ["insert", "update"])
+def test_postgresql_and_portable_writers_store_the_same_rows(
+    four_accounts: dict[str, MarginAccount], path: str
+) -> None:
+    # given the figures written by the COPY path: on the accounts' first sweep (rows inserted), or on a later
+    # one after BTC fell to 90, which moves every figure and the warning account's band (rows updated in place)
+    if path == "update":
+        sweep_run()
+        _shock_btc("90")
     sweep = sweep_run()
     fast = {s.account_id: [getattr(s, f) for f in FIGURES] for s in RiskState.objects.all()}
+    assert set(RiskState.objects.values_list("sweep_id", flat=True)) == {sweep.pk}
     fast_history = {s.account_id: (s.inputs, s.reason) for s in RiskSnapshot.objects.filter(sweep=sweep)}
+    assert len(fast_history) == (4 if path == "insert" else 1)
 
-    # when the same result is written through the ORM path
+    # when the same result is written through the ORM path (as every account's first sweep)
     RiskState.objects.all().delete()
     RiskSnapshot.objects.all().delete()
     loaded = book_arrays_load(as_of=sweep.as_of)
@@ -287,12 +296,21 @@ def test_postgresql_and_portable_writers_store_the_same_rows(four_accounts: dict
     history = np.full(len(loaded.account_ids), sweep_service.HISTORY_FIRST, dtype=np.int16)
     stored = sweep_service.figures_round(result, np.full(len(loaded.account_ids), 2, dtype=np.int16))
     sweep_service._store_orm(
-        sweep=sweep, loaded=loaded, result=result, history=history, stored=stored, now=timezone.now()
+        sweep=sweep,
+        loaded=loaded,
+        result=result,
+        history=history,
+        stored=stored,
+        now=timezone.now(),
+        existing=np.zeros(len(loaded.account_ids), dtype=np.bool_),
     )
 
-    # then the rows are identical
+    # then the rows are identical (and so are the inputs kept with the history rows both wrote)
     assert {s.account_id: [getattr(s, f) for f in FIGURES] for s in RiskState.objects.all()} == fast
-    assert {s.account_id: (s.inputs, s.reason) for s in RiskSnapshot.objects.filter(sweep=sweep)} == fast_history
+    orm_history = {s.account_id: (s.inputs, s.reason) for s in RiskSnapshot.objects.filter(sweep=sweep)}
+    assert {a: inputs for a, (inputs, _reason) in fast_history.items()} == {a: orm_history[a][0] for a in fast_history}
+    if path == "insert":
+        assert fast_history == orm_history
 
 
 def test_sweep_command_prints_band_counts(four_accounts: dict[str, MarginAccount]) -> None:
