@@ -14,6 +14,9 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Cast
 
+from core.encryption import TOKEN_PREFIX as ENCRYPTED_TOKEN_PREFIX
+from core.fields import EncryptedSecretField
+
 
 def money_field(**kwargs: object) -> models.DecimalField:
     return models.DecimalField(max_digits=28, decimal_places=8, **kwargs)  # type: ignore[arg-type]
@@ -69,14 +72,28 @@ class Client(models.Model):
         db_default="",
         validators=[URLValidator(schemes=["https", "http"])],
     )
-    # The HMAC-SHA256 key of the webhook signature. Stored as given, not hashed: signing needs the key itself.
-    webhook_secret = models.CharField(max_length=200, blank=True, default="", db_default="")
+    # The HMAC-SHA256 key of the webhook signature. Not hashed, since signing needs the key itself: encrypted at
+    # rest (core/fields.py, keys in WORKOUT_WEBHOOK_SECRET_KEYS) and decrypted only to sign. Empty: no secret.
+    webhook_secret = EncryptedSecretField(
+        clear_max_length=200,
+        blank=True,
+        default="",
+        db_default="",
+        help_text="Write-only: the current secret is never shown. Leave blank to keep it.",
+    )
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(external_capacity__gte=0), name="client_external_capacity_gte_0"),
             models.CheckConstraint(
-                condition=Q(webhook_url="") | ~Q(webhook_secret=""), name="client_webhook_has_secret"
+                condition=Q(webhook_url="") | ~Q(webhook_secret=""),
+                name="client_webhook_has_secret",
+                violation_error_message="A webhook URL needs a webhook secret to sign with.",
+            ),
+            # Only tokens are stored: a clear secret written around the ORM (raw SQL, COPY) is refused.
+            models.CheckConstraint(
+                condition=Q(webhook_secret="") | Q(webhook_secret__startswith=ENCRYPTED_TOKEN_PREFIX),
+                name="client_webhook_secret_encrypted",
             ),
         ]
 

@@ -389,3 +389,11 @@ WORKOUT_WEBHOOK_TIMEOUT_SECONDS = env.float("WORKOUT_WEBHOOK_TIMEOUT_SECONDS", d
 WORKOUT_NOTIFICATION_MAX_ATTEMPTS = env.int("WORKOUT_NOTIFICATION_MAX_ATTEMPTS", default=8)
 WORKOUT_NOTIFICATION_RETRY_SECONDS = env.float("WORKOUT_NOTIFICATION_RETRY_SECONDS", default=60.0)
 WORKOUT_NOTIFICATION_RETRY_MAX_SECONDS = env.float("WORKOUT_NOTIFICATION_RETRY_MAX_SECONDS", default=3600.0)
+
+# --- Workout: webhook secrets at rest (core/encryption.py; README "Configuration") ---
+# Fernet keys, comma-separated, newest first: the first encrypts clients' webhook secrets, every one decrypts. To
+# rotate: put a new key first, run `manage.py webhook_secrets_reencrypt`, then drop the old key. Unset, a key
+# derived from SECRET_KEY is used (the demo needs nothing); `check --deploy` warns about that (workout.W001).
+WORKOUT_WEBHOOK_SECRET_KEYS = [
+    key.strip() for key in env.list("WORKOUT_WEBHOOK_SECRET_KEYS", default=[]) if key.strip()
+]

@@ -16,13 +16,17 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "a-production-secret-key-that-is-long-and-random-3f9c2b7e1d5a8c4f6e0b9d2a7c5e1f3b",
     "ALLOWED_HOSTS": "workout.example.com",
     "DATABASE_URL": "sqlite:////tmp/workout-deploy-check.sqlite3",
+    # Two Fernet keys, as during a rotation (fixed here: any `Fernet.generate_key()` output would do).
+    "WORKOUT_WEBHOOK_SECRET_KEYS": (
+        "q5ZNn0vA7ml2Wv0ZcJ3oJ5l9-6A3sFQ2b8o2a0mQhXc=,Zm9yLXRlc3RzLW9ubHktMzItYnl0ZXMtb2Yta2V5ISE="
+    ),
 }
 
 
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     # A deployment's environment: none of the test session's switches (the browser tests allow Django's ORM
     # under their event loop, which `check --deploy` rightly flags).
-    dropped = {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    dropped = {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE", "WORKOUT_WEBHOOK_SECRET_KEYS"}
     clean = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run(args, cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120)
 
@@ -38,6 +42,21 @@ def test_check_deploy_refuses_the_development_key() -> None:
     result = _run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
     assert result.returncode != 0
     assert "security.W009" in result.stdout + result.stderr
+
+
+def test_check_deploy_reports_missing_webhook_secret_keys() -> None:
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "WORKOUT_WEBHOOK_SECRET_KEYS"}
+    result = _run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
+    assert result.returncode != 0
+    assert "workout.W001" in result.stdout + result.stderr
+    assert "WORKOUT_WEBHOOK_SECRET_KEYS is not set" in result.stdout + result.stderr
+
+
+def test_check_refuses_a_webhook_secret_key_that_is_not_a_fernet_key() -> None:
+    result = _run([sys.executable, "manage.py", "check"], {**PRODUCTION_ENV, "WORKOUT_WEBHOOK_SECRET_KEYS": "short"})
+    assert result.returncode != 0
+    assert "workout.E001" in result.stdout + result.stderr
+    assert "short" not in result.stdout + result.stderr  # a key is never printed back
 
 
 def _docker_compose() -> str:

@@ -36,6 +36,11 @@ with headers `Content-Type: application/json`, `X-Workout-Notification-Id`, `X-W
 HMAC-SHA256 of the exact body bytes keyed with the client's `webhook_secret` (UTF-8). The timestamp is inside
 the signed body, so a receiver can refuse old replays. Any 2xx is success; redirects are not followed.
 
+The secret is stored encrypted (core/encryption.py) and decrypted here only, to sign. One that no configured key
+decrypts (a key dropped from WORKOUT_WEBHOOK_SECRET_KEYS too soon, an altered value) is never replaced by a
+guess: the send fails with an error naming the client, logged at ERROR and kept in `last_error`, and is retried
+like any failure, so restoring the key lets the pending notifications go.
+
 Payloads hold JSON-native values only: every Decimal in a payload is a money amount, written as a string in
 the account currency's quantum ("250.00"), datetimes as ISO 8601 in UTC.
 """
@@ -66,6 +71,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import MarginAccount
+from core.encryption import EncryptedSecret, SecretDecryptionError
 from core.money import DEFAULT_DECIMALS
 from restructuring.models import (
     Case,
@@ -88,6 +94,15 @@ _ERROR_MAX_LENGTH = 2000
 class NotificationTransactionError(RuntimeError):
     """Notifications were enqueued outside `transaction.atomic()`: they could be sent for a change that then
     rolls back. A programming error, not a domain one."""
+
+
+class WebhookSecretUnreadableError(RuntimeError):
+    """The client's stored webhook secret decrypts with no configured key: nothing is signed nor sent. An
+    operator's problem (the keys), not a domain one; the send is retried, so restoring the key heals it."""
+
+    def __init__(self, *, client_code: str, problem: str) -> None:
+        super().__init__(f"the webhook secret of client {client_code} cannot be decrypted: {problem}; not sent")
+        self.client_code = client_code
 
 
 @dataclass(frozen=True)
@@ -325,7 +340,10 @@ def _claim(notification_ids: Sequence[int] | None, now: datetime) -> list[Notifi
         due = (
             Notification.objects.select_for_update(of=("self",), skip_locked=True)
             .filter(when, status=NotificationStatus.PENDING)
-            .annotate(signing_secret=F("case__account__client__webhook_secret"))
+            .annotate(
+                signing_secret=F("case__account__client__webhook_secret"),
+                client_code=F("case__account__client__code"),
+            )
         )
         batch: list[Notification] = list(due.order_by("next_attempt_at", "pk")[:_CLAIM_BATCH])
         if batch:
@@ -369,6 +387,9 @@ def _deliver(notification: Notification, mail: Any) -> tuple[str, bool]:
             _webhook_post(notification, getattr(notification, "signing_secret", ""))
     except _PermanentError as error:
         return str(error), True
+    except WebhookSecretUnreadableError as error:  # retried: the key may be put back
+        logger.error("notification %s: %s", notification.pk, error)
+        return str(error), False
     except urllib.error.HTTPError as error:
         return f"HTTP {error.code} {error.reason}: {_excerpt(error)}", False
     except Exception as error:  # any failure to deliver is recorded and retried, never raised into the drain
@@ -471,6 +492,17 @@ def webhook_signature(*, secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
+def _signing_key(notification: Notification, stored_secret: EncryptedSecret | str) -> str:
+    """The clear secret, decrypted for this signature only and never kept."""
+    if not isinstance(stored_secret, EncryptedSecret):  # the field always reads a token: this is a bug
+        raise TypeError("a webhook secret read from the database must be an EncryptedSecret")
+    try:
+        return stored_secret.reveal()
+    except SecretDecryptionError as error:
+        client_code = getattr(notification, "client_code", "(unknown)")  # annotated by `_claim`
+        raise WebhookSecretUnreadableError(client_code=client_code, problem=str(error)) from None
+
+
 def webhook_target_check(url: str) -> None:
     """Refuse a webhook that would reach inside the house: every address its host resolves to must be a public
     one (not loopback, private, link-local, multicast or reserved), unless
@@ -491,10 +523,11 @@ def webhook_target_check(url: str) -> None:
         raise _PermanentError(f"{parts.hostname} resolves to a non-public address ({inside[0]}): refused")
 
 
-def _webhook_post(notification: Notification, secret: str) -> None:
+def _webhook_post(notification: Notification, stored_secret: EncryptedSecret | str) -> None:
     webhook_target_check(notification.recipient)
-    if not secret:
+    if not stored_secret:
         raise _PermanentError("the client has no webhook secret to sign with")
+    secret = _signing_key(notification, stored_secret)
     timestamp = int(time.time())
     body = webhook_body(notification=notification, timestamp=timestamp)
     request = urllib.request.Request(  # noqa: S310 (the scheme is checked above)

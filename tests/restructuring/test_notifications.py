@@ -22,6 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
@@ -30,6 +31,7 @@ from django.utils import timezone
 from accounts.models import Client, Instrument, MarginAccount, Price
 from accounts.services.sweep import sweep_run
 from config.celery import app as celery_app
+from core.encryption import secret_decrypt
 from restructuring.models import Case, CaseState, FeasibilityReport, Notification, NotificationKind, NotificationStatus
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.liquidation import case_liquidate, liquidation_book
@@ -45,6 +47,8 @@ from tests.accounts.test_sweep import _account, _btc
 from tests.celery_worker import celery_worker
 
 SECRET = "whsec-test-0123456789abcdef"
+OLD_KEY = Fernet.generate_key().decode()
+NEW_KEY = Fernet.generate_key().decode()
 DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused, as with Redis down
 
 
@@ -235,6 +239,68 @@ def test_the_signature_verifies_only_with_the_clients_secret_and_body(
     tampered = Received(request.path, request.headers, request.body.replace(b'"250.00"', b'"25.00"'))
     assert tampered.body != request.body
     assert not _verifies(tampered, SECRET)
+
+
+@pytest.mark.django_db
+def test_the_secret_is_stored_encrypted_and_the_receiver_verifies_with_the_clear_one(
+    endpoint: Endpoint, django_capture_on_commit_callbacks: Any
+) -> None:
+    # given a client whose secret was written through the ORM
+    account = _called("ATREST", _btc(), webhook_url=endpoint.url)
+
+    # then the column holds a token, not the secret, and the token decrypts to it
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT webhook_secret FROM accounts_client WHERE id = %s", [account.client_id])
+        (stored,) = cursor.fetchone()
+    assert stored.startswith("gAAAAA")
+    assert SECRET not in stored
+    assert secret_decrypt(stored) == SECRET
+
+    # when a margin call is told
+    with django_capture_on_commit_callbacks(execute=True):
+        cases_apply_risk(sweep_id=sweep_run().pk)
+
+    # then the receiver verifies the signature with the clear secret (never with what the database holds)
+    (request,) = endpoint.requests
+    assert _verifies(request, SECRET)
+    assert not _verifies(request, stored)
+
+
+@pytest.mark.django_db
+def test_a_secret_no_key_decrypts_fails_the_send_naming_the_client_and_the_transition_stands(
+    endpoint: Endpoint, settings: Any, django_capture_on_commit_callbacks: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    # given a client whose secret was encrypted under a key that is then replaced by another
+    settings.WORKOUT_WEBHOOK_SECRET_KEYS = [OLD_KEY]
+    account = _called("LOSTKEY", _btc(), email="a@client.example", webhook_url=endpoint.url)
+    settings.WORKOUT_WEBHOOK_SECRET_KEYS = [NEW_KEY]
+
+    # when the case moves to margin call and its notifications are sent on commit
+    with django_capture_on_commit_callbacks(execute=True):
+        moves = cases_apply_risk(sweep_id=sweep_run().pk)
+
+    # then the transition committed, the email went, and the webhook was neither signed nor sent
+    assert moves.margin_calls == 1
+    assert _case(account).state == CaseState.MARGIN_CALL
+    assert endpoint.requests == []
+    webhook = Notification.objects.get(channel="webhook")
+    assert Notification.objects.get(channel="email").status == NotificationStatus.SENT
+    # pending, to be retried: the error names the client and says what is wrong
+    assert (webhook.status, webhook.attempts) == (NotificationStatus.PENDING, 1)
+    assert webhook.last_error == (
+        "the webhook secret of client C-LOSTKEY cannot be decrypted: no key of WORKOUT_WEBHOOK_SECRET_KEYS decrypts "
+        "it (encrypted under a key no longer configured, or altered); not sent"
+    )
+    assert [r.levelname for r in caplog.records if "C-LOSTKEY" in r.getMessage()] == ["ERROR"]
+
+    # when the old key is put back (after the new one) and the retry is due
+    settings.WORKOUT_WEBHOOK_SECRET_KEYS = [NEW_KEY, OLD_KEY]
+    result = notifications_drain(now=timezone.now() + timedelta(hours=1))
+
+    # then it is sent, signed with the right secret
+    assert result.as_dict() == {"sent": 1, "retrying": 0, "failed": 0}
+    (request,) = endpoint.requests
+    assert _verifies(request, SECRET)
 
 
 @pytest.mark.django_db

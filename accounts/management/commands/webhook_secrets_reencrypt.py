@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+
+from accounts.services.webhook_secrets import webhook_secrets_reencrypt
+
+
+class Command(BaseCommand):
+    help = (
+        "Re-encrypt clients' webhook secrets under the first key of WORKOUT_WEBHOOK_SECRET_KEYS (the step of a key "
+        "rotation before the old key is dropped). Exit status 1, naming the clients, if a secret decrypts with no key."
+    )
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--batch-size", type=int, default=500, help="clients rewritten per transaction")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        if options["batch_size"] < 1:
+            raise CommandError("--batch-size must be at least 1")
+        result = webhook_secrets_reencrypt(batch_size=options["batch_size"])
+        self.stdout.write(
+            f"webhook secrets: {result.reencrypted} re-encrypted under the first key, "
+            f"{result.already_current} already under it"
+        )
+        if result.unreadable:
+            raise CommandError(
+                f"{len(result.unreadable)} webhook secret(s) no configured key decrypts, left as stored (clients "
+                f"{', '.join(result.unreadable)}): put the key they were encrypted under back in "
+                "WORKOUT_WEBHOOK_SECRET_KEYS, or set new secrets for these clients"
+            )

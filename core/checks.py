@@ -1,0 +1,38 @@
+"""System checks of Workout's own settings (`manage.py check`; `check --deploy` adds the deployment ones)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.core.checks import CheckMessage, Error, Tags, register
+from django.core.checks import Warning as CheckWarning
+
+from core.encryption import KEYS_SETTING, key_problems
+
+
+@register(Tags.security)
+def webhook_secret_keys_valid(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """A key that is not a Fernet key would fail every encryption and signature: refused at start."""
+    return [
+        Error(f"{KEYS_SETTING}: {problem}.", hint="Make one with `Fernet.generate_key()`.", id="workout.E001")
+        for problem in key_problems(list(getattr(settings, KEYS_SETTING, [])))
+    ]
+
+
+@register(Tags.security, deploy=True)
+def webhook_secret_keys_set(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Unset, clients' webhook secrets are encrypted under a key derived from SECRET_KEY: whoever has that key
+    reads them, and changing SECRET_KEY without keeping it in SECRET_KEY_FALLBACKS makes them unreadable."""
+    if getattr(settings, KEYS_SETTING, None):
+        return []
+    return [
+        CheckWarning(
+            f"{KEYS_SETTING} is not set: clients' webhook secrets are encrypted under a key derived from SECRET_KEY.",
+            hint=(
+                f"Set {KEYS_SETTING} to one or more Fernet keys, newest first (make one with "
+                '`python -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())"`).'
+            ),
+            id="workout.W001",
+        )
+    ]
