@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Any
 
 import numpy as np
@@ -22,72 +21,13 @@ from django.db.models import Model
 _COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" + b"\x00\x00\x00\x00"
 _COPY_TRAILER = b"\xff\xff"
 
-# numeric(28, 8) in PostgreSQL's binary format, fixed width: 7 base-10000 digits, the first of weight 10000^4
-# (the 20 integer places numeric(28, 8) allows), the last two the 8 decimal places. numeric_recv accepts
-# leading and trailing zero digits and strips them when it stores the value, so every value can have the
-# same length and a whole column is one numpy array.
-NUMERIC_DIGITS, NUMERIC_WEIGHT, NUMERIC_SCALE = 7, 4, 8
-NUMERIC_DTYPE = np.dtype(
-    [("ndigits", ">i2"), ("weight", ">i2"), ("sign", ">u2"), ("dscale", ">i2"), ("digits", ">i2", NUMERIC_DIGITS)]
-)
-_NUMERIC_NEGATIVE = 0x4000
-_MAX_NUMERIC_UNITS = 2**62  # figures arrive as int64 units; this bound keeps |units| exact in uint64
-
-
-def numeric_decode(values: np.ndarray) -> list[Decimal]:
-    """numeric_encode's values back as Decimals (the plain path's inserts; a check of the encoding)."""
-    result = []
-    for value in values:
-        magnitude = sum(
-            int(d) * 10_000 ** (NUMERIC_WEIGHT - i) * 10**NUMERIC_SCALE
-            for i, d in enumerate(value["digits"][: NUMERIC_WEIGHT + 1])
-        )
-        magnitude += int(value["digits"][NUMERIC_WEIGHT + 1]) * 10_000 + int(value["digits"][NUMERIC_WEIGHT + 2])
-        signed = -magnitude if value["sign"] == _NUMERIC_NEGATIVE else magnitude
-        result.append(Decimal(signed).scaleb(-NUMERIC_SCALE))
-    return result
-
-
 # column type name -> (PostgreSQL type, numpy big-endian dtype, numpy native dtype)
-_TYPES: dict[str, tuple[str, Any, Any]] = {
+_TYPES = {
     "int8": ("int8", ">i8", np.int64),
     "float8": ("float8", ">f8", np.float64),
     "int2": ("int2", ">i2", np.int16),
     "bool": ("bool", "?", np.bool_),
-    "numeric": (f"numeric(28, {NUMERIC_SCALE})", NUMERIC_DTYPE, None),  # values from numeric_encode
 }
-
-
-def numeric_encode(units: np.ndarray, places: np.ndarray | int) -> np.ndarray:
-    """Exact decimals units * 10^-places (int64 units, 0 <= places <= 8, per value or one for all) as
-    PostgreSQL binary numeric(28, 8) values for copy_into_temp_table's "numeric" columns.
-
-    Writing them this way costs PostgreSQL a parse of seven digits each, where the int8 x numeric
-    multiplication it replaces built and multiplied two numerics per value (0.13 s per million values).
-    """
-    units = np.asarray(units, dtype=np.int64)
-    places_array = np.broadcast_to(np.asarray(places, dtype=np.int64), units.shape)
-    if units.size and (np.abs(units).max() >= _MAX_NUMERIC_UNITS):
-        raise ValueError("a value is too large for numeric(28, 8)")
-    if places_array.size and not ((places_array >= 0) & (places_array <= NUMERIC_SCALE)).all():
-        raise ValueError(f"places must be between 0 and {NUMERIC_SCALE}")
-    magnitude = np.abs(units).astype(np.uint64)
-    scale = (np.uint64(10) ** places_array.astype(np.uint64)).astype(np.uint64)
-    whole = magnitude // scale
-    fraction = (magnitude % scale) * (np.uint64(10) ** (NUMERIC_SCALE - places_array).astype(np.uint64))
-    out = np.zeros(units.shape, dtype=NUMERIC_DTYPE)
-    out["ndigits"] = NUMERIC_DIGITS
-    out["weight"] = NUMERIC_WEIGHT
-    out["sign"] = np.where(units < 0, _NUMERIC_NEGATIVE, 0)
-    out["dscale"] = NUMERIC_SCALE
-    base = np.uint64(10_000)
-    digits = out["digits"]
-    for i in range(NUMERIC_WEIGHT, -1, -1):  # the five integer digits, least significant first
-        digits[:, i] = whole % base
-        whole //= base
-    digits[:, NUMERIC_WEIGHT + 1] = fraction // base
-    digits[:, NUMERIC_WEIGHT + 2] = fraction % base
-    return out
 
 
 def is_postgresql() -> bool:
@@ -161,14 +101,12 @@ def copy_into_temp_table(table: str, columns: dict[str, tuple[str, np.ndarray]])
             rows["_count"] = len(kinds)
             for i, (kind, values) in enumerate(columns.values()):
                 rows[f"_len{i}"] = np.dtype(_TYPES[kind][1]).itemsize
-                if kind == "numeric" and values.dtype != NUMERIC_DTYPE:
-                    raise TypeError(f"column {i}: numeric values must come from numeric_encode")
                 rows[f"c{i}"] = values
             with cursor.cursor.copy(f"COPY {table} FROM STDIN (FORMAT binary)") as copy:
                 copy.write(_COPY_HEADER + rows.tobytes() + _COPY_TRAILER)
         else:
             placeholders = ", ".join(["%s"] * len(columns))
-            column_values = [numeric_decode(v) if kind == "numeric" else v for kind, v in columns.values()]
+            column_values = [v for _kind, v in columns.values()]
             cursor.executemany(
                 f"INSERT INTO {table} VALUES ({placeholders})",
                 [tuple(_python(col[i]) for col in column_values) for i in range(n_rows)],

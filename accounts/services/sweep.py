@@ -39,7 +39,7 @@ from accounts.models import (
     SweepStatus,
 )
 from accounts.selectors import LoadedBook, account_id_bounds, book_arrays_load
-from core.bulk import copy_into_temp_table, fetch_columns, is_postgresql, nan_sql, numeric_encode
+from core.bulk import copy_into_temp_table, fetch_columns, is_postgresql, nan_sql
 
 logger = logging.getLogger(__name__)
 
@@ -302,7 +302,9 @@ def previous_state_load(*, account_ids: np.ndarray) -> tuple[np.ndarray, np.ndar
 
 
 def _epoch_sql(column: str) -> str:
-    return f"EXTRACT(EPOCH FROM {column})" if is_postgresql() else f"strftime('%%s', {column})"
+    # date_part gives float8; EXTRACT gives numeric since PostgreSQL 14, whose cast to float8 goes through
+    # text (40 ms per 100,000 rows).
+    return f"date_part('epoch', {column})" if is_postgresql() else f"strftime('%%s', {column})"
 
 
 def history_decision(
@@ -380,9 +382,6 @@ def _store_postgresql(
     if not len(loaded.account_ids):
         return  # an empty book or shard: nothing to write (and no currency to build the quantum from)
 
-    # Money travels as PostgreSQL's own binary numeric, so the database stores it without arithmetic.
-    money = {name: numeric_encode(units, stored.decimals) for name, units in stored.money.items()}
-
     def table(rows: np.ndarray | slice) -> dict[str, tuple[str, np.ndarray]]:
         columns: dict[str, tuple[str, np.ndarray]] = {
             "account_id": ("int8", loaded.account_ids[rows]),
@@ -390,7 +389,8 @@ def _store_postgresql(
             "history": ("int2", history[rows]),
             "isolated_breaches": ("int8", result.isolated_breaches[rows].astype(np.int64)),
         }
-        columns.update({name: ("numeric", encoded[rows]) for name, encoded in money.items()})
+        columns["decimals"] = ("int2", stored.decimals[rows])
+        columns.update({name: ("int8", units[rows]) for name, units in stored.money.items()})
         columns.update({name: ("int8", units[rows]) for name, units in stored.ratios.items()})
         return columns
 
@@ -403,7 +403,14 @@ def _store_postgresql(
     # handful of index probes, with no statistics to gather on the big table first.
     copy_into_temp_table("risk_history", table(np.flatnonzero(history)))
 
-    figures = {name: f"r.{name}" for name in _MONEY_FIGURES}
+    # int8 x numeric is exact and much cheaper than float8 -> numeric (which formats through text).
+    present = sorted({int(d) for d in np.unique(stored.decimals)})
+    quantum = (
+        f"{Decimal(1).scaleb(-present[0])}"
+        if len(present) == 1
+        else "CASE r.decimals " + " ".join(f"WHEN {d} THEN {Decimal(1).scaleb(-d)}" for d in present) + " END"
+    )
+    figures = {name: f"r.{name} * {quantum}" for name in _MONEY_FIGURES}
     # Ratios may be NULL, which a fixed-width binary row cannot say: int8 millionths, NULL_UNITS for none.
     ratio_quantum = Decimal(1).scaleb(-_RATIO_DECIMALS)
     figures.update({name: f"NULLIF(r.{name}, {NULL_UNITS}) * {ratio_quantum}" for name in _RATIO_FIGURES})
