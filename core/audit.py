@@ -88,7 +88,6 @@ from django.apps import apps
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import connection, models, transaction
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from core.errors import ValidationError
 from core.models import GENESIS_HASH, AuditEvent
@@ -172,35 +171,38 @@ def audit_record_many(entries: Sequence[AuditEntry]) -> list[AuditEvent]:
     rows = [_entry_fields(entry) for entry in entries]
     if not rows:
         return []
+    # Each payload is serialised once, for its hash and (on PostgreSQL) for the COPY of its row.
+    payloads_json = [_json(row["payload"]) for row in rows]
     _serialise_appends()
     last = AuditEvent.objects.order_by("-sequence").values_list("sequence", "hash").first()
     sequence, previous_hash = last if last is not None else (0, GENESIS_HASH)
     created_at = timezone.now()
     events = []
-    for row in rows:
+    for row, payload_json in zip(rows, payloads_json, strict=True):
         sequence += 1
         values = {**row, "sequence": sequence, "created_at": created_at, "previous_hash": previous_hash}
-        previous_hash = audit_hash(values)
+        previous_hash = _hash_with_payload(values, payload_json)
         events.append(AuditEvent(**values, hash=previous_hash))
     if connection.vendor != "postgresql":
         return AuditEvent.objects.bulk_create(events)
-    _copy_events(events)
+    _copy_events(events, payloads_json)
     return events
 
 
 _COPIED_FIELDS = (*_HASHED_FIELDS, "hash")  # a COPY row: what the hash covers, and the hash
 
 
-def _copy_events(events: list[AuditEvent]) -> None:
+def _copy_events(events: list[AuditEvent], payloads_json: list[str]) -> None:
     """COPY the events in (a sweep appends thousands at once: Django's bulk_create spends most of its time
-    preparing values in Python), then read their ids back in one query."""
+    preparing values in Python), then read their ids back in one query. A payload goes as the JSON text it
+    was hashed from, which the jsonb column parses."""
     columns = ", ".join(f'"{name}"' for name in _COPIED_FIELDS)  # the column names are the attribute names
     with (
         connection.cursor() as cursor,
         cursor.cursor.copy(f'COPY "{AuditEvent._meta.db_table}" ({columns}) FROM STDIN') as copy,
     ):
-        for event in events:
-            copy.write_row([Jsonb(getattr(event, n)) if n == "payload" else getattr(event, n) for n in _COPIED_FIELDS])
+        for event, payload_json in zip(events, payloads_json, strict=True):
+            copy.write_row([payload_json if n == "payload" else getattr(event, n) for n in _COPIED_FIELDS])
     ids = dict(
         AuditEvent.objects.filter(sequence__gte=events[0].sequence, sequence__lte=events[-1].sequence).values_list(
             "sequence", "id"
@@ -257,7 +259,27 @@ def audit_hash(values: Mapping[str, Any]) -> str:
     `values` holds the hashed fields by name (`actor_id`, not `actor`); other keys are ignored."""
     document = {name: values[name] for name in _HASHED_FIELDS}
     document["created_at"] = _iso_utc(values["created_at"])
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(_json(document).encode("utf-8")).hexdigest()
+
+
+def _json(value: object) -> str:
+    """The canonical JSON text (module docstring)."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+# Stands for the payload while the rest of the document is serialised. It holds a NUL, which no recorded
+# string can (they are refused), so its JSON form ("\u0000...") cannot occur anywhere else in the document.
+_PAYLOAD_MARK = "\x00payload\x00"
+_PAYLOAD_MARK_JSON = '"payload":' + _json(_PAYLOAD_MARK)
+
+
+def _hash_with_payload(values: Mapping[str, Any], payload_json: str) -> str:
+    """audit_hash(values) for a payload already serialised as `payload_json`: the canonical JSON of a nested
+    object is the same whether it is serialised alone or inside its parent, so the text is spliced in."""
+    document = {name: values[name] for name in _HASHED_FIELDS}
+    document["created_at"] = _iso_utc(values["created_at"])
+    document["payload"] = _PAYLOAD_MARK
+    text = _json(document).replace(_PAYLOAD_MARK_JSON, '"payload":' + payload_json, 1)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 

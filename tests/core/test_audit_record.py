@@ -15,6 +15,8 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
 from django.db.models import TextChoices
+from hypothesis import given
+from hypothesis import strategies as st
 
 from core import audit
 from core.audit import (
@@ -356,3 +358,39 @@ def test_a_fork_is_refused_by_the_database(chain: Callable[[int], list[AuditEven
 
     # then
     assert AuditEvent.objects.count() == 2
+
+
+_json_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12)
+_json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | _json_text | st.sampled_from(['"payload":', "\\u0000"]),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_json_text, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(payload=st.dictionaries(_json_text, _json_values, max_size=6), reason=_json_text)
+def test_the_recording_hash_equals_the_documented_one_for_any_payload(payload: dict[str, Any], reason: str) -> None:
+    # given an event's fields with any JSON-native payload (quotes, escapes, non-ASCII, the text '"payload":')
+    values = {
+        "sequence": 7,
+        "created_at": datetime(2026, 11, 24, 15, 0, 0, 120034, tzinfo=UTC),
+        "actor_id": None,
+        "system_actor": "sweep",
+        "action": "case.open",
+        "object_type": OBJECT_TYPE,
+        "object_id": 3,
+        "account_id": 11,
+        "from_state": "",
+        "to_state": "warning",
+        "reason": reason,
+        "payload": payload,
+        "previous_hash": ZEROS,
+    }
+
+    # when it is hashed as audit_record_many does (the payload serialised once, spliced into the document)
+    recorded = audit._hash_with_payload(values, audit._json(payload))
+
+    # then it is the documented hash, serialised whole and independently
+    assert (
+        recorded == audit_hash(values) == _reference_hash({**values, "created_at": "2026-11-24T15:00:00.120034+00:00"})
+    )
