@@ -8,13 +8,15 @@ Other databases (the embedded SQLite of the demo) take the plain cursor path; sl
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 from collections.abc import Sequence
+from decimal import Decimal
 from typing import Any
 
 import numpy as np
 import psycopg
-from django.db import connection
+from django.db import connection, models
 from django.db.models import Model
 
 # PostgreSQL binary COPY: 11-byte signature, int32 flags, int32 header-extension length; trailer int16 -1.
@@ -120,6 +122,98 @@ def _python(value: Any) -> Any:
     return item
 
 
+# Fields whose database value is the Python value itself on PostgreSQL (psycopg adapts it), as long as the
+# field class keeps these classes' own preparation: a subclass that overrides it (an encrypted field, say)
+# goes through Django's get_db_prep_save like any other field.
+_PLAIN_FIELD_CLASSES: tuple[type[models.Field], ...] = (
+    models.ForeignKey,
+    models.BigAutoField,
+    models.AutoField,
+    models.BigIntegerField,
+    models.IntegerField,
+    models.BooleanField,
+    models.CharField,
+    models.TextField,
+    models.DecimalField,
+    models.DateTimeField,
+)
+
+
+def _is_plain(field: models.Field) -> bool:
+    kind = type(field)
+    for plain in _PLAIN_FIELD_CLASSES:
+        if isinstance(field, plain):
+            return (
+                kind.get_db_prep_save is plain.get_db_prep_save
+                and kind.get_db_prep_value is plain.get_db_prep_value
+                and kind.get_prep_value is plain.get_prep_value
+            )
+    return False
+
+
+def _column_values(field: models.Field, objects: Sequence[Model], *, adding: bool = False) -> list[Any]:
+    """The database values of one field over many objects. Django's get_db_prep_save costs about 2 us a value
+    (5,000 new cases of 15 fields: 0.15 s); a plain field's value of its own Python type needs none of it. A
+    value of another type (a float for a Decimal, a naive datetime) takes Django's path, which converts or
+    refuses it as the ORM would."""
+    # pre_save on insert, as bulk_create does: it applies auto_now(_add) (and sets the attribute itself).
+    values = [field.pre_save(o, True) for o in objects] if adding else [getattr(o, field.attname) for o in objects]
+    if not _is_plain(field):
+        return [field.get_db_prep_save(value, connection) for value in values]
+    ready: tuple[type, ...]
+    if isinstance(field, models.DateTimeField):
+        ready = (dt.datetime,)
+    elif isinstance(field, models.DecimalField):
+        ready = (Decimal,)
+    elif isinstance(field, models.BooleanField):
+        ready = (bool,)
+    elif isinstance(field, models.CharField | models.TextField):
+        ready = (str,)
+    else:
+        ready = (int,)
+    return [
+        value
+        if value is None or (isinstance(value, ready) and not (isinstance(value, dt.datetime) and value.tzinfo is None))
+        else field.get_db_prep_save(value, connection)
+        for value in values
+    ]
+
+
+def bulk_insert(model: type[Model], objects: Sequence[Model], *, key: str) -> None:
+    """INSERT many new objects in one statement and set their primary keys. On PostgreSQL: one array per
+    column through unnest, `RETURNING` the key and the id; `key` names a field unique among the objects
+    (e.g. the account of a new case), which matches each returned id to its object. Elsewhere: bulk_create.
+
+    Django's bulk_create spends most of its time preparing each value and binding tens of thousands of
+    parameters into the statement (0.15-0.19 s for 2,900 cases). Defaults and pre_save hooks (auto_now) are
+    applied as bulk_create applies them."""
+    if not objects:
+        return
+    if not is_postgresql():
+        model._default_manager.bulk_create(objects)
+        return
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key and not f.generated]
+    key_field = meta.get_field(key)
+    assert isinstance(key_field, models.Field)
+    names = ", ".join(f'"{f.column}"' for f in fields)
+    arrays = ", ".join(f"CAST(%s AS {f.db_type(connection)}[])" for f in fields)
+    aliases = ", ".join(f'"{f.column}"' for f in fields)
+    pk = meta.pk
+    assert pk is not None
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f'INSERT INTO "{meta.db_table}" ({names}) SELECT {aliases} FROM unnest({arrays}) AS v({aliases}) '
+            f'RETURNING "{key_field.column}", "{pk.column}"',
+            [_column_values(f, objects, adding=True) for f in fields],
+        )
+        ids = dict(cursor.fetchall())
+    for obj in objects:
+        obj.pk = ids[getattr(obj, key_field.attname)]
+        obj._state.adding = False
+        obj._state.db = "default"
+
+
 def bulk_update_fields(model: type[Model], objects: Sequence[Model], fields: Sequence[str]) -> None:
     """Write `fields` of many objects in one statement. On PostgreSQL: UPDATE ... FROM unnest(one array per
     column), whose cost grows with the rows; Django's bulk_update builds a CASE per row and field instead,
@@ -134,10 +228,7 @@ def bulk_update_fields(model: type[Model], objects: Sequence[Model], fields: Seq
     assert pk is not None
     columns = [meta.get_field(name) for name in fields]
     types = [pk.db_type(connection)] + [column.db_type(connection) for column in columns]
-    values = [[pk.get_db_prep_save(o.pk, connection) for o in objects]] + [
-        [column.get_db_prep_save(getattr(o, column.attname), connection) for o in objects]  # type: ignore[union-attr]
-        for column in columns
-    ]
+    values = [_column_values(pk, objects)] + [_column_values(column, objects) for column in columns]  # type: ignore[arg-type]
     names = [pk.column] + [column.column for column in columns]  # type: ignore[union-attr]
     assignments = ", ".join(f'"{name}" = v."{name}"' for name in names[1:])
     arrays = ", ".join(f"CAST(%s AS {db_type}[])" for db_type in types)

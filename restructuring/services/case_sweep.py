@@ -28,7 +28,7 @@ from django_fsm import TransitionNotAllowed
 
 from accounts.models import HealthBand, RiskState
 from core.audit import AuditEntry, audit_record_many
-from core.bulk import bulk_update_fields
+from core.bulk import bulk_insert, bulk_update_fields
 from core.money import DEFAULT_DECIMALS
 from restructuring.models import CURABLE_STATES, OPEN_STATES, CallBasis, Case, CaseState
 from restructuring.services.notifications import notifications_enqueue_for_cases
@@ -85,7 +85,7 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
         curing = _open_cases(CURABLE_STATES, (HealthBand.HEALTHY,))
         entries: list[AuditEntry] = []
         new_cases = [_case_open(risk, now) for risk in to_open.values()]
-        Case.objects.bulk_create(new_cases)  # ids are set on PostgreSQL and SQLite
+        bulk_insert(Case, new_cases, key="account")  # one new case per account; ids set from RETURNING
         for case in new_cases:  # the events name the case, so they are built once it has an id
             _entries_for_new(case, to_open[case.account_id], entries)
         changed = _escalate(escalating, now, entries) + _cure(curing, now, entries)

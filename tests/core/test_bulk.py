@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import Any
+
 import numpy as np
 import pytest
 from django.db import connection
 
-from core.bulk import fetch_columns
+from accounts.models import Client, ClientGroup, CreditTier, MarginAccount
+from core import bulk
+from core.bulk import bulk_insert, bulk_update_fields, fetch_columns
+from core.encryption import EncryptedSecret
 
 
 @pytest.mark.django_db
@@ -22,3 +28,98 @@ def test_fetch_columns_reads_each_column_as_its_type() -> None:
     assert np.isnan(values[1])
     assert values[2] == -0.125
     assert flags.tolist() == [True, False, True]
+
+
+def _stored(model: type[Any], pks: list[int], names: list[str]) -> dict[int, tuple[Any, ...]]:
+    return {row[0]: row[1:] for row in model.objects.filter(pk__in=pks).values_list("pk", *names)}
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_bulk_insert_stores_what_bulk_create_stores() -> None:
+    # given the same clients and accounts written by Django's bulk_create and by bulk_insert: plain fields
+    # (text, a choice, a Decimal, a foreign key), an encrypted secret (its own preparation), auto_now(_add)
+    # times, a generated column (left to the database)
+    group = ClientGroup.objects.create(code="G", name="group")
+
+    def clients(prefix: str) -> list[Client]:
+        return [
+            Client(
+                code=f"{prefix}{i}",
+                name=f"client {i}",
+                credit_tier=CreditTier.D,
+                group=group if i else None,
+                external_capacity=Decimal("1234.56789012") * i,
+                webhook_url="https://hooks.example/x",
+                webhook_secret=f"s3cret-{i}",
+            )
+            for i in range(3)
+        ]
+
+    reference, inserted = clients("R"), clients("I")
+    Client.objects.bulk_create(reference)
+    bulk_insert(Client, inserted, key="code")
+
+    # then every object has its row's id, and the rows hold the same values
+    assert [c.pk for c in inserted] == list(
+        Client.objects.filter(code__startswith="I").order_by("code").values_list("pk", flat=True)
+    )
+    names = ["name", "credit_tier", "group_id", "external_capacity", "webhook_url"]
+    assert list(_stored(Client, [c.pk for c in reference], names).values()) == list(
+        _stored(Client, [c.pk for c in inserted], names).values()
+    )
+    for client in Client.objects.filter(code__startswith="I"):
+        secret = client.webhook_secret
+        assert isinstance(secret, EncryptedSecret)
+        assert secret.token.startswith("gAAAAA")  # encrypted on its way in
+        assert secret.reveal() == f"s3cret-{client.code[1:]}"
+        assert client.created_at is not None
+
+    accounts = [MarginAccount(code=f"A{i}", client=inserted[i], cash=Decimal("10.5") * i) for i in range(3)]
+    bulk_insert(MarginAccount, accounts, key="code")
+    stored = {a.code: a for a in MarginAccount.objects.filter(code__startswith="A")}
+    for account in accounts:
+        row = stored[account.code]
+        assert (row.pk, row.cash, row.cash_float) == (account.pk, account.cash, float(account.cash))
+        # auto_now_add and auto_now applied, on the object as on the row
+        assert (row.created_at, row.updated_at) == (account.created_at, account.updated_at)
+        assert account.created_at is not None
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_values_of_another_type_take_djangos_path() -> None:
+    # given a float for a Decimal field and a naive datetime: the plain path would pass them through as they are
+    client = Client(code="C", name="c", external_capacity=0.1)
+    field = Client._meta.get_field("external_capacity")
+
+    # then they are converted as the ORM converts them
+    assert bulk._column_values(field, [client]) == [Decimal("0.1000000000000000055511151231")]
+    group = ClientGroup(code="G", name="g")
+    assert bulk._column_values(ClientGroup._meta.get_field("code"), [group]) == ["G"]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_bulk_update_fields_writes_each_objects_values() -> None:
+    # given three clients, updated with a choice, a Decimal, a nullable foreign key and an encrypted secret
+    group = ClientGroup.objects.create(code="G", name="group")
+    clients = [Client.objects.create(code=f"C{i}", name=f"c{i}") for i in range(3)]
+    for i, client in enumerate(clients):
+        client.credit_tier = CreditTier.A if i else CreditTier.D
+        client.external_capacity = Decimal(i) / 8
+        client.group = group if i == 1 else None
+        client.webhook_url, client.webhook_secret = "https://hooks.example/x", f"new-{i}"
+
+    # when
+    bulk_update_fields(Client, clients, ["credit_tier", "external_capacity", "group", "webhook_url", "webhook_secret"])
+
+    # then
+    for i, client in enumerate(Client.objects.order_by("code")):
+        assert (client.credit_tier, client.external_capacity, client.group_id) == (
+            "A" if i else "D",
+            Decimal(i) / 8,
+            group.pk if i == 1 else None,
+        )
+        assert isinstance(client.webhook_secret, EncryptedSecret)
+        assert client.webhook_secret.reveal() == f"new-{i}"
