@@ -267,6 +267,7 @@ class _BlackScholesLegs:
         self, strike: Float, years: Float, rate: float, carry: Float, volatility: Float, is_call: Bool
     ) -> None:
         self.live = years > 0
+        self.all_live = bool(np.all(self.live))  # the usual case: no intrinsic values to compute and choose
         t = np.where(self.live, years, 1.0)
         self.vol_sqrt_t = volatility * np.sqrt(t)
         self.drift = (rate - carry + 0.5 * volatility * volatility) * t
@@ -274,6 +275,14 @@ class _BlackScholesLegs:
         self.strike_discounted = strike * np.exp(-rate * t)
         self.carry_discount = np.exp(-carry * t)
         self.sign = np.where(is_call, 1.0, -1.0)
+
+    def take(self, index: Int) -> _BlackScholesLegs:
+        """The legs of options `index` (positions of a portfolio, say), gathered rather than computed again."""
+        legs = object.__new__(_BlackScholesLegs)
+        for name in ("live", "vol_sqrt_t", "drift", "strike", "strike_discounted", "carry_discount", "sign"):
+            setattr(legs, name, getattr(self, name)[index])
+        legs.all_live = bool(np.all(legs.live))
+        return legs
 
     def _d1(self, spot: Float) -> Float:
         with np.errstate(divide="ignore"):  # a spot of 0 (a -100% move) gives d1 = -inf, which is exact
@@ -283,6 +292,8 @@ class _BlackScholesLegs:
         """dV/dS: w e^{-qT} N(w d1); at or after expiry the slope of the intrinsic value."""
         w = self.sign
         live = w * self.carry_discount * ndtr(w * self._d1(spot))
+        if self.all_live:
+            return np.asarray(live, dtype=np.float64)
         expired = np.where(w * (spot - self.strike) > 0, w, 0.0)
         return np.asarray(np.where(self.live, live, expired), dtype=np.float64)
 
@@ -291,6 +302,8 @@ class _BlackScholesLegs:
         d2 = d1 - self.vol_sqrt_t
         w = self.sign
         value = w * (spot * self.carry_discount * ndtr(w * d1) - self.strike_discounted * ndtr(w * d2))
+        if self.all_live:
+            return np.asarray(value, dtype=np.float64)
         intrinsic = np.maximum(w * (spot - self.strike), 0.0)
         return np.asarray(np.where(self.live, value, intrinsic), dtype=np.float64)
 
@@ -363,8 +376,14 @@ class PreparedBook:
     option_instruments: Int  # indices of the option instruments held (cross or isolated): each priced once
     option_segment_rows: Int  # segments holding options
     option_segment_units: sparse.csr_matrix  # option segments x option instruments: q * cs
+    # The same with one more column per scenario class, holding each segment's linear delta in its class's
+    # column (the last entry of its row, at `option_segment_delta_entries` of the data): the structure is
+    # the book's, the deltas are filled in at each evaluation.
+    option_segment_scenario_units: sparse.csr_matrix
+    option_segment_delta_entries: Int
     option_account_rows: Int  # accounts holding cross options
     option_account_units: sparse.csr_matrix  # option accounts x option instruments: q * cs
+    option_account_long_units: sparse.csr_matrix  # the same, long positions only (the convex part)
     isolated: Int  # indices of isolated positions
     held: Int  # instruments held in any position
 
@@ -421,6 +440,13 @@ def prepare(book: Book) -> PreparedBook:
     option_segment_units = _csr(
         option_segment_row, option_column, units_c[is_option], (len(option_segment_rows), len(option_instruments))
     )
+    n_option_segments = len(option_segment_rows)
+    class_columns = sparse.csr_matrix(
+        (np.ones(n_option_segments), (np.arange(n_option_segments), segment_class[option_segment_rows])),
+        shape=(n_option_segments, len(SCENARIO_CLASSES)),
+    )
+    scenario_units = sparse.hstack([option_segment_units, class_columns], format="csr")
+    scenario_units.sort_indices()  # the class column, after every option column, ends each row
     option_account_rows, option_account_row = np.unique(acc_c[is_option], return_inverse=True)
     option_account_units = _csr(
         option_account_row, option_column, units_c[is_option], (len(option_account_rows), len(option_instruments))
@@ -436,8 +462,11 @@ def prepare(book: Book) -> PreparedBook:
         option_instruments=option_instruments,
         option_segment_rows=option_segment_rows,
         option_segment_units=option_segment_units,
+        option_segment_scenario_units=scenario_units,
+        option_segment_delta_entries=scenario_units.indptr[1:] - 1,
         option_account_rows=option_account_rows,
         option_account_units=option_account_units,
+        option_account_long_units=option_account_units.multiply(option_account_units > 0).tocsr(),
         isolated=np.flatnonzero(~cross),
         held=present(inst, n_instruments),
     )
@@ -647,10 +676,10 @@ def _worst_scenario_loss(
         rows = prepared.option_segment_rows
         # One sparse product gives each option segment's PnL in every scenario: its option units against
         # the options' changes, and its linear delta (in the column of its class) against the class's moves.
-        class_delta = sparse.csr_matrix(
-            (segment_delta[rows], (np.arange(len(rows)), classes[rows])), shape=(len(rows), len(moves))
-        )
-        augmented = sparse.hstack([prepared.option_segment_units, class_delta], format="csr")
+        structure = prepared.option_segment_scenario_units
+        data = structure.data.copy()
+        data[prepared.option_segment_delta_entries] = segment_delta[rows]
+        augmented = sparse.csr_matrix((data, structure.indices, structure.indptr), shape=structure.shape)
         dense = np.vstack([change.reshape(n_scenarios, -1).T, np.tile(moves, len(vols))])
         pnl = np.asarray(augmented @ dense)  # (option segments, scenarios)
         worst[rows] = np.maximum(-pnl.min(axis=1), 0.0)
@@ -701,6 +730,7 @@ def _distance_to_liquidation(
     if len(rows):
         solver = _OptionDistance(
             units=prepared.option_account_units,
+            long_units=prepared.option_account_long_units,
             pricer=pricer,
             option_price=option_price,
             headroom=headroom[rows],
@@ -722,6 +752,29 @@ class _Bracket:
     f_out: Float
 
 
+@dataclass(frozen=True)
+class _LiveTerms:
+    """Per live option, what its value at spot S (1 + x) needs besides x (see _OptionDistance._exact)."""
+
+    w_d1_at_spot: Float  # w (ln(S/K) + drift) / s
+    w_per_log_move: Float  # w / s
+    w_vol_sqrt_t: Float  # w s
+    spot_term: Float  # w S e^{-qT}
+    strike_term: Float  # w K e^{-rT}
+
+    @classmethod
+    def of(cls, legs: _BlackScholesLegs, spot: Float) -> _LiveTerms:
+        w = legs.sign
+        with np.errstate(divide="ignore", invalid="ignore"):  # an expired option's terms are never used
+            return cls(
+                w_d1_at_spot=w * (np.log(spot / legs.strike) + legs.drift) / legs.vol_sqrt_t,
+                w_per_log_move=w / legs.vol_sqrt_t,
+                w_vol_sqrt_t=w * legs.vol_sqrt_t,
+                spot_term=w * spot * legs.carry_discount,
+                strike_term=w * legs.strike_discounted,
+            )
+
+
 class _OptionDistance:
     """The distance to liquidation of accounts holding options.
 
@@ -739,6 +792,7 @@ class _OptionDistance:
         self,
         *,
         units: sparse.csr_matrix,
+        long_units: sparse.csr_matrix,
         pricer: _OptionPricer,
         option_price: Float,
         headroom: Float,
@@ -756,7 +810,13 @@ class _OptionDistance:
         # against the options' PnL at each move, then the moves, then ones.
         linear = sparse.csr_matrix(np.column_stack([slope, headroom]))
         self.augmented = sparse.hstack([units, linear], format="csr")
-        self.long_units = units.multiply(units > 0).tocsr()
+        self.long_units = long_units
+        # The spot-free parts of each held option's price, once: exact revaluations gather them per position.
+        self.legs = _BlackScholesLegs(
+            pricer.strike, pricer.years, pricer.rate, pricer.carry, pricer.volatility, pricer.is_call
+        )
+        self.live_terms = _LiveTerms.of(self.legs, pricer.spot)
+        self.coo = units.tocoo()
         # Long-option notional per account: it bounds how much the long options' slope can change over any
         # move (each delta moves within [0, 1] or [-1, 0]), and with it how deep f can dip inside a cell.
         self.long_notional = np.asarray(self.long_units @ (pricer.contract_size * pricer.spot)).ravel()
@@ -793,25 +853,45 @@ class _OptionDistance:
     def _exact(self, accounts: Int) -> Callable[[Float], Float]:
         """f(x) for each of `accounts` (indices into this solver's rows) at its own move x: the per-position
         parts that do not depend on x are built once, for the many calls of a search."""
-        coo = self.units[accounts].tocoo()
+        if len(accounts) == self.n:
+            row, col, units = self.coo.row, self.coo.col, self.coo.data
+        else:  # the positions of these accounts, numbered by their place in `accounts`
+            place = np.full(self.n, -1)
+            place[accounts] = np.arange(len(accounts))
+            keep = place[self.coo.row] >= 0
+            row, col, units = place[self.coo.row[keep]], self.coo.col[keep], self.coo.data[keep]
         pricer = self.pricer
-        legs = _BlackScholesLegs(
-            pricer.strike[coo.col],
-            pricer.years[coo.col],
-            pricer.rate,
-            pricer.carry[coo.col],
-            pricer.volatility[coo.col],
-            pricer.is_call[coo.col],
-        )
-        held = coo.data * pricer.contract_size[coo.col]
-        spot, price_now = pricer.spot[coo.col], self.option_price[coo.col]
+        held = units * pricer.contract_size[col]
+        price_now = self.option_price[col]
         headroom, slope, n = self.headroom[accounts], self.slope[accounts], len(accounts)
 
-        def f(x: Float) -> Float:
-            pnl = _sum_by(coo.row, held * (legs.value(spot * (1.0 + x[coo.row])) - price_now), n)
-            return headroom + slope * x + pnl
+        if not self.legs.all_live:  # an expired option among them: its intrinsic value, by the general pricer
+            legs, spot = self.legs.take(col), pricer.spot[col]
 
-        return f
+            def f(x: Float) -> Float:
+                pnl = _sum_by(row, held * (legs.value(spot * (1.0 + x[row])) - price_now), n)
+                return headroom + slope * x + pnl
+
+            return f
+
+        # Every option live: at spot S (1 + x), w d1 = w (ln(S/K) + drift) / s + w ln(1 + x) / s, so the
+        # logarithms are taken once per option and once per account and move, not per position, and
+        # held * V = held w S e^{-qT} (1 + x) N(w d1) - held w K e^{-rT} N(w d1 - w s).
+        per_option = self.live_terms
+        w_d1_at_spot = per_option.w_d1_at_spot[col]
+        w_per_log_move = per_option.w_per_log_move[col]
+        w_vol_sqrt_t = per_option.w_vol_sqrt_t[col]
+        held_spot = held * per_option.spot_term[col]
+        held_strike = held * per_option.strike_term[col]
+        held_price = held * price_now
+
+        def f_live(x: Float) -> Float:
+            with np.errstate(divide="ignore", invalid="ignore"):  # x = -1: ln 0 = -inf, N(-inf) = 0, exact
+                w_d1 = w_d1_at_spot + np.log1p(x)[row] * w_per_log_move
+            value = held_spot * (1.0 + x[row]) * ndtr(w_d1) - held_strike * ndtr(w_d1 - w_vol_sqrt_t)
+            return headroom + slope * x + _sum_by(row, value - held_price, n)
+
+        return f_live
 
     # --- brackets
 
@@ -820,8 +900,8 @@ class _OptionDistance:
         f = self._grid_values(grid)
         rows = np.arange(self.n)
         below = f <= 0
-        hit = np.asarray(below.any(axis=1), dtype=np.bool_)
         out = below.argmax(axis=1)
+        hit = below[rows, out]  # argmax is 0 where nothing is below: this reads whether anything is
         inner = np.maximum(out - 1, 0)
         bracket = _Bracket(
             hit=hit,
@@ -846,9 +926,12 @@ class _OptionDistance:
         # within (its width / 4) x the long notional, so each point is held against its wider neighbour.
         quarter = np.abs(b - a) / 4.0
         reach = np.maximum(np.append(quarter, 0.0), np.insert(quarter, 0, 0.0))
-        before = np.arange(len(grid)) < first_out[:, None]
-        near = before & (f <= self.long_notional[:, None] * reach)
-        accounts = np.flatnonzero(near.any(axis=1))
+        # The first point within reach comes at or before the first crossing (f <= 0 there is within reach):
+        # an account is near when it comes strictly before.
+        within = f <= self.long_notional[:, None] * reach
+        first_within = within.argmax(axis=1)
+        near = within[np.arange(len(f)), first_within] & (first_within < first_out)
+        accounts = np.flatnonzero(near)
         if not len(accounts):
             return bracket
         f_a, f_b = f[accounts, :-1], f[accounts, 1:]
@@ -861,11 +944,8 @@ class _OptionDistance:
             return bracket
         pricer = self.pricer
         spot_moved = pricer.spot * (1.0 + grid[:, None])  # (grid, options)
-        legs = _BlackScholesLegs(
-            pricer.strike, pricer.years, pricer.rate, pricer.carry, pricer.volatility, pricer.is_call
-        )
         convex_slope = np.asarray(
-            self.long_units[accounts] @ (pricer.contract_size * legs.delta(spot_moved) * pricer.spot).T
+            self.long_units[accounts] @ (pricer.contract_size * self.legs.delta(spot_moved) * pricer.spot).T
         )
         # On the down side b < a: convexity orders the slopes by x, so the gap takes the absolute difference.
         gap = quarter * np.abs(convex_slope[:, 1:] - convex_slope[:, :-1])

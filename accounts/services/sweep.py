@@ -221,6 +221,12 @@ def _shard_compute_and_store(*, shard_id: int, started: float) -> SweepShard:
             # are exactly the rows the figures were computed from.
             with connection.cursor() as cursor:
                 cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        if is_postgresql():
+            # The book a sweep reads is in memory (it reads all of it every minute), where an index probe costs
+            # about what a sequential read does; at the default 4.0 the planner hashed the whole account and
+            # loan tables to join the few accounts due a history row (196 -> 121 ms for 2,500 of them).
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL random_page_cost = 1.1")
         # Lock the shard row only: a join would lock the shared Sweep row too and serialise the shards.
         shard = SweepShard.objects.select_for_update(of=("self",)).select_related("sweep").get(pk=shard_id)
         if shard.status == SweepStatus.DONE:
