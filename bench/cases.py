@@ -22,16 +22,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from common import ensure_database, machine, timed
-
-
-def _truncate_workflow() -> None:
-    """Start from no cases and an empty audit trail (the trail refuses DELETE, not TRUNCATE: a bench database
-    is not a deployment, whose role has no TRUNCATE right)."""
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE core_auditevent, restructuring_case RESTART IDENTITY CASCADE")
+from common import ensure_database, machine, timed, truncate_workflow
 
 
 def _move_for(live: Any, target_changes: int) -> float:
@@ -109,7 +100,7 @@ def main() -> None:
     figures: dict[str, Any] = {"bench": "cases"}
     if MarginAccount.objects.count() != args.accounts:
         demo_book_write(book=demo_book_generate(accounts=args.accounts, seed=args.seed), replace=True)
-    _truncate_workflow()
+    truncate_workflow()
     settings.WORKOUT_AFTER_SWEEP_TASKS = []  # the cases are applied, and timed, explicitly below
     from config.celery import app
 

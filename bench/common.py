@@ -29,6 +29,16 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def truncate_workflow() -> None:
+    """Start from no cases and an empty audit trail (the trail refuses DELETE, not TRUNCATE: a bench database
+    is not a deployment, whose role has no TRUNCATE right). The cases also hold the book: a benchmark that
+    replaces the book clears them first."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("TRUNCATE core_auditevent, restructuring_case RESTART IDENTITY CASCADE")
+
+
 def machine() -> dict[str, Any]:
     cpu = "unknown"
     cpuinfo = Path("/proc/cpuinfo")
