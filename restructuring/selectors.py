@@ -305,19 +305,19 @@ def rule_facts_load(cases: Sequence[Case], now: datetime) -> RuleFacts:
     account_ids = [c.account_id for c in cases]
     risk = {
         row[0]: row[1:]
-        for row in RiskState.objects.filter(account_id__in=account_ids).values_list(
+        for row in RiskState.objects.filter(account_id__any=account_ids).values_list(
             "account_id", "equity", "margin_ratio", "shortfall_initial"
         )
     }
     loans = {
         row[0]: row[1:]
-        for row in MarginLoan.objects.filter(account_id__in=account_ids, status=LoanStatus.ACTIVE).values_list(
+        for row in MarginLoan.objects.filter(account_id__any=account_ids, status=LoanStatus.ACTIVE).values_list(
             "account_id", "principal", "accrued_interest", "rate_annual"
         )
     }
     latest = _latest_report_figures([c.pk for c in cases])
     prior = dict(
-        Case.objects.filter(account_id__in=account_ids, state__in=RESTRUCTURED_STATES)
+        Case.objects.filter(account_id__any=account_ids, state__in=RESTRUCTURED_STATES)
         .values("account_id")
         .annotate(n=Count("pk"))
         .values_list("account_id", "n")
@@ -353,7 +353,7 @@ def reports_load(report_ids: Sequence[int | None]) -> dict[int, FeasibilityRepor
 
 def _latest_report_figures(case_ids: list[int]) -> dict[int, _ReportFigures]:
     rows = (
-        FeasibilityReport.objects.filter(case_id__in=case_ids)
+        FeasibilityReport.objects.filter(case_id__any=case_ids)
         .order_by("case_id", "-created_at", "-pk")
         .values_list("case_id", "pk", *(f.name for f in fields(_ReportFigures) if f.name != "pk"))
     )

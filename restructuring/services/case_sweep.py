@@ -135,7 +135,7 @@ def _open_cases(states: object, bands: tuple[str, ...]) -> list[tuple[Case, _Ris
         .filter(state__in=states, account__risk__band__in=bands, account__risk__computed_at__gt=F("updated_at"))
         .order_by("pk")
     )
-    risks = _risks(RiskState.objects.filter(account_id__in=[c.account_id for c in cases]))
+    risks = _risks(RiskState.objects.filter(account_id__any=[c.account_id for c in cases]))
     return [(case, risks[case.account_id]) for case in cases]
 
 

@@ -164,7 +164,7 @@ def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | Non
     now = now or timezone.now()
     contacts = {
         row[0]: row[1:]
-        for row in MarginAccount.objects.filter(pk__in={n.case.account_id for n in notices}).values_list(
+        for row in MarginAccount.objects.filter(pk__any={n.case.account_id for n in notices}).values_list(
             "pk", "code", "base_currency", "client__email", "client__webhook_url"
         )
     }
@@ -204,7 +204,7 @@ def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | Non
     # An insert that ignores conflicts returns no ids on PostgreSQL: read back the rows this call wrote.
     ids = list(
         Notification.objects.filter(
-            case_id__in={row.case_id for row in rows},
+            case_id__any={row.case_id for row in rows},
             kind__in={row.kind for row in rows},
             created_at=now,
             status=NotificationStatus.PENDING,

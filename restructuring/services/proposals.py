@@ -203,7 +203,7 @@ def _store(
     entries: list[AuditEntry] = []
     with transaction.atomic():
         locked = {
-            c.pk: c for c in Case.objects.select_for_update(of=("self",)).filter(pk__in=[c.pk for c, *_ in planned])
+            c.pk: c for c in Case.objects.select_for_update(of=("self",)).filter(pk__any=[c.pk for c, *_ in planned])
         }
         keys = {p.source_key for *_, proposals in planned for p in proposals}
         existing = set(
