@@ -214,6 +214,38 @@ def bulk_insert(model: type[Model], objects: Sequence[Model], *, key: str) -> No
         obj._state.db = "default"
 
 
+def bulk_copy(model: type[Model], objects: Sequence[Model], *, key: Sequence[str]) -> None:
+    """Insert many new objects by COPY and set their primary keys, read back by `key` (fields unique together
+    among the objects and in the table). Elsewhere: bulk_create.
+
+    For rows with large JSON: Django's bulk_create sends each column as one array, which psycopg quotes in
+    Python, character by character escaping the JSON's quotes (25 feasibility reports of 18 kB: 0.14 s);
+    COPY's text format is escaped by psycopg's C code. Values are prepared as bulk_create prepares them."""
+    if not objects:
+        return
+    if not is_postgresql():
+        model._default_manager.bulk_create(objects)
+        return
+    meta = model._meta
+    fields = [f for f in meta.concrete_fields if not f.primary_key and not f.generated]
+    columns = [_column_values(f, objects, adding=True) for f in fields]
+    names = ", ".join(f'"{f.column}"' for f in fields)
+    with connection.cursor() as cursor, cursor.cursor.copy(f'COPY "{meta.db_table}" ({names}) FROM STDIN') as copy:
+        for row in zip(*columns, strict=True):
+            copy.write_row(row)
+    key_fields = [meta.get_field(name) for name in key]
+    assert all(isinstance(f, models.Field) for f in key_fields)
+    attnames = [f.attname for f in key_fields]  # type: ignore[union-attr]
+    wanted = {tuple(getattr(o, a) for a in attnames) for o in objects}
+    first = attnames[0]
+    found = model._default_manager.filter(**{f"{first}__any": [k[0] for k in wanted]}).values_list(*attnames, "pk")
+    ids = {tuple(row[:-1]): row[-1] for row in found if tuple(row[:-1]) in wanted}
+    for obj in objects:
+        obj.pk = ids[tuple(getattr(obj, a) for a in attnames)]
+        obj._state.adding = False
+        obj._state.db = "default"
+
+
 def bulk_update_fields(model: type[Model], objects: Sequence[Model], fields: Sequence[str]) -> None:
     """Write `fields` of many objects in one statement. On PostgreSQL: UPDATE ... FROM unnest(one array per
     column), whose cost grows with the rows; Django's bulk_update builds a CASE per row and field instead,

