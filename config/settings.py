@@ -84,6 +84,12 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 # Workers survive a database restart: a dead persistent connection is noticed and replaced.
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # A database host that stops answering (rather than refusing) would otherwise hold a worker's connect
+    # for as long as TCP retries; past this the task fails with OperationalError and retries with backoff.
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "connect_timeout", env.int("DATABASE_CONNECT_TIMEOUT", default=10)
+    )
 if DATABASES["default"]["ENGINE"].endswith("postgresql") and not env.bool("DATABASE_JIT", default=False):
     # PostgreSQL's JIT compiles any statement whose estimated cost is high, and the sweep's bulk statements
     # look costly to the planner while running in tens of milliseconds: the history insert of a sweep spent

@@ -86,3 +86,23 @@ def test_docker_compose_requires_a_secret_key() -> None:
     result = _run([compose, "config", "-q"], env)
     assert result.returncode != 0
     assert "set SECRET_KEY" in result.stderr
+
+
+def _database_options(env: dict[str, str]) -> str:
+    script = "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS', {}))"
+    result = _run(
+        [sys.executable, "-c", f"import django; django.setup(); {script}"],
+        {**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_postgresql_connections_have_a_connect_timeout_and_no_jit_unless_asked() -> None:
+    postgres = {**PRODUCTION_ENV, "DATABASE_URL": "postgres://workout@db.example.com:5432/workout"}
+    assert _database_options(postgres) == "{'connect_timeout': 10, 'options': '-c jit=off'}"
+    assert _database_options({**postgres, "DATABASE_JIT": "true", "DATABASE_CONNECT_TIMEOUT": "3"}) == (
+        "{'connect_timeout': 3}"
+    )
+    # the embedded SQLite gets neither
+    assert "connect_timeout" not in _database_options(PRODUCTION_ENV)
