@@ -427,7 +427,8 @@ def test_a_case_history_is_one_printable_page_of_everything(compliance: Client, 
     assert "rita" in page
     assert "(superseded terms)" in page
     assert "<details" not in page  # payloads printed open
-    assert "window.print()" in page
+    assert '<button type="button" data-print>Print</button>' in page  # wired by static/workout/print.js
+    assert "workout/print.js" in page
 
 
 def test_a_case_history_includes_its_feasibility_reports_events(compliance: Client, reviewer: User) -> None:
