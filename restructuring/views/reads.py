@@ -18,6 +18,7 @@ from django.shortcuts import get_object_or_404
 
 from accounts.models import LoanStatus, MarginLoan, Position, Price, RiskSnapshot, RiskState
 from core.models import AuditEvent
+from core.money import currency_quantum
 from restructuring import feasibility
 from restructuring.models import (
     OPEN_STATES,
@@ -163,6 +164,7 @@ class ScheduleRow:
     status: str = ""  # executed installments only: due, paid, missed
     paid_amount: Decimal | None = None
     installment_id: int | None = None
+    payable: str = ""  # executed installments: the amount due in the currency's places, as the payment form offers it
 
 
 @dataclass
@@ -350,6 +352,7 @@ def _schedule(proposal: Proposal, report: FeasibilityReport | None) -> tuple[lis
     the feasibility report it was valued on (the same numbers the valuation used)."""
     installments: list[Installment] = list(proposal.installments.all())
     if installments:
+        quantum = currency_quantum(proposal.case.account.base_currency)
         return [
             ScheduleRow(
                 number=i.number,
@@ -362,6 +365,7 @@ def _schedule(proposal: Proposal, report: FeasibilityReport | None) -> tuple[lis
                 status=i.status,
                 paid_amount=i.paid_amount,
                 installment_id=i.pk,
+                payable=format(i.total.quantize(quantum), "f"),
             )
             for i in installments
         ], "installments of the executed restructuring"

@@ -302,6 +302,8 @@ def test_offer_execute_and_record_the_repayments(alice: User, bob: User, proposa
     assert "installments of the executed restructuring" in text(executed)
 
     first = installments[0]
+    # the payment form offers the amount due in the currency's places (USD: cents), not the column's eight
+    assert f'name="amount" value="{first.total.quantize(Decimal("0.01"))}"' in executed.content.decode()
     wrong = _follow(web, f"/installments/{first.pk}/repayment/", {"amount": "1.00"})
     assert "partial payments are not taken" in _messages(wrong)
     paid = _follow(web, f"/installments/{first.pk}/repayment/", {"amount": str(first.total)})
