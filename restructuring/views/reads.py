@@ -258,7 +258,10 @@ def case_page_load(case_id: int) -> CasePage:
         positions=positions,
         snapshots=snapshots,
         report=latest,
-        proposals=[_proposal_view(p, reports.get(p.feasibility_report_id or 0), symbols) for p in proposals],
+        proposals=[
+            _proposal_view(p, reports.get(p.feasibility_report_id or 0), symbols, case.account.base_currency)
+            for p in proposals
+        ],
         prior_restructurings=prior,
         events=events,
         debt=None if loan is None else loan.principal + loan.accrued_interest,
@@ -304,9 +307,11 @@ def _case_events(case: Case, proposal_ids: list[int], report_ids: list[int]) -> 
     )
 
 
-def _proposal_view(proposal: Proposal, report: FeasibilityReport | None, symbols: Mapping[int, str]) -> ProposalView:
+def _proposal_view(
+    proposal: Proposal, report: FeasibilityReport | None, symbols: Mapping[int, str], currency: str
+) -> ProposalView:
     approvals = sorted(proposal.approvals.all(), key=lambda a: (a.created_at, a.pk))
-    schedule, note = _schedule(proposal, report)
+    schedule, note = _schedule(proposal, report, currency)
     total = sum((row.total for row in schedule), Decimal(0)) if schedule else None
     return ProposalView(
         proposal=proposal,
@@ -347,12 +352,12 @@ def terms_lines(terms: Mapping[str, Any], symbols: Mapping[int, str]) -> list[tu
     return out
 
 
-def _schedule(proposal: Proposal, report: FeasibilityReport | None) -> tuple[list[ScheduleRow], str]:
+def _schedule(proposal: Proposal, report: FeasibilityReport | None, currency: str) -> tuple[list[ScheduleRow], str]:
     """The proposal's repayment schedule: the installments once executed; before, the schedule its terms give on
     the feasibility report it was valued on (the same numbers the valuation used)."""
     installments: list[Installment] = list(proposal.installments.all())
     if installments:
-        quantum = currency_quantum(proposal.case.account.base_currency)
+        quantum = currency_quantum(currency)
         return [
             ScheduleRow(
                 number=i.number,
