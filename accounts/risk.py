@@ -400,8 +400,9 @@ def _csr(rows: Int, cols: Int, data: Float, shape: tuple[int, int]) -> sparse.cs
 
 
 def present(indices: np.ndarray, size: int) -> np.ndarray:
-    """The distinct values of non-negative integer `indices` below `size`, sorted: np.unique by counting,
-    several times faster than its hashing for half a million positions over a thousand instruments."""
+    """The distinct values of non-negative integer `indices`, sorted, for indices known to be below `size`:
+    np.unique by counting, several times faster than its hashing for half a million positions over a thousand
+    instruments."""
     return np.flatnonzero(np.bincount(indices, minlength=size))
 
 
@@ -853,7 +854,8 @@ class _OptionDistance:
     def _exact(self, accounts: Int) -> Callable[[Float], Float]:
         """f(x) for each of `accounts` (indices into this solver's rows) at its own move x: the per-position
         parts that do not depend on x are built once, for the many calls of a search."""
-        if len(accounts) == self.n:
+        # Every row, in order (callers pass sorted distinct rows: n of them from 0 to n - 1 are all of them)
+        if len(accounts) == self.n and (not self.n or (accounts[0] == 0 and accounts[-1] == self.n - 1)):
             row, col, units = self.coo.row, self.coo.col, self.coo.data
         else:  # the positions of these accounts, numbered by their place in `accounts`
             place = np.full(self.n, -1)

@@ -65,12 +65,16 @@ def fetch_columns(sql: str, params: Sequence[Any], types: Sequence[str]) -> list
         else f"string_agg({name}send(q.c{i}), '')"
         for i, name in enumerate(types)
     )
-    connection.ensure_connection()
     # Binary results: each packed column arrives as its bytes, not as hex text twice as long to decode
     # (0.1 s for the 20 MB of a 500,000-position book). Django's cursors bind parameters on the client,
-    # which psycopg allows with text results only, so this one is psycopg's own (same connection and
-    # transaction; errors mapped to Django's, so callers still see OperationalError).
-    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cursor:
+    # which psycopg allows with text results only, so the query runs on a psycopg cursor of Django's own
+    # connection, opened through Django's cursor (health check, broken-transaction check), with errors mapped
+    # to Django's: callers still see OperationalError.
+    with (
+        connection.cursor() as django_cursor,
+        connection.wrap_database_errors,
+        psycopg.Cursor(django_cursor.cursor.connection) as cursor,
+    ):
         cursor.execute(f"SELECT count(*), {packed} FROM ({sql}) AS q({aliases})", params, binary=True)
         row = cursor.fetchone()
     assert row is not None
@@ -143,12 +147,26 @@ def _is_plain(field: models.Field) -> bool:
     kind = type(field)
     for plain in _PLAIN_FIELD_CLASSES:
         if isinstance(field, plain):
-            return (
-                kind.get_db_prep_save is plain.get_db_prep_save
-                and kind.get_db_prep_value is plain.get_db_prep_value
-                and kind.get_prep_value is plain.get_prep_value
+            own = all(
+                getattr(kind, method) is getattr(plain, method)
+                for method in ("get_db_prep_save", "get_db_prep_value", "get_prep_value", "to_python")
             )
+            # a foreign key's value is its target's: that field must be plain too
+            return own and (not isinstance(field, models.ForeignKey) or _is_plain(field.target_field))
     return False
+
+
+def _ready(field: models.Field, value: Any) -> bool:
+    """Whether `value` is already what a plain field sends, exactly as Django would prepare it."""
+    if isinstance(field, models.DateTimeField):
+        return isinstance(value, dt.datetime) and value.tzinfo is not None
+    if isinstance(field, models.DecimalField):
+        return isinstance(value, Decimal) and value.is_finite()  # Django refuses NaN and infinities
+    if isinstance(field, models.BooleanField):
+        return isinstance(value, bool)
+    if isinstance(field, models.CharField | models.TextField):
+        return isinstance(value, str)
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _column_values(field: models.Field, objects: Sequence[Model], *, adding: bool = False) -> list[Any]:
@@ -160,23 +178,17 @@ def _column_values(field: models.Field, objects: Sequence[Model], *, adding: boo
     values = [field.pre_save(o, True) for o in objects] if adding else [getattr(o, field.attname) for o in objects]
     if not _is_plain(field):
         return [field.get_db_prep_save(value, connection) for value in values]
-    ready: tuple[type, ...]
-    if isinstance(field, models.DateTimeField):
-        ready = (dt.datetime,)
-    elif isinstance(field, models.DecimalField):
-        ready = (Decimal,)
-    elif isinstance(field, models.BooleanField):
-        ready = (bool,)
-    elif isinstance(field, models.CharField | models.TextField):
-        ready = (str,)
-    else:
-        ready = (int,)
     return [
-        value
-        if value is None or (isinstance(value, ready) and not (isinstance(value, dt.datetime) and value.tzinfo is None))
-        else field.get_db_prep_save(value, connection)
+        value if value is None or _ready(field, value) else field.get_db_prep_save(value, connection)
         for value in values
     ]
+
+
+def _unique_keys(objects: Sequence[Model], attnames: Sequence[str]) -> list[tuple[Any, ...]]:
+    keys = [tuple(getattr(o, a) for a in attnames) for o in objects]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"{', '.join(attnames)} must be unique among the objects: their ids are matched by it")
+    return keys
 
 
 def bulk_insert(model: type[Model], objects: Sequence[Model], *, key: str) -> None:
@@ -196,6 +208,7 @@ def bulk_insert(model: type[Model], objects: Sequence[Model], *, key: str) -> No
     fields = [f for f in meta.concrete_fields if not f.primary_key and not f.generated]
     key_field = meta.get_field(key)
     assert isinstance(key_field, models.Field)
+    keys = [k for (k,) in _unique_keys(objects, [key_field.attname])]
     names = ", ".join(f'"{f.column}"' for f in fields)
     arrays = ", ".join(f"CAST(%s AS {f.db_type(connection)}[])" for f in fields)
     aliases = ", ".join(f'"{f.column}"' for f in fields)
@@ -208,8 +221,8 @@ def bulk_insert(model: type[Model], objects: Sequence[Model], *, key: str) -> No
             [_column_values(f, objects, adding=True) for f in fields],
         )
         ids = dict(cursor.fetchall())
-    for obj in objects:
-        obj.pk = ids[getattr(obj, key_field.attname)]
+    for obj, object_key in zip(objects, keys, strict=True):
+        obj.pk = ids[object_key]
         obj._state.adding = False
         obj._state.db = "default"
 
@@ -228,20 +241,28 @@ def bulk_copy(model: type[Model], objects: Sequence[Model], *, key: Sequence[str
         return
     meta = model._meta
     fields = [f for f in meta.concrete_fields if not f.primary_key and not f.generated]
+    key_fields = [meta.get_field(name) for name in key]
+    assert all(isinstance(f, models.Field) for f in key_fields)
+    attnames = [f.attname for f in key_fields]  # type: ignore[union-attr]
     columns = [_column_values(f, objects, adding=True) for f in fields]
+    keys = _unique_keys(objects, attnames)
     names = ", ".join(f'"{f.column}"' for f in fields)
     with connection.cursor() as cursor, cursor.cursor.copy(f'COPY "{meta.db_table}" ({names}) FROM STDIN') as copy:
         for row in zip(*columns, strict=True):
             copy.write_row(row)
-    key_fields = [meta.get_field(name) for name in key]
-    assert all(isinstance(f, models.Field) for f in key_fields)
-    attnames = [f.attname for f in key_fields]  # type: ignore[union-attr]
-    wanted = {tuple(getattr(o, a) for a in attnames) for o in objects}
+    # The key must be unique in the table too (the caller's constraint): the COPY would have failed on a clash,
+    # so each key read back is the row just written.
+    wanted = set(keys)
     first = attnames[0]
     found = model._default_manager.filter(**{f"{first}__any": [k[0] for k in wanted]}).values_list(*attnames, "pk")
-    ids = {tuple(row[:-1]): row[-1] for row in found if tuple(row[:-1]) in wanted}
-    for obj in objects:
-        obj.pk = ids[tuple(getattr(obj, a) for a in attnames)]
+    ids: dict[tuple[Any, ...], Any] = {}
+    for *row_key, pk in found:
+        if tuple(row_key) in wanted:
+            if tuple(row_key) in ids:
+                raise ValueError(f"{', '.join(attnames)} is not unique in {meta.db_table}: ids cannot be read back")
+            ids[tuple(row_key)] = pk
+    for obj, object_key in zip(objects, keys, strict=True):
+        obj.pk = ids[object_key]
         obj._state.adding = False
         obj._state.db = "default"
 

@@ -82,6 +82,14 @@ class EncryptedSecretField(models.Field):
 
     def pre_save(self, model_instance: models.Model, add: bool) -> Any:
         value = super().pre_save(model_instance, add)
+        if isinstance(value, str):
+            value = self.to_python(value)  # a token given as text is kept as that token
+        if isinstance(value, str) and value:
+            # Encrypted here, and the instance holds the token from now on: a clear secret left on a saved
+            # instance could reach a template, a serialiser or a log line.
+            encrypted = EncryptedSecret(secret_encrypt(value))
+            setattr(model_instance, self.attname, encrypted)
+            return encrypted
         if not isinstance(value, EncryptedSecret):
             return value
         try:

@@ -14,7 +14,8 @@ from typing import Any
 
 from django.core.exceptions import EmptyResultSet
 from django.db import models
-from django.db.models import Lookup
+from django.db.models import Lookup, QuerySet
+from django.db.models.sql import Query
 
 
 class AnyOf(Lookup):
@@ -22,9 +23,10 @@ class AnyOf(Lookup):
     prepare_rhs = False
 
     def get_prep_lookup(self) -> list[Any]:
-        if isinstance(self.rhs, str) or not isinstance(self.rhs, Iterable):
+        if isinstance(self.rhs, str | QuerySet | Query) or not isinstance(self.rhs, Iterable):
             raise TypeError(f"the {self.lookup_name} lookup takes a list of values, not {type(self.rhs).__name__}")
-        return list(self.rhs)
+        # None matches nothing (as with __in), and kept in the array it would make a negation NULL for every row
+        return [value for value in self.rhs if value is not None]
 
     def as_sql(self, compiler: Any, connection: Any) -> Any:  # (sql, params); the stubs type params narrower
         lhs, lhs_params = self.process_lhs(compiler, connection)

@@ -105,6 +105,9 @@ def sweep_run(*, as_of: datetime | None = None, shards: int = 1, workers: int = 
     transaction: the database work of two shards proceeds on two cores at once (numpy and scipy release the
     GIL too). Shards are independent by construction, so this changes nothing but the wall time.
     """
+    if workers > 1 and connection.in_atomic_block:
+        # the other threads could not see this transaction's sweep, and a shard could not be its own transaction
+        raise RuntimeError("a sweep on several threads runs outside any transaction.atomic() block")
     sweep = sweep_start(as_of=as_of, shards=shards, dispatch=False)
     shard_ids = list(sweep.shards.order_by("account_id_from").values_list("id", flat=True))
     if workers > 1:

@@ -356,3 +356,10 @@ def test_a_sweep_of_an_empty_book_is_done_with_nothing_written() -> None:
     sweep = sweep_run()
     assert (sweep.status, sweep.accounts, sweep.positions) == (SweepStatus.DONE, 0, 0)
     assert not RiskState.objects.exists()
+
+
+def test_a_sweep_on_several_threads_is_refused_inside_a_transaction(four_accounts: dict[str, MarginAccount]) -> None:
+    # (this test runs inside the test's transaction: the other threads could not see the sweep it would create)
+    with pytest.raises(RuntimeError, match=r"outside any transaction\.atomic"):
+        sweep_run(shards=2, workers=2)
+    assert not Sweep.objects.exists()

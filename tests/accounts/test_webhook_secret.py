@@ -151,6 +151,35 @@ def test_a_token_given_back_is_not_encrypted_twice() -> None:
 
 
 @pytest.mark.django_db
+def test_a_token_under_a_key_not_configured_is_kept_and_refused_when_signing() -> None:
+    # given a token made under a key this environment does not have (a dump from elsewhere, a key removed)
+    foreign = Fernet(OTHER_KEY).encrypt(SECRET.encode()).decode()
+
+    # when it is written as the secret
+    client = ClientFactory.create(webhook_url=URL, webhook_secret=foreign)
+
+    # then it is stored as that token, not encrypted again (signatures made with its text would be silently
+    # wrong): reading it says no key decrypts it
+    assert _stored(client.pk) == foreign
+    secret = Client.objects.get(pk=client.pk).webhook_secret
+    assert isinstance(secret, EncryptedSecret)
+    with pytest.raises(SecretDecryptionError):
+        secret.reveal()
+
+
+@pytest.mark.django_db
+def test_a_saved_instance_holds_the_token_not_the_clear_secret() -> None:
+    client = ClientFactory.create()
+    client.webhook_url, client.webhook_secret = URL, SECRET
+
+    client.save()
+
+    assert isinstance(client.webhook_secret, EncryptedSecret)
+    assert client.webhook_secret.token == _stored(client.pk)
+    assert SECRET not in repr(vars(client))
+
+
+@pytest.mark.django_db
 def test_full_clean_refuses_a_secret_longer_than_200_characters_and_a_url_without_one() -> None:
     too_long = Client(code="LONG", name="long", webhook_url=URL, webhook_secret="x" * 201)
     with pytest.raises(ValidationError) as long_error:

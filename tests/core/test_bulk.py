@@ -7,12 +7,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from django.core.exceptions import ValidationError
 from django.db import connection
 
 from accounts.models import Client, ClientGroup, CreditTier, MarginAccount
 from core import bulk
 from core.bulk import bulk_copy, bulk_insert, bulk_update_fields, fetch_columns
 from core.encryption import EncryptedSecret
+from core.models import ApiToken
 
 
 @pytest.mark.django_db
@@ -131,3 +133,22 @@ def test_bulk_update_fields_writes_each_objects_values() -> None:
         )
         assert isinstance(client.webhook_secret, EncryptedSecret)
         assert client.webhook_secret.reveal() == f"new-{i}"
+
+
+@pytest.mark.django_db
+def test_values_django_would_refuse_or_convert_still_go_through_django() -> None:
+    # a NaN Decimal (Django refuses it; PostgreSQL would store it) and a bool for an integer (Django converts it)
+    with pytest.raises(ValidationError):
+        bulk._column_values(Client._meta.get_field("external_capacity"), [Client(external_capacity=Decimal("NaN"))])
+    assert bulk._column_values(ApiToken._meta.get_field("client"), [ApiToken(client_id=True)]) == [1]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_bulk_inserts_refuse_keys_that_are_not_unique_among_the_objects() -> None:
+    twins = [Client(code="SAME", name="one"), Client(code="SAME", name="two")]
+    with pytest.raises(ValueError, match="code must be unique among the objects"):
+        bulk_insert(Client, twins, key="code")
+    with pytest.raises(ValueError, match="code must be unique among the objects"):
+        bulk_copy(Client, twins, key=["code"])
+    assert not Client.objects.exists()

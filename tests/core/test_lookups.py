@@ -56,3 +56,16 @@ def test_on_postgresql_the_list_is_one_array_parameter(groups: list[ClientGroup]
     (query,) = queries.captured_queries
     assert "= ANY(" in query["sql"]
     assert " IN (" not in query["sql"]
+
+
+def test_none_in_the_list_matches_nothing_and_does_not_blank_a_negation(groups: list[ClientGroup]) -> None:
+    # `x = ANY('{1,NULL}')` is NULL for every other x: kept, it would make the exclude below return nothing
+    assert list(ClientGroup.objects.filter(pk__any=[groups[0].pk, None])) == [groups[0]]
+    assert ClientGroup.objects.exclude(pk__any=[groups[0].pk, None]).count() == len(groups) - 1
+    assert not ClientGroup.objects.filter(pk__any=[None]).exists()
+
+
+def test_a_queryset_is_refused(groups: list[ClientGroup]) -> None:
+    # a subquery belongs in __in; here it would be read into model instances first
+    with pytest.raises(TypeError, match="takes a list of values, not Query"):
+        list(Client.objects.filter(group__any=ClientGroup.objects.all()))
