@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -156,17 +156,17 @@ def _is_plain(field: models.Field) -> bool:
     return False
 
 
-def _ready(field: models.Field, value: Any) -> bool:
-    """Whether `value` is already what a plain field sends, exactly as Django would prepare it."""
+def _ready_check(field: models.Field) -> Callable[[Any], bool]:
+    """For a plain field: whether a value is already what Django would send as it is (chosen once per field)."""
     if isinstance(field, models.DateTimeField):
-        return isinstance(value, dt.datetime) and value.tzinfo is not None
+        return lambda v: isinstance(v, dt.datetime) and v.tzinfo is not None
     if isinstance(field, models.DecimalField):
-        return isinstance(value, Decimal) and value.is_finite()  # Django refuses NaN and infinities
+        return lambda v: isinstance(v, Decimal) and v.is_finite()  # Django refuses NaN and infinities
     if isinstance(field, models.BooleanField):
-        return isinstance(value, bool)
+        return lambda v: isinstance(v, bool)
     if isinstance(field, models.CharField | models.TextField):
-        return isinstance(value, str)
-    return isinstance(value, int) and not isinstance(value, bool)
+        return lambda v: isinstance(v, str)
+    return lambda v: type(v) is int  # not a bool, which Django converts
 
 
 def _column_values(field: models.Field, objects: Sequence[Model], *, adding: bool = False) -> list[Any]:
@@ -178,10 +178,8 @@ def _column_values(field: models.Field, objects: Sequence[Model], *, adding: boo
     values = [field.pre_save(o, True) for o in objects] if adding else [getattr(o, field.attname) for o in objects]
     if not _is_plain(field):
         return [field.get_db_prep_save(value, connection) for value in values]
-    return [
-        value if value is None or _ready(field, value) else field.get_db_prep_save(value, connection)
-        for value in values
-    ]
+    ready = _ready_check(field)
+    return [value if value is None or ready(value) else field.get_db_prep_save(value, connection) for value in values]
 
 
 def _unique_keys(objects: Sequence[Model], attnames: Sequence[str]) -> list[tuple[Any, ...]]:
