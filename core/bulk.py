@@ -182,6 +182,19 @@ def _column_values(field: models.Field, objects: Sequence[Model], *, adding: boo
     return [value if value is None or ready(value) else field.get_db_prep_save(value, connection) for value in values]
 
 
+def _inserted_fields(model: type[Model]) -> list[Any]:
+    """The columns an insert writes: all but the primary key and the database's generated columns."""
+    return [f for f in model._meta.concrete_fields if not f.primary_key and not f.generated]
+
+
+def _mark_saved(objects: Sequence[Model], keys: Sequence[Any], ids: dict[Any, Any]) -> None:
+    """Give each inserted object its id (matched by its key) and the state of an object read from the database."""
+    for obj, object_key in zip(objects, keys, strict=True):
+        obj.pk = ids[object_key]
+        obj._state.adding = False
+        obj._state.db = "default"
+
+
 def _unique_keys(objects: Sequence[Model], attnames: Sequence[str]) -> list[tuple[Any, ...]]:
     keys = [tuple(getattr(o, a) for a in attnames) for o in objects]
     if len(set(keys)) != len(keys):
@@ -203,7 +216,7 @@ def bulk_insert(model: type[Model], objects: Sequence[Model], *, key: str) -> No
         model._default_manager.bulk_create(objects)
         return
     meta = model._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key and not f.generated]
+    fields = _inserted_fields(model)
     key_field = meta.get_field(key)
     assert isinstance(key_field, models.Field)
     keys = [k for (k,) in _unique_keys(objects, [key_field.attname])]
@@ -219,10 +232,7 @@ def bulk_insert(model: type[Model], objects: Sequence[Model], *, key: str) -> No
             [_column_values(f, objects, adding=True) for f in fields],
         )
         ids = dict(cursor.fetchall())
-    for obj, object_key in zip(objects, keys, strict=True):
-        obj.pk = ids[object_key]
-        obj._state.adding = False
-        obj._state.db = "default"
+    _mark_saved(objects, keys, ids)
 
 
 def bulk_copy(model: type[Model], objects: Sequence[Model], *, key: Sequence[str]) -> None:
@@ -238,7 +248,7 @@ def bulk_copy(model: type[Model], objects: Sequence[Model], *, key: Sequence[str
         model._default_manager.bulk_create(objects)
         return
     meta = model._meta
-    fields = [f for f in meta.concrete_fields if not f.primary_key and not f.generated]
+    fields = _inserted_fields(model)
     key_fields = [meta.get_field(name) for name in key]
     assert all(isinstance(f, models.Field) for f in key_fields)
     attnames = [f.attname for f in key_fields]  # type: ignore[union-attr]
@@ -259,10 +269,7 @@ def bulk_copy(model: type[Model], objects: Sequence[Model], *, key: Sequence[str
             if tuple(row_key) in ids:
                 raise ValueError(f"{', '.join(attnames)} is not unique in {meta.db_table}: ids cannot be read back")
             ids[tuple(row_key)] = pk
-    for obj, object_key in zip(objects, keys, strict=True):
-        obj.pk = ids[object_key]
-        obj._state.adding = False
-        obj._state.db = "default"
+    _mark_saved(objects, keys, ids)
 
 
 def bulk_update_fields(model: type[Model], objects: Sequence[Model], fields: Sequence[str]) -> None:

@@ -122,13 +122,12 @@ def secret_reencrypt(token: str) -> str:
         raise _undecryptable() from None
     try:
         primary.decrypt(raw)
-        return token
-    except InvalidToken:
-        pass
-    try:
-        return every_key.rotate(raw).decode("ascii")
-    except InvalidToken:
-        raise _undecryptable() from None
+    except InvalidToken:  # not the first key's: decrypted with whichever key reads it, encrypted with the first
+        try:
+            return every_key.rotate(raw).decode("ascii")
+        except InvalidToken:
+            raise _undecryptable() from None
+    return token
 
 
 def _undecryptable() -> SecretDecryptionError:

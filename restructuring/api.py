@@ -8,10 +8,9 @@ are the negotiation services' (restructuring/services/negotiation.py), called on
 from __future__ import annotations
 
 from datetime import date
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -26,6 +25,7 @@ from core.api.fields import DecimalString, FastRepresentation, StrictSerializer
 from core.api.idempotency import idempotent
 from core.api.views import ClientView
 from core.models import AuditEvent
+from core.money import currency_quantum
 from restructuring.models import (
     CallBasis,
     Case,
@@ -36,8 +36,14 @@ from restructuring.models import (
     ProposalSource,
     ProposalState,
 )
-from restructuring.schedules import Schedule, ScheduleError, ScheduleTerms, schedule_build
-from restructuring.services.negotiation import offer_accept, offer_counter, offer_decline, topup_declare
+from restructuring.schedules import Schedule, ScheduleError
+from restructuring.services.negotiation import (
+    execution_schedule,
+    offer_accept,
+    offer_counter,
+    offer_decline,
+    topup_declare,
+)
 from restructuring.terms import Terms, TermsError
 
 # ------------------------------------------------------------------------------------------------ cases
@@ -367,25 +373,9 @@ def offer_outlook(proposal: Proposal) -> _Outlook:
     loan = MarginLoan.objects.filter(account_id=proposal.case.account_id, status=LoanStatus.ACTIVE).first()
     if terms is None or loan is None:
         return _Outlook("none", [], None)
-    places = settings.WORKOUT_CURRENCY_DECIMALS.get(proposal.case.account.base_currency, 2)
-    quantum = Decimal(1).scaleb(-int(places))
-    principal = max(loan.principal - terms.principal_haircut, Decimal(0)).quantize(quantum, rounding=ROUND_HALF_EVEN)
+    quantum = currency_quantum(proposal.case.account.base_currency)
     try:
-        schedule = schedule_build(
-            ScheduleTerms(
-                principal=principal,
-                rate_annual=terms.rate_annual if terms.rate_annual is not None else loan.rate_annual,
-                term_months=terms.term_months,
-                kind=terms.kind,
-                moratorium_months=terms.moratorium_months,
-                grace_interest_months=terms.grace_interest_months,
-                grace_principal_months=terms.grace_principal_months,
-                arrears=loan.accrued_interest.quantize(quantum, rounding=ROUND_HALF_EVEN),
-                arrears_treatment=terms.arrears_treatment,
-                start=timezone.now().date(),
-                quantum=quantum,
-            )
-        )
+        schedule = execution_schedule(loan, terms, quantum, timezone.now().date())
     except ScheduleError:
         return _Outlook("none", [], None)
     return _Outlook("preview", [_preview_row(row) for row in schedule.installments], _changes(loan, terms, schedule))

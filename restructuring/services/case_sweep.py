@@ -29,7 +29,7 @@ from django_fsm import TransitionNotAllowed
 from accounts.models import HealthBand, RiskState
 from core.audit import AuditEntry, audit_record_many
 from core.bulk import bulk_insert, bulk_update_fields
-from core.money import DEFAULT_DECIMALS
+from core.money import currency_quantum
 from restructuring.models import CURABLE_STATES, OPEN_STATES, CallBasis, Case, CaseState
 from restructuring.services.notifications import notifications_enqueue_for_cases
 
@@ -63,8 +63,7 @@ class _Risk:
 
     def amount(self, value: Decimal) -> Decimal:
         """An amount in the account currency's quantum (the column holds eight places for every currency)."""
-        places = settings.WORKOUT_CURRENCY_DECIMALS.get(self.currency, DEFAULT_DECIMALS)
-        return value.quantize(Decimal(1).scaleb(-int(places)))
+        return value.quantize(currency_quantum(self.currency))
 
 
 def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None) -> CaseMoves:

@@ -35,7 +35,7 @@ from accounts.models import InstrumentKind, LoanStatus, MarginAccount, MarginLoa
 from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
 from core.audit import AuditEntry, audit_record
 from core.errors import ConflictError, ValidationError, WorkoutError
-from core.money import DEFAULT_DECIMALS
+from core.money import currency_quantum
 from restructuring import liquidation
 from restructuring.models import (
     Case,
@@ -69,8 +69,7 @@ class LiquidationPlanError(ValidationError):
 
 
 def _quantum(account: MarginAccount) -> Decimal:
-    places = settings.WORKOUT_CURRENCY_DECIMALS.get(account.base_currency, DEFAULT_DECIMALS)
-    return Decimal(1).scaleb(-int(places))
+    return currency_quantum(account.base_currency)
 
 
 def _decimal(value: float, places: str = "1E-8") -> Decimal:

@@ -23,7 +23,7 @@ import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -39,6 +39,7 @@ from accounts.models import LoanStatus, MarginAccount, MarginLoan, Position
 from core.audit import AuditEntry, audit_record, audit_record_many
 from core.bulk import bulk_update_fields
 from core.errors import ConflictError, NotFoundError, ValidationError, WorkoutError
+from core.money import currency_quantum
 from restructuring.models import (
     Approval,
     ApprovalLimit,
@@ -56,7 +57,7 @@ from restructuring.models import (
     ReductionOrder,
     TopUpStatus,
 )
-from restructuring.schedules import ScheduleError, ScheduleTerms, schedule_build
+from restructuring.schedules import Schedule, ScheduleError, ScheduleTerms, schedule_build
 from restructuring.services.feasibility import feasibility_compute, terms_value
 from restructuring.services.notifications import notification_enqueue
 from restructuring.terms import Terms, TermsError
@@ -608,29 +609,13 @@ def proposal_execute(*, proposal_id: int, actor: User) -> Proposal:
         loan = MarginLoan.objects.select_for_update().filter(account=case.account, status=LoanStatus.ACTIVE).first()
         if loan is None:
             raise NegotiationError(f"case {case.pk}: the account has no active loan to restructure")
-        quantum = _quantum(proposal)
         now = timezone.now()
-        principal = max(loan.principal - terms.principal_haircut, Decimal(0)).quantize(quantum)
         try:
-            schedule = schedule_build(
-                ScheduleTerms(
-                    principal=principal,
-                    rate_annual=terms.rate_annual if terms.rate_annual is not None else loan.rate_annual,
-                    term_months=terms.term_months,
-                    kind=terms.kind,
-                    moratorium_months=terms.moratorium_months,
-                    grace_interest_months=terms.grace_interest_months,
-                    grace_principal_months=terms.grace_principal_months,
-                    arrears=loan.accrued_interest.quantize(quantum),
-                    arrears_treatment=terms.arrears_treatment,
-                    start=now.date(),
-                    quantum=quantum,
-                )
-            )
+            schedule = execution_schedule(loan, terms, _quantum(proposal), now.date())
         except ScheduleError as exc:
             raise ValidationError(f"proposal {proposal_id}: {exc}", field="terms") from None
         before_loan = {"principal": loan.principal, "rate": loan.rate_annual, "accrued": loan.accrued_interest}
-        loan.principal = principal + schedule.capitalised
+        loan.principal = schedule.terms.principal + schedule.capitalised
         loan.accrued_interest = Decimal(0)  # capitalised, or scheduled as arrears
         loan.rate_annual = schedule.terms.rate_annual
         loan.maturity_date = schedule.installments[-1].due
@@ -680,9 +665,29 @@ def proposal_execute(*, proposal_id: int, actor: User) -> Proposal:
     return proposal
 
 
+def execution_schedule(loan: MarginLoan, terms: Terms, quantum: Decimal, start: date) -> Schedule:
+    """The schedule executing `terms` on `loan` builds when it starts on `start`: the haircut off the principal, the
+    accrued interest as arrears, the offer's rate or else the loan's. The client API's preview of an offer is this
+    same schedule. Raises ScheduleError for terms that make no schedule."""
+    return schedule_build(
+        ScheduleTerms(
+            principal=max(loan.principal - terms.principal_haircut, Decimal(0)).quantize(quantum),
+            rate_annual=terms.rate_annual if terms.rate_annual is not None else loan.rate_annual,
+            term_months=terms.term_months,
+            kind=terms.kind,
+            moratorium_months=terms.moratorium_months,
+            grace_interest_months=terms.grace_interest_months,
+            grace_principal_months=terms.grace_principal_months,
+            arrears=loan.accrued_interest.quantize(quantum),
+            arrears_treatment=terms.arrears_treatment,
+            start=start,
+            quantum=quantum,
+        )
+    )
+
+
 def _quantum(proposal: Proposal) -> Decimal:
-    places = settings.WORKOUT_CURRENCY_DECIMALS.get(proposal.case.account.base_currency, 2)
-    return Decimal(1).scaleb(-int(places))
+    return currency_quantum(proposal.case.account.base_currency)
 
 
 def _reductions(proposal: Proposal, terms: Terms, now: datetime) -> None:

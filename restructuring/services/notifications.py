@@ -72,7 +72,7 @@ from django.utils import timezone
 
 from accounts.models import MarginAccount
 from core.encryption import EncryptedSecret, SecretDecryptionError
-from core.money import DEFAULT_DECIMALS
+from core.money import currency_quantum
 from restructuring.models import (
     Case,
     CaseState,
@@ -183,7 +183,7 @@ def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | Non
                 "currency": currency,
                 "state": str(notice.case.state),
             },
-            _quantum(currency),
+            currency_quantum(currency),
         )
         rows.extend(
             Notification(
@@ -277,11 +277,6 @@ def _key(moment: datetime | None) -> str:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat()
-
-
-def _quantum(currency: str) -> Decimal:
-    places = settings.WORKOUT_CURRENCY_DECIMALS.get(currency, DEFAULT_DECIMALS)
-    return Decimal(1).scaleb(-int(places))
 
 
 def _plain(value: Any, quantum: Decimal) -> Any:

@@ -245,18 +245,7 @@ def _preview(case: Case, form: TermsForm) -> dict[str, Any] | None:
     except WorkoutError as exc:
         form.add_error(None, str(exc))
         return None
-    rows = [
-        ScheduleRow(
-            number=i.number,
-            due=i.due,
-            principal=i.principal,
-            interest=i.interest,
-            arrears=i.arrears,
-            total=i.total,
-            balance=i.balance,
-        )
-        for i in preview.schedule.installments
-    ]
+    rows = [ScheduleRow.of(i) for i in preview.schedule.installments]
     return {
         "schedule": rows,
         "total": preview.schedule.total_paid,

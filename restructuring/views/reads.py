@@ -166,6 +166,20 @@ class ScheduleRow:
     installment_id: int | None = None
     payable: str = ""  # executed installments: the amount due in the currency's places, as the payment form offers it
 
+    @classmethod
+    def of(cls, installment: Any, **extra: Any) -> ScheduleRow:
+        """A row from an installment: a built schedule's (restructuring.schedules) or a stored Installment."""
+        return cls(
+            number=installment.number,
+            due=installment.due,
+            principal=installment.principal,
+            interest=installment.interest,
+            arrears=installment.arrears,
+            total=installment.total,
+            balance=installment.balance,
+            **extra,
+        )
+
 
 @dataclass
 class ProposalView:
@@ -359,14 +373,8 @@ def _schedule(proposal: Proposal, report: FeasibilityReport | None, currency: st
     if installments:
         quantum = currency_quantum(currency)
         return [
-            ScheduleRow(
-                number=i.number,
-                due=i.due,
-                principal=i.principal,
-                interest=i.interest,
-                arrears=i.arrears,
-                total=i.total,
-                balance=i.balance,
+            ScheduleRow.of(
+                i,
                 status=i.status,
                 paid_amount=i.paid_amount,
                 installment_id=i.pk,
@@ -388,18 +396,8 @@ def _schedule(proposal: Proposal, report: FeasibilityReport | None, currency: st
         priced = terms_price(facts, proposal.name, terms, params, proposal.created_at.date())
     except (TermsError, ScheduleError, KeyError, TypeError, ValueError) as exc:
         return [], f"no schedule: {exc}"
-    return [
-        ScheduleRow(
-            number=i.number,
-            due=i.due,
-            principal=i.principal,
-            interest=i.interest,
-            arrears=i.arrears,
-            total=i.total,
-            balance=i.balance,
-        )
-        for i in priced.schedule.installments
-    ], f"on feasibility report {report.pk}, starting {proposal.created_at:%Y-%m-%d}"
+    note = f"on feasibility report {report.pk}, starting {proposal.created_at:%Y-%m-%d}"
+    return [ScheduleRow.of(i) for i in priced.schedule.installments], note
 
 
 def _row(data: Mapping[str, Any]) -> ScheduleRow:
