@@ -119,3 +119,73 @@ class IdempotencyRecord(models.Model):
 
     def __str__(self) -> str:
         return f"{self.scope} {self.key}: {self.response_status}"
+
+
+# ------------------------------------------------------------------------------------------------ operations
+
+
+class OperationChannel(models.TextChoices):
+    COMMAND = "command", "A management command"
+    API = "api", "The operations API"
+
+
+class Operation(models.Model):
+    """One run of an operation on the book or the configuration from outside the workflow's own actions: a
+    management command (`import_book`, `shock`, `rules_load`...) or a call of the operations API. It is the
+    subject of the audit event the run writes ("operation.<name>"), which names who ran it (a user, or the
+    operating-system user of a command run without `--actor`), with what arguments and what came of it."""
+
+    name = models.CharField(max_length=100)  # the command's or the endpoint's name: "import_book", "book_import"
+    channel = models.CharField(max_length=7, choices=OperationChannel.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    system_actor = models.CharField(max_length=64, blank=True)
+    started_at = models.DateTimeField()
+    arguments = models.JSONField(default=dict, blank=True)
+    outcome = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(channel__in=OperationChannel.values), name="operation_channel_valid"),
+            models.CheckConstraint(
+                condition=(Q(actor__isnull=False) & Q(system_actor="")) | (Q(actor__isnull=True) & ~Q(system_actor="")),
+                name="operation_actor_xor_system_actor",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.name} at {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+# ----------------------------------------------------------------------------------------------- enrolment
+
+
+class StaffEnrolment(models.Model):
+    """A one-time link an administrator issues so that a member of staff sets their password and their
+    authenticator (second factor) and only then can sign in. Only the SHA-256 of the link's token is stored;
+    the link is shown once, to the administrator who issued it. A link is good once, until it expires."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="enrolments")
+    digest = models.CharField(max_length=64, unique=True)
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    issued_by_system = models.CharField(max_length=64, blank=True)  # a command run without --actor
+    issued_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)  # a newer link was issued, or the user left
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=models.F("issued_at")), name="staffenrolment_expires_later"
+            ),
+            models.CheckConstraint(
+                condition=~Q(issued_by=models.F("user")), name="staffenrolment_not_issued_to_oneself"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"enrolment of {self.user_id} issued {self.issued_at:%Y-%m-%d %H:%M}"

@@ -406,10 +406,14 @@ class Proposal(ConcurrentTransitionMixin, models.Model):
     expected_pv = money_field(null=True, blank=True)  # the lender's; what proposals are ranked by
     rank = models.PositiveIntegerField(null=True, blank=True)  # 1 = best within its round
     requires_senior = models.BooleanField(default=False)
-    # Maker-checker: who drafted or last edited the terms (None: the rules); approvals are bound to terms_hash.
+    # Maker-checker: who drafted or last edited the terms (None: the rules or the client), and everyone who drafted
+    # or edited any version of them (`editors`): none of them may approve. Every edit starts a new `version`; an
+    # approval counts only for the version it was given to, even if later terms hash the same.
     made_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
+    editors = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    version = models.PositiveIntegerField(default=1)
     terms_hash = models.CharField(max_length=64, blank=True, default="")
     # The offer: when it went out, until when it stands, and how far a counter-offer may move the terms.
     offered_at = models.DateTimeField(null=True, blank=True)
@@ -490,18 +494,23 @@ class Proposal(ConcurrentTransitionMixin, models.Model):
 
 
 class Approval(models.Model):
-    """One officer's approval of a proposal's terms as they were (the hash): editing the terms voids it."""
+    """One officer's approval of one version of a proposal's terms, the version the officer was shown (the form
+    carries it): an edit starts a new version, and this approval never counts for another."""
 
     proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="approvals")
     approver = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    version = models.PositiveIntegerField()
     terms_hash = models.CharField(max_length=64)
     limit = money_field()  # the approver's authority when approving, in the account's currency
     senior = models.BooleanField(default=False)
+    # Typed by the approver when the proposal was flagged (unaffordable, likely to default, worth less than
+    # liquidating): why they approve all the same. "" when nothing was flagged.
+    override_reason = models.TextField(blank=True, default="")
     created_at = models.DateTimeField()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["proposal", "approver", "terms_hash"], name="approval_once_per_terms")
+            models.UniqueConstraint(fields=["proposal", "approver", "version"], name="approval_once_per_version")
         ]
 
     def __str__(self) -> str:

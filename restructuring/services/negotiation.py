@@ -283,7 +283,13 @@ def proposal_approve(*, proposal_id: int, actor: User) -> ApprovalOutcome:
         limit = approval_limit(actor, currency)
         senior = actor.has_perm("restructuring.approve_senior")
         Approval.objects.create(
-            proposal=proposal, approver=actor, terms_hash=current, limit=limit, senior=senior, created_at=timezone.now()
+            proposal=proposal,
+            approver=actor,
+            version=proposal.version,
+            terms_hash=current,
+            limit=limit,
+            senior=senior,
+            created_at=timezone.now(),
         )
         needs = _still_needed(proposal, current, currency)
         before = str(proposal.state)
