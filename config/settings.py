@@ -375,6 +375,12 @@ WORKOUT_APPROVAL_LIMITS = {
     "credit_officer": {"USD": "250000", "EUR": "250000", "USDT": "250000", "USDC": "250000"},
     "senior_credit_officer": {"USD": "5000000", "EUR": "5000000", "USDT": "5000000", "USDC": "5000000"},
 }
+# Forgiveness (a principal haircut plus the interest a rate cut gives up over the new term, in the account's
+# currency) above this needs two distinct approvers, whatever their limits.
+WORKOUT_TWO_APPROVALS_ABOVE = env.str("WORKOUT_TWO_APPROVALS_ABOVE", default="10000")
+# Approving a proposal the model flags needs an override reason typed by the approver: one it marks unaffordable,
+# one whose default probability is at least this, or one worth less to the lender than liquidating now.
+WORKOUT_GUARDRAIL_DEFAULT_PROBABILITY = env.str("WORKOUT_GUARDRAIL_DEFAULT_PROBABILITY", default="0.5")
 # An offer stands this long; a client's counter-offer may lengthen the term, lower the rate and lower the
 # collateral by at most these (unless the officer set other bounds when offering).
 WORKOUT_OFFER_HOURS = env.float("WORKOUT_OFFER_HOURS", default=72.0)

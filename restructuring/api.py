@@ -44,7 +44,7 @@ from restructuring.services.negotiation import (
     offer_decline,
     topup_declare,
 )
-from restructuring.terms import Terms, TermsError
+from restructuring.terms import Terms, TermsError, terms_hash
 
 # ------------------------------------------------------------------------------------------------ cases
 
@@ -275,6 +275,10 @@ class OfferSerializer(FastRepresentation, serializers.ModelSerializer[Proposal])
     state = serializers.ChoiceField(choices=ProposalState.choices, read_only=True)
     source = serializers.ChoiceField(choices=ProposalSource.choices, read_only=True)  # type: ignore[assignment]
     terms = serializers.SerializerMethodField()
+    terms_hash = serializers.SerializerMethodField(
+        help_text="SHA-256 of these terms. Send it with accept to accept exactly what you read: if the terms are not "
+        "these any more, the accept is refused (409 terms_changed)."
+    )
 
     class Meta:
         model = Proposal
@@ -285,6 +289,7 @@ class OfferSerializer(FastRepresentation, serializers.ModelSerializer[Proposal])
             "source",
             "state",
             "terms",
+            "terms_hash",
             "offered_at",
             "expires_at",
             "decided_at",
@@ -295,6 +300,10 @@ class OfferSerializer(FastRepresentation, serializers.ModelSerializer[Proposal])
     @extend_schema_field(TermsSerializer)
     def get_terms(self, proposal: Proposal) -> dict[str, Any]:
         return TermsSerializer().to_representation(_terms_view(proposal))
+
+    @extend_schema_field(serializers.RegexField(r"^[0-9a-f]{64}$"))
+    def get_terms_hash(self, proposal: Proposal) -> str:
+        return proposal.terms_hash or terms_hash(proposal.terms)
 
 
 class OfferDetailSerializer(OfferSerializer):
@@ -476,7 +485,14 @@ def _offer_response(proposal: Proposal, code: int = status.HTTP_200_OK) -> Respo
 
 
 class AcceptSerializer(StrictSerializer):
-    """Nothing to give: the offer is accepted as it stands."""
+    """The offer is accepted as it stands. Give `terms_hash` (the offer's, as you read it) to accept only those
+    terms: if the offer's terms are not the ones you read, 409 `terms_changed` and nothing happens."""
+
+    terms_hash = serializers.RegexField(
+        r"^[0-9a-f]{64}$",
+        required=False,
+        help_text="The offer's terms_hash as you read it (64 lowercase hex digits).",
+    )
 
 
 class DeclineSerializer(StrictSerializer):
@@ -516,8 +532,10 @@ class OfferAcceptView(_OfferActionView):
     @extend_schema(request=AcceptSerializer, responses={200: OfferDetailSerializer})
     @idempotent
     def post(self, request: Request, pk: int) -> Response:
-        AcceptSerializer(data=request.data).is_valid(raise_exception=True)
-        return _offer_response(offer_accept(proposal_id=pk, client_id=self.client_id))
+        serializer = AcceptSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        seen = serializer.validated_data.get("terms_hash")
+        return _offer_response(offer_accept(proposal_id=pk, client_id=self.client_id, terms_hash=seen))
 
 
 @extend_schema(tags=["offers"])

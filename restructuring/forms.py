@@ -124,7 +124,22 @@ class ReasonForm(forms.Form):
     reason = forms.CharField(label="Reason", max_length=2000, widget=forms.TextInput(attrs={"size": 40}))
 
 
-class OfferForm(forms.Form):
+class SeenVersionForm(forms.Form):
+    """The version of the proposal the officer was shown: the action applies to it or to nothing."""
+
+    version = forms.IntegerField(min_value=1, widget=forms.HiddenInput)
+
+
+class ApproveForm(SeenVersionForm):
+    override_reason = forms.CharField(
+        label="Why approve despite the model",
+        max_length=2000,
+        required=False,
+        widget=forms.TextInput(attrs={"size": 40}),
+    )
+
+
+class OfferForm(SeenVersionForm):
     hours = forms.FloatField(
         label="Offer stands (hours)", required=False, min_value=0.1, help_text="Empty: the house default."
     )

@@ -130,6 +130,12 @@ class Case(ConcurrentTransitionMixin, models.Model):
     def expire_offer(self) -> None:
         pass
 
+    # A declined or expired offer whose case still has live proposals (pending approval or approved): they stay
+    # in play, and the case is back among its proposals rather than in margin call.
+    @transition(field=state, source=CaseState.OFFERED, target=CaseState.PROPOSED)
+    def return_to_proposals(self) -> None:
+        pass
+
     @transition(field=state, source=CaseState.OFFERED, target=CaseState.PROPOSED)
     def counter(self) -> None:
         pass
@@ -490,6 +496,11 @@ class Proposal(ConcurrentTransitionMixin, models.Model):
 
     @transition(field=state, source=ProposalState.ACCEPTED, target=ProposalState.EXECUTED)
     def execute(self) -> None:
+        pass
+
+    # A liquidation is never offered to the client: approved, it is carried out (the case goes to liquidation).
+    @transition(field=state, source=ProposalState.APPROVED, target=ProposalState.EXECUTED)
+    def carry_out_liquidation(self) -> None:
         pass
 
 

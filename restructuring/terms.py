@@ -9,6 +9,8 @@ down), and a principal haircut (forgiven).
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
@@ -17,6 +19,11 @@ from typing import Any
 from restructuring.schedules import ArrearsTreatment, ScheduleKind
 
 _INTEGERS = ("term_months", "moratorium_months", "grace_interest_months", "grace_principal_months")
+
+
+def terms_hash(terms: Mapping[str, Any]) -> str:
+    """SHA-256 of the terms' canonical JSON: what a client names when accepting exactly the terms it read."""
+    return hashlib.sha256(json.dumps(terms, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 class TermsError(ValueError):
@@ -125,3 +132,41 @@ def _reductions(value: object) -> tuple[tuple[int, Decimal], ...]:
     if len({p for p, _ in out}) != len(out):
         raise TermsError("reduce", "a position is named more than once")
     return tuple(out)
+
+
+_TERM_LABELS = {
+    "term_months": "term (months)",
+    "rate_annual": "rate (annual)",
+    "kind": "schedule",
+    "moratorium_months": "moratorium (months)",
+    "grace_interest_months": "interest grace (months)",
+    "grace_principal_months": "principal grace (months)",
+    "arrears_treatment": "arrears",
+    "collateral_to_add": "collateral to add",
+    "principal_haircut": "principal haircut",
+}
+
+
+def terms_lines(terms: Mapping[str, Any], symbols: Mapping[int, str]) -> list[tuple[str, str]]:
+    """Terms as label and value, leaving out what is zero or the default."""
+    out = []
+    for key, label in _TERM_LABELS.items():
+        value = terms.get(key)
+        if _is_nothing(value) or (key == "arrears_treatment" and value == "capitalise"):
+            continue
+        if key == "rate_annual":
+            value = f"{Decimal(str(value)) * 100:.2f}%"
+        out.append((label, str(value).replace("_", " ")))
+    for position_id, fraction in terms.get("reduce") or []:
+        symbol = symbols.get(int(position_id), f"position {position_id}")
+        out.append((f"reduce {symbol}", f"{Decimal(str(fraction)) * 100:.0f}%"))
+    return out
+
+
+def _is_nothing(value: Any) -> bool:
+    if value is None or value == "":
+        return True
+    try:
+        return Decimal(str(value)) == 0
+    except ArithmeticError:
+        return False

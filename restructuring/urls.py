@@ -18,5 +18,6 @@ urlpatterns: list[URLPattern] = [
     path("proposals/<int:proposal_id>/reject/", actions.proposal_reject_view, name="proposal-reject"),
     path("proposals/<int:proposal_id>/offer/", actions.proposal_offer_view, name="proposal-offer"),
     path("proposals/<int:proposal_id>/execute/", actions.proposal_execute_view, name="proposal-execute"),
+    path("proposals/<int:proposal_id>/liquidate/", actions.proposal_liquidate_view, name="proposal-liquidate"),
     path("installments/<int:installment_id>/repayment/", actions.repayment_record_view, name="repayment-record"),
 ]

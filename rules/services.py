@@ -1,6 +1,10 @@
 """The life of a rule set: drafts are edited (every rule checked as it is saved), published by a senior credit
 officer (retiring the set in force, one audit event), cloned to change the policy; the published set is
 compiled once per process and version. Loading a rule set from a data file is how the default set ships.
+
+Policy is four-eyed: every change of a draft is audited and its author recorded (`created_by`, `editors`); a set
+is published only by a senior who neither wrote nor edited any of it. A system actor (a command) publishes only
+the first policy of an installation: once a set is in force, the next one is published by a person.
 """
 
 from __future__ import annotations
@@ -31,6 +35,24 @@ class RuleSetNotEditableError(ConflictError):
 
 class PublishPermissionError(WorkoutError):
     code = "permission_denied"
+
+
+def _actor_fields(actor: User | None, system_actor: str) -> dict[str, Any]:
+    if actor is None and not system_actor:
+        raise PublishPermissionError("a change of policy needs a user, or a named system actor")
+    return {"actor": actor, "system_actor": "" if actor is not None else system_actor}
+
+
+def _set_event(rule_set: RuleSet, action: str, actor: User | None, system_actor: str, **payload: Any) -> AuditEntry:
+    return AuditEntry(
+        action=action,
+        object_type="rules.ruleset",
+        object_id=rule_set.pk,
+        from_state=str(rule_set.status),
+        to_state=str(rule_set.status),
+        payload={"version": rule_set.version, **payload},
+        **_actor_fields(actor, system_actor),
+    )
 
 
 class RuleValidationError(ValidationError):
@@ -66,9 +88,14 @@ def _next_version() -> int:
 
 
 def ruleset_create(
-    *, name: str, rules: Sequence[Mapping[str, Any]], actor: User | None = None, description: str = ""
+    *,
+    name: str,
+    rules: Sequence[Mapping[str, Any]],
+    actor: User | None = None,
+    description: str = "",
+    system_actor: str = "setup",
 ) -> RuleSet:
-    """A new draft with these rules, each checked; all or nothing."""
+    """A new draft with these rules, each checked; all or nothing. Its author is `actor` (else the system actor)."""
     specs = [spec_of(r) for r in rules]
     for spec in specs:
         rule_check(spec)
@@ -81,6 +108,16 @@ def ruleset_create(
             name=name, version=_next_version(), description=description, created_at=timezone.now(), created_by=actor
         )
         Rule.objects.bulk_create(_row(rule_set, s) for s in specs)
+        audit_record(
+            _set_event(
+                rule_set,
+                "ruleset.create",
+                actor,
+                system_actor,
+                rules=[s.name for s in specs],
+                digest=ruleset_digest(specs),
+            )
+        )
     return rule_set
 
 
@@ -108,8 +145,13 @@ def _draft(rule_set_id: int) -> RuleSet:
     return rule_set
 
 
-def rule_save(*, rule_set_id: int, rule: Mapping[str, Any], replaces: str | None = None) -> Rule:
-    """Add a rule to a draft, or replace the one named `replaces`; checked first, refused on a non-draft."""
+def _rule_of(rule: Rule | None) -> dict[str, Any] | None:
+    return None if rule is None else {f: getattr(rule, f) for f in _RULE_FIELDS}
+
+
+def rule_save(*, rule_set_id: int, rule: Mapping[str, Any], actor: User, replaces: str | None = None) -> Rule:
+    """Add a rule to a draft, or replace the one named `replaces`; checked first, refused on a non-draft. The
+    actor becomes one of the set's editors; one audit event with the rule before and after."""
     spec = spec_of(rule)
     rule_check(spec)
     with transaction.atomic():
@@ -117,18 +159,34 @@ def rule_save(*, rule_set_id: int, rule: Mapping[str, Any], replaces: str | None
         others = rule_set.rules.exclude(name=replaces) if replaces else rule_set.rules.all()
         if others.filter(name=spec.name).exists():
             raise RuleValidationError(f"rule {spec.name!r}, name: two rules have this name", rule=spec.name)
+        before = _rule_of(rule_set.rules.filter(name=replaces).first()) if replaces else None
         if replaces:
             rule_set.rules.filter(name=replaces).delete()
-        return Rule.objects.create(**{f: getattr(_row(rule_set, spec), f) for f in _RULE_FIELDS}, rule_set=rule_set)
+        saved = Rule.objects.create(**{f: getattr(_row(rule_set, spec), f) for f in _RULE_FIELDS}, rule_set=rule_set)
+        rule_set.editors.add(actor)
+        audit_record(
+            _set_event(rule_set, "ruleset.rule_save", actor, "", rule=spec.name, before=before, after=_rule_of(saved))
+        )
+        return saved
 
 
-def rule_delete(*, rule_set_id: int, name: str) -> None:
+def rule_delete(*, rule_set_id: int, name: str, actor: User) -> None:
+    """Delete a rule of a draft; the actor becomes one of the set's editors; one audit event with the rule."""
     with transaction.atomic():
-        _draft(rule_set_id).rules.filter(name=name).delete()
+        rule_set = _draft(rule_set_id)
+        rule = rule_set.rules.filter(name=name).first()
+        if rule is None:
+            raise RuleValidationError(f"rule {name!r} is not in rule set v{rule_set.version}", rule=name)
+        before = _rule_of(rule)
+        rule.delete()
+        rule_set.editors.add(actor)
+        audit_record(_set_event(rule_set, "ruleset.rule_delete", actor, "", rule=name, before=before))
 
 
-def ruleset_clone(*, rule_set_id: int, actor: User | None = None, name: str | None = None) -> RuleSet:
-    """A new draft with the same rules (how a published set is changed)."""
+def ruleset_clone(
+    *, rule_set_id: int, actor: User | None = None, name: str | None = None, system_actor: str = "setup"
+) -> RuleSet:
+    """A new draft with the same rules (how a published set is changed); the actor is its author."""
     source = RuleSet.objects.get(pk=rule_set_id)
     with transaction.atomic():
         draft = RuleSet.objects.create(
@@ -140,12 +198,22 @@ def ruleset_clone(*, rule_set_id: int, actor: User | None = None, name: str | No
             created_by=actor,
         )
         Rule.objects.bulk_create(_row(draft, spec_of(r)) for r in source.rules.all())
+        audit_record(_set_event(draft, "ruleset.clone", actor, system_actor, cloned_from=source.version))
     return draft
 
 
+def ruleset_authors(rule_set: RuleSet) -> set[int]:
+    """The users who wrote or edited the set (its creator and every editor of its draft)."""
+    authors = set(rule_set.editors.values_list("pk", flat=True))
+    if rule_set.created_by_id is not None:
+        authors.add(rule_set.created_by_id)
+    return authors
+
+
 def ruleset_publish(*, rule_set_id: int, actor: User | None, system_actor: str = "") -> RuleSet:
-    """Put a draft in force: needs rules.publish_ruleset (a senior credit officer); the set in force is retired
-    in the same transaction; one audit event. Every rule is checked again first."""
+    """Put a draft in force: needs rules.publish_ruleset (a senior credit officer) who neither wrote nor edited
+    it; the set in force is retired in the same transaction; one audit event. Every rule is checked again first.
+    A system actor publishes only when no set is in force (the first policy of an installation)."""
     if actor is not None and not actor.has_perm("rules.publish_ruleset"):
         raise PublishPermissionError(f"{actor} may not publish rule sets", rule_set_id=rule_set_id)
     if actor is None and not system_actor:
@@ -153,6 +221,18 @@ def ruleset_publish(*, rule_set_id: int, actor: User | None, system_actor: str =
     now = timezone.now()
     with transaction.atomic():
         rule_set = _draft(rule_set_id)
+        if actor is not None and actor.pk in ruleset_authors(rule_set):
+            raise PublishPermissionError(
+                f"{actor.get_username()} wrote or edited rule set v{rule_set.version}: another senior credit officer "
+                "must publish it",
+                rule_set_id=rule_set_id,
+            )
+        if actor is None and RuleSet.objects.filter(status=RuleSetStatus.PUBLISHED).exists():
+            raise PublishPermissionError(
+                f"a rule set is in force: v{rule_set.version} is published in the rules pages, by a senior credit "
+                "officer who did not write it",
+                rule_set_id=rule_set_id,
+            )
         specs = [spec_of(r) for r in rule_set.rules.all()]
         if not specs:
             raise RuleValidationError(f"rule set v{rule_set.version} has no rules", rule_set_id=rule_set_id)
@@ -180,6 +260,7 @@ def ruleset_publish(*, rule_set_id: int, actor: User | None, system_actor: str =
                     "retired": previous.version if previous else None,
                     "rules": [s.name for s in specs],
                     "digest": ruleset_digest(specs),
+                    "authors": sorted(ruleset_authors(rule_set)),
                 },
             )
         )
@@ -215,10 +296,19 @@ def published_rules() -> tuple[RuleSet, list[CompiledRule]] | None:
     return rule_set, _compiled[rule_set.pk]
 
 
-def ruleset_load(path: Path = DEFAULT_RULES, *, publish: bool = False, system_actor: str = "setup") -> RuleSet:
-    """A rule set from a JSON file ({"name", "description", "rules": [...]}), as a draft, optionally published."""
+def ruleset_load(
+    path: Path = DEFAULT_RULES, *, publish: bool = False, system_actor: str = "setup", actor: User | None = None
+) -> RuleSet:
+    """A rule set from a JSON file ({"name", "description", "rules": [...]}), as a draft written by `actor` (else
+    the system actor), optionally published by the system actor (only as an installation's first policy)."""
     data = json.loads(path.read_text())
-    rule_set = ruleset_create(name=data["name"], description=data.get("description", ""), rules=data["rules"])
+    rule_set = ruleset_create(
+        name=data["name"],
+        description=data.get("description", ""),
+        rules=data["rules"],
+        actor=actor,
+        system_actor=system_actor,
+    )
     if publish:
         rule_set = ruleset_publish(rule_set_id=rule_set.pk, actor=None, system_actor=system_actor)
     return rule_set

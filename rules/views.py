@@ -100,7 +100,10 @@ def _rule_page(request: HttpRequest, rule_set: RuleSet, rule: Rule | None) -> Ht
         if form.is_valid():
             try:
                 saved = rule_save(
-                    rule_set_id=rule_set.pk, rule=form.rule(), replaces=rule.name if rule is not None else None
+                    rule_set_id=rule_set.pk,
+                    rule=form.rule(),
+                    actor=_user(request),
+                    replaces=rule.name if rule is not None else None,
                 )
             except RuleValidationError as error:
                 form.add_rule_error(error)
@@ -146,7 +149,7 @@ def rule_delete_view(request: HttpRequest, rule_set_id: int, rule_id: int) -> Ht
     if refused := _editable(request, rule.rule_set):
         return refused
     try:
-        rule_delete(rule_set_id=rule_set_id, name=rule.name)
+        rule_delete(rule_set_id=rule_set_id, name=rule.name, actor=_user(request))
     except WorkoutError as error:
         messages.error(request, str(error))
     else:

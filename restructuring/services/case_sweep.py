@@ -31,6 +31,7 @@ from core.audit import AuditEntry, audit_record_many
 from core.bulk import bulk_insert, bulk_update_fields
 from core.money import currency_quantum
 from restructuring.models import CURABLE_STATES, OPEN_STATES, CallBasis, Case, CaseState
+from restructuring.services.case_end import proposals_withdraw_for_cases
 from restructuring.services.notifications import notifications_enqueue_for_cases
 
 logger = logging.getLogger(__name__)
@@ -93,6 +94,12 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
         fields = ["state", "call_amount", "call_basis", "called_at", "deadline", "closed_at", "margin_ratio", "band"]
         bulk_update_fields(Case, changed, [*fields, "updated_at"])
         audit_record_many(entries)
+        proposals_withdraw_for_cases(
+            case_ids=[case.pk for case in changed if case.state == CaseState.CURED],
+            reason="the case is cured: the account's margin is restored",
+            now=now,
+            system_actor=SYSTEM_ACTOR,
+        )
         notifications_enqueue_for_cases(cases=[*new_cases, *changed])
         called = [case.pk for case in [*new_cases, *changed] if case.state == CaseState.MARGIN_CALL]
         if called:

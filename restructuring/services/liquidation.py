@@ -45,6 +45,7 @@ from restructuring.models import (
     LiquidationStatus,
     NotificationKind,
 )
+from restructuring.services.case_end import proposals_withdraw_for_cases
 from restructuring.services.notifications import notification_enqueue
 
 logger = logging.getLogger(__name__)
@@ -169,10 +170,19 @@ def case_liquidate(
     actor: AbstractUser | None = None,
     system_actor: str = DEADLINES_ACTOR,
     now: datetime | None = None,
+    proposal_id: int | None = None,
 ) -> LiquidationPlan:
-    """Move the case to LIQUIDATING and issue its liquidation plan. Idempotent: a case already liquidating
-    returns its plan."""
+    """Move the case to LIQUIDATING, issue its liquidation plan and withdraw the case's live proposals. Idempotent:
+    a case already liquidating returns its plan.
+
+    The system (the margin call's deadline) calls it alone; a person only by carrying out an approved liquidation
+    proposal (negotiation.proposal_liquidate, which passes its id): nobody sends a case to liquidation alone."""
     now = now or timezone.now()
+    if actor is not None and proposal_id is None:
+        raise PermissionDeniedError(
+            f"{actor} may not send case {case_id} to liquidation alone: propose it, and another officer approves",
+            case_id=case_id,
+        )
     with transaction.atomic():
         case = Case.objects.select_for_update(of=("self",)).select_related("account").get(pk=case_id)
         # The permission itself, not has_transition_perm: that also answers no when the state has no such edge,
@@ -237,6 +247,14 @@ def case_liquidate(
             expected_proceeds=plan_row.expected_proceeds,
             impact_cost=plan_row.impact_cost,
             model_version=plan.model_version,
+            proposal_id=proposal_id,
+        )
+        proposals_withdraw_for_cases(
+            case_ids=[case.pk],
+            reason=f"case {case.pk} sent to liquidation: {reason}",
+            now=now,
+            actor=actor,
+            system_actor=system_actor,
         )
         notification_enqueue(
             case=case, kind=NotificationKind.LIQUIDATION, payload={"reason": reason, "days": plan.days}

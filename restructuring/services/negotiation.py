@@ -7,19 +7,23 @@ Rules every action keeps:
   acting on one proposal or case at once get one outcome; the other a NegotiationError (a conflict).
 - Every transition writes exactly one audit event, in that transaction, on the object it moves (a proposal's
   and its case's transitions each have theirs); clients act as the system actor "client:<code>".
-- Maker-checker: whoever drafted or last edited a proposal's terms (`made_by`; the rules for theirs) cannot
-  approve it. An approval is bound to the SHA-256 of the terms it approved: editing the terms voids it (the
-  proposal goes back to draft). Authority: the debt a proposal restructures (the report's) must be within some
-  approver's limit (their ApprovalLimit in the account's currency, else their role's WORKOUT_APPROVAL_LIMITS),
-  so above an officer's limit a second approval by someone whose limit covers it is needed; an escalated
-  proposal (`requires_senior`) also needs a senior officer's approval.
+- What you saw is what you act on: approving, offering, executing and carrying out a liquidation name the
+  version of the proposal the officer was shown (every edit starts a new version); another version is refused
+  (StaleTermsError, a conflict that shows the new terms) and nothing is recorded. An approval counts only for
+  its version, even when later terms hash the same. A client's accept may name the offer's terms hash.
+- Maker-checker and the other approval controls (restructuring/services/controls.py): no maker of a proposal
+  (its editors; the authors, editors and publisher of the rule set that made it) approves it; two people at
+  least on every approved proposal's record; two approvers for forgiveness above WORKOUT_TWO_APPROVALS_ABOVE;
+  authority limits (ApprovalLimit, else WORKOUT_APPROVAL_LIMITS by role) and a senior for escalated proposals;
+  an override reason for a proposal the model flags.
+- A liquidation proposal is never offered: approved, it is carried out (`proposal_liquidate`).
+- A case that leaves negotiation withdraws its other live proposals (services/case_end.py); a declined or expired
+  offer returns the case to PROPOSED while other proposals are live (they stay offerable), else to MARGIN_CALL.
 - Objects a client does not own are "not found" to it (NotFoundError), never "forbidden".
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -41,6 +45,7 @@ from core.bulk import bulk_update_fields
 from core.errors import ConflictError, NotFoundError, ValidationError, WorkoutError
 from core.money import currency_quantum
 from restructuring.models import (
+    LIVE_PROPOSAL_STATES,
     Approval,
     ApprovalLimit,
     Case,
@@ -52,15 +57,25 @@ from restructuring.models import (
     InstallmentStatus,
     NotificationKind,
     Proposal,
+    ProposalKind,
     ProposalSource,
     ProposalState,
     ReductionOrder,
     TopUpStatus,
 )
 from restructuring.schedules import Schedule, ScheduleError, ScheduleTerms, schedule_build
+from restructuring.services.case_end import proposals_withdraw_for_cases
+from restructuring.services.controls import (
+    approval_flags,
+    approvals_needed,
+    current_approvals,
+    forgiveness,
+    proposal_makers,
+)
 from restructuring.services.feasibility import feasibility_compute, terms_value
+from restructuring.services.liquidation import case_liquidate
 from restructuring.services.notifications import notification_enqueue
-from restructuring.terms import Terms, TermsError
+from restructuring.terms import Terms, TermsError, terms_hash, terms_lines
 
 
 class NegotiationError(ConflictError):
@@ -71,6 +86,18 @@ class ApprovalRefusedError(WorkoutError):
     code = "permission_denied"
 
 
+class StaleTermsError(ConflictError):
+    """The proposal changed since the actor was shown it: nothing is recorded; the message shows the new terms."""
+
+    code = "terms_changed"
+
+
+class OverrideRequiredError(ValidationError):
+    """The model flags the proposal: approving it needs the approver's reason (field `override_reason`)."""
+
+    code = "override_reason_required"
+
+
 @dataclass(frozen=True)
 class ApprovalOutcome:
     proposal: Proposal
@@ -78,8 +105,24 @@ class ApprovalOutcome:
     needs: str  # what is still missing ("" once approved)
 
 
-def terms_hash(terms: Mapping[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(terms, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+def terms_summary(proposal: Proposal) -> str:
+    """The terms in one line, as the refusal of a stale action shows them."""
+    if proposal.kind == ProposalKind.LIQUIDATE:
+        return "liquidate the account"
+    return ", ".join(f"{label} {value}" for label, value in terms_lines(proposal.terms, {})) or "the loan as it is"
+
+
+def _seen(proposal: Proposal, version: int) -> None:
+    """Refuse an action on another version than the one the actor was shown."""
+    if version != proposal.version:
+        raise StaleTermsError(
+            f"proposal {proposal.pk} changed since you loaded it (you saw version {version}; it is now version "
+            f"{proposal.version}: {terms_summary(proposal)}). Nothing was recorded: read the new terms and decide "
+            "again.",
+            proposal_id=proposal.pk,
+            version=proposal.version,
+            terms=proposal.terms,
+        )
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -214,8 +257,17 @@ def proposal_draft(*, case_id: int, terms: Mapping[str, Any] | Terms, actor: Use
         )
         _set_terms(proposal, parsed, _latest_report(case))
         proposal.save()
+        proposal.editors.add(actor)
         _audit(
-            _event(proposal, "proposal.draft", "", actor=actor, terms=proposal.terms, expected_pv=proposal.expected_pv)
+            _event(
+                proposal,
+                "proposal.draft",
+                "",
+                actor=actor,
+                version=proposal.version,
+                terms=proposal.terms,
+                expected_pv=proposal.expected_pv,
+            )
         )
         if case.state == CaseState.MARGIN_CALL:
             before = _move(case, "propose", f"case {case.pk}")
@@ -225,12 +277,14 @@ def proposal_draft(*, case_id: int, terms: Mapping[str, Any] | Terms, actor: Use
 
 
 def proposal_edit(*, proposal_id: int, terms: Mapping[str, Any] | Terms, actor: User) -> Proposal:
-    """New terms for a proposal not yet offered: revalued, back to draft, its approvals void (bound to the old
-    terms), and the editor becomes its maker."""
+    """New terms for a proposal not yet offered: a new version, revalued, back to draft, its approvals void (they
+    were of the old version, and never count again), and the editor is one of its makers."""
     _require(actor, "restructuring.draft_proposal", "edit proposals")
     parsed = _terms(terms)
     with transaction.atomic():
         proposal = _proposal(proposal_id)
+        if proposal.kind == ProposalKind.LIQUIDATE:
+            raise NegotiationError(f"proposal {proposal_id} is a liquidation: it has no terms to edit")
         if proposal.state not in (ProposalState.DRAFT, ProposalState.PENDING_APPROVAL, ProposalState.APPROVED):
             raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: its terms can no longer change")
         before = str(proposal.state)
@@ -239,8 +293,20 @@ def proposal_edit(*, proposal_id: int, terms: Mapping[str, Any] | Terms, actor: 
         old = proposal.terms
         _set_terms(proposal, parsed, _latest_report(proposal.case))
         proposal.made_by = actor
+        proposal.version += 1
         proposal.save()
-        _audit(_event(proposal, "proposal.edit", before, actor=actor, terms_before=old, terms=proposal.terms))
+        proposal.editors.add(actor)
+        _audit(
+            _event(
+                proposal,
+                "proposal.edit",
+                before,
+                actor=actor,
+                version=proposal.version,
+                terms_before=old,
+                terms=proposal.terms,
+            )
+        )
     return proposal
 
 
@@ -264,24 +330,49 @@ def approval_limit(user: User, currency: str) -> Decimal:
     return max((Decimal(limits[r].get(currency, "0")) for r in roles if r in limits), default=Decimal(0))
 
 
-def proposal_approve(*, proposal_id: int, actor: User) -> ApprovalOutcome:
-    """Record the actor's approval of the current terms; the proposal is APPROVED once the approvals of these
-    terms cover its amount (and include a senior one when it is escalated)."""
+# Where a case must be for its proposals to be approved: a restructuring while the case is among its proposals (an
+# offer may be out: an approved alternative waits for its answer); a liquidation wherever the case can go to
+# liquidation.
+_APPROVABLE = {
+    ProposalKind.RESTRUCTURE: (CaseState.PROPOSED, CaseState.OFFERED),
+    ProposalKind.LIQUIDATE: (CaseState.MARGIN_CALL, CaseState.PROPOSED, CaseState.OFFERED, CaseState.DEFAULTED),
+}
+
+
+def proposal_approve(*, proposal_id: int, actor: User, version: int, override_reason: str = "") -> ApprovalOutcome:
+    """Record the actor's approval of the version of the proposal they were shown; the proposal is APPROVED once
+    the approvals of that version satisfy every control (restructuring/services/controls.py)."""
     _require(actor, "restructuring.approve_proposal", "approve proposals")
+    override_reason = override_reason.strip()
     with transaction.atomic():
         proposal = _proposal(proposal_id)
         if proposal.state != ProposalState.PENDING_APPROVAL:
             raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: only a pending proposal is approved")
-        if proposal.made_by_id == actor.pk:
+        if proposal.case.state not in _APPROVABLE[ProposalKind(proposal.kind)]:
+            raise NegotiationError(f"case {proposal.case_id} is {proposal.case.state}: its proposals are not approved")
+        _seen(proposal, version)
+        makers = proposal_makers(proposal)
+        if actor.pk in makers:
             raise ApprovalRefusedError(
-                f"{actor.get_username()} drafted or last edited proposal {proposal_id}: another officer must approve"
+                f"{actor.get_username()} {makers[actor.pk]} (proposal {proposal_id}): another officer must approve",
+                proposal_id=proposal_id,
             )
-        current = proposal.terms_hash or terms_hash(proposal.terms)
-        if Approval.objects.filter(proposal=proposal, approver=actor, terms_hash=current).exists():
-            raise NegotiationError(f"{actor.get_username()} already approved these terms of proposal {proposal_id}")
+        if Approval.objects.filter(proposal=proposal, approver=actor, version=proposal.version).exists():
+            raise NegotiationError(
+                f"{actor.get_username()} already approved version {proposal.version} of proposal {proposal_id}"
+            )
+        flags = approval_flags(proposal, proposal.feasibility_report)
+        if flags and not override_reason:
+            raise OverrideRequiredError(
+                f"proposal {proposal_id} is flagged: {'; '.join(flags)}. To approve it all the same, give your "
+                "reason for overriding the model",
+                field="override_reason",
+                flags=flags,
+            )
         currency = proposal.case.account.base_currency
         limit = approval_limit(actor, currency)
         senior = actor.has_perm("restructuring.approve_senior")
+        current = proposal.terms_hash or terms_hash(proposal.terms)
         Approval.objects.create(
             proposal=proposal,
             approver=actor,
@@ -289,9 +380,19 @@ def proposal_approve(*, proposal_id: int, actor: User) -> ApprovalOutcome:
             terms_hash=current,
             limit=limit,
             senior=senior,
+            override_reason=override_reason if flags else "",
             created_at=timezone.now(),
         )
-        needs = _still_needed(proposal, current, currency)
+        needs = " and ".join(
+            approvals_needed(
+                proposal=proposal,
+                approvals=current_approvals(proposal),
+                makers=makers,
+                amount=_amount(proposal),
+                forgiven=_forgiven(proposal),
+                currency=currency,
+            )
+        )
         before = str(proposal.state)
         if not needs:
             _move(proposal, "approve", f"proposal {proposal_id}")
@@ -302,10 +403,13 @@ def proposal_approve(*, proposal_id: int, actor: User) -> ApprovalOutcome:
                 "proposal.approve" if not needs else "proposal.approval",
                 before,
                 actor=actor,
+                reason=override_reason if flags else "",
+                version=proposal.version,
                 terms_hash=current,
                 limit=limit,
                 senior=senior,
                 needs=needs,
+                flags=flags,
             )
         )
     return ApprovalOutcome(proposal=proposal, approved=not needs, needs=needs)
@@ -317,15 +421,18 @@ def _amount(proposal: Proposal) -> Decimal:
     return Decimal(report.debt) if report is not None else Decimal(0)
 
 
-def _still_needed(proposal: Proposal, current: str, currency: str) -> str:
-    approvals = list(Approval.objects.filter(proposal=proposal, terms_hash=current))
-    amount = _amount(proposal)
-    missing = []
-    if not any(a.limit >= amount for a in approvals):
-        missing.append(f"an approval by someone whose limit covers {amount:,.2f} {currency}")
-    if proposal.requires_senior and not any(a.senior for a in approvals):
-        missing.append("a senior credit officer's approval (escalated by the rules)")
-    return " and ".join(missing)
+def _forgiven(proposal: Proposal) -> Decimal:
+    """What the terms forgive on the account's active loan (0 for a liquidation, or without a loan)."""
+    if proposal.kind == ProposalKind.LIQUIDATE:
+        return Decimal(0)
+    loan = (
+        MarginLoan.objects.filter(account_id=proposal.case.account_id, status=LoanStatus.ACTIVE)
+        .values_list("principal", "rate_annual")
+        .first()
+    )
+    if loan is None:
+        return Decimal(0)
+    return forgiveness(proposal.terms, principal=loan[0], rate_annual=loan[1])
 
 
 def proposal_reject(*, proposal_id: int, actor: User, reason: str) -> Proposal:
@@ -361,15 +468,23 @@ def offer_send(
     *,
     proposal_id: int,
     actor: User,
+    version: int,
     hours: float | None = None,
     counter_bounds: Mapping[str, Any] | None = None,
 ) -> Proposal:
-    """Send an approved proposal to the client: the case is OFFERED until the offer expires; the client may
-    counter within the bounds (by default: WORKOUT_COUNTER_* around the offered terms)."""
+    """Send an approved proposal (the version the officer was shown) to the client: the case is OFFERED until the
+    offer expires; the client may counter within the bounds (by default: WORKOUT_COUNTER_* around the offered
+    terms). A liquidation is never offered."""
     _require(actor, "restructuring.offer_proposal", "send offers")
     with transaction.atomic():
         proposal = _proposal(proposal_id)
         case = proposal.case
+        if proposal.kind == ProposalKind.LIQUIDATE:
+            raise NegotiationError(
+                f"proposal {proposal_id} is a liquidation: it is not offered to the client; once approved, send the "
+                "case to liquidation"
+            )
+        _seen(proposal, version)
         before = _move(proposal, "offer", f"proposal {proposal_id}")
         case_before = _move(case, "offer", f"case {case.pk}")
         now = timezone.now()
@@ -417,6 +532,10 @@ def _default_bounds(proposal: Proposal) -> dict[str, str | int]:
 # ------------------------------------------------------------------------------------------ client actions
 
 
+def _hash_of(proposal: Proposal) -> str:
+    return proposal.terms_hash or terms_hash(proposal.terms)
+
+
 def _offered(proposal: Proposal, now: datetime) -> None:
     if proposal.state != ProposalState.OFFERED:
         raise NegotiationError(f"proposal {proposal.pk} is {proposal.state}: it is not an open offer")
@@ -424,11 +543,20 @@ def _offered(proposal: Proposal, now: datetime) -> None:
         raise NegotiationError(f"the offer of proposal {proposal.pk} expired at {proposal.expires_at.isoformat()}")
 
 
-def offer_accept(*, proposal_id: int, client_id: int) -> Proposal:
+def offer_accept(*, proposal_id: int, client_id: int, terms_hash: str | None = None) -> Proposal:
+    """The client accepts the offer as it stands; `terms_hash`, when given, must be the offer's (what the client
+    read), else nothing happens (StaleTermsError)."""
     with transaction.atomic():
         proposal = _clients_proposal(proposal_id, client_id)
         now = timezone.now()
         _offered(proposal, now)
+        if terms_hash is not None and terms_hash != _hash_of(proposal):
+            raise StaleTermsError(
+                f"offer {proposal_id}: terms_hash {terms_hash} is not the offer's ({_hash_of(proposal)}): read the "
+                "offer again before accepting",
+                proposal_id=proposal_id,
+                terms_hash=_hash_of(proposal),
+            )
         before = _move(proposal, "accept", f"proposal {proposal_id}")
         case_before = _move(proposal.case, "accept", f"case {proposal.case_id}")
         proposal.decided_at = now
@@ -450,7 +578,7 @@ def offer_decline(*, proposal_id: int, client_id: int, reason: str) -> Proposal:
         now = timezone.now()
         _offered(proposal, now)
         before = _move(proposal, "decline", f"proposal {proposal_id}")
-        case_before = _move(proposal.case, "decline", f"case {proposal.case_id}")
+        case_before = _move(proposal.case, _after_offer(proposal, "decline"), f"case {proposal.case_id}")
         proposal.decided_at = now
         proposal.decision_reason = reason
         proposal.save(update_fields=["state", "decided_at", "decision_reason", "updated_at"])
@@ -461,6 +589,13 @@ def offer_decline(*, proposal_id: int, client_id: int, reason: str) -> Proposal:
             _event(proposal.case, "case.decline", case_before, system_actor=actor, proposal_id=proposal.pk),
         )
     return proposal
+
+
+def _after_offer(offer: Proposal, transition: str) -> str:
+    """The case's transition when an offer is declined or expires: back among its proposals while others of the
+    case are live (they stay approvable and offerable), else back to margin call (docs/case-states.md)."""
+    others = Proposal.objects.filter(case_id=offer.case_id, state__in=LIVE_PROPOSAL_STATES).exclude(pk=offer.pk)
+    return "return_to_proposals" if others.exists() else transition
 
 
 def offer_counter(*, proposal_id: int, client_id: int, terms: Mapping[str, Any]) -> Proposal:
@@ -601,16 +736,17 @@ def _sweep_soon() -> None:
 # ---------------------------------------------------------------------------------------------- execution
 
 
-def proposal_execute(*, proposal_id: int, actor: User) -> Proposal:
-    """Apply accepted terms in one transaction: the loan's principal (haircut, capitalised arrears), rate and
-    maturity; the repayment schedule; the collateral demand with its due date; the position reductions as orders
-    for the desk. The case is RESTRUCTURED."""
+def proposal_execute(*, proposal_id: int, actor: User, version: int) -> Proposal:
+    """Apply accepted terms (the version the officer was shown) in one transaction: the loan's principal (haircut,
+    capitalised arrears), rate and maturity; the repayment schedule; the collateral demand with its due date; the
+    position reductions as orders for the desk. The case is RESTRUCTURED and its other proposals withdrawn."""
     _require(actor, "restructuring.execute_proposal", "execute restructurings")
     with transaction.atomic():
         proposal = _proposal(proposal_id)
         case = proposal.case
         if proposal.state != ProposalState.ACCEPTED:
             raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: only an accepted offer is executed")
+        _seen(proposal, version)
         terms = _terms(proposal.terms)
         loan = MarginLoan.objects.select_for_update().filter(account=case.account, status=LoanStatus.ACTIVE).first()
         if loan is None:
@@ -668,6 +804,84 @@ def proposal_execute(*, proposal_id: int, actor: User) -> Proposal:
                 collateral=terms.collateral_to_add,
             ),
         )
+        proposals_withdraw_for_cases(
+            case_ids=[case.pk],
+            reason=f"case {case.pk} restructured by proposal {proposal_id}",
+            now=now,
+            actor=actor,
+            keep=[proposal.pk],
+        )
+    return proposal
+
+
+def proposal_liquidation_draft(*, case_id: int, reason: str, actor: User) -> Proposal:
+    """An officer's proposal to send the case to liquidation, with the reason, pending another officer's approval
+    (nobody sends a case to liquidation alone). Valued at what liquidating now brings, from the latest report."""
+    _require(actor, "restructuring.liquidate_case", "propose liquidations")
+    if not reason.strip():
+        raise ValidationError("a liquidation needs a reason", field="reason")
+    with transaction.atomic():
+        case = Case.objects.select_for_update().select_related("account__client").filter(pk=case_id).first()
+        if case is None:
+            raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
+        if case.state not in _APPROVABLE[ProposalKind.LIQUIDATE]:
+            raise NegotiationError(f"case {case_id} is {case.state}: it cannot go to liquidation")
+        if Proposal.objects.filter(
+            case=case, kind=ProposalKind.LIQUIDATE, state__in=LIVE_PROPOSAL_STATES, source=ProposalSource.OFFICER
+        ).exists():
+            raise NegotiationError(f"case {case_id} already has a liquidation proposal waiting for approval")
+        report = FeasibilityReport.objects.filter(case=case).order_by("-created_at", "-pk").first()
+        receipt = report.results.get("recovery", {}).get("lender_receipt") if report is not None else None
+        proposal = Proposal(
+            case=case,
+            round=_round(case),
+            source=ProposalSource.OFFICER,
+            source_key=f"officer:{uuid.uuid4().hex}",
+            kind=ProposalKind.LIQUIDATE,
+            name="liquidate",
+            terms={},
+            terms_hash=terms_hash({}),
+            explanation=[
+                {"rule": "", "action": "liquidate", "parameters": {"reason": reason}, "facts": {}, "problem": ""}
+            ],
+            feasibility_report=report,
+            valuation={"expected_pv": receipt} if receipt else {},
+            expected_pv=Decimal(receipt["value"]) if receipt else None,
+            made_by=actor,
+            decision_reason="",
+            created_at=timezone.now(),
+        )
+        proposal.submit()
+        proposal.save()
+        proposal.editors.add(actor)
+        events = [_event(proposal, "proposal.draft", "", actor=actor, kind=ProposalKind.LIQUIDATE, reason=reason)]
+        if case.state == CaseState.MARGIN_CALL:
+            before = _move(case, "propose", f"case {case.pk}")
+            case.save(update_fields=["state", "updated_at"])
+            events.append(_event(case, "case.propose", before, actor=actor, proposals=[proposal.pk]))
+        _audit(*events)
+    return proposal
+
+
+def proposal_liquidate(*, proposal_id: int, actor: User, version: int) -> Proposal:
+    """Carry out an approved liquidation proposal (the version the officer was shown): the case goes to
+    liquidation with its plan, its other proposals are withdrawn, the proposal is EXECUTED."""
+    _require(actor, "restructuring.liquidate_case", "send cases to liquidation")
+    with transaction.atomic():
+        proposal = _proposal(proposal_id)
+        if proposal.kind != ProposalKind.LIQUIDATE:
+            raise NegotiationError(f"proposal {proposal_id} restructures: it is offered to the client, not liquidated")
+        if proposal.state != ProposalState.APPROVED:
+            raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: only an approved liquidation is sent")
+        _seen(proposal, version)
+        before = _move(proposal, "carry_out_liquidation", f"proposal {proposal_id}")
+        proposal.decided_at = timezone.now()
+        proposal.save(update_fields=["state", "decided_at", "updated_at"])
+        # The proposal is executed first, so the case's move withdraws only the others.
+        plan = case_liquidate(
+            case_id=proposal.case_id, reason=f"proposal {proposal_id} approved", actor=actor, proposal_id=proposal_id
+        )
+        _audit(_event(proposal, "proposal.liquidate", before, actor=actor, plan_id=plan.pk, version=version))
     return proposal
 
 
@@ -763,6 +977,7 @@ def repayment_record(*, installment_id: int, amount: Decimal, actor: User) -> In
             case.close(at=now)
             case.save(update_fields=["state", "closed_at", "updated_at"])
             _audit(_event(case, "case.close", before, actor=actor, reason="repaid in full"))
+            proposals_withdraw_for_cases(case_ids=[case.pk], reason="the case is closed: repaid", now=now, actor=actor)
     return installment
 
 
@@ -791,13 +1006,20 @@ def _offers_expire(now: datetime) -> list[int]:
         cases = {
             c.pk: c for c in Case.objects.select_for_update(skip_locked=True).filter(pk__in=[p.case_id for p in due])
         }
+        # Cases with other live proposals go back among them (as after a decline: _after_offer).
+        with_alternatives = set(
+            Proposal.objects.filter(case_id__any=list(cases), state__in=LIVE_PROPOSAL_STATES)
+            .exclude(pk__any=[p.pk for p in due])
+            .values_list("case_id", flat=True)
+        )
         moved, events = [], []
         for proposal in due:
             case = cases.get(proposal.case_id)
             if case is None or case.state != CaseState.OFFERED:  # held by an action now, or moved: not ours
                 continue
             proposal.case = case
-            before, case_before = _move(proposal, "expire", "offer"), _move(case, "expire_offer", "case")
+            case_transition = "return_to_proposals" if case.pk in with_alternatives else "expire_offer"
+            before, case_before = _move(proposal, "expire", "offer"), _move(case, case_transition, "case")
             proposal.updated_at = case.updated_at = now  # auto_now is not applied by bulk writes
             moved.append(proposal)
             events += [
@@ -843,4 +1065,7 @@ def _missed_payments_default(now: datetime) -> list[int]:
         )
         bulk_update_fields(Case, cases, ["state", "updated_at"])
         audit_record_many(events)
+        proposals_withdraw_for_cases(
+            case_ids=[c.pk for c in cases], reason="the case defaulted", now=now, system_actor=NEGOTIATION_ACTOR
+        )
     return [c.pk for c in cases]

@@ -40,7 +40,7 @@ from restructuring.models import (
 )
 from restructuring.selectors import reports_load, rule_facts_load
 from restructuring.services.feasibility import terms_value
-from restructuring.terms import Terms, TermsError
+from restructuring.terms import Terms, TermsError, terms_hash
 from rules.actions import ESCALATE, LIQUIDATE, CaseHoldings, terms_from_actions
 from rules.engine import Firing, evaluate
 from rules.expressions import columns_from_rows
@@ -162,6 +162,7 @@ def _case_proposals(
                 kind=candidate.kind,
                 name=candidate.package,
                 terms=candidate.terms,
+                terms_hash=terms_hash(candidate.terms),
                 rule_set=rule_set,
                 rule_set_version=rule_set.version,
                 explanation=[_explained(f) for f in candidate.firings] + escalations,

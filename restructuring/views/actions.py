@@ -18,16 +18,17 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.models import Position
 from core.access import staff_view
 from core.errors import ValidationError, WorkoutError
-from restructuring.forms import OfferForm, ReasonForm, RepaymentForm, TermsForm
+from restructuring.forms import ApproveForm, OfferForm, ReasonForm, RepaymentForm, SeenVersionForm, TermsForm
 from restructuring.models import Case, Installment, Proposal
 from restructuring.services.feasibility import terms_preview
-from restructuring.services.liquidation import case_liquidate
 from restructuring.services.negotiation import (
     offer_send,
     proposal_approve,
     proposal_draft,
     proposal_edit,
     proposal_execute,
+    proposal_liquidate,
+    proposal_liquidation_draft,
     proposal_reject,
     proposal_submit,
     repayment_record,
@@ -57,6 +58,17 @@ def _run(request: HttpRequest, act: Callable[[], str]) -> None:
         messages.success(request, done)
 
 
+def _seen_version(request: HttpRequest, form: SeenVersionForm) -> int | None:
+    """The version of the proposal the form was loaded with; None (and the message) when the form carries none."""
+    if form.is_valid():
+        return int(form.cleaned_data["version"])
+    if "version" in form.errors:
+        messages.error(request, "The form did not say which version of the terms you saw: reload the case and decide.")
+        return None
+    messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
+    return None
+
+
 # ---------------------------------------------------------------------------------------------- proposals
 
 
@@ -77,9 +89,16 @@ def proposal_submit_view(request: HttpRequest, proposal_id: int) -> HttpResponse
 @require_POST
 def proposal_approve_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
     case_id = _case_of(proposal_id)
+    form = ApproveForm(request.POST)
+    version = _seen_version(request, form)
+    if version is None:
+        return _back(case_id, f"proposal-{proposal_id}")
+    override_reason = form.cleaned_data["override_reason"]
 
     def act() -> str:
-        outcome = proposal_approve(proposal_id=proposal_id, actor=_actor(request))
+        outcome = proposal_approve(
+            proposal_id=proposal_id, actor=_actor(request), version=version, override_reason=override_reason
+        )
         if outcome.approved:
             return f"Proposal {proposal_id} approved: it can be offered to the client."
         return f"Your approval of proposal {proposal_id} is recorded; a second approval is needed: {outcome.needs}."
@@ -110,12 +129,14 @@ def proposal_reject_view(request: HttpRequest, proposal_id: int) -> HttpResponse
 def proposal_offer_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
     case_id = _case_of(proposal_id)
     form = OfferForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "The offer's hours: " + " ".join(str(e) for e in form.errors.get("hours", [])))
+    version = _seen_version(request, form)
+    if version is None:
         return _back(case_id, f"proposal-{proposal_id}")
 
     def act() -> str:
-        proposal = offer_send(proposal_id=proposal_id, actor=_actor(request), hours=form.cleaned_data["hours"])
+        proposal = offer_send(
+            proposal_id=proposal_id, actor=_actor(request), version=version, hours=form.cleaned_data["hours"]
+        )
         return f"Proposal {proposal_id} offered to the client until {proposal.expires_at:%Y-%m-%d %H:%M} UTC."
 
     _run(request, act)
@@ -126,13 +147,32 @@ def proposal_offer_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
 @require_POST
 def proposal_execute_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
     case_id = _case_of(proposal_id)
+    version = _seen_version(request, SeenVersionForm(request.POST))
+    if version is None:
+        return _back(case_id, f"proposal-{proposal_id}")
 
     def act() -> str:
-        proposal_execute(proposal_id=proposal_id, actor=_actor(request))
+        proposal_execute(proposal_id=proposal_id, actor=_actor(request), version=version)
         return f"Proposal {proposal_id} executed: the case is restructured."
 
     _run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
+
+
+@staff_view("restructuring.liquidate_case")
+@require_POST
+def proposal_liquidate_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
+    case_id = _case_of(proposal_id)
+    version = _seen_version(request, SeenVersionForm(request.POST))
+    if version is None:
+        return _back(case_id, f"proposal-{proposal_id}")
+
+    def act() -> str:
+        proposal_liquidate(proposal_id=proposal_id, actor=_actor(request), version=version)
+        return f"Proposal {proposal_id} carried out: case {case_id} is in liquidation."
+
+    _run(request, act)
+    return _back(case_id)
 
 
 @staff_view("restructuring.execute_proposal")
@@ -160,6 +200,7 @@ def repayment_record_view(request: HttpRequest, installment_id: int) -> HttpResp
 @staff_view("restructuring.liquidate_case")
 @require_POST
 def case_liquidate_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    """Propose the case's liquidation: another officer approves it before anyone carries it out."""
     get_object_or_404(Case.objects.only("pk"), pk=case_id)
     form = ReasonForm(request.POST)
     if not form.is_valid():
@@ -167,8 +208,12 @@ def case_liquidate_view(request: HttpRequest, case_id: int) -> HttpResponse:
         return _back(case_id)
 
     def act() -> str:
-        plan = case_liquidate(case_id=case_id, reason=form.cleaned_data["reason"], actor=_actor(request))
-        return f"Case {case_id} sent to liquidation: {plan.days} day(s), expected proceeds {plan.expected_proceeds:f}."
+        proposal = proposal_liquidation_draft(
+            case_id=case_id, reason=form.cleaned_data["reason"], actor=_actor(request)
+        )
+        return (
+            f"Liquidation proposed (proposal {proposal.pk}): another officer must approve it before it is carried out."
+        )
 
     _run(request, act)
     return _back(case_id)

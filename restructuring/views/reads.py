@@ -34,9 +34,9 @@ from restructuring.models import (
 from restructuring.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.schedules import ScheduleError
 from restructuring.selectors import RESTRUCTURED_STATES
+from restructuring.services.controls import approval_flags
 from restructuring.services.feasibility import report_facts, terms_price
-from restructuring.services.negotiation import terms_hash
-from restructuring.terms import Terms, TermsError
+from restructuring.terms import Terms, TermsError, terms_hash, terms_lines
 
 QUEUE_PAGE_SIZE = 50
 SNAPSHOTS_SHOWN = 400  # the most recent risk snapshots drawn on the case's history chart
@@ -189,24 +189,23 @@ class ProposalView:
     schedule_note: str  # where the schedule comes from, or why there is none
     schedule_total: Decimal | None
     terms_lines: list[tuple[str, str]]  # the terms as an officer reads them
+    flags: list[str] = field(default_factory=list)  # what the model says against approving it (controls.py)
     needs: str = ""  # a pending proposal's missing approvals (set by the page from the audit trail)
 
     @property
     def current_hash(self) -> str:
-        """The hash approvals of the current terms carry (rule-made proposals store none: it is computed)."""
+        """The hash of the current terms (what a client's accept may name)."""
         return self.proposal.terms_hash or terms_hash(self.proposal.terms)
 
     @property
     def valid_approvals(self) -> list[Approval]:
-        """Approvals of the terms as they are now (an edit voids the others)."""
-        current = self.current_hash
-        return [a for a in self.approvals if a.terms_hash == current]
+        """Approvals of the current version (an edit voids the others, for good)."""
+        return [a for a in self.approvals if a.version == self.proposal.version]
 
     @property
     def approvals_shown(self) -> list[tuple[Approval, bool]]:
-        """Each approval and whether it stands (bound to the current terms)."""
-        current = self.current_hash
-        return [(a, a.terms_hash == current) for a in self.approvals]
+        """Each approval and whether it stands (given to the current version)."""
+        return [(a, a.version == self.proposal.version) for a in self.approvals]
 
 
 @dataclass
@@ -334,36 +333,8 @@ def _proposal_view(
         schedule_note=note,
         schedule_total=total,
         terms_lines=terms_lines(proposal.terms, symbols),
+        flags=approval_flags(proposal, report),
     )
-
-
-_TERM_LABELS = {
-    "term_months": "term (months)",
-    "rate_annual": "rate (annual)",
-    "kind": "schedule",
-    "moratorium_months": "moratorium (months)",
-    "grace_interest_months": "interest grace (months)",
-    "grace_principal_months": "principal grace (months)",
-    "arrears_treatment": "arrears",
-    "collateral_to_add": "collateral to add",
-    "principal_haircut": "principal haircut",
-}
-
-
-def terms_lines(terms: Mapping[str, Any], symbols: Mapping[int, str]) -> list[tuple[str, str]]:
-    """Terms as label and value, leaving out what is zero or the default."""
-    out = []
-    for key, label in _TERM_LABELS.items():
-        value = terms.get(key)
-        if _is_nothing(value) or (key == "arrears_treatment" and value == "capitalise"):
-            continue
-        if key == "rate_annual":
-            value = f"{Decimal(str(value)) * 100:.2f}%"
-        out.append((label, str(value).replace("_", " ")))
-    for position_id, fraction in terms.get("reduce") or []:
-        symbol = symbols.get(int(position_id), f"position {position_id}")
-        out.append((f"reduce {symbol}", f"{Decimal(str(fraction)) * 100:.0f}%"))
-    return out
 
 
 def _schedule(proposal: Proposal, report: FeasibilityReport | None, currency: str) -> tuple[list[ScheduleRow], str]:
@@ -419,12 +390,3 @@ def _params(data: Mapping[str, Any]) -> feasibility.Params:
 
 def open_case_states() -> list[tuple[str, str]]:
     return [(s.value, s.label) for s in CaseState if s in OPEN_STATES]
-
-
-def _is_nothing(value: Any) -> bool:
-    if value is None or value == "":
-        return True
-    try:
-        return Decimal(str(value)) == 0
-    except ArithmeticError:
-        return False

@@ -24,8 +24,8 @@ from core.models import ApiToken
 from restructuring.models import Case, CaseState, CollateralTopUp, Proposal, ProposalSource, ProposalState
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.negotiation import offer_send, proposal_approve, topup_declare
-from rules.services import DEFAULT_RULES, ruleset_load
 from tests.restructuring.helpers import account, btc, sweep_only
+from tests.web.helpers import policy_in_force
 
 FAST = override_settings(WORKOUT_FEASIBILITY_PATHS=500)
 OPERATOR_PERMISSIONS = ("add_marginaccount", "change_marginaccount", "add_price", "add_sweep", "view_sweep")
@@ -103,14 +103,15 @@ def staff_user(username: str, role: str) -> User:
 
 def offered_case(code: str = "CALL", instrument: Instrument | None = None) -> Proposal:
     """The rules' proposal for 10 BTC at 100 on a 750 loan, approved and offered for 24 hours."""
-    ruleset_load(DEFAULT_RULES, publish=True)
+    policy_in_force()
     margin_account = account(code, instrument or btc(), band="margin_call")
     with TestCase.captureOnCommitCallbacks(execute=True), TestCase.captureOnCommitCallbacks(execute=True):
         cases_apply_risk(sweep_id=sweep_only().pk)
     proposal = Proposal.objects.get(case__account=margin_account)
     officer = User.objects.filter(username="alice").first() or staff_user("alice", "credit_officer")
-    assert proposal_approve(proposal_id=proposal.pk, actor=officer).approved
-    return offer_send(proposal_id=proposal.pk, actor=officer, hours=24)
+    # The client has no cash: the model flags the proposal, and the officer overrides it (the API is what is tested).
+    assert proposal_approve(proposal_id=proposal.pk, actor=officer, version=1, override_reason="test book").approved
+    return offer_send(proposal_id=proposal.pk, actor=officer, version=1, hours=24)
 
 
 def _foreign_world(instrument: Instrument) -> tuple[Client, MarginAccount, Case, Proposal]:

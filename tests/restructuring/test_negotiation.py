@@ -29,6 +29,7 @@ from restructuring.models import (
 )
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.negotiation import (
+    ApprovalOutcome,
     ApprovalRefusedError,
     NegotiationError,
     negotiation_deadlines_run,
@@ -46,16 +47,15 @@ from restructuring.services.negotiation import (
     topup_confirm,
     topup_declare,
 )
-from rules.services import DEFAULT_RULES, ruleset_load
 from tests.restructuring.helpers import account, btc, run_together, sweep_only
-from tests.web.helpers import staff_user
+from tests.web.helpers import policy_in_force, staff_user
 
 FAST = override_settings(WORKOUT_FEASIBILITY_PATHS=500)
 
 
 def _proposed() -> Proposal:
     """The concentration proposal the default rules make for 10 BTC at 100 on a 750 loan (pending approval)."""
-    ruleset_load(DEFAULT_RULES, publish=True)
+    policy_in_force()
     margin_account = account("CALL", btc(), band="margin_call")
     with TestCase.captureOnCommitCallbacks(execute=True), TestCase.captureOnCommitCallbacks(execute=True):
         cases_apply_risk(sweep_id=sweep_only().pk)
@@ -74,8 +74,24 @@ def _client_id(proposal: Proposal) -> int:
     return MarginAccount.objects.get(pk=proposal.case.account_id).client_id
 
 
+# The test book's client has no cash and no declared capacity: the model flags every proposal as unaffordable, so
+# approving one takes an override reason. These tests are about the negotiation's flow; the guardrail itself is
+# tests/restructuring/test_controls.py's.
+OVERRIDE = "the client's other assets, known to the desk"
+
+
+def _approve(proposal: Proposal, officer: User) -> ApprovalOutcome:
+    """The officer approves the version of the proposal as it stands now (what the page would show)."""
+    version = Proposal.objects.get(pk=proposal.pk).version
+    return proposal_approve(proposal_id=proposal.pk, actor=officer, version=version, override_reason=OVERRIDE)
+
+
+def _version(proposal: Proposal) -> int:
+    return Proposal.objects.get(pk=proposal.pk).version
+
+
 def _approved(proposal: Proposal, officer: User) -> Proposal:
-    assert proposal_approve(proposal_id=proposal.pk, actor=officer).approved
+    assert _approve(proposal, officer).approved
     return Proposal.objects.get(pk=proposal.pk)
 
 
@@ -86,15 +102,15 @@ def test_above_an_officers_limit_a_second_approval_by_someone_whose_limit_covers
     alice, _, sam = _officers()
     ApprovalLimit.objects.create(user=alice, currency="USD", amount=Decimal("500"))  # the debt is 750
 
-    outcome = proposal_approve(proposal_id=proposal.pk, actor=alice)
+    outcome = _approve(proposal, alice)
 
     assert not outcome.approved
     assert outcome.needs == "an approval by someone whose limit covers 750.00 USD"
     assert Proposal.objects.get(pk=proposal.pk).state == ProposalState.PENDING_APPROVAL
-    with pytest.raises(NegotiationError, match="already approved these terms"):
-        proposal_approve(proposal_id=proposal.pk, actor=alice)
+    with pytest.raises(NegotiationError, match="already approved version 1"):
+        _approve(proposal, alice)
 
-    outcome = proposal_approve(proposal_id=proposal.pk, actor=sam)  # senior: 5,000,000
+    outcome = _approve(proposal, sam)  # senior: 5,000,000
 
     assert outcome.approved
     assert Proposal.objects.get(pk=proposal.pk).state == ProposalState.APPROVED
@@ -110,8 +126,8 @@ def test_the_maker_cannot_approve_and_editing_voids_earlier_approvals() -> None:
     terms = {"term_months": 6, "collateral_to_add": "0"}
     mine = proposal_draft(case_id=proposal.case_id, terms=terms, actor=alice)
     proposal_submit(proposal_id=mine.pk, actor=alice)
-    with pytest.raises(ApprovalRefusedError, match="alice drafted or last edited"):
-        proposal_approve(proposal_id=mine.pk, actor=alice)
+    with pytest.raises(ApprovalRefusedError, match="alice drafted or edited its terms"):
+        _approve(mine, alice)
 
     # bob approves; sam edits the terms afterwards: back to draft, bob's approval was of other terms
     assert _approved(mine, bob).state == ProposalState.APPROVED
@@ -119,8 +135,8 @@ def test_the_maker_cannot_approve_and_editing_voids_earlier_approvals() -> None:
     assert edited.state == ProposalState.DRAFT
     assert edited.terms["term_months"] == 9
     proposal_submit(proposal_id=mine.pk, actor=sam)
-    with pytest.raises(ApprovalRefusedError, match="sam drafted or last edited"):
-        proposal_approve(proposal_id=mine.pk, actor=sam)
+    with pytest.raises(ApprovalRefusedError, match="sam drafted or edited its terms"):
+        _approve(mine, sam)
     assert _approved(mine, bob).state == ProposalState.APPROVED  # bob again, on the new terms
 
     with pytest.raises(ValidationError) as caught:
@@ -128,7 +144,7 @@ def test_the_maker_cannot_approve_and_editing_voids_earlier_approvals() -> None:
     assert caught.value.context["field"] == "rate_annual"
     compliance = staff_user("carol", "compliance")
     with pytest.raises(ApprovalRefusedError, match="carol may not approve"):
-        proposal_approve(proposal_id=proposal.pk, actor=compliance)
+        _approve(proposal, compliance)
 
 
 @pytest.mark.django_db
@@ -138,7 +154,7 @@ def test_offer_accept_execute_repay_and_close() -> None:
     alice, _, _ = _officers()
     position = Position.objects.get(account=proposal.case.account)
     _approved(proposal, alice)
-    offer_send(proposal_id=proposal.pk, actor=alice, hours=24)
+    offer_send(proposal_id=proposal.pk, actor=alice, version=_version(proposal), hours=24)
     assert Case.objects.get(pk=proposal.case_id).state == CaseState.OFFERED
 
     with pytest.raises(NotFoundError):  # another client's id: not found, never forbidden
@@ -148,7 +164,7 @@ def test_offer_accept_execute_repay_and_close() -> None:
     with pytest.raises(NegotiationError, match="not an open offer"):
         offer_accept(proposal_id=proposal.pk, client_id=_client_id(proposal))
 
-    proposal_execute(proposal_id=proposal.pk, actor=alice)
+    proposal_execute(proposal_id=proposal.pk, actor=alice, version=_version(proposal))
 
     # the concentration terms: 300 of collateral, half the BTC sold, 12 months at the loan's 8%
     case = Case.objects.get(pk=proposal.case_id)
@@ -178,7 +194,7 @@ def test_counter_offers_stay_within_the_bounds_and_go_back_to_the_officers() -> 
     proposal = _proposed()
     alice, bob, _ = _officers()
     _approved(proposal, alice)
-    offer_send(proposal_id=proposal.pk, actor=alice)
+    offer_send(proposal_id=proposal.pk, actor=alice, version=_version(proposal))
     offer = Proposal.objects.get(pk=proposal.pk)
     # default bounds: 12 more months, the rate at most 2 points lower, at least half the collateral
     assert offer.counter_bounds == {"max_term_months": 24, "min_rate": "0.06", "min_collateral": "150.00"}
@@ -216,7 +232,7 @@ def test_declines_expiries_and_missed_payments_move_the_case() -> None:
     proposal = _proposed()
     alice, _, _ = _officers()
     _approved(proposal, alice)
-    offer_send(proposal_id=proposal.pk, actor=alice, hours=1)
+    offer_send(proposal_id=proposal.pk, actor=alice, version=_version(proposal), hours=1)
     client_id = _client_id(proposal)
     with pytest.raises(ValidationError):
         offer_decline(proposal_id=proposal.pk, client_id=client_id, reason=" ")
@@ -235,7 +251,7 @@ def test_declines_expiries_and_missed_payments_move_the_case() -> None:
     bob = User.objects.get(username="bob")
     proposal_submit(proposal_id=second.pk, actor=alice)
     _approved(second, bob)
-    offer_send(proposal_id=second.pk, actor=bob)
+    offer_send(proposal_id=second.pk, actor=bob, version=_version(second))
     offer_decline(proposal_id=second.pk, client_id=client_id, reason="too short")
     assert Case.objects.get(pk=proposal.case_id).state == CaseState.MARGIN_CALL
 
@@ -243,9 +259,9 @@ def test_declines_expiries_and_missed_payments_move_the_case() -> None:
     third = proposal_draft(case_id=proposal.case_id, terms={"term_months": 3}, actor=alice)
     proposal_submit(proposal_id=third.pk, actor=alice)
     _approved(third, bob)
-    offer_send(proposal_id=third.pk, actor=bob)
+    offer_send(proposal_id=third.pk, actor=bob, version=_version(third))
     offer_accept(proposal_id=third.pk, client_id=client_id)
-    proposal_execute(proposal_id=third.pk, actor=bob)
+    proposal_execute(proposal_id=third.pk, actor=bob, version=_version(third))
     first_due = Installment.objects.filter(proposal=third).order_by("number").first()
     assert first_due is not None
     after_grace = timezone.now() + timedelta(days=31 + 6)
@@ -280,7 +296,7 @@ def test_accept_racing_decline_has_one_outcome() -> None:
     proposal = _proposed()
     alice, _, _ = _officers()
     _approved(proposal, alice)
-    offer_send(proposal_id=proposal.pk, actor=alice)
+    offer_send(proposal_id=proposal.pk, actor=alice, version=_version(proposal))
     client_id = _client_id(proposal)
 
     outcomes = run_together(

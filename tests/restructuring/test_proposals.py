@@ -6,6 +6,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
 from django.test import TestCase, override_settings
 
 from accounts.models import Client, ClientGroup, MarginLoan, Position
@@ -129,13 +130,16 @@ def test_a_dry_run_and_a_backtest_show_what_a_draft_changes_against_the_publishe
     draft = ruleset_clone(rule_set_id=published.pk)
     # the draft asks for more collateral from concentrated books, and adds a 6-month extension for them
     rule = draft.rules.get(name="concentrated_collateral")
+    editor = User.objects.create_user("editor")
     rule_save(
         rule_set_id=draft.pk,
+        actor=editor,
         rule={**spec_dict(rule), "parameters": {"amount": "shortfall * 1.5"}},
         replaces="concentrated_collateral",
     )
     rule_save(
         rule_set_id=draft.pk,
+        actor=editor,
         rule={
             "name": "concentrated_short",
             "priority": 45,

@@ -46,6 +46,10 @@ def _senior() -> User:
     return User.objects.get(pk=user.pk)  # permissions are cached per instance
 
 
+def _editor() -> User:
+    return User.objects.get_or_create(username="editor")[0]
+
+
 @pytest.mark.django_db
 def test_the_default_rule_set_loads_with_twenty_rules_that_all_check() -> None:
     rule_set = ruleset_load(DEFAULT_RULES, publish=True)
@@ -93,15 +97,17 @@ def test_publishing_needs_the_senior_permission_and_is_one_audit_event() -> None
 def test_a_published_set_never_changes_and_is_edited_by_cloning() -> None:
     first = ruleset_load(DEFAULT_RULES, publish=True)
     with pytest.raises(RuleSetNotEditableError, match="never changes"):
-        rule_save(rule_set_id=first.pk, rule=SMALL)
+        rule_save(rule_set_id=first.pk, actor=_editor(), rule=SMALL)
     with pytest.raises(RuleSetNotEditableError):
-        rule_save(rule_set_id=first.pk, rule={**SMALL, "name": "illiquid_term"}, replaces="illiquid_term")
+        rule_save(
+            rule_set_id=first.pk, actor=_editor(), rule={**SMALL, "name": "illiquid_term"}, replaces="illiquid_term"
+        )
 
     draft = ruleset_clone(rule_set_id=first.pk)
     assert (draft.status, draft.cloned_from_id, draft.version) == (RuleSetStatus.DRAFT, first.pk, first.version + 1)
     assert sorted(draft.rules.values_list("name", flat=True)) == sorted(first.rules.values_list("name", flat=True))
-    rule_save(rule_set_id=draft.pk, rule={**SMALL, "parameters": {"months": "4"}})
-    ruleset_publish(rule_set_id=draft.pk, actor=None, system_actor="test")
+    rule_save(rule_set_id=draft.pk, actor=_editor(), rule={**SMALL, "parameters": {"months": "4"}})
+    ruleset_publish(rule_set_id=draft.pk, actor=_senior())  # a set is in force: a person publishes the next
 
     # the first is retired, unchanged; exactly one set is in force
     assert RuleSet.objects.get(pk=first.pk).status == RuleSetStatus.RETIRED
@@ -125,7 +131,7 @@ def test_a_bad_rule_is_refused_when_saved_naming_the_rule_the_field_and_the_plac
     ]
     for rule, field, words in cases:
         with pytest.raises(RuleValidationError) as caught:
-            rule_save(rule_set_id=draft.pk, rule={**rule, "name": "bad"})
+            rule_save(rule_set_id=draft.pk, actor=_editor(), rule={**rule, "name": "bad"})
         assert caught.value.context["rule"] == "bad"
         assert caught.value.context["field"] == field, (rule, caught.value)
         assert "'bad'" in str(caught.value)
@@ -133,11 +139,15 @@ def test_a_bad_rule_is_refused_when_saved_naming_the_rule_the_field_and_the_plac
             assert words in str(caught.value)
     # the expression errors say where: a position in the text
     with pytest.raises(RuleValidationError) as caught:
-        rule_save(rule_set_id=draft.pk, rule={**SMALL, "name": "bad", "condition": "debt > 0 and shortfal < 0.05"})
+        rule_save(
+            rule_set_id=draft.pk,
+            actor=_editor(),
+            rule={**SMALL, "name": "bad", "condition": "debt > 0 and shortfal < 0.05"},
+        )
     assert caught.value.context["position"] == 13
     assert draft.rules.count() == 1  # nothing half-saved
     with pytest.raises(RuleValidationError, match="two rules have this name"):
-        rule_save(rule_set_id=draft.pk, rule=SMALL)
+        rule_save(rule_set_id=draft.pk, actor=_editor(), rule=SMALL)
 
 
 def test_the_default_rules_file_is_valid_json_with_unique_names() -> None:

@@ -8,6 +8,9 @@ from django.test import Client
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from rules.models import RuleSet
+from rules.services import DEFAULT_RULES, ruleset_load, ruleset_publish
+
 PASSWORD = "correct horse battery staple"
 
 
@@ -30,3 +33,19 @@ def signed_in(user: User, client: Client | None = None) -> Client:
     )
     assert response.status_code == 302, response.content[:500]
     return client
+
+
+def policy_in_force() -> RuleSet:
+    """The default rules as a policy two people own: written by a credit officer ("policy-author") and published
+    by a senior who did not write it ("policy-publisher"). Their proposals have two people on record already, so
+    one officer's approval completes them (a policy nobody wrote, loaded by a command, needs two approvers). The two
+    never sign in: no password (a hash is slow)."""
+    people = []
+    for username, role in (("policy-author", "credit_officer"), ("policy-publisher", "senior_credit_officer")):
+        user, created = User.objects.get_or_create(username=username)
+        if created:
+            user.groups.add(Group.objects.get(name=role))
+        people.append(user)
+    author, publisher = people
+    draft = ruleset_load(DEFAULT_RULES, actor=author)
+    return ruleset_publish(rule_set_id=draft.pk, actor=publisher)

@@ -35,6 +35,10 @@ pytestmark = [
     pytest.mark.django_db,
 ]
 
+# The test book's client has no cash: the model flags its proposals, so approving one takes an override reason
+# (the guardrail itself: test_approval_guardrails below). Each form carries the version it was loaded with.
+APPROVE = {"version": "1", "override_reason": "the client's other assets, known to the desk"}
+
 TERMS_FORM = {
     "new-name": "six months",
     "new-term_months": "6",
@@ -173,7 +177,7 @@ def test_editing_terms_voids_the_approvals_and_makes_the_editor_the_maker(
     alice: User, bob: User, proposal: Proposal
 ) -> None:
     ApprovalLimit.objects.create(user=bob, currency="USD", amount=Decimal(100))
-    assert not proposal_approve(proposal_id=proposal.pk, actor=bob).approved
+    assert not proposal_approve(proposal_id=proposal.pk, actor=bob, version=1, override_reason="x").approved
     web = signed_in(alice)
 
     form = web.get(f"/proposals/{proposal.pk}/edit/")
@@ -198,14 +202,14 @@ def test_a_second_approval_is_needed_above_the_officers_limit_then_a_senior_appr
 ) -> None:
     ApprovalLimit.objects.create(user=alice, currency="USD", amount=Decimal(500))  # the debt is 750
 
-    first = _follow(signed_in(alice), f"/proposals/{proposal.pk}/approve/")
+    first = _follow(signed_in(alice), f"/proposals/{proposal.pk}/approve/", APPROVE)
 
     assert "a second approval is needed" in _messages(first)
     assert "limit covers 750.00 USD" in _messages(first)
     assert _state(proposal) == ProposalState.PENDING_APPROVAL
     assert "Still needed: an approval by someone whose limit covers 750.00 USD" in text(first)
 
-    second = _follow(signed_in(sam), f"/proposals/{proposal.pk}/approve/")
+    second = _follow(signed_in(sam), f"/proposals/{proposal.pk}/approve/", APPROVE)
 
     assert f"Proposal {proposal.pk} approved" in _messages(second)
     assert _state(proposal) == ProposalState.APPROVED
@@ -224,7 +228,7 @@ def test_the_maker_may_not_approve_their_own_terms(alice: User, case: Case) -> N
     _follow(web, f"/proposals/{drafted.pk}/submit/")
     assert _state(drafted) == ProposalState.PENDING_APPROVAL
 
-    response = _follow(web, f"/proposals/{drafted.pk}/approve/")
+    response = _follow(web, f"/proposals/{drafted.pk}/approve/", APPROVE)
 
     assert "another officer must approve" in _messages(response)
     assert _state(drafted) == ProposalState.PENDING_APPROVAL
@@ -234,11 +238,11 @@ def test_the_maker_may_not_approve_their_own_terms(alice: User, case: Case) -> N
 def test_approving_twice_is_a_conflict_shown_as_a_message(alice: User, bob: User, proposal: Proposal) -> None:
     ApprovalLimit.objects.create(user=alice, currency="USD", amount=Decimal(1))
     web = signed_in(alice)
-    _follow(web, f"/proposals/{proposal.pk}/approve/")
+    _follow(web, f"/proposals/{proposal.pk}/approve/", APPROVE)
 
-    response = _follow(web, f"/proposals/{proposal.pk}/approve/")
+    response = _follow(web, f"/proposals/{proposal.pk}/approve/", APPROVE)
 
-    assert "already approved these terms" in _messages(response)
+    assert "already approved version 1" in _messages(response)
     assert Approval.objects.filter(proposal=proposal).count() == 1
 
 
@@ -261,19 +265,37 @@ def test_rejecting_needs_a_reason_and_the_case_goes_back_to_margin_call(alice: U
     assert "proposal.reject" in text(done).split("Timeline")[1]
 
 
-def test_sending_a_case_to_liquidation(alice: User, case: Case) -> None:
+def test_sending_a_case_to_liquidation_takes_two_officers(alice: User, bob: User, case: Case) -> None:
     web = signed_in(alice)
 
-    response = _follow(web, f"/cases/{case.pk}/liquidate/", {"reason": "client unreachable"})
+    proposed = _follow(web, f"/cases/{case.pk}/liquidate/", {"reason": "client unreachable"})
+
+    liquidation = Proposal.objects.get(case=case, kind="liquidate")
+    assert "another officer approves it" in _messages(proposed)
+    assert (liquidation.state, liquidation.made_by) == (ProposalState.PENDING_APPROVAL, alice)
+    assert Case.objects.get(pk=case.pk).state == CaseState.PROPOSED
+    assert not LiquidationPlan.objects.filter(case=case).exists()
+    refused = _follow(web, f"/proposals/{liquidation.pk}/approve/", {"version": "1"})
+    assert "another officer must approve" in _messages(refused)
+    assert "Send to liquidation" not in text(refused)  # nothing to carry out before the approval
+
+    approved = _follow(signed_in(bob), f"/proposals/{liquidation.pk}/approve/", {"version": "1"})
+    assert f"Proposal {liquidation.pk} approved" in _messages(approved)
+    assert "Send offer" not in text(approved).split(f"#{liquidation.pk}")[1].split("Repayment schedule")[0]
+
+    response = _follow(web, f"/proposals/{liquidation.pk}/liquidate/", {"version": "1"})
 
     assert Case.objects.get(pk=case.pk).state == CaseState.LIQUIDATING
     plan = LiquidationPlan.objects.get(case=case)
-    assert f"Case {case.pk} sent to liquidation" in _messages(response)
+    assert f"case {case.pk} is in liquidation" in _messages(response)
     assert "Liquidation plan" in text(response)
-    assert "Send to liquidation" not in text(response)
     assert plan.days >= 1
-    # again: the service's answer, nothing twice
-    _follow(web, f"/cases/{case.pk}/liquidate/", {"reason": "again"})
+    # the rules' proposal went with the case; the liquidation proposal is executed
+    assert _state(Proposal.objects.get(case=case, kind="restructure")) == ProposalState.WITHDRAWN
+    assert _state(liquidation) == ProposalState.EXECUTED
+    # again: refused, nothing twice
+    again = _follow(web, f"/proposals/{liquidation.pk}/liquidate/", {"version": "1"})
+    assert "only an approved liquidation is sent" in _messages(again)
     assert LiquidationPlan.objects.filter(case=case).count() == 1
 
 
@@ -282,17 +304,17 @@ def test_sending_a_case_to_liquidation(alice: User, case: Case) -> None:
 
 def test_offer_execute_and_record_the_repayments(alice: User, bob: User, proposal: Proposal) -> None:
     web = signed_in(alice)
-    _follow(web, f"/proposals/{proposal.pk}/approve/")
+    _follow(web, f"/proposals/{proposal.pk}/approve/", APPROVE)
     assert _state(proposal) == ProposalState.APPROVED
 
-    offered = _follow(web, f"/proposals/{proposal.pk}/offer/", {"hours": "48"})
+    offered = _follow(web, f"/proposals/{proposal.pk}/offer/", {"version": "1", "hours": "48"})
 
     assert "offered to the client until" in _messages(offered)
     assert Case.objects.get(pk=proposal.case_id).state == CaseState.OFFERED
     # the client accepts through the API (its service here)
     offer_accept(proposal_id=proposal.pk, client_id=Case.objects.get(pk=proposal.case_id).account.client_id)
 
-    executed = _follow(web, f"/proposals/{proposal.pk}/execute/")
+    executed = _follow(web, f"/proposals/{proposal.pk}/execute/", {"version": "1"})
 
     assert "the case is restructured" in _messages(executed)
     assert Case.objects.get(pk=proposal.case_id).state == CaseState.RESTRUCTURED
@@ -312,10 +334,10 @@ def test_offer_execute_and_record_the_repayments(alice: User, bob: User, proposa
 
 
 def test_an_offer_out_cannot_be_offered_again(alice: User, bob: User, proposal: Proposal) -> None:
-    proposal_approve(proposal_id=proposal.pk, actor=bob)
-    offer_send(proposal_id=proposal.pk, actor=bob)
+    proposal_approve(proposal_id=proposal.pk, actor=bob, version=1, override_reason="x")
+    offer_send(proposal_id=proposal.pk, actor=bob, version=1)
 
-    response = _follow(signed_in(alice), f"/proposals/{proposal.pk}/offer/", {"hours": ""})
+    response = _follow(signed_in(alice), f"/proposals/{proposal.pk}/offer/", {"version": "1", "hours": ""})
 
     assert "cannot offer" in _messages(response)
 
@@ -329,10 +351,11 @@ def _action_posts(case: Case, proposal: Proposal) -> list[tuple[str, dict[str, s
         (f"/cases/{case.pk}/liquidate/", {"reason": "x"}),
         (f"/proposals/{proposal.pk}/edit/", {}),
         (f"/proposals/{proposal.pk}/submit/", {}),
-        (f"/proposals/{proposal.pk}/approve/", {}),
+        (f"/proposals/{proposal.pk}/approve/", APPROVE),
         (f"/proposals/{proposal.pk}/reject/", {"reason": "x"}),
-        (f"/proposals/{proposal.pk}/offer/", {}),
-        (f"/proposals/{proposal.pk}/execute/", {}),
+        (f"/proposals/{proposal.pk}/offer/", {"version": "1"}),
+        (f"/proposals/{proposal.pk}/execute/", {"version": "1"}),
+        (f"/proposals/{proposal.pk}/liquidate/", {"version": "1"}),
         ("/installments/1/repayment/", {"amount": "1"}),
     ]
 
@@ -362,13 +385,13 @@ def test_actions_need_the_csrf_token(alice: User, proposal: Proposal) -> None:
     web.cookies = signed_in(alice).cookies  # signed in; this client checks the token the other one skipped
 
     assert web.get(f"/cases/{proposal.case_id}/").status_code == 200
-    assert web.post(f"/proposals/{proposal.pk}/approve/").status_code == 403
+    assert web.post(f"/proposals/{proposal.pk}/approve/", APPROVE).status_code == 403
     assert not Approval.objects.exists()
 
 
 def test_actions_are_posts(alice: User, proposal: Proposal) -> None:
     web = signed_in(alice)
-    for action in ("submit", "approve", "reject", "offer", "execute"):
+    for action in ("submit", "approve", "reject", "offer", "execute", "liquidate"):
         assert web.get(f"/proposals/{proposal.pk}/{action}/").status_code == 405
     assert not Approval.objects.exists()
 

@@ -23,9 +23,8 @@ from restructuring.services.feasibility import terms_value
 from restructuring.services.negotiation import proposal_draft
 from restructuring.terms import Terms
 from rules.models import RuleSet, RuleSetStatus
-from rules.services import DEFAULT_RULES, ruleset_load
 from tests.restructuring.helpers import account, btc, sweep_only
-from tests.web.helpers import signed_in, staff_user
+from tests.web.helpers import policy_in_force, signed_in, staff_user
 
 pytestmark = [
     pytest.mark.django_db,
@@ -50,7 +49,7 @@ def proposed_case(code: str = "CALL") -> Case:
     if not Instrument.objects.filter(symbol="BTC").exists():
         btc()
     if not RuleSet.objects.filter(status=RuleSetStatus.PUBLISHED).exists():
-        ruleset_load(DEFAULT_RULES, publish=True)
+        policy_in_force()
     margin_account = account(code, Instrument.objects.get(symbol="BTC"), band="margin_call")
     swept()
     case = Case.objects.get(account=margin_account)
