@@ -10,6 +10,18 @@ HEADER = """# Case states
 Generated from `restructuring/models.py` by `manage.py case_graph --write`; a test fails when it is stale.
 Closed states (no open case remains): {closed}.
 
+What happens to a case's proposals (`restructuring/services/case_end.py`, `negotiation.py`):
+
+- A case that leaves negotiation takes its proposals with it: when it is restructured, sent to liquidation,
+  cured, defaulted or closed, every other proposal still in play (draft, pending approval, approved, offered)
+  is withdrawn, with the reason, one `proposal.withdraw` audit event each, in the transaction that moved it.
+- One rule after an offer is declined or expires: the case returns to `proposed` while it has other proposals in
+  play (pending approval or approved); those stay approvable and offerable. With none left it returns to
+  `margin_call` (`return_to_proposals` against `decline` / `expire_offer` below).
+- A liquidation proposal (the rules', or an officer's "Propose liquidation") is never offered: once approved by
+  someone who is not its maker, it is carried out and the case goes to `liquidating`. Only the margin call's
+  deadline sends a case to liquidation without a proposal.
+
 ```mermaid
 stateDiagram-v2
 """

@@ -44,6 +44,9 @@ from restructuring.models import (
     LiquidationPlan,
     LiquidationStatus,
     NotificationKind,
+    Proposal,
+    ProposalKind,
+    ProposalState,
 )
 from restructuring.services.case_end import proposals_withdraw_for_cases
 from restructuring.services.notifications import notification_enqueue
@@ -189,6 +192,11 @@ def case_liquidate(
         # which is a conflict (or, when already liquidating, the plan back), not a refusal of the officer.
         if actor is not None and not actor.has_perm("restructuring.liquidate_case"):
             raise PermissionDeniedError(f"{actor} may not send case {case_id} to liquidation", case_id=case_id)
+        if actor is not None and not _carried_out(proposal_id, case_id):
+            raise PermissionDeniedError(
+                f"proposal {proposal_id} is no approved liquidation of case {case_id} being carried out",
+                case_id=case_id,
+            )
         if case.state == CaseState.LIQUIDATING:
             return case.liquidation_plan
         before = case.state
@@ -260,6 +268,14 @@ def case_liquidate(
             case=case, kind=NotificationKind.LIQUIDATION, payload={"reason": reason, "days": plan.days}
         )
     return plan_row
+
+
+def _carried_out(proposal_id: int | None, case_id: int) -> bool:
+    """The proposal is this case's liquidation, approved and being carried out in this transaction (the
+    negotiation moved it to EXECUTED just before calling)."""
+    return Proposal.objects.filter(
+        pk=proposal_id, case_id=case_id, kind=ProposalKind.LIQUIDATE, state=ProposalState.EXECUTED
+    ).exists()
 
 
 def _slice_quantities(plan: liquidation.LiquidationPlan, positions: list[Position]) -> list[Decimal]:

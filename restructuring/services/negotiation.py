@@ -863,6 +863,14 @@ def proposal_liquidation_draft(*, case_id: int, reason: str, actor: User) -> Pro
     return proposal
 
 
+def _liquidation_reason(proposal: Proposal) -> str:
+    """Why the case goes to liquidation, as the proposal says: the officer's reason, or the rules that fired."""
+    officer = [str(e["parameters"].get("reason", "")) for e in proposal.explanation if not e.get("rule")]
+    rules = [str(e["rule"]) for e in proposal.explanation if e.get("rule") and e.get("action") == "liquidate"]
+    why = "; ".join(r for r in officer if r) or ("the rules: " + ", ".join(rules) if rules else "approved")
+    return f"proposal {proposal.pk}: {why}"
+
+
 def proposal_liquidate(*, proposal_id: int, actor: User, version: int) -> Proposal:
     """Carry out an approved liquidation proposal (the version the officer was shown): the case goes to
     liquidation with its plan, its other proposals are withdrawn, the proposal is EXECUTED."""
@@ -879,7 +887,7 @@ def proposal_liquidate(*, proposal_id: int, actor: User, version: int) -> Propos
         proposal.save(update_fields=["state", "decided_at", "updated_at"])
         # The proposal is executed first, so the case's move withdraws only the others.
         plan = case_liquidate(
-            case_id=proposal.case_id, reason=f"proposal {proposal_id} approved", actor=actor, proposal_id=proposal_id
+            case_id=proposal.case_id, reason=_liquidation_reason(proposal), actor=actor, proposal_id=proposal_id
         )
         _audit(_event(proposal, "proposal.liquidate", before, actor=actor, plan_id=plan.pk, version=version))
     return proposal

@@ -3,7 +3,8 @@ row "state graph").
 
 A small book (3 to 6 accounts holding BTC and an altcoin against a margin loan) is driven by random price
 moves, sweeps with the case run after them, the case run repeated, time passing with the deadline run,
-officers liquidating cases (allowed or not) and booking fills (all, partial, refused), and client top-ups.
+officers liquidating cases (one proposes, another approves, the first carries it out; alone, or from a state
+without that edge, refused) and booking fills (all, partial, refused), and client top-ups.
 The machine keeps its own model of what each action must do: which cases open, escalate, cure and go to
 liquidation (from the risk state the sweep wrote and the deadlines), and every account's cash, debt and
 positions (from the fills it books). After every step it checks:
@@ -68,7 +69,18 @@ from restructuring.models import (
     LiquidationStatus,
 )
 from restructuring.services.case_sweep import CaseMoves, cases_apply_risk
-from restructuring.services.liquidation import CaseTransitionError, case_liquidate, deadlines_run, liquidation_book
+from restructuring.services.liquidation import (
+    PermissionDeniedError,
+    case_liquidate,
+    deadlines_run,
+    liquidation_book,
+)
+from restructuring.services.negotiation import (
+    NegotiationError,
+    proposal_approve,
+    proposal_liquidate,
+    proposal_liquidation_draft,
+)
 
 CENT = Decimal("0.01")
 UNIT = Decimal("1E-8")  # quantities and prices: 8 places
@@ -81,6 +93,9 @@ EDGES: dict[tuple[str, str], str] = {
     (CaseState.WARNING, CaseState.MARGIN_CALL): "case.margin_call",
     **{(state, CaseState.CURED): "case.cure" for state in CURABLE_STATES},
     (CaseState.MARGIN_CALL, CaseState.LIQUIDATING): "case.liquidate",
+    # an officer's liquidation: proposed (the case among its proposals), approved by another, carried out
+    (CaseState.MARGIN_CALL, CaseState.PROPOSED): "case.propose",
+    (CaseState.PROPOSED, CaseState.LIQUIDATING): "case.liquidate",
     (CaseState.LIQUIDATING, CaseState.LIQUIDATED): "case.liquidated",
     (CaseState.LIQUIDATED, CaseState.WRITTEN_OFF): "case.write_off",
 }
@@ -143,6 +158,7 @@ class CaseStateMachine(RuleBasedStateMachine):
         self.case_account: dict[int, int] = {}
         self.closed: dict[int, str] = {}  # case id -> the closed state it reached
         self.officer: AbstractUser | None = None
+        self.checker: AbstractUser | None = None  # the second officer, who approves the first one's liquidations
         # What the risk state has seen: when the book was last swept (every account at once), when each case
         # last moved and when each account's latest case closed, by the machine's clock right after the action.
         self.swept_at: datetime | None = None
@@ -206,6 +222,9 @@ class CaseStateMachine(RuleBasedStateMachine):
         self.officer = get_user_model().objects.get(pk=officer.pk)
         # an officer holds the workflow's permissions (what the officer may do is another test's subject)
         self.officer.user_permissions.set(Permission.objects.filter(content_type__app_label="restructuring"))
+        checker = get_user_model().objects.create_user(username="checker")
+        checker.user_permissions.set(Permission.objects.filter(content_type__app_label="restructuring"))
+        self.checker = get_user_model().objects.get(pk=checker.pk)
         self.audit_start = AuditEvent.objects.order_by("-sequence").values_list("sequence", flat=True).first() or 0
         self.ready = True
         self.sweep()  # the book as the beat leaves it: swept, its cases opened
@@ -341,35 +360,42 @@ class CaseStateMachine(RuleBasedStateMachine):
     @rule(data=st.data())
     def officer_liquidates_a_margin_call(self, data: st.DataObject) -> None:
         case_id = data.draw(st.sampled_from(self._in_state(CaseState.MARGIN_CALL)), label="case")
-        plan = case_liquidate(case_id=case_id, reason="officer", actor=self.officer, now=self._tick())
-        assert plan.case_id == case_id
-        self._liquidation_started(case_id, actor_label=self._actor_label(self.officer, ""))
+        self._officers_liquidate(case_id)
+
+    def _officers_liquidate(self, case_id: int) -> None:
+        """The officer proposes the liquidation, the checker approves it, the officer carries it out."""
+        self._tick()
+        proposal = proposal_liquidation_draft(case_id=case_id, reason="officer", actor=self.officer)  # type: ignore[arg-type]
+        proposal_approve(proposal_id=proposal.pk, actor=self.checker, version=proposal.version)  # type: ignore[arg-type]
+        proposal_liquidate(proposal_id=proposal.pk, actor=self.officer, version=proposal.version)  # type: ignore[arg-type]
+        label = self._actor_label(self.officer, "")
+        self._moved(case_id, (CaseState.MARGIN_CALL, CaseState.PROPOSED, "case.propose", label))
+        self._liquidation_started(case_id, actor_label=label, from_state=CaseState.PROPOSED)
 
     @precondition(lambda self: self.ready and bool(self.expected_events))
     @rule(data=st.data())
     def officer_liquidates_any_case(self, data: st.DataObject) -> None:
-        """Only a margin call may go to liquidation; a liquidating case returns its plan; others are refused."""
+        """Nobody sends a case to liquidation alone; a margin call goes through a liquidation proposal; from any
+        other state (a liquidating one included) the proposal is refused and nothing changes."""
         case_id = data.draw(st.sampled_from(sorted(self.expected_events)), label="case")
         state = Case.objects.get(pk=case_id).state
         events_before = AuditEvent.objects.count()
         plans_before = LiquidationPlan.objects.count()
-        if state == CaseState.MARGIN_CALL:
+        with pytest.raises(PermissionDeniedError):
             case_liquidate(case_id=case_id, reason="officer", actor=self.officer, now=self._tick())
-            self._liquidation_started(case_id, actor_label=self._actor_label(self.officer, ""))
-        elif state == CaseState.LIQUIDATING:
-            plan = case_liquidate(case_id=case_id, reason="officer", actor=self.officer, now=self._tick())
-            assert plan.pk == LiquidationPlan.objects.get(case_id=case_id).pk
-            assert AuditEvent.objects.count() == events_before
+        assert AuditEvent.objects.count() == events_before
+        if state == CaseState.MARGIN_CALL:
+            self._officers_liquidate(case_id)
         else:
-            with pytest.raises(CaseTransitionError):
-                case_liquidate(case_id=case_id, reason="officer", actor=self.officer, now=self._tick())
+            with pytest.raises(NegotiationError):
+                proposal_liquidation_draft(case_id=case_id, reason="officer", actor=self.officer)  # type: ignore[arg-type]
             assert Case.objects.get(pk=case_id).state == state
             assert AuditEvent.objects.count() == events_before
             assert LiquidationPlan.objects.count() == plans_before
 
-    def _liquidation_started(self, case_id: int, *, actor_label: str) -> None:
+    def _liquidation_started(self, case_id: int, *, actor_label: str, from_state: str = CaseState.MARGIN_CALL) -> None:
         account_id = self.case_account[case_id]
-        self._moved(case_id, (CaseState.MARGIN_CALL, CaseState.LIQUIDATING, "case.liquidate", actor_label))
+        self._moved(case_id, (from_state, CaseState.LIQUIDATING, "case.liquidate", actor_label))
         plan = LiquidationPlan.objects.get(case_id=case_id)
         orders = list(plan.orders.all())
         # the orders close every open position of the account, exactly

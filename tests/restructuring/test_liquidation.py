@@ -13,7 +13,7 @@ from accounts.services.sweep import sweep_run
 from core.audit import audit_verify
 from core.errors import ValidationError
 from core.models import AuditEvent
-from restructuring.models import Case, CaseState, LiquidationStatus
+from restructuring.models import Case, CaseState, LiquidationPlan, LiquidationStatus
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.liquidation import CaseTransitionError, case_liquidate, deadlines_run, liquidation_book
 
@@ -239,7 +239,7 @@ def _officer(*permissions: str) -> object:
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
 
-    user = get_user_model().objects.create_user(username=f"officer-{len(permissions)}")
+    user = get_user_model().objects.create_user(username="officer-" + "-".join(permissions))
     user.user_permissions.set(Permission.objects.filter(codename__in=permissions))
     return get_user_model().objects.get(pk=user.pk)  # a fresh instance: permissions are cached per instance
 
@@ -260,15 +260,22 @@ def test_an_officer_without_the_permission_cannot_liquidate(btc: Instrument) -> 
 
 def test_an_officer_with_the_permissions_liquidates_and_books_in_their_name(btc: Instrument) -> None:
     from restructuring.services.liquidation import PermissionDeniedError
+    from restructuring.services.negotiation import proposal_approve, proposal_liquidate, proposal_liquidation_draft
 
     account = _account("OFFICER", btc, quantity="10", loan="750")
     case = _margin_call_past_deadline(account)
     officer = _officer("liquidate_case")
+    with pytest.raises(PermissionDeniedError, match="alone"):  # nobody sends a case to liquidation alone
+        case_liquidate(case_id=case.pk, reason="client unreachable", actor=officer)  # type: ignore[arg-type]
+    proposal = proposal_liquidation_draft(case_id=case.pk, reason="client unreachable", actor=officer)  # type: ignore[arg-type]
+    proposal_approve(proposal_id=proposal.pk, actor=_officer("approve_proposal"), version=1)  # type: ignore[arg-type]
 
-    plan = case_liquidate(case_id=case.pk, reason="client unreachable", actor=officer)  # type: ignore[arg-type]
+    proposal_liquidate(proposal_id=proposal.pk, actor=officer, version=1)  # type: ignore[arg-type]
 
+    plan = LiquidationPlan.objects.get(case=case)
     event = AuditEvent.objects.get(action="case.liquidate")
-    assert (event.actor_id, event.system_actor, event.reason) == (officer.pk, "", "client unreachable")  # type: ignore[attr-defined]
+    assert (event.actor_id, event.system_actor) == (officer.pk, "")  # type: ignore[attr-defined]
+    assert event.reason == f"proposal {proposal.pk}: client unreachable"
     # booking fills is a permission of its own
     with pytest.raises(PermissionDeniedError, match="may not book liquidation fills"):
         liquidation_book(plan_id=plan.pk, actor=officer)  # type: ignore[arg-type]

@@ -20,9 +20,16 @@ from django.utils import timezone
 from accounts.models import Client, Instrument, MarginAccount, MarginLoan, Position, Price
 from accounts.selectors import latest_prices_load
 from accounts.services.sweep import sweep_run
-from restructuring.models import Case, CaseState, LiquidationStatus
+from core.models import AuditEvent
+from restructuring.models import Case, CaseState, LiquidationPlan, LiquidationStatus
 from restructuring.services.case_sweep import CaseMoves, cases_apply_risk
 from restructuring.services.liquidation import CaseTransitionError, case_liquidate, deadlines_run, liquidation_book
+from restructuring.services.negotiation import (
+    NegotiationError,
+    proposal_approve,
+    proposal_liquidate,
+    proposal_liquidation_draft,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -182,25 +189,35 @@ def test_the_case_run_does_not_reopen_an_account_from_a_risk_state_older_than_it
 #     state.officer_liquidates_any_case(case=1)       # again, by the same officer
 #     -> PermissionDeniedError: officer may not send case 1 to liquidation
 # Expected: the same plan, no new audit event.
+#
+# Since issue 13 an officer never calls case_liquidate alone: one proposes the liquidation, another approves it,
+# then it is carried out (negotiation.proposal_liquidate). The two regressions keep their meaning on that path: a
+# double submit gets a conflict and leaves one plan and no new event; a state without the edge is a conflict.
 
 
-def _officer() -> AbstractUser:
-    officer = get_user_model().objects.create_user(username="officer")
+def _officer(username: str = "officer") -> AbstractUser:
+    officer = get_user_model().objects.create_user(username=username)
     officer.user_permissions.set(Permission.objects.filter(content_type__app_label="restructuring"))
-    return officer
+    return get_user_model().objects.get(pk=officer.pk)
 
 
-def test_an_officer_liquidating_a_case_already_liquidating_gets_its_plan_back() -> None:
+def test_an_officer_liquidating_a_case_already_liquidating_gets_a_conflict_and_the_plan_stays_one() -> None:
     btc = _spot("BTC", "100")
     account = _account("TWICE", {btc: "10"}, loan="750")
     cases_apply_risk(sweep_id=sweep_run().pk)
     case = Case.objects.get(account=account)
     officer = _officer()
-    first = case_liquidate(case_id=case.pk, reason="officer", actor=officer)
+    proposal = proposal_liquidation_draft(case_id=case.pk, reason="officer", actor=officer)  # type: ignore[arg-type]
+    proposal_approve(proposal_id=proposal.pk, actor=_officer("checker"), version=1)  # type: ignore[arg-type]
+    proposal_liquidate(proposal_id=proposal.pk, actor=officer, version=1)  # type: ignore[arg-type]
+    events = AuditEvent.objects.count()
 
-    again = case_liquidate(case_id=case.pk, reason="officer", actor=officer)
+    with pytest.raises(NegotiationError, match="only an approved liquidation is sent"):
+        proposal_liquidate(proposal_id=proposal.pk, actor=officer, version=1)  # type: ignore[arg-type]
 
-    assert again.pk == first.pk
+    assert LiquidationPlan.objects.filter(case=case).count() == 1
+    assert AuditEvent.objects.count() == events
+    assert case_liquidate(case_id=case.pk, reason="deadline").case_id == case.pk  # the system's call: its plan
 
 
 def test_an_officer_liquidating_a_case_without_that_edge_gets_a_transition_conflict() -> None:
@@ -210,5 +227,8 @@ def test_an_officer_liquidating_a_case_without_that_edge_gets_a_transition_confl
     case = Case.objects.get(account=account)
     assert case.state == CaseState.WARNING
 
+    with pytest.raises(NegotiationError, match="cannot go to liquidation"):
+        proposal_liquidation_draft(case_id=case.pk, reason="officer", actor=_officer())  # type: ignore[arg-type]
     with pytest.raises(CaseTransitionError):
-        case_liquidate(case_id=case.pk, reason="officer", actor=_officer())
+        case_liquidate(case_id=case.pk, reason="deadline")
+    assert Case.objects.get(pk=case.pk).state == CaseState.WARNING

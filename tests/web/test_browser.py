@@ -19,8 +19,9 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 from playwright.sync_api import Page, expect
 
-from restructuring.models import ApprovalLimit, Case, CaseState, Proposal, ProposalState
+from restructuring.models import Approval, ApprovalLimit, Case, CaseState, Proposal, ProposalState
 from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+from restructuring.services.negotiation import proposal_edit, proposal_submit
 from rules.services import DEFAULT_RULES, ruleset_load
 from tests.restructuring.helpers import account, btc, price_set
 from tests.web.helpers import PASSWORD, current_code, staff_user
@@ -133,8 +134,11 @@ def test_two_officers_approve_a_proposal_above_the_first_ones_limit(page: Page, 
     expect(page.locator("#chart-loss-curve svg")).to_be_visible()
     page.screenshot(path=SCREENSHOTS / "case.png", full_page=True)
 
-    # her approval is recorded, but her limit does not cover 750: a second approval is needed
+    # the model flags the proposal (the client has no cash): the warning sits by the button, which needs a reason
     card = page.locator(f"#proposal-{proposal.pk}")
+    expect(card.locator(".flags")).to_contain_text("the model marks it unaffordable")
+    card.locator("input[name=override_reason]").fill("the client's other assets, known to the desk")
+    # her approval is recorded, but her limit does not cover 750: a second approval is needed
     card.get_by_role("button", name="Approve").click()
     expect(page.locator(".messages")).to_contain_text("a second approval is needed")
     expect(page.locator(f"#proposal-{proposal.pk} .needs")).to_contain_text("limit covers 750.00 USD")
@@ -146,6 +150,7 @@ def test_two_officers_approve_a_proposal_above_the_first_ones_limit(page: Page, 
     _sign_out(page)
     _sign_in(page, base, sam)
     page.goto(f"{base}/cases/{case.pk}/")
+    page.locator(f"#proposal-{proposal.pk} input[name=override_reason]").fill("pledged collateral elsewhere")
     page.locator(f"#proposal-{proposal.pk}").get_by_role("button", name="Approve").click()
     expect(page.locator(".messages")).to_contain_text(f"Proposal {proposal.pk} approved")
     expect(page.locator(f"#proposal-{proposal.pk} [data-proposal-state]")).to_have_text("Approved")
@@ -167,6 +172,37 @@ def test_two_officers_approve_a_proposal_above_the_first_ones_limit(page: Page, 
         page.get_by_role("button", name="Preview schedule and value").click()
         expect(page.locator("#terms-preview")).to_contain_text("Preview on the current market")
         page.screenshot(path=SCREENSHOTS / "proposal-form-preview.png", full_page=True)
+
+
+def test_the_approve_form_refuses_after_another_officers_edit_and_shows_the_new_terms(
+    page: Page, live_server: Any
+) -> None:
+    # given bob reading the case, its proposal at version 1
+    case = _book()
+    proposal = Proposal.objects.get(case=case)
+    alice = staff_user("alice", CREDIT_OFFICER)
+    bob = staff_user("bob", CREDIT_OFFICER)
+    base = live_server.url
+    page.set_viewport_size({"width": 1400, "height": 900})
+    _sign_in(page, base, bob)
+    page.goto(f"{base}/cases/{case.pk}/")
+    card = page.locator(f"#proposal-{proposal.pk}")
+    expect(card.get_by_role("button", name="Approve version 1")).to_be_visible()
+
+    # when alice, elsewhere, forgives 50 of the principal and submits, and bob then approves what he read
+    proposal_edit(proposal_id=proposal.pk, terms={**proposal.terms, "principal_haircut": "50"}, actor=alice)
+    proposal_submit(proposal_id=proposal.pk, actor=alice)
+    card.locator("input[name=override_reason]").fill("the client's other assets")
+    card.get_by_role("button", name="Approve").click()
+
+    # then nothing is approved: the message says the terms changed and shows them, and the page shows version 2
+    expect(page.locator(".messages")).to_contain_text("changed since you loaded it")
+    expect(page.locator(".messages")).to_contain_text("principal haircut 50")
+    expect(card.locator("table.facts")).to_contain_text("principal haircut")
+    expect(card.get_by_role("button", name="Approve version 2")).to_be_visible()
+    page.screenshot(path=SCREENSHOTS / "case-stale-approval-refused.png", full_page=True)
+    assert not Approval.objects.filter(proposal=proposal).exists()
+    assert Proposal.objects.get(pk=proposal.pk).state == ProposalState.PENDING_APPROVAL
 
 
 def test_compliance_prints_a_case_history_under_the_content_security_policy(page: Page, live_server: Any) -> None:

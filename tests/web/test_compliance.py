@@ -393,7 +393,12 @@ def _history_case(reviewer: User, *, proposals: int = 2, extra_events: int = 0) 
         for n in range(proposals)
     ]
     Approval.objects.create(
-        proposal=made[0], approver=reviewer, terms_hash="a" * 64, limit=Decimal("50000"), created_at=timezone.now()
+        proposal=made[0],
+        approver=reviewer,
+        version=1,
+        terms_hash="a" * 64,
+        limit=Decimal("50000"),
+        created_at=timezone.now(),
     )
     events = record(
         entry("case.open", "restructuring.case", case.pk, account_id=account.pk, to_state="warning"),
