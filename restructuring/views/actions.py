@@ -208,12 +208,9 @@ def case_liquidate_view(request: HttpRequest, case_id: int) -> HttpResponse:
         return _back(case_id)
 
     def act() -> str:
-        proposal = proposal_liquidation_draft(
-            case_id=case_id, reason=form.cleaned_data["reason"], actor=_actor(request)
-        )
-        return (
-            f"Liquidation proposed (proposal {proposal.pk}): another officer must approve it before it is carried out."
-        )
+        reason = form.cleaned_data["reason"]
+        proposal = proposal_liquidation_draft(case_id=case_id, reason=reason, actor=_actor(request))
+        return f"Liquidation proposed (proposal {proposal.pk}): another officer approves it before it is carried out."
 
     _run(request, act)
     return _back(case_id)

@@ -11,6 +11,7 @@ an override reason unless the test is about that guardrail."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
@@ -56,7 +57,13 @@ from tests.web.helpers import policy_in_force, staff_user
 FAST = override_settings(WORKOUT_FEASIBILITY_PATHS=500)
 REASON = "the client's other assets, known to the desk"
 
-pytestmark = [pytest.mark.django_db, FAST]
+pytestmark = [pytest.mark.django_db]
+
+
+@pytest.fixture(autouse=True)
+def _fast() -> Iterator[None]:
+    with FAST:
+        yield
 
 
 def _swept() -> None:
@@ -309,22 +316,24 @@ def test_a_declined_offer_without_alternatives_returns_the_case_to_margin_call(o
 def test_finding_4c_an_approval_voided_by_an_edit_never_counts_again(officers: tuple[User, ...]) -> None:
     alice, bob, sam, _ = officers
     proposal = _proposed()
-    original = dict(proposal.terms)
-    ApprovalLimit.objects.create(user=alice, currency="USD", amount=Decimal(1))
-    assert not _approve(proposal, alice)  # version 1: recorded, not enough on its own
-
-    proposal_edit(proposal_id=proposal.pk, terms={**original, "term_months": 9}, actor=sam)
-    proposal_edit(proposal_id=proposal.pk, terms=original, actor=sam)  # back to the very same terms
+    terms = {**proposal.terms, "term_months": 12}
+    proposal_edit(proposal_id=proposal.pk, terms=terms, actor=sam)  # version 2
     proposal_submit(proposal_id=proposal.pk, actor=sam)
-    edited = _fresh(proposal)
-    assert (edited.version, edited.terms_hash) == (3, Approval.objects.get(proposal=proposal).terms_hash)
+    assert _approve(proposal, bob)  # bob's limit covers the 750: approved
+    approved_hash = _fresh(proposal).terms_hash
 
-    outcome = proposal_approve(proposal_id=proposal.pk, actor=alice, version=3, override_reason=REASON)
+    proposal_edit(proposal_id=proposal.pk, terms={**terms, "term_months": 9}, actor=sam)  # version 3
+    proposal_edit(proposal_id=proposal.pk, terms=terms, actor=sam)  # version 4: the very same terms as version 2
+    proposal_submit(proposal_id=proposal.pk, actor=sam)
+    assert (_fresh(proposal).version, _fresh(proposal).terms_hash) == (4, approved_hash)
+    ApprovalLimit.objects.create(user=alice, currency="USD", amount=Decimal(1))
 
-    assert not outcome.approved  # alice's version-1 approval does not come back
-    assert "limit covers 750.00 USD" in outcome.needs
-    assert sorted(Approval.objects.filter(proposal=proposal).values_list("version", flat=True)) == [1, 3]
-    assert _approve(proposal, bob)
+    outcome = proposal_approve(proposal_id=proposal.pk, actor=alice, version=4, override_reason=REASON)
+
+    assert not outcome.approved  # bob's approval was of version 2: it does not come back with its terms
+    assert outcome.needs == "an approval by someone whose limit covers 750.00 USD"
+    assert sorted(Approval.objects.filter(proposal=proposal).values_list("version", flat=True)) == [2, 4]
+    assert _approve(proposal, bob)  # bob again, on what he now reads
 
 
 def test_every_way_a_case_ends_withdraws_its_live_proposals(officers: tuple[User, ...]) -> None:
