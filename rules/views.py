@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from django.contrib import messages
 from django.contrib.auth.models import User
-from django.db.models import Count
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -69,7 +69,19 @@ def ruleset_detail(request: HttpRequest, rule_set_id: int) -> HttpResponse:
         RuleSet.objects.select_related("created_by", "published_by", "cloned_from"), pk=rule_set_id
     )
     rules = list(rule_set.rules.order_by("priority", "name"))
-    return render(request, "rules/ruleset.html", {"rule_set": rule_set, "rules": rules})
+    # Its authors (creator and editors), in one query: none of them may publish it.
+    authors = dict(
+        User.objects.filter(Q(pk=rule_set.created_by_id) | Q(pk__in=rule_set.editors.values("pk")))
+        .order_by("username")
+        .values_list("pk", "username")
+    )
+    context = {
+        "rule_set": rule_set,
+        "rules": rules,
+        "authors": list(authors.values()),
+        "i_wrote_it": request.user.pk in authors,
+    }
+    return render(request, "rules/ruleset.html", context)
 
 
 @require_POST

@@ -11,9 +11,12 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
+from django.db.models.lookups import GreaterThanOrEqual
 from django.shortcuts import get_object_or_404
 
 from accounts.models import LoanStatus, MarginLoan, Position, Price, RiskSnapshot, RiskState
@@ -42,6 +45,7 @@ QUEUE_PAGE_SIZE = 50
 SNAPSHOTS_SHOWN = 400  # the most recent risk snapshots drawn on the case's history chart
 
 _MONEY = DecimalField(max_digits=28, decimal_places=8)
+_RATIO = DecimalField(max_digits=20, decimal_places=8)
 
 # ------------------------------------------------------------------------------------------------- queue
 
@@ -122,13 +126,9 @@ def _queue_filtered(filters: QueueFilters, *, with_state: bool, annotate: bool =
         .annotate(owed=F("principal") + F("accrued_interest"))
         .values("owed")[:1]
     )
-    waiting = (
-        Proposal.objects.filter(case_id=OuterRef("pk"), state=ProposalState.PENDING_APPROVAL)
-        .order_by()
-        .values("case_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
+    pending = Proposal.objects.filter(case_id=OuterRef("pk"), state=ProposalState.PENDING_APPROVAL).order_by()
+    waiting = pending.values("case_id").annotate(n=Count("pk")).values("n")
+    flagged = pending.filter(flagged_proposals()).values("case_id").annotate(n=Count("pk")).values("n")
     return cases.select_related("account__client__group").annotate(
         risk_band=F("account__risk__band"),
         risk_margin_ratio=F("account__risk__margin_ratio"),
@@ -139,6 +139,20 @@ def _queue_filtered(filters: QueueFilters, *, with_state: bool, annotate: bool =
         recovery_expected=Subquery(latest.values("recovery_expected")[:1], output_field=_MONEY),
         recommended=Subquery(latest.values("recommended")[:1]),
         pending_approval=Coalesce(Subquery(waiting), Value(0)),
+        flagged_approval=Coalesce(Subquery(flagged), Value(0)),
+    )
+
+
+def flagged_proposals() -> Q:
+    """The proposals restructuring/services/controls.approval_flags flags, as a filter (the queue counts them in
+    SQL; a test holds the two to the same answers): unaffordable, a default probability at or above the setting,
+    or worth less to the lender than liquidating now. Liquidations are never flagged."""
+    threshold = Decimal(str(settings.WORKOUT_GUARDRAIL_DEFAULT_PROBABILITY))
+    probability = Cast(KeyTextTransform("value", "valuation__default_probability"), _RATIO)
+    return Q(kind=ProposalKind.RESTRUCTURE) & (
+        Q(valuation__affordable=False)
+        | Q(GreaterThanOrEqual(probability, Value(threshold, output_field=_RATIO)))
+        | Q(expected_pv__lt=F("feasibility_report__liquidation_value"))
     )
 
 

@@ -441,3 +441,35 @@ def test_a_rejected_liquidation_proposal_leaves_the_case_as_it_was(officers: tup
     proposal_reject(proposal_id=liquidation.pk, actor=bob, reason="reached by phone")
     assert Case.objects.get(pk=proposal.case_id).state == CaseState.PROPOSED
     assert _fresh(proposal).state == ProposalState.PENDING_APPROVAL
+
+
+def test_the_queue_flags_in_sql_what_the_approval_flags_in_python(officers: tuple[User, ...]) -> None:
+    from restructuring.services.controls import approval_flags
+    from restructuring.views.reads import QueueFilters, cases_for_queue, flagged_proposals
+
+    alice, *_ = officers
+    flagged = _proposed()  # unaffordable, default probability 1
+    report = flagged.feasibility_report
+    assert report is not None
+    # an officer's terms worth more than liquidating, affordable, unlikely to default: not flagged
+    clean = proposal_draft(case_id=flagged.case_id, terms={"term_months": 6}, actor=alice)
+    proposal_submit(proposal_id=clean.pk, actor=alice)
+    valuation = {**clean.valuation, "affordable": True, "default_probability": {"value": "0.100000"}}
+    Proposal.objects.filter(pk=clean.pk).update(valuation=valuation, expected_pv=report.liquidation_value + 1)
+    # one whose only flag is its value: below liquidating now
+    cheap = proposal_draft(case_id=flagged.case_id, terms={"term_months": 9}, actor=alice)
+    proposal_submit(proposal_id=cheap.pk, actor=alice)
+    Proposal.objects.filter(pk=cheap.pk).update(valuation=valuation, expected_pv=report.liquidation_value - 1)
+    # and the threshold itself: a default probability exactly at it is flagged
+    edge = proposal_draft(case_id=flagged.case_id, terms={"term_months": 3}, actor=alice)
+    proposal_submit(proposal_id=edge.pk, actor=alice)
+    at_threshold = {**valuation, "default_probability": {"value": "0.500000"}}
+    Proposal.objects.filter(pk=edge.pk).update(valuation=at_threshold, expected_pv=report.liquidation_value + 1)
+
+    everyone = Proposal.objects.filter(case_id=flagged.case_id).select_related("feasibility_report")
+    in_python = {p.pk for p in everyone if approval_flags(p, p.feasibility_report)}
+    in_sql = set(Proposal.objects.filter(flagged_proposals(), case_id=flagged.case_id).values_list("pk", flat=True))
+
+    assert in_python == in_sql == {flagged.pk, cheap.pk, edge.pk}
+    [row] = cases_for_queue(QueueFilters())
+    assert (row.pending_approval, row.flagged_approval) == (4, 3)  # type: ignore[attr-defined]

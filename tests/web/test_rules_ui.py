@@ -205,12 +205,12 @@ def test_the_pages_make_the_same_queries_whatever_the_set_holds(
     big = ruleset_load(DEFAULT_RULES)  # twenty rules, a draft
 
     # session, user, device, groups, two permission queries; the sets (with their rule counts), the rules; the
-    # session saved (three statements in a test's transaction)
+    # session saved (three statements in a test's transaction); a set's page also reads its authors (one query)
     with django_assert_num_queries(11):
         browser.get("/rules/")
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         assert len(browser.get(f"/rules/{published.pk}/").context["rules"]) == 2
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         assert len(browser.get(f"/rules/{big.pk}/").context["rules"]) == 20
 
 
@@ -464,3 +464,37 @@ def test_publishing_an_empty_draft_is_refused(draft: RuleSet, senior: User) -> N
 
     assert _messages(response) == ["Not published: rule set v2 has no rules"]
     assert RuleSet.objects.get(pk=draft.pk).status == RuleSetStatus.DRAFT
+
+
+def test_a_senior_who_edited_a_draft_may_not_publish_it(published: RuleSet, senior: User, officer: User) -> None:
+    # given a draft the senior cloned and edited (finding 2 of issue 13: he published his own rule)
+    browser = signed_in(senior)
+    browser.post(f"/rules/{published.pk}/clone/")
+    draft = RuleSet.objects.get(status=RuleSetStatus.DRAFT)
+    assert browser.post(f"/rules/{draft.pk}/rules/new/", _form({**EXTEND, "name": "extend_more"})).status_code == 302
+    page = browser.get(f"/rules/{draft.pk}/").content.decode()
+    assert "You wrote or edited this draft: another senior credit officer publishes it." in page
+    assert f"Publish v{draft.version}" not in page
+    assert f"Written or edited by: {senior.username}." in page
+    events = AuditEvent.objects.filter(action="ruleset.publish").count()
+
+    # when he publishes it all the same
+    response = browser.post(f"/rules/{draft.pk}/publish/", follow=True)
+
+    # then it is refused, and another senior, who wrote none of it, publishes it
+    [message] = _messages(response)
+    assert message == (
+        f"Not published: {senior.username} wrote or edited rule set v{draft.version}: another senior credit officer "
+        "must publish it"
+    )
+    assert RuleSet.objects.get(pk=draft.pk).status == RuleSetStatus.DRAFT
+    assert AuditEvent.objects.filter(action="ruleset.publish").count() == events
+    other = staff_user("sofia", SENIOR_CREDIT_OFFICER)
+    assert signed_in(other).post(f"/rules/{draft.pk}/publish/").status_code == 302
+    assert RuleSet.objects.get(pk=draft.pk).status == RuleSetStatus.PUBLISHED
+    rule_events = AuditEvent.objects.filter(object_id=draft.pk, action__startswith="ruleset.")
+    assert list(rule_events.values_list("action", "actor__username")) == [
+        ("ruleset.clone", senior.username),
+        ("ruleset.rule_save", senior.username),
+        ("ruleset.publish", "sofia"),
+    ]
