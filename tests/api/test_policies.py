@@ -352,3 +352,30 @@ def test_list_endpoints_make_a_fixed_number_of_queries(world: World, django_asse
     for path in ("/api/v1/accounts/", "/api/v1/cases/", "/api/v1/offers/", "/api/v1/top-ups/"):
         with django_assert_max_num_queries(3):  # the token, the count, the page
             assert api.get(path).status_code == 200
+
+
+# --------------------------------------------------------------------- an accept bound to the terms read
+
+
+@pytest.mark.django_db
+def test_an_accept_naming_other_terms_than_the_offers_is_a_conflict_and_changes_nothing(world: World) -> None:
+    api = world.api("client_a")
+    path = f"/api/v1/offers/{world.a_offer.pk}/"
+    read = api.get(path).json()
+    assert read["terms_hash"] == Proposal.objects.get(pk=world.a_offer.pk).terms_hash
+    events = AuditEvent.objects.count()
+
+    stale = api.post(f"{path}accept/", {"terms_hash": "f" * 64})
+    malformed = api.post(f"{path}accept/", {"terms_hash": "not-a-hash"})
+
+    assert stale.status_code == 409
+    assert stale.json()["error"]["code"] == "terms_changed"
+    assert malformed.status_code == 400
+    assert malformed.json()["error"]["field"] == "terms_hash"
+    assert Proposal.objects.get(pk=world.a_offer.pk).state == ProposalState.OFFERED
+    assert AuditEvent.objects.count() == events
+
+    accepted = api.post(f"{path}accept/", {"terms_hash": read["terms_hash"]})
+
+    assert accepted.status_code == 200
+    assert accepted.json()["state"] == "accepted"
