@@ -1,0 +1,402 @@
+"""The controls matrix (issue 13): every state-changing action of the officer and compliance UI x every actor, with the
+outcome each must get, asserted row by row; and every URL of the UI accounted for, so that a new way to change state
+cannot be added without its row.
+
+Actors, named by what they are to the objects acted on:
+- maker: mia, a credit officer who drafted the officer proposals and the liquidation proposals acted on, and edited
+  the draft rule set;
+- officer: olaf, another credit officer, who approved what stands approved;
+- senior: sam, a senior credit officer, who cloned (wrote) the draft rule set;
+- author: paula, the credit officer who wrote the policy in force (its rules made the rules' proposal);
+- publisher: pete, the senior who published that policy;
+- compliance: cora; client: a client's login; anonymous.
+
+Outcomes: "ok" (done, with at least one audit event), "refused" (the service refuses: nothing changes, no event),
+"forbidden" (403 before any service: the role lacks the permission), "login" (sent to sign in).
+
+Every attempt runs in a savepoint rolled back afterwards, so each starts from the same world. The API's actions have
+their own matrix (tests/api/test_authorisation_matrix.py) and the admin's its own test (tests/core/test_admin.py);
+commands are audited per tests/core/test_commands_audit.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.contrib.auth.models import Group, User
+from django.db import transaction
+from django.test import Client, TestCase, override_settings
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from core.models import AuditEvent
+from restructuring.models import Case, Installment, Proposal, ProposalKind
+from restructuring.roles import CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+from restructuring.services.case_sweep import cases_apply_risk
+from restructuring.services.negotiation import (
+    offer_accept,
+    offer_send,
+    proposal_approve,
+    proposal_draft,
+    proposal_execute,
+    proposal_liquidation_draft,
+    proposal_submit,
+)
+from rules.models import Rule, RuleSet
+from rules.services import DEFAULT_RULES, rule_save, ruleset_clone, ruleset_load, ruleset_publish
+from tests.restructuring.helpers import account, btc, sweep_only
+from tests.web.helpers import signed_in, staff_user
+
+pytestmark = [pytest.mark.django_db]
+
+ACTORS = ("maker", "officer", "senior", "author", "publisher", "compliance", "client", "anonymous")
+CREDIT_STAFF = ("maker", "officer", "senior", "author", "publisher")
+OVERRIDE = "the client's other assets"  # the test book's proposals are flagged (no cash): approvals carry a reason
+
+
+@dataclass
+class World:
+    users: dict[str, User]
+    case: Case  # in PROPOSED: the rules' proposal and mia's, both pending
+    rules_proposal: Proposal  # pending; made by the policy of paula and pete
+    made_by_maker: Proposal  # mia's, pending
+    draft: Proposal  # mia's, a draft
+    approved: Proposal  # mia's, approved by olaf
+    accepted: Proposal  # another case's: approved, offered, accepted by the client
+    liquidation_pending: Proposal  # mia's liquidation proposal on a third case
+    liquidation_approved: Proposal  # mia's, approved by olaf, on a fourth case
+    installment: Installment  # of a fifth case, restructured
+    policy: RuleSet
+    rules_draft: RuleSet  # cloned by sam, a rule edited by mia
+
+
+@pytest.fixture(autouse=True)
+def _small_monte_carlo() -> Iterator[None]:
+    with override_settings(WORKOUT_FEASIBILITY_PATHS=300):
+        yield
+
+
+def _approve(proposal: Proposal, actor: User) -> None:
+    proposal_approve(proposal_id=proposal.pk, actor=actor, version=proposal.version, override_reason=OVERRIDE)
+
+
+@pytest.fixture
+def world() -> World:
+    users = {
+        "maker": staff_user("mia", CREDIT_OFFICER),
+        "officer": staff_user("olaf", CREDIT_OFFICER),
+        "senior": staff_user("sam", SENIOR_CREDIT_OFFICER),
+        "author": staff_user("paula", CREDIT_OFFICER),
+        "publisher": staff_user("pete", SENIOR_CREDIT_OFFICER),
+        "compliance": staff_user("cora", COMPLIANCE),
+        "client": staff_user("cliff", CLIENT),
+    }
+    mia, olaf, sam = users["maker"], users["officer"], users["senior"]
+    policy = ruleset_publish(
+        rule_set_id=ruleset_load(DEFAULT_RULES, actor=users["author"]).pk, actor=users["publisher"]
+    )
+    instrument = btc()
+    accounts = [account(f"M{k}", instrument, band="margin_call") for k in range(5)]
+    with TestCase.captureOnCommitCallbacks(execute=True), TestCase.captureOnCommitCallbacks(execute=True):
+        cases_apply_risk(sweep_id=sweep_only().pk)
+    cases = [Case.objects.get(account=a) for a in accounts]
+    rules_of = {c.pk: Proposal.objects.get(case=c, source="rules") for c in cases}
+
+    case = cases[0]
+    made = proposal_draft(case_id=case.pk, terms={"term_months": 6}, actor=mia)
+    proposal_submit(proposal_id=made.pk, actor=mia)
+    draft = proposal_draft(case_id=case.pk, terms={"term_months": 9}, actor=mia)
+    approved = proposal_draft(case_id=case.pk, terms={"term_months": 3}, actor=mia)
+    proposal_submit(proposal_id=approved.pk, actor=mia)
+    _approve(approved, olaf)
+
+    accepted = rules_of[cases[1].pk]
+    _approve(accepted, olaf)
+    offer_send(proposal_id=accepted.pk, actor=olaf, version=1)
+    offer_accept(proposal_id=accepted.pk, client_id=cases[1].account.client_id)
+
+    liquidation_pending = proposal_liquidation_draft(case_id=cases[2].pk, reason="unreachable", actor=mia)
+    liquidation_approved = proposal_liquidation_draft(case_id=cases[3].pk, reason="unreachable", actor=mia)
+    _approve(liquidation_approved, olaf)
+
+    executed = rules_of[cases[4].pk]
+    _approve(executed, olaf)
+    offer_send(proposal_id=executed.pk, actor=olaf, version=1)
+    offer_accept(proposal_id=executed.pk, client_id=cases[4].account.client_id)
+    proposal_execute(proposal_id=executed.pk, actor=olaf, version=1)
+
+    rules_draft = ruleset_clone(rule_set_id=policy.pk, actor=sam)
+    extension = rules_draft.rules.get(name="concentrated_term")
+    rule_save(
+        rule_set_id=rules_draft.pk,
+        actor=mia,
+        rule={**_rule_fields(extension), "parameters": {"months": "18"}},
+        replaces=extension.name,
+    )
+    return World(
+        users=users,
+        case=case,
+        rules_proposal=rules_of[case.pk],
+        made_by_maker=made,
+        draft=draft,
+        approved=Proposal.objects.get(pk=approved.pk),
+        accepted=Proposal.objects.get(pk=accepted.pk),
+        liquidation_pending=liquidation_pending,
+        liquidation_approved=Proposal.objects.get(pk=liquidation_approved.pk),
+        installment=Installment.objects.filter(proposal=executed).order_by("number").first(),  # type: ignore[arg-type]
+        policy=policy,
+        rules_draft=rules_draft,
+    )
+
+
+def _rule_fields(rule: Rule) -> dict[str, Any]:
+    fields = ("name", "description", "priority", "condition", "action", "parameters", "package", "stop_processing")
+    return {f: getattr(rule, f) for f in fields}
+
+
+def _rule_form(rule: Rule, **changes: Any) -> dict[str, Any]:
+    data = {**_rule_fields(rule), **changes}
+    form = {k: v for k, v in data.items() if k not in ("parameters", "stop_processing")}
+    form.update({f"p_{k}": v for k, v in data["parameters"].items()})
+    if data["stop_processing"]:
+        form["stop_processing"] = "on"
+    return form
+
+
+TERMS = {
+    "name": "officer terms",
+    "term_months": "6",
+    "rate_annual": "",
+    "kind": "level",
+    "moratorium_months": "0",
+    "grace_interest_months": "0",
+    "grace_principal_months": "0",
+    "arrears_treatment": "capitalise",
+    "collateral_to_add": "0",
+    "principal_haircut": "0",
+}
+
+
+def _terms(prefix: str) -> dict[str, str]:
+    return {f"{prefix}-{k}": v for k, v in TERMS.items()}
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    url_name: str  # the URL's name: every writing URL of the UI has at least one row
+    request: Callable[[World], tuple[str, dict[str, Any]]]  # the path and the form posted
+    outcomes: dict[str, str]  # actor -> outcome, for the credit staff; compliance, client, anonymous are implied
+
+
+def _staff(ok: tuple[str, ...] = CREDIT_STAFF, refused: tuple[str, ...] = (), forbidden: tuple[str, ...] = ()) -> dict:
+    outcomes = {actor: "ok" for actor in ok}
+    outcomes.update({actor: "refused" for actor in refused})
+    outcomes.update({actor: "forbidden" for actor in forbidden})
+    assert set(outcomes) == set(CREDIT_STAFF), outcomes
+    return {**outcomes, "compliance": "forbidden", "client": "forbidden", "anonymous": "login"}
+
+
+MATRIX = [
+    Action(
+        "draft a proposal", "proposal-new", lambda w: (f"/cases/{w.case.pk}/proposals/new/", _terms("new")), _staff()
+    ),
+    Action(
+        "edit a proposal's terms",
+        "proposal-edit",
+        lambda w: (f"/proposals/{w.made_by_maker.pk}/edit/", _terms("edit")),
+        _staff(),
+    ),
+    Action("submit a draft", "proposal-submit", lambda w: (f"/proposals/{w.draft.pk}/submit/", {}), _staff()),
+    Action(
+        "approve an officer's proposal",
+        "proposal-approve",
+        lambda w: (f"/proposals/{w.made_by_maker.pk}/approve/", {"version": "1", "override_reason": OVERRIDE}),
+        _staff(ok=("officer", "senior", "author", "publisher"), refused=("maker",)),
+    ),
+    Action(
+        "approve the rules' proposal",
+        "proposal-approve",
+        lambda w: (f"/proposals/{w.rules_proposal.pk}/approve/", {"version": "1", "override_reason": OVERRIDE}),
+        _staff(ok=("maker", "officer", "senior"), refused=("author", "publisher")),
+    ),
+    Action(
+        "approve a stale version",
+        "proposal-approve",
+        lambda w: (f"/proposals/{w.made_by_maker.pk}/approve/", {"version": "2", "override_reason": OVERRIDE}),
+        _staff(ok=(), refused=CREDIT_STAFF),
+    ),
+    Action(
+        "approve a flagged proposal without a reason",
+        "proposal-approve",
+        lambda w: (f"/proposals/{w.rules_proposal.pk}/approve/", {"version": "1"}),
+        _staff(ok=(), refused=CREDIT_STAFF),
+    ),
+    Action(
+        "reject a proposal",
+        "proposal-reject",
+        lambda w: (f"/proposals/{w.rules_proposal.pk}/reject/", {"reason": "no"}),
+        _staff(),
+    ),
+    Action(
+        "send an offer",
+        "proposal-offer",
+        lambda w: (f"/proposals/{w.approved.pk}/offer/", {"version": str(w.approved.version), "hours": ""}),
+        _staff(),
+    ),
+    Action(
+        "execute an accepted offer",
+        "proposal-execute",
+        lambda w: (f"/proposals/{w.accepted.pk}/execute/", {"version": "1"}),
+        _staff(),
+    ),
+    Action(
+        "propose a liquidation",
+        "case-liquidate",
+        lambda w: (f"/cases/{w.case.pk}/liquidate/", {"reason": "unreachable"}),
+        _staff(),
+    ),
+    Action(
+        "approve a liquidation proposal",
+        "proposal-approve",
+        lambda w: (f"/proposals/{w.liquidation_pending.pk}/approve/", {"version": "1"}),
+        _staff(ok=("officer", "senior", "author", "publisher"), refused=("maker",)),
+    ),
+    Action(
+        "carry out an approved liquidation",
+        "proposal-liquidate",
+        lambda w: (f"/proposals/{w.liquidation_approved.pk}/liquidate/", {"version": "1"}),
+        _staff(),
+    ),
+    Action(
+        "record a repayment",
+        "repayment-record",
+        lambda w: (f"/installments/{w.installment.pk}/repayment/", {"amount": str(w.installment.total)}),
+        _staff(),
+    ),
+    Action("clone a rule set", "rules-clone", lambda w: (f"/rules/{w.policy.pk}/clone/", {}), _staff()),
+    Action(
+        "add a rule to a draft",
+        "rules-rule-add",
+        lambda w: (
+            f"/rules/{w.rules_draft.pk}/rules/new/",
+            _rule_form(w.rules_draft.rules.get(name="concentrated_term"), name="another_term"),
+        ),
+        _staff(),
+    ),
+    Action(
+        "edit a rule of a draft",
+        "rules-rule-edit",
+        lambda w: (
+            f"/rules/{w.rules_draft.pk}/rules/{w.rules_draft.rules.get(name='illiquid_term').pk}/",
+            _rule_form(w.rules_draft.rules.get(name="illiquid_term"), priority=77),
+        ),
+        _staff(),
+    ),
+    Action(
+        "delete a rule of a draft",
+        "rules-rule-delete",
+        lambda w: (f"/rules/{w.rules_draft.pk}/rules/{w.rules_draft.rules.get(name='illiquid_term').pk}/delete/", {}),
+        _staff(),
+    ),
+    Action(
+        "publish a draft rule set",
+        "rules-publish",
+        lambda w: (f"/rules/{w.rules_draft.pk}/publish/", {}),
+        _staff(ok=("publisher",), refused=("senior",), forbidden=("maker", "officer", "author")),
+    ),
+]
+
+# The UI's URLs that change nothing: GET pages, and POSTs that only compute (their rows check that they write
+# nothing). Sign-in and sign-out change the session only (django-axes records failed sign-ins). Every other URL of
+# the UI must have a row in MATRIX.
+READ_ONLY = {
+    "home",
+    "queue",
+    "cascade",
+    "case",
+    "audit",
+    "audit-export",
+    "audit-verify",
+    "audit-case",
+    "rules",
+    "rules-set",
+    "rules-check",
+    "rules-dry-run",
+}
+SESSION_ONLY = {"login", "logout", "two-factor-setup"}
+
+
+def _outcome(response: Any, events_before: int) -> str:
+    written = AuditEvent.objects.count() - events_before
+    if response.status_code == 403:
+        assert not written
+        return "forbidden"
+    if response.status_code == 302 and response["Location"].startswith("/login/"):
+        assert not written
+        return "login"
+    return "ok" if written else "refused"
+
+
+def _attempt(world: World, action: Action, actor: str) -> str:
+    with transaction.atomic():
+        web = Client() if actor == "anonymous" else signed_in(world.users[actor])
+        events = AuditEvent.objects.count()
+        path, data = action.request(world)
+        outcome = _outcome(web.post(path, data), events)
+        transaction.set_rollback(True)
+    return outcome
+
+
+def test_every_action_x_every_actor_gets_its_outcome(world: World) -> None:
+    failures = []
+    for action in MATRIX:
+        for actor in ACTORS:
+            want = action.outcomes[actor]
+            got = _attempt(world, action, actor)
+            if got != want:
+                failures.append(f"{action.name} as {actor}: {got}, want {want}")
+    assert not failures, "\n".join(failures)
+
+
+def _names(patterns: list[URLPattern | URLResolver], prefix: str = "") -> set[str]:
+    names = set()
+    for pattern in patterns:
+        if isinstance(pattern, URLResolver):
+            route = prefix + str(pattern.pattern)
+            if route.startswith(("admin/", "api/")):
+                continue  # the admin's and the API's own tests hold those
+            names |= _names(pattern.url_patterns, route)
+        elif pattern.name and not (prefix + str(pattern.pattern)).startswith(("admin/", "api/")):
+            names.add(pattern.name)
+    return names
+
+
+def test_every_url_of_the_ui_is_read_only_or_in_the_matrix() -> None:
+    routed = _names(get_resolver().url_patterns)
+    in_matrix = {action.url_name for action in MATRIX}
+
+    assert routed - in_matrix - READ_ONLY - SESSION_ONLY == set(), "a URL without a row in the controls matrix"
+    assert (in_matrix | READ_ONLY | SESSION_ONLY) - routed == set(), "a row names no URL"
+
+
+def test_the_read_only_urls_refuse_a_write_or_write_nothing(world: World) -> None:
+    """A POST to a page is refused (405); the POSTs that only compute (a rule's check, a dry run) write nothing."""
+    web = signed_in(world.users["senior"])
+    events = AuditEvent.objects.count()
+    proposals = Proposal.objects.count()
+    pages = ["/queue/", f"/cases/{world.case.pk}/", "/audit/", "/audit/export.csv", "/rules/"]
+    pages += [f"/audit/cases/{world.case.pk}/", f"/rules/{world.policy.pk}/"]
+    for page in pages:
+        assert web.post(page, {}).status_code == 405, page
+    assert web.post(f"/rules/{world.rules_draft.pk}/dry-run/").status_code == 200
+    assert web.post("/cascade/", {"symbol": "BTC", "drop": "0.3"}).status_code == 200
+    check = _rule_form(world.rules_draft.rules.get(name="illiquid_term"))
+    assert web.post(f"/rules/{world.rules_draft.pk}/check/", check).status_code == 200
+    audit = signed_in(world.users["compliance"])
+    assert audit.post("/audit/verify/").status_code in (200, 405)
+    assert (AuditEvent.objects.count(), Proposal.objects.count()) == (events, proposals)
+    assert not Proposal.objects.filter(kind=ProposalKind.LIQUIDATE, state="executed").exists()
+    assert Group.objects.filter(name=CREDIT_OFFICER).exists()
