@@ -167,6 +167,8 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "queue"
 LOGOUT_REDIRECT_URL = "login"
 OTP_TOTP_ISSUER = "Workout"
+# A member of staff's one-time enrolment link (core/staff.py) is good this long after an administrator issues it.
+WORKOUT_ENROLMENT_HOURS = env.float("WORKOUT_ENROLMENT_HOURS", default=24.0)
 # django-axes: five failed sign-ins lock the username from that address for 15 minutes.
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)

@@ -1,11 +1,10 @@
-"""The officer and compliance UI (server-rendered): login with a second factor, the queue, cases, proposals,
-rules, the audit trail."""
+"""The officer and compliance UI (server-rendered): login with a second factor, staff enrolment, the queue, cases,
+proposals, rules, the audit trail, the administrators' staff page."""
 
 from __future__ import annotations
 
 from django.contrib.auth import views as auth_views
 from django.urls import URLPattern, URLResolver, include, path
-from django.views.generic import RedirectView
 
 from core import auth_views as sign_in
 
@@ -13,8 +12,10 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("login/", sign_in.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("account/two-factor/", sign_in.two_factor_setup, name="two-factor-setup"),
-    path("", RedirectView.as_view(pattern_name="queue", permanent=False), name="home"),
+    path("enrol/<str:token>/", sign_in.enrol, name="enrol"),
+    path("", sign_in.home, name="home"),
     path("", include("core.urls")),
     path("", include("restructuring.urls")),
     path("rules/", include("rules.urls")),
+    path("staff/", include("restructuring.staff_urls")),
 ]

@@ -2,8 +2,9 @@
 
 Every view declares its policy with `staff_view(...)`: a signed-in member of staff (a role group other than
 client), verified with a second factor (django-otp), holding every permission named. Otherwise: not signed in,
-to the login page; signed in without a second factor, to its setup; a client or a user without the permission,
-403. There is no view without a policy: `staff_view` is the only way the UI's views are written.
+to the login page; signed in without a second factor, to the page that says how to get one (an enrolment link);
+a client or a user without the permission, 403. There is no view without a policy: `staff_view` is the only way
+the UI's views are written.
 """
 
 from __future__ import annotations

@@ -60,6 +60,13 @@ class ConflictError(WorkoutError):
     code = "conflict"
 
 
+class PermissionRefusedError(WorkoutError):
+    """The actor may not do this: they lack the permission, or it is something nobody may do to themselves
+    (grant themselves a role or an authority limit, issue themselves an enrolment link). 403 in the API."""
+
+    code = "permission_denied"
+
+
 class NotFoundError(WorkoutError):
     """The object named does not exist (or is not the caller's to see)."""
 

@@ -4,6 +4,12 @@
   executes accepted restructurings and records repayments, sends a case to liquidation.
 - senior_credit_officer: all of that, the senior approval (larger limit, escalated cases), publishes rule sets.
 - compliance: reads cases and the audit trail, exports it, verifies the chain; acts on nothing.
+- administrator: administers staff and nothing else: sees the members of staff, creates them, issues their
+  enrolment links (restructuring/services/staff.py, core/enrolment.py), grants and revokes roles, sets their
+  authority limits, deactivates and reactivates them (auth's view, add and change user permissions). No
+  permission of the credit workflow: an administrator sees no case, proposal or rule. Nobody grants a role or
+  a limit to themselves, nor issues themselves a link. A superuser has every permission and so counts as an
+  administrator too (the first one of a fresh install is made with `manage.py staff_enrol`).
 - client: the API's users (each linked to its Client); no staff permission at all.
 """
 
@@ -16,7 +22,10 @@ from django.contrib.auth.models import Group, Permission
 CREDIT_OFFICER = "credit_officer"
 SENIOR_CREDIT_OFFICER = "senior_credit_officer"
 COMPLIANCE = "compliance"
+ADMINISTRATOR = "administrator"
 CLIENT = "client"
+# The roles an administrator grants on the staff page (a client's user is not made there).
+STAFF_ROLES = (CREDIT_OFFICER, SENIOR_CREDIT_OFFICER, COMPLIANCE, ADMINISTRATOR)
 
 _OFFICER = [
     "restructuring.view_case",
@@ -40,6 +49,7 @@ ROLES: dict[str, list[str]] = {
         "core.view_auditevent",
         "rules.view_ruleset",
     ],
+    ADMINISTRATOR: ["auth.view_user", "auth.add_user", "auth.change_user"],
     CLIENT: [],
 }
 

@@ -1,4 +1,5 @@
-"""Read paths of the case workflow. Each loads what it needs for many cases in a fixed number of queries."""
+"""Read paths of the case workflow (and of the staff page). Each loads what it needs for many cases in a fixed
+number of queries."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Count, Exists, ExpressionWrapper, F, FloatField, OuterRef, Q, Sum
+from django.contrib.auth.models import User
+from django.db.models import Count, Exists, ExpressionWrapper, F, FloatField, OuterRef, Prefetch, Q, Subquery, Sum
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import (
     Instrument,
@@ -25,9 +28,11 @@ from accounts.models import (
     ScenarioClass,
 )
 from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
+from core.models import StaffEnrolment
 from core.money import DEFAULT_DECIMALS
 from restructuring import feasibility
-from restructuring.models import Case, CaseState, FeasibilityReport
+from restructuring.models import ApprovalLimit, Case, CaseState, FeasibilityReport
+from restructuring.roles import CLIENT
 from rules.actions import CaseHoldings
 
 # Cases whose accounts would be liquidating at the same time as this one: they share the market's liquidity.
@@ -438,3 +443,41 @@ def _holdings(figures: _ReportFigures | None) -> CaseHoldings:
     return CaseHoldings(
         position_ids=tuple(int(p) for p, _ in figures.holdings), long=tuple(bool(long) for _, long in figures.holdings)
     )
+
+
+# ---------------------------------------------------------------------------------------------- staff
+
+
+@dataclass(frozen=True)
+class StaffRow:
+    """A member of staff as the staff page shows them."""
+
+    user: User
+    roles: tuple[str, ...]
+    limits: tuple[ApprovalLimit, ...]  # their own, by currency (without one, their roles' apply)
+    enrolled: bool  # a confirmed authenticator and a usable password: they can sign in (when active)
+    link_expires_at: datetime | None  # their newest enrolment link still good, if any
+
+
+def staff_members_load(now: datetime) -> list[StaffRow]:
+    """Every user but the clients' users, by username, in a fixed number of queries."""
+    confirmed = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
+    pending = StaffEnrolment.objects.filter(
+        user=OuterRef("pk"), used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
+    ).order_by("-expires_at")
+    users = (
+        User.objects.exclude(groups__name=CLIENT)
+        .annotate(has_device=Exists(confirmed), link_expires_at=Subquery(pending.values("expires_at")[:1]))
+        .prefetch_related("groups", Prefetch("approval_limits", queryset=ApprovalLimit.objects.order_by("currency")))
+        .order_by("username")
+    )
+    return [
+        StaffRow(
+            user=user,
+            roles=tuple(sorted(group.name for group in user.groups.all())),
+            limits=tuple(user.approval_limits.all()),
+            enrolled=bool(user.has_device) and user.has_usable_password(),
+            link_expires_at=user.link_expires_at,
+        )
+        for user in users
+    ]

@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+from restructuring.roles import ADMINISTRATOR, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 
 # Only ever set on a DEBUG machine (handle refuses otherwise), so a fixed, printed password is the point.
 DEMO_PASSWORD = "workout-demo"  # noqa: S105
@@ -22,6 +22,7 @@ DEMO_USERS = (
     ("bob", CREDIT_OFFICER, "credit officer (approval limit 250,000)"),
     ("sam", SENIOR_CREDIT_OFFICER, "senior credit officer (limit 5,000,000; publishes rules)"),
     ("carol", COMPLIANCE, "compliance (read-only: audit trail, cases, rules)"),
+    ("ada", ADMINISTRATOR, "administrator (staff: enrolment links, roles, limits; no case or rule)"),
 )
 
 

@@ -1,0 +1,253 @@
+"""The administrator's page: the members of staff, their roles, authority limits and enrolment, and the actions on
+them. Each action is a POST calling one service (restructuring/services/staff.py, core/staff.py) and going back to
+the page with what happened as a message; a refusal by the service (oneself, a superuser, a bad amount) is the
+message instead. A link just issued is shown once, on the page that answers the POST, and stored nowhere."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+
+from django import forms
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET, require_POST
+
+from core.access import staff_view
+from core.errors import WorkoutError
+from core.staff import IssuedEnrolment, enrolment_issue, staff_user_deactivate, staff_user_reactivate
+from restructuring.roles import STAFF_ROLES
+from restructuring.selectors import staff_members_load
+from restructuring.services.staff import (
+    approval_limit_clear,
+    approval_limit_set,
+    staff_member_create,
+    staff_role_grant,
+    staff_role_revoke,
+)
+
+_ROLE_CHOICES = [(role, role.replace("_", " ")) for role in STAFF_ROLES]
+
+
+def _currencies() -> list[str]:
+    return sorted(
+        set(settings.WORKOUT_CURRENCY_DECIMALS) | {c for v in settings.WORKOUT_APPROVAL_LIMITS.values() for c in v}
+    )
+
+
+class StaffCreateForm(forms.Form):
+    username = forms.CharField(max_length=150)
+    email = forms.EmailField(required=False)
+    role = forms.ChoiceField(choices=[("", "(none yet)"), *_ROLE_CHOICES], required=False)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=_ROLE_CHOICES)
+
+
+class LimitForm(forms.Form):
+    currency = forms.CharField(max_length=8)
+    amount = forms.DecimalField(max_digits=28, decimal_places=8, min_value=Decimal("0.00000001"))
+
+
+class CurrencyForm(forms.Form):
+    currency = forms.CharField(max_length=8)
+
+
+def _actor(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]  # staff_view let only a signed-in user through
+
+
+def _back(user_id: int | None = None) -> HttpResponseRedirect:
+    return redirect(reverse("staff") + (f"#user-{user_id}" if user_id else ""))
+
+
+def _username(user_id: int) -> str:
+    return get_object_or_404(User, pk=user_id).get_username()
+
+
+def _run(request: HttpRequest, act: Callable[[], str]) -> None:
+    """Call the service; its refusal becomes the message."""
+    try:
+        done = act()
+    except WorkoutError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
+
+
+def _form_errors(form: forms.Form) -> str:
+    return "; ".join(f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items())
+
+
+def _link_issued(request: HttpRequest, issued: IssuedEnrolment, created: bool) -> HttpResponse:
+    return render(
+        request,
+        "staff/link_issued.html",
+        {
+            "member": issued.enrolment.user,
+            "enrolment": issued.enrolment,
+            "url": request.build_absolute_uri(issued.path),
+            "created": created,
+        },
+    )
+
+
+@staff_view("auth.view_user")
+@require_GET
+def staff_index(request: HttpRequest) -> HttpResponse:
+    return render(
+        request,
+        "staff/index.html",
+        {
+            "rows": staff_members_load(timezone.now()),
+            "create_form": StaffCreateForm(),
+            "role_choices": _ROLE_CHOICES,
+            "currencies": _currencies(),
+            "enrolment_hours": settings.WORKOUT_ENROLMENT_HOURS,
+        },
+    )
+
+
+@staff_view("auth.add_user")
+@require_POST
+@never_cache
+def staff_create_view(request: HttpRequest) -> HttpResponse:
+    form = StaffCreateForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return _back()
+    role = form.cleaned_data["role"]
+    try:
+        issued = staff_member_create(
+            username=form.cleaned_data["username"],
+            email=form.cleaned_data["email"],
+            roles=[role] if role else [],
+            actor=_actor(request),
+        )
+    except WorkoutError as exc:
+        messages.error(request, str(exc))
+        return _back()
+    return _link_issued(request, issued, created=True)
+
+
+@staff_view("auth.change_user")
+@require_POST
+@never_cache
+def enrolment_issue_view(request: HttpRequest, user_id: int) -> HttpResponse:
+    try:
+        issued = enrolment_issue(user_id=user_id, actor=_actor(request))
+    except WorkoutError as exc:
+        messages.error(request, str(exc))
+        return _back(user_id)
+    return _link_issued(request, issued, created=False)
+
+
+@staff_view("auth.change_user")
+@require_POST
+def role_grant_view(request: HttpRequest, user_id: int) -> HttpResponse:
+    username = _username(user_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return _back(user_id)
+    role = form.cleaned_data["role"]
+
+    def act() -> str:
+        if staff_role_grant(user_id=user_id, role=role, actor=_actor(request)):
+            return f"{username} is now {role}."
+        return f"{username} already was {role}."
+
+    _run(request, act)
+    return _back(user_id)
+
+
+@staff_view("auth.change_user")
+@require_POST
+def role_revoke_view(request: HttpRequest, user_id: int) -> HttpResponse:
+    username = _username(user_id)
+    form = RoleForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return _back(user_id)
+    role = form.cleaned_data["role"]
+
+    def act() -> str:
+        if staff_role_revoke(user_id=user_id, role=role, actor=_actor(request)):
+            return f"{username} is no longer {role}."
+        return f"{username} was not {role}."
+
+    _run(request, act)
+    return _back(user_id)
+
+
+@staff_view("auth.change_user")
+@require_POST
+def limit_set_view(request: HttpRequest, user_id: int) -> HttpResponse:
+    username = _username(user_id)
+    form = LimitForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return _back(user_id)
+    currency, amount = form.cleaned_data["currency"], form.cleaned_data["amount"]
+
+    def act() -> str:
+        if approval_limit_set(user_id=user_id, currency=currency, amount=amount, actor=_actor(request)):
+            return f"{username}'s authority limit in {currency.upper()} is now {amount}."
+        return f"{username}'s authority limit in {currency.upper()} already was {amount}."
+
+    _run(request, act)
+    return _back(user_id)
+
+
+@staff_view("auth.change_user")
+@require_POST
+def limit_clear_view(request: HttpRequest, user_id: int) -> HttpResponse:
+    username = _username(user_id)
+    form = CurrencyForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, _form_errors(form))
+        return _back(user_id)
+    currency = form.cleaned_data["currency"]
+
+    def act() -> str:
+        if approval_limit_clear(user_id=user_id, currency=currency, actor=_actor(request)):
+            return f"{username}'s own limit in {currency.upper()} is cleared: their roles' limit applies."
+        return f"{username} had no limit of their own in {currency.upper()}."
+
+    _run(request, act)
+    return _back(user_id)
+
+
+@staff_view("auth.change_user")
+@require_POST
+def deactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
+    username = _username(user_id)
+
+    def act() -> str:
+        if staff_user_deactivate(user_id=user_id, actor=_actor(request)):
+            return f"{username} is deactivated: they can no longer sign in, and their unused links are revoked."
+        return f"{username} already was deactivated."
+
+    _run(request, act)
+    return _back(user_id)
+
+
+@staff_view("auth.change_user")
+@require_POST
+def reactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
+    username = _username(user_id)
+
+    def act() -> str:
+        if staff_user_reactivate(user_id=user_id, actor=_actor(request)):
+            return f"{username} is active again."
+        return f"{username} already was active."
+
+    _run(request, act)
+    return _back(user_id)
