@@ -9,6 +9,7 @@ Actors, named by what they are to the objects acted on:
 - senior: sam, a senior credit officer, who cloned (wrote) the draft rule set;
 - author: paula, the credit officer who wrote the policy in force (its rules made the rules' proposal);
 - publisher: pete, the senior who published that policy;
+- administrator: ada, who administers staff (roles, limits, enrolment links) and holds no credit permission;
 - compliance: cora; client: a client's login; anonymous.
 
 Outcomes: "ok" (done, with at least one audit event), "refused" (the service refuses: nothing changes, no event),
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -32,8 +34,8 @@ from django.test import Client, TestCase, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from core.models import AuditEvent
-from restructuring.models import Case, Installment, Proposal, ProposalKind
-from restructuring.roles import CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+from restructuring.models import ApprovalLimit, Case, Installment, Proposal, ProposalKind
+from restructuring.roles import ADMINISTRATOR, CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.negotiation import (
     offer_accept,
@@ -51,7 +53,7 @@ from tests.web.helpers import signed_in, staff_user
 
 pytestmark = [pytest.mark.django_db]
 
-ACTORS = ("maker", "officer", "senior", "author", "publisher", "compliance", "client", "anonymous")
+ACTORS = ("maker", "officer", "senior", "author", "publisher", "administrator", "compliance", "client", "anonymous")
 CREDIT_STAFF = ("maker", "officer", "senior", "author", "publisher")
 OVERRIDE = "the client's other assets"  # the test book's proposals are flagged (no cash): approvals carry a reason
 
@@ -70,6 +72,8 @@ class World:
     installment: Installment  # of a fifth case, restructured
     policy: RuleSet
     rules_draft: RuleSet  # cloned by sam, a rule edited by mia
+    newcomer: User  # a member of staff being set up by the administrator: no role yet
+    leaver: User  # a member of staff deactivated
 
 
 @pytest.fixture(autouse=True)
@@ -90,6 +94,7 @@ def world() -> World:
         "senior": staff_user("sam", SENIOR_CREDIT_OFFICER),
         "author": staff_user("paula", CREDIT_OFFICER),
         "publisher": staff_user("pete", SENIOR_CREDIT_OFFICER),
+        "administrator": staff_user("ada", ADMINISTRATOR),
         "compliance": staff_user("cora", COMPLIANCE),
         "client": staff_user("cliff", CLIENT),
     }
@@ -127,6 +132,7 @@ def world() -> World:
     offer_accept(proposal_id=executed.pk, client_id=cases[4].account.client_id)
     proposal_execute(proposal_id=executed.pk, actor=olaf, version=1)
 
+    ApprovalLimit.objects.create(user=mia, currency="USD", amount=Decimal(100000))  # what the administrator clears
     rules_draft = ruleset_clone(rule_set_id=policy.pk, actor=sam)
     extension = rules_draft.rules.get(name="concentrated_term")
     rule_save(
@@ -148,12 +154,18 @@ def world() -> World:
         installment=Installment.objects.filter(proposal=executed).order_by("number").first(),  # type: ignore[arg-type]
         policy=policy,
         rules_draft=rules_draft,
+        newcomer=User.objects.create_user("newcomer"),
+        leaver=User.objects.create_user("leaver", is_active=False),
     )
 
 
 def _rule_fields(rule: Rule) -> dict[str, Any]:
     fields = ("name", "description", "priority", "condition", "action", "parameters", "package", "stop_processing")
     return {f: getattr(rule, f) for f in fields}
+
+
+def _rule_id(world: World, name: str) -> int:
+    return world.rules_draft.rules.get(name=name).pk
 
 
 def _rule_form(rule: Rule, **changes: Any) -> dict[str, Any]:
@@ -187,100 +199,115 @@ def _terms(prefix: str) -> dict[str, str]:
 class Action:
     name: str
     url_name: str  # the URL's name: every writing URL of the UI has at least one row
-    request: Callable[[World], tuple[str, dict[str, Any]]]  # the path and the form posted
-    outcomes: dict[str, str]  # actor -> outcome, for the credit staff; compliance, client, anonymous are implied
+    # The path and the form posted, given the world and the acting user (None: anonymous).
+    request: Callable[[World, User | None], tuple[str, dict[str, Any]]]
+    outcomes: dict[str, str]  # actor -> outcome
 
 
 def _staff(ok: tuple[str, ...] = CREDIT_STAFF, refused: tuple[str, ...] = (), forbidden: tuple[str, ...] = ()) -> dict:
+    """The outcomes of a credit action: the credit staff's as given; the administrator, compliance and clients hold
+    no credit permission; anonymous is sent to sign in."""
     outcomes = {actor: "ok" for actor in ok}
     outcomes.update({actor: "refused" for actor in refused})
     outcomes.update({actor: "forbidden" for actor in forbidden})
     assert set(outcomes) == set(CREDIT_STAFF), outcomes
-    return {**outcomes, "compliance": "forbidden", "client": "forbidden", "anonymous": "login"}
+    return {
+        **outcomes,
+        "administrator": "forbidden",
+        "compliance": "forbidden",
+        "client": "forbidden",
+        "anonymous": "login",
+    }
+
+
+def _administration(administrator: str = "ok") -> dict[str, str]:
+    """The outcomes of a staff administration action: the administrator's as given, everyone else's refused."""
+    outcomes = {actor: "forbidden" for actor in ACTORS}
+    return {**outcomes, "administrator": administrator, "anonymous": "login"}
 
 
 MATRIX = [
     Action(
-        "draft a proposal", "proposal-new", lambda w: (f"/cases/{w.case.pk}/proposals/new/", _terms("new")), _staff()
+        "draft a proposal", "proposal-new", lambda w, _: (f"/cases/{w.case.pk}/proposals/new/", _terms("new")), _staff()
     ),
     Action(
         "edit a proposal's terms",
         "proposal-edit",
-        lambda w: (f"/proposals/{w.made_by_maker.pk}/edit/", _terms("edit")),
+        lambda w, _: (f"/proposals/{w.made_by_maker.pk}/edit/", _terms("edit")),
         _staff(),
     ),
-    Action("submit a draft", "proposal-submit", lambda w: (f"/proposals/{w.draft.pk}/submit/", {}), _staff()),
+    Action("submit a draft", "proposal-submit", lambda w, _: (f"/proposals/{w.draft.pk}/submit/", {}), _staff()),
     Action(
         "approve an officer's proposal",
         "proposal-approve",
-        lambda w: (f"/proposals/{w.made_by_maker.pk}/approve/", {"version": "1", "override_reason": OVERRIDE}),
+        lambda w, _: (f"/proposals/{w.made_by_maker.pk}/approve/", {"version": "1", "override_reason": OVERRIDE}),
         _staff(ok=("officer", "senior", "author", "publisher"), refused=("maker",)),
     ),
     Action(
         "approve the rules' proposal",
         "proposal-approve",
-        lambda w: (f"/proposals/{w.rules_proposal.pk}/approve/", {"version": "1", "override_reason": OVERRIDE}),
+        lambda w, _: (f"/proposals/{w.rules_proposal.pk}/approve/", {"version": "1", "override_reason": OVERRIDE}),
         _staff(ok=("maker", "officer", "senior"), refused=("author", "publisher")),
     ),
     Action(
         "approve a stale version",
         "proposal-approve",
-        lambda w: (f"/proposals/{w.made_by_maker.pk}/approve/", {"version": "2", "override_reason": OVERRIDE}),
+        lambda w, _: (f"/proposals/{w.made_by_maker.pk}/approve/", {"version": "2", "override_reason": OVERRIDE}),
         _staff(ok=(), refused=CREDIT_STAFF),
     ),
     Action(
         "approve a flagged proposal without a reason",
         "proposal-approve",
-        lambda w: (f"/proposals/{w.rules_proposal.pk}/approve/", {"version": "1"}),
+        lambda w, _: (f"/proposals/{w.rules_proposal.pk}/approve/", {"version": "1"}),
         _staff(ok=(), refused=CREDIT_STAFF),
     ),
     Action(
         "reject a proposal",
         "proposal-reject",
-        lambda w: (f"/proposals/{w.rules_proposal.pk}/reject/", {"reason": "no"}),
+        lambda w, _: (f"/proposals/{w.rules_proposal.pk}/reject/", {"reason": "no"}),
         _staff(),
     ),
     Action(
         "send an offer",
         "proposal-offer",
-        lambda w: (f"/proposals/{w.approved.pk}/offer/", {"version": str(w.approved.version), "hours": ""}),
+        lambda w, _: (f"/proposals/{w.approved.pk}/offer/", {"version": str(w.approved.version), "hours": ""}),
         _staff(),
     ),
     Action(
         "execute an accepted offer",
         "proposal-execute",
-        lambda w: (f"/proposals/{w.accepted.pk}/execute/", {"version": "1"}),
+        lambda w, _: (f"/proposals/{w.accepted.pk}/execute/", {"version": "1"}),
         _staff(),
     ),
     Action(
         "propose a liquidation",
         "case-liquidate",
-        lambda w: (f"/cases/{w.case.pk}/liquidate/", {"reason": "unreachable"}),
+        lambda w, _: (f"/cases/{w.case.pk}/liquidate/", {"reason": "unreachable"}),
         _staff(),
     ),
     Action(
         "approve a liquidation proposal",
         "proposal-approve",
-        lambda w: (f"/proposals/{w.liquidation_pending.pk}/approve/", {"version": "1"}),
+        lambda w, _: (f"/proposals/{w.liquidation_pending.pk}/approve/", {"version": "1"}),
         _staff(ok=("officer", "senior", "author", "publisher"), refused=("maker",)),
     ),
     Action(
         "carry out an approved liquidation",
         "proposal-liquidate",
-        lambda w: (f"/proposals/{w.liquidation_approved.pk}/liquidate/", {"version": "1"}),
+        lambda w, _: (f"/proposals/{w.liquidation_approved.pk}/liquidate/", {"version": "1"}),
         _staff(),
     ),
     Action(
         "record a repayment",
         "repayment-record",
-        lambda w: (f"/installments/{w.installment.pk}/repayment/", {"amount": str(w.installment.total)}),
+        lambda w, _: (f"/installments/{w.installment.pk}/repayment/", {"amount": str(w.installment.total)}),
         _staff(),
     ),
-    Action("clone a rule set", "rules-clone", lambda w: (f"/rules/{w.policy.pk}/clone/", {}), _staff()),
+    Action("clone a rule set", "rules-clone", lambda w, _: (f"/rules/{w.policy.pk}/clone/", {}), _staff()),
     Action(
         "add a rule to a draft",
         "rules-rule-add",
-        lambda w: (
+        lambda w, _: (
             f"/rules/{w.rules_draft.pk}/rules/new/",
             _rule_form(w.rules_draft.rules.get(name="concentrated_term"), name="another_term"),
         ),
@@ -289,7 +316,7 @@ MATRIX = [
     Action(
         "edit a rule of a draft",
         "rules-rule-edit",
-        lambda w: (
+        lambda w, _: (
             f"/rules/{w.rules_draft.pk}/rules/{w.rules_draft.rules.get(name='illiquid_term').pk}/",
             _rule_form(w.rules_draft.rules.get(name="illiquid_term"), priority=77),
         ),
@@ -298,14 +325,84 @@ MATRIX = [
     Action(
         "delete a rule of a draft",
         "rules-rule-delete",
-        lambda w: (f"/rules/{w.rules_draft.pk}/rules/{w.rules_draft.rules.get(name='illiquid_term').pk}/delete/", {}),
+        lambda w, _: (
+            f"/rules/{w.rules_draft.pk}/rules/{w.rules_draft.rules.get(name='illiquid_term').pk}/delete/",
+            {},
+        ),
         _staff(),
     ),
     Action(
         "publish a draft rule set",
         "rules-publish",
-        lambda w: (f"/rules/{w.rules_draft.pk}/publish/", {}),
+        lambda w, _: (f"/rules/{w.rules_draft.pk}/publish/", {}),
         _staff(ok=("publisher",), refused=("senior",), forbidden=("maker", "officer", "author")),
+    ),
+    # staff administration: the administrator alone, and never on themselves
+    Action(
+        "create a member of staff",
+        "staff-create",
+        lambda w, _: ("/staff/create/", {"username": "fresh", "email": "", "role": CREDIT_OFFICER}),
+        _administration(),
+    ),
+    Action(
+        "issue an enrolment link",
+        "staff-link",
+        lambda w, _: (f"/staff/{w.newcomer.pk}/link/", {}),
+        _administration(),
+    ),
+    Action(
+        "issue oneself an enrolment link",
+        "staff-link",
+        lambda w, me: (f"/staff/{me.pk if me else 0}/link/", {}),
+        _administration("refused"),
+    ),
+    Action(
+        "grant a role",
+        "staff-role-grant",
+        lambda w, _: (f"/staff/{w.newcomer.pk}/roles/grant/", {"role": SENIOR_CREDIT_OFFICER}),
+        _administration(),
+    ),
+    Action(
+        "grant oneself a role",
+        "staff-role-grant",
+        lambda w, me: (f"/staff/{me.pk if me else 0}/roles/grant/", {"role": SENIOR_CREDIT_OFFICER}),
+        _administration("refused"),
+    ),
+    Action(
+        "revoke a role",
+        "staff-role-revoke",
+        lambda w, _: (f"/staff/{w.users['officer'].pk}/roles/revoke/", {"role": CREDIT_OFFICER}),
+        _administration(),
+    ),
+    Action(
+        "set an authority limit",
+        "staff-limit-set",
+        lambda w, _: (f"/staff/{w.users['officer'].pk}/limits/set/", {"currency": "USD", "amount": "1000000"}),
+        _administration(),
+    ),
+    Action(
+        "set oneself an authority limit",
+        "staff-limit-set",
+        lambda w, me: (f"/staff/{me.pk if me else 0}/limits/set/", {"currency": "USD", "amount": "1000000"}),
+        _administration("refused"),
+    ),
+    Action(
+        "clear an authority limit",
+        "staff-limit-clear",
+        lambda w, _: (f"/staff/{w.users['maker'].pk}/limits/clear/", {"currency": "USD"}),
+        _administration(),
+    ),
+    Action(
+        "deactivate a member of staff",
+        "staff-deactivate",
+        lambda w, _: (f"/staff/{w.users['officer'].pk}/deactivate/", {}),
+        _administration(),
+    ),
+    Action(
+        "reactivate a member of staff",
+        "staff-reactivate",
+        lambda w, _: (f"/staff/{w.leaver.pk}/reactivate/", {}),
+        _administration(),
     ),
 ]
 
@@ -327,6 +424,10 @@ READ_ONLY = {
     "rules-dry-run",
 }
 SESSION_ONLY = {"login", "logout", "two-factor-setup"}
+# A member of staff redeeming their own one-time enrolment link (signed out: the link is the credential), audited:
+# tests/web/test_staff_enrolment.py holds it (valid, used, expired, unknown, revoked links).
+ENROLMENT = {"enrol"}
+READ_ONLY |= {"staff"}
 
 
 def _outcome(response: Any, events_before: int) -> str:
@@ -344,7 +445,7 @@ def _attempt(world: World, action: Action, actor: str) -> str:
     with transaction.atomic():
         web = Client() if actor == "anonymous" else signed_in(world.users[actor])
         events = AuditEvent.objects.count()
-        path, data = action.request(world)
+        path, data = action.request(world, world.users.get(actor))
         outcome = _outcome(web.post(path, data), events)
         transaction.set_rollback(True)
     return outcome
@@ -378,8 +479,9 @@ def test_every_url_of_the_ui_is_read_only_or_in_the_matrix() -> None:
     routed = _names(get_resolver().url_patterns)
     in_matrix = {action.url_name for action in MATRIX}
 
-    assert routed - in_matrix - READ_ONLY - SESSION_ONLY == set(), "a URL without a row in the controls matrix"
-    assert (in_matrix | READ_ONLY | SESSION_ONLY) - routed == set(), "a row names no URL"
+    accounted = in_matrix | READ_ONLY | SESSION_ONLY | ENROLMENT
+    assert routed - accounted == set(), "a URL without a row in the controls matrix"
+    assert accounted - routed == set(), "a row names no URL"
 
 
 def test_the_read_only_urls_refuse_a_write_or_write_nothing(world: World) -> None:
@@ -395,6 +497,7 @@ def test_the_read_only_urls_refuse_a_write_or_write_nothing(world: World) -> Non
     assert web.post("/cascade/", {"symbol": "BTC", "drop": "0.3"}).status_code == 200
     check = _rule_form(world.rules_draft.rules.get(name="illiquid_term"))
     assert web.post(f"/rules/{world.rules_draft.pk}/check/", check).status_code == 200
+    assert signed_in(world.users["administrator"]).post("/staff/", {}).status_code == 405
     audit = signed_in(world.users["compliance"])
     assert audit.post("/audit/verify/").status_code in (200, 405)
     assert (AuditEvent.objects.count(), Proposal.objects.count()) == (events, proposals)
