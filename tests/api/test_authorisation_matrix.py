@@ -22,6 +22,7 @@ from django.urls import URLPattern
 from drf_spectacular.generators import SchemaGenerator
 
 from config import api_urls
+from core.models import AuditEvent
 from tests.api.conftest import Api, World
 
 BOOK = b'{"clients": [{"code": "C-NEW", "name": "New client"}]}'
@@ -151,11 +152,16 @@ def test_every_operation_x_every_role_gets_its_status(world: World) -> None:
                 continue  # no object of another client's in this request
             want = expected(row, role, whose)
             with transaction.atomic():
+                events = AuditEvent.objects.count()
                 response = _request(world.api(role), world, method, template, row, role, whose)
+                written = AuditEvent.objects.count() - events
                 transaction.set_rollback(True)
             body = response.json()
             if response.status_code != want:
                 failures.append(f"{method} {template} as {role} ({whose}): {response.status_code}, want {want}: {body}")
+            elif method != "GET" and (written > 0) != (want < 400):
+                # every write leaves an audit event (issue 13); a refusal leaves none
+                failures.append(f"{method} {template} as {role} ({whose}): {response.status_code} and {written} events")
             elif want >= 400:
                 assert set(body) == {"error"}, body  # the one error shape, never data
                 assert body["error"]["code"], body
