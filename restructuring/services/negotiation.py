@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from functools import partial
@@ -599,13 +599,14 @@ def _after_offer(offer: Proposal, transition: str) -> str:
 
 
 def offer_counter(*, proposal_id: int, client_id: int, terms: Mapping[str, Any]) -> Proposal:
-    """The client's counter-offer: terms within the offer's bounds, valued, as a new proposal in the next round
-    pending the officers' approval; the offer is COUNTERED and the case back to PROPOSED."""
-    parsed = _terms(terms)
+    """The client's counter-offer: the offered terms with what the client asks instead (`terms`; only
+    COUNTER_MAY_CHANGE may move, within the offer's bounds), valued, as a new proposal in the next round pending
+    the officers' approval; the offer is COUNTERED and the case back to PROPOSED."""
     with transaction.atomic():
         offer = _clients_proposal(proposal_id, client_id)
         now = timezone.now()
         _offered(offer, now)
+        parsed = _terms({**offer.terms, **terms})
         _within_bounds(parsed, offer)
         before = _move(offer, "counter", f"proposal {proposal_id}")
         case_before = _move(offer.case, "counter", f"case {offer.case_id}")
@@ -652,7 +653,20 @@ def counter_followup(*, case_id: int, offer_id: int) -> list[int]:
     return proposals_from_rules(case_ids=[case_id])
 
 
+# What a counter-offer may move, each within the offer's bounds. Everything else (a haircut, grace, a moratorium,
+# reductions, the kind of schedule, the arrears) stays as offered: the offer's approvers, whose record a counter
+# borrows, approved those and the bounds, nothing beyond (issue 13: a counter forgiving principal nobody saw).
+COUNTER_MAY_CHANGE = ("term_months", "rate_annual", "collateral_to_add")
+
+
 def _within_bounds(terms: Terms, offer: Proposal) -> None:
+    offered = _terms(offer.terms)
+    for name in (f.name for f in fields(Terms)):
+        if name not in COUNTER_MAY_CHANGE and getattr(terms, name) != getattr(offered, name):
+            raise ValidationError(
+                f"{name}: a counter-offer may change only {', '.join(COUNTER_MAY_CHANGE)}; {name} stays as offered",
+                field=name,
+            )
     bounds = offer.counter_bounds or {}
     if "max_term_months" in bounds and terms.term_months > int(bounds["max_term_months"]):
         raise ValidationError(

@@ -19,6 +19,7 @@ from django.contrib.auth.models import User
 from django.test import TestCase, override_settings
 
 from core.audit import audit_verify
+from core.errors import ValidationError
 from core.models import AuditEvent
 from restructuring.models import (
     Approval,
@@ -49,6 +50,7 @@ from restructuring.services.negotiation import (
     proposal_reject,
     proposal_submit,
 )
+from restructuring.terms import Terms
 from rules.models import RuleSetStatus
 from rules.services import PublishPermissionError, rule_save, ruleset_clone, ruleset_publish
 from tests.restructuring.helpers import account, btc, sweep_only
@@ -473,3 +475,29 @@ def test_the_queue_flags_in_sql_what_the_approval_flags_in_python(officers: tupl
     assert in_python == in_sql == {flagged.pk, cheap.pk, edge.pk}
     [row] = cases_for_queue(QueueFilters())
     assert (row.pending_approval, row.flagged_approval) == (4, 3)  # type: ignore[attr-defined]
+
+
+def test_a_counter_offer_moves_only_the_term_the_rate_and_the_collateral(officers: tuple[User, ...]) -> None:
+    """Found by the adversary's state machine (tests/restructuring/test_one_person_whole_path.py): a counter borrowed
+    the offer's record, yet could add a haircut that nobody on that record saw."""
+    alice, *_ = officers
+    offer = _proposed()
+    _approve(offer, alice)
+    _offer(offer, alice)
+    client_id = _client_id(offer)
+
+    for change in (
+        {"principal_haircut": "100"},
+        {"grace_principal_months": 3},
+        {"reduce": []},
+        {"kind": "interest_only"},
+    ):
+        with pytest.raises(ValidationError) as caught:
+            offer_counter(proposal_id=offer.pk, client_id=client_id, terms=change)
+        assert caught.value.context["field"] == next(iter(change))
+        assert "stays as offered" in str(caught.value)
+    assert _fresh(offer).state == ProposalState.OFFERED
+
+    counter = offer_counter(proposal_id=offer.pk, client_id=client_id, terms={"term_months": 18})
+    offered = Terms.from_json(offer.terms).to_json()
+    assert counter.terms == {**offered, "term_months": 18}  # the rest as offered
