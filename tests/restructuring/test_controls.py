@@ -486,12 +486,13 @@ def test_a_counter_offer_moves_only_the_term_the_rate_and_the_collateral(officer
     _offer(offer, alice)
     client_id = _client_id(offer)
 
-    for change in (
+    changes: list[dict[str, object]] = [
         {"principal_haircut": "100"},
         {"grace_principal_months": 3},
         {"reduce": []},
         {"kind": "interest_only"},
-    ):
+    ]
+    for change in changes:
         with pytest.raises(ValidationError) as caught:
             offer_counter(proposal_id=offer.pk, client_id=client_id, terms=change)
         assert caught.value.context["field"] == next(iter(change))
