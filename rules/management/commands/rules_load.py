@@ -5,15 +5,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from core.commands import OperationCommand
 from core.errors import WorkoutError
 from rules.models import RuleSet, RuleSetStatus
 from rules.services import DEFAULT_RULES, ruleset_load
 
 
-class Command(BaseCommand):
-    help = "Load a rule set from JSON as a draft; --publish puts it in force (as the named system actor)."
+class Command(OperationCommand):
+    help = (
+        "Load a rule set from JSON as a draft (authored by --actor when given); --publish puts it in force, "
+        "published by --actor, or else by the operating-system user as command:<user>@<host>."
+    )
+    input_files = ("path",)
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", nargs="?", default=str(DEFAULT_RULES))
@@ -27,7 +32,20 @@ class Command(BaseCommand):
             self.stdout.write("a rule set is already published: nothing loaded")
             return
         try:
-            rule_set = ruleset_load(Path(options["path"]), publish=options["publish"], system_actor="rules_load")
+            # One transaction: a draft whose publication is refused is not left behind.
+            with self.operation() as run:
+                rule_set = ruleset_load(
+                    Path(options["path"]),
+                    publish=options["publish"],
+                    system_actor=self.system_actor,
+                    actor=self.actor,
+                )
+                run.outcome = {
+                    "rule_set_id": rule_set.pk,
+                    "version": rule_set.version,
+                    "status": rule_set.status,
+                    "rules": rule_set.rules.count(),
+                }
         except (WorkoutError, OSError, ValueError, KeyError) as exc:
             raise CommandError(f"{options['path']}: {exc}") from exc
-        self.stdout.write(f"loaded {rule_set}: {rule_set.rules.count()} rules")
+        self.stdout.write(f"loaded {rule_set}: {run.outcome['rules']} rules")
