@@ -9,14 +9,15 @@ from django.core.management.base import CommandError, CommandParser
 
 from core.commands import OperationCommand
 from core.errors import WorkoutError
+from core.operations import command_system_actor
 from rules.models import RuleSet, RuleSetStatus
 from rules.services import DEFAULT_RULES, ruleset_load
 
 
 class Command(OperationCommand):
     help = (
-        "Load a rule set from JSON as a draft (authored by --actor when given); --publish puts it in force, "
-        "published by --actor, or else by the operating-system user as command:<user>@<host>."
+        "Load a rule set from JSON as a draft (written by --actor when given); --publish puts it in force when "
+        "none is (an installation's first policy), published by the operating-system user as command:<user>@<host>."
     )
     input_files = ("path",)
 
@@ -37,7 +38,9 @@ class Command(OperationCommand):
                 rule_set = ruleset_load(
                     Path(options["path"]),
                     publish=options["publish"],
-                    system_actor=self.system_actor,
+                    # The draft is the --actor's; a publication here is the installation's (rules.services lets a
+                    # system actor publish only the first policy): it names the operating-system user.
+                    system_actor=command_system_actor(),
                     actor=self.actor,
                 )
                 run.outcome = {
