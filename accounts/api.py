@@ -3,12 +3,14 @@ endpoints (staff): book upload, price upload, sweeps. Thin: parse, call one serv
 
 from __future__ import annotations
 
+import hashlib
 import re
 import tempfile
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
@@ -25,6 +27,8 @@ from core.api.idempotency import idempotent
 from core.api.permissions import IsOperator
 from core.api.views import ApiView, ClientView
 from core.errors import WorkoutError
+from core.models import OperationChannel
+from core.operations import OperationRun, operation
 
 # ------------------------------------------------------------------------------------------- accounts
 
@@ -151,7 +155,7 @@ class _UploadView(ApiView):
     max_body_setting = "DATA_UPLOAD_MAX_MEMORY_SIZE"
     serializer_class = UploadSerializer
 
-    def _import(self, request: Request, service: Any) -> Response:
+    def _import(self, request: Request, service: Any, operation_name: str) -> Response:
         serializer = UploadSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         upload = serializer.validated_data["file"]
@@ -159,11 +163,25 @@ class _UploadView(ApiView):
         name = _SAFE_NAME.sub("_", Path(upload.name or "").name).lstrip(".")[-100:] or "upload"
         with tempfile.TemporaryDirectory(prefix="workout-upload-") as directory:
             path = Path(directory) / name
+            digest = hashlib.sha256()
             with path.open("wb") as out:
                 for chunk in upload.chunks():
+                    digest.update(chunk)
                     out.write(chunk)
+            run = OperationRun.start(
+                name=operation_name,
+                channel=OperationChannel.API,
+                actor=_operator(request),
+                arguments={"file": name, "bytes": upload.size, "file_sha256": digest.hexdigest()},
+            )
             try:
-                result: ImportResult = service(path=path)
+                # The import and its audit event in one transaction: a refused file leaves neither.
+                with operation(run):
+                    result: ImportResult = service(path=path)
+                    run.outcome = {
+                        **{entity: vars(counts) for entity, counts in result.counts().items()},
+                        "instruments_priced": len(result.priced_instrument_ids),
+                    }
             except WorkoutError as error:  # the message names the file as uploaded, not our temporary path
                 message = error.message.replace(f"{directory}/", "")
                 raise ApiError(
@@ -172,6 +190,12 @@ class _UploadView(ApiView):
         counts = {entity: vars(getattr(result, entity)) for entity in _ENTITIES}
         body = {"file": name, **counts, "instruments_priced": len(result.priced_instrument_ids)}
         return Response(ImportResultSerializer(body).data)
+
+
+def _operator(request: Request) -> User:
+    user = request.user
+    assert isinstance(user, User)  # IsOperator lets only a member of staff's token through
+    return user
 
 
 _ENTITIES = ("groups", "clients", "instruments", "accounts", "loans", "positions", "prices")
@@ -185,7 +209,7 @@ class BookUploadView(_UploadView):
 
     @idempotent
     def post(self, request: Request) -> Response:
-        return self._import(request, book_import)
+        return self._import(request, book_import, "book_import")
 
 
 @extend_schema(tags=["operations"], request={"multipart/form-data": UploadSerializer}, responses=ImportResultSerializer)
@@ -196,7 +220,7 @@ class PriceUploadView(_UploadView):
 
     @idempotent
     def post(self, request: Request) -> Response:
-        return self._import(request, prices_import)
+        return self._import(request, prices_import, "prices_import")
 
 
 class SweepSerializer(FastRepresentation, serializers.ModelSerializer[Sweep]):
@@ -239,7 +263,12 @@ class SweepStartView(ApiView):
         serializer = SweepStartSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         shards = serializer.validated_data.get("shards", settings.WORKOUT_SWEEP_SHARDS)
-        sweep = sweep_start(shards=shards)
+        run = OperationRun.start(
+            name="sweep_start", channel=OperationChannel.API, actor=_operator(request), arguments={"shards": shards}
+        )
+        with operation(run):  # the sweep, its event, and (on commit) its shard tasks
+            sweep = sweep_start(shards=shards)
+            run.outcome = {"sweep_id": sweep.pk, "status": sweep.status}
         return Response(SweepSerializer(sweep).data, status=status.HTTP_202_ACCEPTED)
 
 

@@ -25,6 +25,9 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[:
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    # First: its createsuperuser and changepassword (audited) replace django.contrib.auth's, which a later app
+    # cannot do (of two commands of one name, the first app listed wins).
+    "core.auth_commands",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",

@@ -6,18 +6,19 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from accounts.services.demo_book import demo_book_generate, demo_book_write
 from accounts.services.sweep import sweep_run
 from accounts.services.volatility import instrument_volatility_refresh
+from core.commands import OperationCommand
 
 DEMO_USERNAME = "admin"
 # Only ever set on a DEBUG machine (handle refuses otherwise), so a fixed, printed password is the point.
 DEMO_PASSWORD = "workout-demo"  # noqa: S105
 
 
-class Command(BaseCommand):
+class Command(OperationCommand):
     help = "Replace the book with a generated demo book, sweep it, and create the demo login."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -33,11 +34,20 @@ class Command(BaseCommand):
         instrument_volatility_refresh()
         sweep = sweep_run()
         self.stdout.write(f"sweep {sweep.pk}: " + ", ".join(f"{n} {band}" for band, n in sweep.band_counts.items()))
-        user, _created = get_user_model().objects.get_or_create(
-            username=DEMO_USERNAME, defaults={"is_staff": True, "is_superuser": True}
-        )
-        user.set_password(DEMO_PASSWORD)
-        user.save()
+        # The book, the volatilities and the sweep (a transaction per shard, the case moves on their commits)
+        # are each their own transactions: the run is recorded after them, with the demo login it sets.
+        with self.operation() as run:
+            user, created = get_user_model().objects.get_or_create(
+                username=DEMO_USERNAME, defaults={"is_staff": True, "is_superuser": True}
+            )
+            user.set_password(DEMO_PASSWORD)
+            user.save()
+            run.outcome = {
+                "book": counts,
+                "sweep_id": sweep.pk,
+                "band_counts": sweep.band_counts,
+                "login": {"username": DEMO_USERNAME, "created": created, "password_set": True},
+            }
         self.stdout.write("")
         self.stdout.write("Workout demo: http://127.0.0.1:8000/ (the officers' and compliance logins follow)")
         self.stdout.write(f"  Django admin: http://127.0.0.1:8000/admin/  {DEMO_USERNAME} / {DEMO_PASSWORD}")

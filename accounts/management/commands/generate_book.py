@@ -11,13 +11,14 @@ from argparse import ArgumentParser
 from datetime import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from accounts.services.demo_book import demo_book_generate, demo_book_write
+from core.commands import OperationCommand
 from core.errors import WorkoutError
 
 
-class Command(BaseCommand):
+class Command(OperationCommand):
     help = "Generate a realistic synthetic book (clients, accounts, positions, loans, price history) and load it."
 
     def add_arguments(self, parser: ArgumentParser) -> None:
@@ -46,7 +47,9 @@ class Command(BaseCommand):
                 as_of=options["as_of"],
             )
             generated = time.perf_counter()
-            counts = demo_book_write(book=book, replace=not options["keep_existing"])
+            with self.operation() as run:
+                counts = demo_book_write(book=book, replace=not options["keep_existing"])
+                run.outcome = {"written": counts, "seed": book.seed, "as_of": book.as_of}
         except WorkoutError as error:
             raise CommandError(str(error)) from error
         written = time.perf_counter()

@@ -21,10 +21,11 @@ from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from accounts.services.prices import ShockError, percent_text, prices_shock
+from core.commands import OperationCommand
 from core.errors import WorkoutError
 
 _PERCENT = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)%$")
@@ -65,7 +66,7 @@ def _at_parse(text: str) -> datetime:
     return moment if timezone.is_aware(moment) else timezone.make_aware(moment)
 
 
-class Command(BaseCommand):
+class Command(OperationCommand):
     help = (
         "Move prices: a new Price row per symbol at latest x (1 + pct), implied volatility carried over. "
         "Example: shock BTC -25%  (several SYMBOL PCT pairs allowed)."
@@ -88,9 +89,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            shock = prices_shock(
-                moves=moves_parse(options["moves"]), at=options["at"], only_listed=options["only_listed"]
-            )
+            moves = moves_parse(options["moves"])
+            with self.operation() as run:
+                shock = prices_shock(moves=moves, at=options["at"], only_listed=options["only_listed"])
+                run.outcome = {
+                    "at": shock.at,
+                    "moves": [
+                        {"symbol": m.symbol, "old_price": m.old_price, "new_price": m.new_price, "follows": m.follows}
+                        for m in shock.moves
+                    ],
+                }
         except WorkoutError as error:
             raise CommandError(str(error)) from error
         width = max(len(move.symbol) for move in shock.moves)

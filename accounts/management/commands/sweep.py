@@ -3,15 +3,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils.dateparse import parse_datetime
 
-from accounts.models import SweepStatus
+from accounts.models import Sweep, SweepStatus
 from accounts.services.sweep import sweep_run, sweep_start
+from core.commands import OperationCommand
 from core.errors import WorkoutError
 
 
-class Command(BaseCommand):
+class Command(OperationCommand):
     help = "Sweep the book: compute every account's risk and print the count per health band."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -30,12 +31,20 @@ class Command(BaseCommand):
             raise CommandError("--shards must be at least 1")
         try:
             if options["dispatch"]:
-                sweep = sweep_start(as_of=as_of, shards=options["shards"])
+                with self.operation() as run:  # the shard tasks are queued on this transaction's commit
+                    sweep = sweep_start(as_of=as_of, shards=options["shards"])
+                    run.outcome = {"sweep_id": sweep.pk, "status": sweep.status, "shards": options["shards"]}
                 self.stdout.write(f"sweep {sweep.pk}: {options['shards']} shard task(s) queued")
                 return
+            run = self.operation_run()
             sweep = sweep_run(as_of=as_of, shards=options["shards"], workers=max(options["workers"], 1))
         except WorkoutError as exc:
             raise CommandError(str(exc)) from exc
+        # Recorded right after the sweep, not in its transaction: a sweep is a transaction per shard (on several
+        # threads with --workers, which sweep_run refuses inside a transaction), and the case moves it queues run
+        # on their commits. A sweep that failed has written too (its shards, its status): it is recorded as well.
+        run.outcome = _outcome(sweep)
+        self.operation_record_after(run)
         if sweep.status != SweepStatus.DONE:
             raise CommandError(f"sweep {sweep.pk} {sweep.status}")
         self.stdout.write(f"sweep {sweep.pk}: {sweep.accounts} accounts, {sweep.positions} positions")
@@ -52,3 +61,13 @@ class Command(BaseCommand):
         if parsed is None or parsed.tzinfo is None:
             raise CommandError(f"--as-of {value!r}: give an ISO 8601 time with a timezone")
         return parsed
+
+
+def _outcome(sweep: Sweep) -> dict[str, object]:
+    return {
+        "sweep_id": sweep.pk,
+        "status": sweep.status,
+        "accounts": sweep.accounts,
+        "positions": sweep.positions,
+        "band_counts": sweep.band_counts,
+    }

@@ -2,12 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
 from accounts.services.webhook_secrets import webhook_secrets_reencrypt
+from core.commands import OperationCommand
 
 
-class Command(BaseCommand):
+class Command(OperationCommand):
     help = (
         "Re-encrypt clients' webhook secrets under the first key of WORKOUT_WEBHOOK_SECRET_KEYS (the step of a key "
         "rotation before the old key is dropped). Exit status 1, naming the clients, if a secret decrypts with no key."
@@ -19,7 +20,17 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] < 1:
             raise CommandError("--batch-size must be at least 1")
+        run = self.operation_run()
         result = webhook_secrets_reencrypt(batch_size=options["batch_size"])
+        # Recorded right after, not in the work's transaction: the secrets are rewritten a batch of clients per
+        # transaction, so that a large table is never locked whole. Unreadable secrets fail the command below,
+        # but the batches before have been rewritten: the run is recorded either way.
+        run.outcome = {
+            "reencrypted": result.reencrypted,
+            "already_current": result.already_current,
+            "unreadable": list(result.unreadable),
+        }
+        self.operation_record_after(run)
         self.stdout.write(
             f"webhook secrets: {result.reencrypted} re-encrypted under the first key, "
             f"{result.already_current} already under it"

@@ -6,6 +6,9 @@ api_token list [--client C-00042 | --user alice]
 api_token revoke wo_1a2b3c4d                                                by prefix (or the whole token)
 api_token revoke --client C-00042 --all                                     every live token of a client
 api_token purge-idempotency [--days 7]                                      records older than the days
+
+`--actor USERNAME` (before or after the action) names the member of staff a change is made for; without it the
+audit events name the operating-system user (command:<user>@<host>).
 """
 
 from __future__ import annotations
@@ -15,17 +18,21 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
 from accounts.models import Client
 from core.api.tokens import DEFAULT_DAYS, TOKEN_START, api_token_create, api_token_revoke
+from core.commands import OperationCommand
 from core.errors import WorkoutError
 from core.models import ApiToken, IdempotencyRecord
 
 
-class Command(BaseCommand):
-    help = "Make, list and revoke API tokens; purge old idempotency records."
+class Command(OperationCommand):
+    help = (
+        "Make, list and revoke API tokens; purge old idempotency records. Each token made or revoked is an audit "
+        "event naming --actor (or the operating-system user), and so is the run."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         sub = parser.add_subparsers(dest="action", required=True)
@@ -70,7 +77,16 @@ class Command(BaseCommand):
 
     def _create(self, options: dict[str, Any]) -> None:
         client_id, user_id = self._ids(options)
-        issued = api_token_create(client_id=client_id, user_id=user_id, days=options["days"], name=options["name"])
+        with self.operation() as run:
+            issued = api_token_create(
+                client_id=client_id,
+                user_id=user_id,
+                days=options["days"],
+                name=options["name"],
+                actor=self.actor,
+                system_actor=self.system_actor,
+            )
+            run.outcome = {"created": issued.token.prefix, "expires_at": issued.token.expires_at}  # never the secret
         self.stdout.write(issued.secret)
         self.stderr.write(
             f"token {TOKEN_START}{issued.token.prefix} expires {issued.token.expires_at:%Y-%m-%d %H:%M} UTC; "
@@ -106,15 +122,22 @@ class Command(BaseCommand):
             prefixes = [_prefix(options["prefix"])]
         else:
             raise CommandError("name the token's prefix, or --all with --client or --user")
+        # The prefix only: a whole token given to name it must not reach the audit trail.
+        named = _prefix(options["prefix"]) if options["prefix"] else None
+        with self.operation(prefix=named) as run:  # every token named, or none
+            for prefix in prefixes:
+                api_token_revoke(prefix=prefix, client_id=client_id, actor=self.actor, system_actor=self.system_actor)
+            run.outcome = {"revoked": prefixes}
         for prefix in prefixes:
-            api_token_revoke(prefix=prefix, client_id=client_id)
             self.stdout.write(f"revoked {TOKEN_START}{prefix}")
 
     def _purge_idempotency(self, options: dict[str, Any]) -> None:
         if options["days"] < 1:
             raise CommandError("--days must be at least 1")
         cutoff = timezone.now() - timedelta(days=options["days"])
-        deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+        with self.operation() as run:
+            deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+            run.outcome = {"deleted": deleted, "cutoff": cutoff}
         self.stdout.write(f"deleted {deleted} idempotency records older than {options['days']} days")
 
 

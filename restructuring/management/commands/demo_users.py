@@ -9,10 +9,11 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from core.commands import OperationCommand
 from restructuring.roles import ADMINISTRATOR, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 
 # Only ever set on a DEBUG machine (handle refuses otherwise), so a fixed, printed password is the point.
@@ -35,7 +36,7 @@ def _code(device: TOTPDevice) -> str:
     return f"{totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits):0{device.digits}d}"
 
 
-class Command(BaseCommand):
+class Command(OperationCommand):
     help = "Create the demo's staff users with authenticators and print how to sign in (DEBUG only)."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -50,14 +51,25 @@ class Command(BaseCommand):
                 raise CommandError(f"{options['code']} has no authenticator")
             self.stdout.write(_code(device))
             return
+        devices = []
+        with self.operation() as run:
+            for username, role, _what in DEMO_USERS:
+                user, _ = User.objects.get_or_create(username=username)
+                user.set_password(DEMO_PASSWORD)
+                user.save()
+                user.groups.set([Group.objects.get(name=role)])
+                TOTPDevice.objects.filter(user=user).delete()
+                devices.append(
+                    TOTPDevice.objects.create(user=user, name="demo authenticator", key=_key(username), confirmed=True)
+                )
+            # Never the password or the keys: who got which role, and that both were set.
+            run.outcome = {
+                "users": [{"username": username, "role": role} for username, role, _what in DEMO_USERS],
+                "passwords_set": len(DEMO_USERS),
+                "authenticators_set": len(devices),
+            }
         self.stdout.write("Sign in at http://127.0.0.1:8000/login/ (password: workout-demo) as:")
-        for username, role, what in DEMO_USERS:
-            user, _ = User.objects.get_or_create(username=username)
-            user.set_password(DEMO_PASSWORD)
-            user.save()
-            user.groups.set([Group.objects.get(name=role)])
-            TOTPDevice.objects.filter(user=user).delete()
-            device = TOTPDevice.objects.create(user=user, name="demo authenticator", key=_key(username), confirmed=True)
+        for (username, _role, what), device in zip(DEMO_USERS, devices, strict=True):
             secret = base64.b32encode(device.bin_key).decode()
             self.stdout.write(f"  {username:6} {what}")
             self.stdout.write(f"         authenticator secret (base32) {secret}; code now: {_code(device)}")

@@ -6,20 +6,21 @@ from __future__ import annotations
 from typing import Any
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.core.management.base import CommandError
 
+from core.commands import OperationCommand
 from restructuring.models import Case, FeasibilityReport, LiquidationOrder, LiquidationPlan, Notification, Proposal
 
 
-class Command(BaseCommand):
+class Command(OperationCommand):
     help = "Delete every case with its proposals, reports, plans and notifications (DEBUG only; the audit trail stays)."
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
             raise CommandError("demo_workflow_clear deletes cases: it runs only with DEBUG=true")
-        with transaction.atomic():
+        with self.operation() as run:
             counts = {}
             for model in (Proposal, FeasibilityReport, LiquidationOrder, LiquidationPlan, Notification, Case):
-                counts[model._meta.verbose_name_plural] = model.objects.all().delete()[0]
+                counts[str(model._meta.verbose_name_plural)] = model.objects.all().delete()[0]
+            run.outcome = {"deleted": counts}
         self.stdout.write("cleared: " + ", ".join(f"{n} {name}" for name, n in counts.items()))

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 
+from core.commands import OperationCommand
 from core.errors import WorkoutError
 from restructuring.models import FeasibilityReport
 from restructuring.services.feasibility import feasibility_compute
 
 
-class Command(BaseCommand):
-    help = "Compute and store a feasibility report for each case named (on demand), and print what it found."
+class Command(OperationCommand):
+    help = (
+        "Compute and store a feasibility report for each case named (on demand), and print what it found. "
+        "All or nothing: a case that gets no report (unknown, or already computed under --key) refuses the run."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("case_ids", nargs="+", type=int)
@@ -20,12 +24,18 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            report_ids = feasibility_compute(case_ids=options["case_ids"], key=options["key"])
+            # All or nothing: a case named that gets no report refuses the run, storing none of the others.
+            with self.operation() as run:
+                report_ids = feasibility_compute(case_ids=options["case_ids"], key=options["key"])
+                stored = dict(FeasibilityReport.objects.filter(pk__in=report_ids).values_list("case_id", "pk"))
+                missing = set(options["case_ids"]) - set(stored)
+                if missing:
+                    raise CommandError(
+                        f"no report for cases {sorted(missing)}: unknown, or already computed under this key"
+                    )
+                run.outcome = {"reports": {str(case_id): pk for case_id, pk in sorted(stored.items())}}
         except (WorkoutError, ValueError) as exc:
             raise CommandError(str(exc)) from exc
-        missing = set(options["case_ids"]) - set(
-            FeasibilityReport.objects.filter(pk__in=report_ids).values_list("case_id", flat=True)
-        )
         for report in FeasibilityReport.objects.filter(pk__in=report_ids).order_by("case_id"):
             r = report.results["recovery"]
             self.stdout.write(
@@ -35,5 +45,3 @@ class Command(BaseCommand):
                 f"LGD {r['loss_given_default']['value']}, "
                 f"recommended: {report.recommended or 'liquidate'}"
             )
-        if missing:
-            raise CommandError(f"no report for cases {sorted(missing)}: unknown, or already computed under this key")
