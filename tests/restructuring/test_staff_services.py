@@ -396,6 +396,10 @@ def test_the_command_with_an_actor_is_checked_like_the_page(ada: User, bob: User
         call_command("staff_enrol", "ada", "--actor", "ada", stdout=StringIO())
     with pytest.raises(CommandError, match="--create"):
         call_command("staff_enrol", "nobody", stdout=StringIO())
-    with pytest.raises(CommandError, match="no active user"):
+    with pytest.raises(CommandError, match="--actor 'ghost': no such user"):
         call_command("staff_enrol", "bob", "--actor", "ghost", stdout=StringIO())
     assert len(_events()) == 1
+    # the run itself is on the record too (core.commands), without the link
+    [run] = AuditEvent.objects.filter(action="operation.staff_enrol")
+    assert (run.actor_id, run.payload["outcome"]["user"]) == (ada.pk, "bob")
+    assert "enrol/" not in str(run.payload)

@@ -2,32 +2,23 @@
 enrolment link and print it. For the first administrator of a fresh install (`staff_enrol ada --create --role
 administrator`), a superuser made by `createsuperuser` (who has no authenticator yet), or anyone when no
 administrator can sign in. Everything it writes goes through the services, which audit it: the issuer is --actor
-(an administrator, checked as on the staff page) or, without it, the system actor "command:<os user>@<host>"."""
+(an administrator, checked as on the staff page) or, without it, the system actor "command:<os user>@<host>"; the
+run itself is on the record too (core.commands.OperationCommand), without the link (only its fingerprint is kept)."""
 
 from __future__ import annotations
 
-import getpass
-import os
-import socket
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError, CommandParser
 from django.db import transaction
 
+from core.commands import OperationCommand
 from core.errors import WorkoutError
 from core.staff import IssuedEnrolment, enrolment_issue
 from restructuring.roles import STAFF_ROLES
 from restructuring.services.staff import staff_member_create, staff_role_grant
-
-
-def _system_actor() -> str:
-    try:
-        who = getpass.getuser()
-    except (KeyError, OSError):  # no name for this uid (in some containers): the uid still says who
-        who = f"uid{os.getuid()}"
-    return f"command:{who}@{socket.gethostname()}"[:64]  # the audit column's length
 
 
 def _default_site() -> str:
@@ -35,7 +26,7 @@ def _default_site() -> str:
     return origins[0] if origins else "http://127.0.0.1:8000"
 
 
-class Command(BaseCommand):
+class Command(OperationCommand):
     help = "Issue a member of staff's one-time enrolment link (creating them with --create) and print it."
 
     def add_arguments(self, parser: CommandParser) -> None:
@@ -45,7 +36,6 @@ class Command(BaseCommand):
         parser.add_argument(
             "--role", action="append", default=[], choices=STAFF_ROLES, help="grant this role too (repeatable)"
         )
-        parser.add_argument("--actor", metavar="ADMIN", help="the administrator issuing it (default: this OS user)")
         parser.add_argument(
             "--site",
             default=None,
@@ -53,16 +43,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        actor: User | None = None
-        system_actor = ""
-        if options["actor"]:
-            actor = User.objects.filter(username=options["actor"], is_active=True).first()
-            if actor is None:
-                raise CommandError(f"no active user {options['actor']!r} to act as")
-        else:
-            system_actor = _system_actor()
         try:
-            issued = self._issue(options, actor, system_actor)
+            with self.operation() as run:
+                issued = self._issue(options, self.actor, self.system_actor)
+                run.outcome = {"user": issued.enrolment.user.get_username(), "expires_at": issued.enrolment.expires_at}
         except WorkoutError as error:
             raise CommandError(str(error)) from error
         site = (options["site"] or _default_site()).rstrip("/")
