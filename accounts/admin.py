@@ -1,3 +1,6 @@
+"""The book in the admin, to look things up: read-only, like every page of the admin (core/admin_site.py makes
+every ModelAdmin so). Cash, positions and loans change through the services, which audit them."""
+
 from __future__ import annotations
 
 from django.contrib import admin
@@ -40,6 +43,23 @@ class MarginAccountAdmin(admin.ModelAdmin):
     inlines = [PositionInline, LoanInline]
 
 
+@admin.register(models.Position)
+class PositionAdmin(admin.ModelAdmin):
+    list_display = ["account", "instrument", "quantity", "entry_price", "isolated_margin", "updated_at"]
+    list_select_related = ["account", "instrument"]
+    search_fields = ["account__code", "instrument__symbol"]
+    raw_id_fields = ["account", "instrument"]
+
+
+@admin.register(models.MarginLoan)
+class MarginLoanAdmin(admin.ModelAdmin):
+    list_display = ["id", "account", "principal", "rate_annual", "accrued_interest", "status", "opened_at"]
+    list_filter = ["status"]
+    list_select_related = ["account"]
+    search_fields = ["account__code"]
+    raw_id_fields = ["account"]
+
+
 @admin.register(models.Instrument)
 class InstrumentAdmin(admin.ModelAdmin):
     list_display = ["symbol", "kind", "underlying", "strike", "expiry", "option_type", "scenario_class"]
@@ -61,6 +81,13 @@ class PriceAdmin(admin.ModelAdmin):
 class SweepAdmin(admin.ModelAdmin):
     list_display = ["id", "as_of", "status", "accounts", "positions", "model_version", "finished_at"]
     list_filter = ["status"]
+
+
+@admin.register(models.SweepShard)
+class SweepShardAdmin(admin.ModelAdmin):
+    list_display = ["sweep", "account_id_from", "account_id_to", "status", "accounts", "positions"]
+    list_filter = ["status"]
+    raw_id_fields = ["sweep"]
 
 
 @admin.register(models.RiskState)

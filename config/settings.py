@@ -28,7 +28,7 @@ INSTALLED_APPS = [
     # First: its createsuperuser and changepassword (audited) replace django.contrib.auth's, which a later app
     # cannot do (of two commands of one name, the first app listed wins).
     "core.auth_commands",
-    "django.contrib.admin",
+    "core.apps.AdminConfig",  # Django's admin on our site: second factor, read-only (core/admin_site.py)
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
