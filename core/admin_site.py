@@ -22,7 +22,7 @@ from the first registration on.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from functools import wraps
+from functools import cache, wraps
 from typing import Any, TypeVar
 
 from django import forms
@@ -72,7 +72,7 @@ class ReadOnlyModelAdmin(admin.ModelAdmin):
         return {}
 
     def get_inlines(self, request: HttpRequest, obj: Any) -> list[type[InlineModelAdmin[Any, Any]]]:
-        return [_read_only(inline, ReadOnlyInline) for inline in super().get_inlines(request, obj)]
+        return [_read_only_inline(inline) for inline in super().get_inlines(request, obj)]
 
 
 def _read_only(admin_class: _AdminT, policy: type) -> _AdminT:
@@ -92,6 +92,11 @@ def _read_only(admin_class: _AdminT, policy: type) -> _AdminT:
         return admin_class
     attributes = {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__}
     return type(admin_class.__name__, (policy, admin_class), attributes)  # type: ignore[return-value]
+
+
+@cache  # one read-only class per inline class, not one per request
+def _read_only_inline(inline: type[InlineModelAdmin]) -> type[InlineModelAdmin]:
+    return _read_only(inline, ReadOnlyInline)
 
 
 class AdminSignInForm(OTPAdminAuthenticationForm):
@@ -131,7 +136,10 @@ class WorkoutAdminSite(OTPAdminSite):
         admin_class: type[admin.ModelAdmin[Any]] | None = None,
         **options: Any,
     ) -> None:
-        super().register(model_or_iterable, _read_only(admin_class or admin.ModelAdmin, ReadOnlyModelAdmin), **options)
+        admin_class = admin_class or admin.ModelAdmin
+        if options:  # Django would subclass with them itself, after us: done first, so the policy goes in front
+            admin_class = type(admin_class.__name__, (admin_class,), {"__module__": __name__, **options})
+        super().register(model_or_iterable, _read_only(admin_class, ReadOnlyModelAdmin))
 
     def admin_view(self, view: Callable[..., Any], cacheable: bool = False) -> Callable[..., Any]:
         # Signing out is a POST, and changing one's own password is the user's own credential, not the record.

@@ -27,7 +27,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import ClientGroup, Instrument, MarginAccount
+from accounts.models import ClientGroup, Instrument, MarginAccount, Price
 from core.admin_site import ReadOnlyModelAdmin, WorkoutAdminSite, _read_only
 from core.api.tokens import api_token_create
 from core.audit import audit_verify
@@ -50,9 +50,8 @@ from restructuring.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.negotiation import proposal_approve, topup_declare
 from rules.models import Rule, RuleSet
-from rules.services import DEFAULT_RULES, ruleset_load
 from tests.restructuring.helpers import account, btc, sweep_only
-from tests.web.helpers import PASSWORD, current_code, signed_in, staff_user
+from tests.web.helpers import PASSWORD, current_code, policy_in_force, signed_in, staff_user
 from tests.web.test_content_security_policy import INLINE_HANDLER, INLINE_SCRIPT, JAVASCRIPT_URL
 
 pytestmark = [
@@ -124,7 +123,7 @@ def book(root: User) -> dict[str, Model]:
     services (account, positions, loan, prices, sweep, risk, case, feasibility, proposals, rule set, audit events),
     an approval, and the rest written directly."""
     bitcoin = btc()
-    ruleset_load(DEFAULT_RULES, publish=True)
+    policy_in_force()
     margin_account = account("CALL", bitcoin, band="margin_call")
     margin_account.client.group = ClientGroup.objects.create(code="OWNER1", name="One owner")
     margin_account.client.save(update_fields=["group"])
@@ -134,7 +133,12 @@ def book(root: User) -> dict[str, Model]:
     MarginAccount.objects.filter(pk=margin_account.pk).update(cash=Decimal("1402.33"))  # as in the finding
     proposal = Proposal.objects.filter(case=case, state=ProposalState.PENDING_APPROVAL).order_by("rank").first()
     assert proposal is not None
-    proposal_approve(proposal_id=proposal.pk, actor=staff_user("sam", SENIOR_CREDIT_OFFICER))
+    proposal_approve(
+        proposal_id=proposal.pk,
+        actor=staff_user("sam", SENIOR_CREDIT_OFFICER),
+        version=proposal.version,
+        override_reason="the client's other assets",  # kept only when the model flags the proposal
+    )
     topup_declare(account_id=margin_account.pk, client_id=margin_account.client_id, amount=Decimal("100"))
     officer = staff_user("alice", CREDIT_OFFICER)
     api_token_create(user_id=officer.pk, actor=root)
@@ -394,8 +398,9 @@ def test_every_model_in_the_admin_is_read_only(admin_web: Client, book: dict[str
 
 def test_inlines_show_rows_without_forms(admin_web: Client, book: dict[str, Model]) -> None:
     # a rule set with its rules, a proposal with its approvals, an account with its positions and loan
+    policy = RuleSet.objects.get(status="published")
     pages = {
-        f"/admin/rules/ruleset/{RuleSet.objects.get().pk}/change/": Rule.objects.count(),
+        f"/admin/rules/ruleset/{policy.pk}/change/": Rule.objects.filter(rule_set=policy).count(),
         f"/admin/restructuring/proposal/{book['proposal'].pk}/change/": 1,
         f"/admin/accounts/marginaccount/{book['account'].pk}/change/": 2,
     }
@@ -405,7 +410,8 @@ def test_inlines_show_rows_without_forms(admin_web: Client, book: dict[str, Mode
         formsets = response.context["inline_admin_formsets"]
         assert sum(len(formset.formset.forms) for formset in formsets) >= rows, page
         for formset in formsets:
-            assert not formset.has_add_permission and not formset.has_change_permission, page
+            assert not formset.has_add_permission, page
+            assert not formset.has_change_permission, page
             assert not formset.has_delete_permission, page
         body = response.content.decode()
         for formset in formsets:
@@ -451,12 +457,12 @@ def test_the_check_fails_for_a_model_admin_that_writes(admin_web: Client, settin
     settings.ROOT_URLCONF = urlconf
 
     # then the check that holds every model of our admin catches it
-    with pytest.raises(AssertionError, match="accounts.ClientGroup: the add page opens"):
+    with pytest.raises(AssertionError, match=r"accounts\.ClientGroup: the add page opens"):
         _assert_read_only(admin_web, plain, ClientGroup)
 
 
 def test_a_model_admin_registered_later_is_read_only_whatever_it_says() -> None:
-    class Writable(admin.ModelAdmin):  # type: ignore[type-arg]
+    class Writable(admin.ModelAdmin):
         actions = ["delete_selected"]
 
         def has_change_permission(self, request: Any, obj: Any = None) -> bool:
@@ -465,7 +471,9 @@ def test_a_model_admin_registered_later_is_read_only_whatever_it_says() -> None:
     site = WorkoutAdminSite(name="later")
     site.register(ClientGroup)
     site.register(Instrument, Writable)
+    site.register(Price, has_delete_permission=lambda self, request, obj=None: True)
 
+    assert len(site._registry) == 3
     for model_admin in site._registry.values():
         assert isinstance(model_admin, ReadOnlyModelAdmin)
         assert not model_admin.has_add_permission(None)  # type: ignore[arg-type]
@@ -488,6 +496,17 @@ def test_every_installed_apps_model_admin_is_on_our_site() -> None:
     assert admin.site.name == "admin"
     assert all(isinstance(model_admin, ReadOnlyModelAdmin) for model_admin in admin.site._registry.values())
     assert {User, Group, Permission, TOTPDevice, AccessAttempt, FeasibilityReport} <= set(admin.site._registry)
+
+
+def test_the_admin_refuses_every_post_but_signing_out(admin_web: Client, root: User) -> None:
+    # pages that are no model's form: the index, an object's history, the JavaScript catalogue
+    for page in ("/admin/", f"/admin/auth/user/{root.pk}/history/", "/admin/jsi18n/"):
+        assert admin_web.post(page).status_code == 403, page
+
+    signed_out = admin_web.post("/admin/logout/")
+
+    assert signed_out.status_code == 302  # to the site's sign-in (LOGOUT_REDIRECT_URL)
+    assert admin_web.get("/admin/").status_code == 302
 
 
 # ---------------------------------------------------------------------------------- finding 3, as it was found
