@@ -9,7 +9,8 @@ django-axes, and any app added later):
   no change, no delete, no actions (bulk delete included). A ModelAdmin that grants itself more is overridden,
   so a new one is read-only without anyone remembering to make it so.
 - `admin_view` refuses any method but GET, HEAD and OPTIONS (403) on every admin page except sign-out and the
-  user's own password change: a custom view of a third-party ModelAdmin that writes on POST is stopped too.
+  user's own password change (audited): a custom view of a third-party ModelAdmin that writes on POST is stopped
+  too.
 
 Signing in takes the authenticator's code (django-otp's `OTPAdminSite`): a session that signed in with a
 password alone, or a user without a confirmed authenticator, is treated as not staff and sent to the admin's
@@ -23,17 +24,21 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from functools import cache, wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import InlineModelAdmin
+from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_login_failed
 from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.db import transaction
 from django.db.models import Model
 from django.http import HttpRequest, HttpResponse
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from core.audit import AuditEntry, audit_record
 
 _AdminT = TypeVar("_AdminT", bound=type)
 
@@ -140,6 +145,24 @@ class WorkoutAdminSite(OTPAdminSite):
         if options:  # Django would subclass with them itself, after us: done first, so the policy goes in front
             admin_class = type(admin_class.__name__, (admin_class,), {"__module__": __name__, **options})
         super().register(model_or_iterable, _read_only(admin_class, ReadOnlyModelAdmin))
+
+    def password_change(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """One's own password, changed with the old one: the one write the admin makes, and it is on the record
+        (one audit event, in the transaction of the change; never the password)."""
+        user = cast(User, request.user)  # signed in and verified: the admin lets nobody else here
+        with transaction.atomic():
+            response = super().password_change(request, extra_context)
+            if request.method == "POST" and response.status_code == 302:  # Django's view redirects once done
+                audit_record(
+                    AuditEntry(
+                        action="staff.password_change",
+                        object_type="auth.user",
+                        object_id=user.pk,
+                        actor=user,
+                        payload={"via": "admin"},
+                    )
+                )
+        return response
 
     def admin_view(self, view: Callable[..., Any], cacheable: bool = False) -> Callable[..., Any]:
         # Signing out is a POST, and changing one's own password is the user's own credential, not the record.

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 @override_settings(DEBUG=True)
-def test_demo_setup_loads_sweeps_and_prints_the_login() -> None:
+def test_demo_setup_loads_sweeps_and_sets_no_password() -> None:
     out = StringIO()
 
     call_command("demo_setup", accounts=60, stdout=out)
@@ -21,10 +21,9 @@ def test_demo_setup_loads_sweeps_and_prints_the_login() -> None:
     assert MarginAccount.objects.count() == 60
     assert RiskState.objects.count() == 60
     assert Sweep.objects.get().status == SweepStatus.DONE
-    admin = get_user_model().objects.get(username="admin")
-    assert admin.check_password("workout-demo")
-    assert admin.is_staff
-    assert "Django admin: http://127.0.0.1:8000/admin/  admin / workout-demo" in out.getvalue()
+    # no superuser with a known password: the admin is read-only, behind the second factor, for demo_users' ada
+    assert not get_user_model().objects.exists()
+    assert "http://127.0.0.1:8000/admin/ as ada" in out.getvalue()
 
 
 def test_demo_setup_refuses_without_debug() -> None:

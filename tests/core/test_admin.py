@@ -509,6 +509,26 @@ def test_the_admin_refuses_every_post_but_signing_out(admin_web: Client, root: U
     assert admin_web.get("/admin/").status_code == 302
 
 
+def test_changing_ones_own_password_in_the_admin_is_on_the_record(admin_web: Client, root: User) -> None:
+    new = "another long passphrase 2026"
+
+    wrong = admin_web.post(
+        "/admin/password_change/", {"old_password": "not it", "new_password1": new, "new_password2": new}
+    )
+    done = admin_web.post(
+        "/admin/password_change/", {"old_password": PASSWORD, "new_password1": new, "new_password2": new}
+    )
+
+    assert (wrong.status_code, done.status_code) == (200, 302)
+    root.refresh_from_db()
+    assert root.check_password(new)
+    [event] = AuditEvent.objects.filter(action="staff.password_change")
+    assert (event.actor_id, event.object_type, event.object_id) == (root.pk, "auth.user", root.pk)
+    assert new not in str(event.payload)
+    assert PASSWORD not in str(event.payload)
+    assert audit_verify().ok
+
+
 # ---------------------------------------------------------------------------------- finding 3, as it was found
 
 

@@ -1,11 +1,11 @@
-"""manage.py demo_setup: a demo book, swept, with a login to look at it."""
+"""manage.py demo_setup: a demo book, swept. The people who look at it are demo_users' (each with an
+authenticator): the admin, read-only and behind the second factor, is for ada, the demo's administrator."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError, CommandParser
 
 from accounts.services.demo_book import demo_book_generate, demo_book_write
@@ -13,13 +13,8 @@ from accounts.services.sweep import sweep_run
 from accounts.services.volatility import instrument_volatility_refresh
 from core.commands import OperationCommand
 
-DEMO_USERNAME = "admin"
-# Only ever set on a DEBUG machine (handle refuses otherwise), so a fixed, printed password is the point.
-DEMO_PASSWORD = "workout-demo"  # noqa: S105
-
-
 class Command(OperationCommand):
-    help = "Replace the book with a generated demo book, sweep it, and create the demo login."
+    help = "Replace the book with a generated demo book and sweep it (DEBUG only)."
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--accounts", type=int, default=2000)
@@ -27,7 +22,7 @@ class Command(OperationCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         if not settings.DEBUG:
-            raise CommandError("demo_setup deletes the book and sets a known password: it runs only with DEBUG=true")
+            raise CommandError("demo_setup deletes the book: it runs only with DEBUG=true")
         book = demo_book_generate(accounts=options["accounts"], seed=options["seed"])
         counts = demo_book_write(book=book, replace=True)
         self.stdout.write("demo book: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
@@ -35,21 +30,11 @@ class Command(OperationCommand):
         sweep = sweep_run()
         self.stdout.write(f"sweep {sweep.pk}: " + ", ".join(f"{n} {band}" for band, n in sweep.band_counts.items()))
         # The book, the volatilities and the sweep (a transaction per shard, the case moves on their commits)
-        # are each their own transactions: the run is recorded after them, with the demo login it sets.
+        # are each their own transactions: the run is recorded after them.
         with self.operation() as run:
-            user, created = get_user_model().objects.get_or_create(
-                username=DEMO_USERNAME, defaults={"is_staff": True, "is_superuser": True}
-            )
-            user.set_password(DEMO_PASSWORD)
-            user.save()
-            run.outcome = {
-                "book": counts,
-                "sweep_id": sweep.pk,
-                "band_counts": sweep.band_counts,
-                "login": {"username": DEMO_USERNAME, "created": created, "password_set": True},
-            }
+            run.outcome = {"book": counts, "sweep_id": sweep.pk, "band_counts": sweep.band_counts}
         self.stdout.write("")
-        self.stdout.write("Workout demo: http://127.0.0.1:8000/ (the officers' and compliance logins follow)")
-        self.stdout.write(f"  Django admin: http://127.0.0.1:8000/admin/  {DEMO_USERNAME} / {DEMO_PASSWORD}")
+        self.stdout.write("Workout demo: http://127.0.0.1:8000/ (the staff's sign-ins follow, from demo_users)")
+        self.stdout.write("  the admin (read-only, second factor): http://127.0.0.1:8000/admin/ as ada")
         self.stdout.write("  move a price:  .venv/bin/python manage.py shock BTC -25%  then  manage.py sweep")
         self.stdout.write("  a cascade:     .venv/bin/python manage.py cascade BTC --drop 0.3")

@@ -56,6 +56,7 @@ class Command(OperationCommand):
             for username, role, _what in DEMO_USERS:
                 user, _ = User.objects.get_or_create(username=username)
                 user.set_password(DEMO_PASSWORD)
+                user.is_staff = role == ADMINISTRATOR  # the admin site (read-only) lets in its administrator
                 user.save()
                 user.groups.set([Group.objects.get(name=role)])
                 TOTPDevice.objects.filter(user=user).delete()
