@@ -13,6 +13,7 @@ from accounts.services.sweep import sweep_run
 from accounts.services.volatility import instrument_volatility_refresh
 from core.commands import OperationCommand
 
+
 class Command(OperationCommand):
     help = "Replace the book with a generated demo book and sweep it (DEBUG only)."
 
