@@ -20,10 +20,12 @@ again and run the rules on demand; move the market; draft terms (haircuts, rate 
 an override reason or without, at the version he reads or a stale one), reject, offer (current or stale
 version); accept (with the offer's terms hash, a wrong one, or none), decline and counter as the client; execute
 (current or stale version); propose a liquidation and carry one out; call `case_liquidate` himself; record
-repayments; declare and confirm top-ups; let time pass with the deadline beats. One rule pushes a proposal along
-the whole path in one step (approve, offer, counter, approve, offer, accept, execute or carry out), so that deep
-paths come up within a small budget. A refusal must be a core.errors.WorkoutError and record nothing (no audit
-event); anything else fails the test.
+repayments (one, or every one due: the case closes); declare and confirm top-ups; let time pass with the
+deadline beats. The rules are few, each drawing its variant (hypothesis picks a rule uniformly), and one pushes a
+proposal along the whole path in one step (approve, offer, then the client accepts and he executes, or counters
+and he approves, offers, accepts and executes the counter, or declines, or leaves it out; a liquidation is carried
+out), so that deep paths come up within a small budget. A refusal must be a core.errors.WorkoutError and record
+nothing (no audit event, no approval); anything else fails the test.
 
 After every step, from the database:
 1. every EXECUTED proposal (restructuring or liquidation) has two distinct people or more on its record: its
@@ -45,9 +47,10 @@ After every step, from the database:
 Each example runs inside a savepoint its teardown rolls back, on the machine's clock (`timezone.now` patched,
 moved forward by the time rule), as tests/restructuring/test_case_state_machine.py does.
 
-Budget: `make test` runs 25 examples of at most 20 steps. A bigger run, for bench-like use:
+Budget: `make test` runs 25 examples of at most 20 steps (about a minute on an idle machine; a failure adds up
+to hypothesis's shrinking limit, some minutes). A bigger run, for bench-like use:
     WORKOUT_ADVERSARY_EXAMPLES=500 WORKOUT_ADVERSARY_STEPS=50 .venv/bin/pytest -p no:cacheprovider \\
-        tests/restructuring/test_one_person_whole_path.py
+        tests/restructuring/test_one_person_whole_path.py -k never_moves
 """
 
 from __future__ import annotations
@@ -56,6 +59,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import partial
 from typing import Any, TypeVar
 from unittest import mock
 
@@ -212,6 +216,8 @@ LIKELY: dict[str, tuple[str, ...]] = {
     **CLIENT_ANSWERS,
     "push": (ProposalState.DRAFT, ProposalState.PENDING_APPROVAL, ProposalState.APPROVED),
 }
+PUSH_ANSWERS = ["accept", "accept", "counter", "decline", "leave it out"]  # the client's answer to the offer
+MONEY_MOVES = ["repayment", "repayment of another amount", "every repayment due", "top-up"]
 POLICY_MOVES = ["clone", "add a rule", "replace a rule", "delete a rule", "publish", "publish as a command"]
 
 # Where a case must be for each proposal event (restructuring/services/negotiation.py _APPROVABLE and the edges).
@@ -543,10 +549,10 @@ class OnePersonWholePath(RuleBasedStateMachine):
         )
 
     @precondition(lambda self: self.ready)
-    @rule(data=st.data(), what=st.sampled_from(["repayment", "repayment of another amount", "top-up"]))
+    @rule(data=st.data(), what=st.sampled_from(MONEY_MOVES))
     def records_money(self, data: st.DataObject, what: str) -> None:
-        """A repayment of an installment (its amount, or not), or a top-up he declares as the client and
-        confirms as an officer (its sweep follows)."""
+        """A repayment of an installment (its amount, or not), every installment due repaid (the loan and the case
+        close), or a top-up he declares as the client and confirms as an officer (its sweep follows)."""
         if what == "top-up":
             case = Case.objects.select_related("account").get(
                 pk=data.draw(st.sampled_from(sorted(Case.objects.values_list("pk", flat=True))), label="case")
@@ -563,15 +569,21 @@ class OnePersonWholePath(RuleBasedStateMachine):
         if not pool:
             return
         installment = Installment.objects.get(pk=data.draw(st.sampled_from(pool), label="installment"))
+        if what == "every repayment due":
+            schedule = Installment.objects.filter(proposal_id=installment.proposal_id, status=InstallmentStatus.DUE)
+            for each in schedule.order_by("number"):
+                self._attempt(partial(repayment_record, installment_id=each.pk, amount=each.total, actor=self.me))
+            return
         amount = installment.total if what == "repayment" else installment.total + Decimal("0.01")
         self._attempt(lambda: repayment_record(installment_id=installment.pk, amount=amount, actor=self.me))
 
     @precondition(lambda self: self.ready)
-    @rule(data=st.data(), change=st.none() | COUNTER_WITHIN_BOUNDS)
-    def pushes_a_proposal_all_the_way(self, data: st.DataObject, change: dict[str, Any] | None) -> None:
-        """Submit, approve, offer, (the client counters; approve and offer the counter,) accept with the offer's
-        hash, execute; or, for a liquidation, approve and carry it out. Each step as he would try it; a refused
-        step does not stop him trying the next."""
+    @rule(data=st.data(), answer=st.sampled_from(PUSH_ANSWERS), change=COUNTER_WITHIN_BOUNDS)
+    def pushes_a_proposal_all_the_way(self, data: st.DataObject, answer: str, change: dict[str, Any]) -> None:
+        """Submit, approve, offer; then the client accepts with the offer's hash and he executes, or the client
+        counters (and he approves, offers, accepts and executes the counter), declines, or leaves the offer out (to
+        answer later, or to expire). A liquidation: approve and carry it out. Each step as he would try it; a
+        refused step does not stop him trying the next."""
         picked = self._pick(data, "push")
         if picked is None:
             return
@@ -582,7 +594,13 @@ class OnePersonWholePath(RuleBasedStateMachine):
             self._liquidate(proposal_id)
             return
         self._offer(proposal_id)
-        if change is not None:
+        if answer == "leave it out":
+            return
+        if answer == "decline":
+            client_id = _client_of(proposal_id)
+            self._attempt(lambda: offer_decline(proposal_id=proposal_id, client_id=client_id, reason="no"))
+            return
+        if answer == "counter":
             counter_id = self._counter(proposal_id, change)
             if counter_id is None:
                 return
