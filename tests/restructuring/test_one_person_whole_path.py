@@ -826,24 +826,30 @@ def test_finding_2_worst_path_one_senior_is_stopped_at_every_door() -> None:
 @pytest.mark.django_db
 @pytest.mark.usefixtures("_fast")
 @override_settings(WORKOUT_TWO_APPROVALS_ABOVE="100")
-def test_a_counter_forgiving_above_the_setting_waits_for_a_second_approver() -> None:
-    """Through the client's counter: forgiveness above WORKOUT_TWO_APPROVALS_ABOVE stops at his approval."""
-    adversary, offer = _margin_call_book()
-    assert proposal_approve(proposal_id=offer.pk, actor=adversary, version=1, override_reason=REASON).approved
-    offer_send(proposal_id=offer.pk, actor=adversary, version=1)
-    counter = _with_follow_ups(
-        lambda: offer_counter(
-            proposal_id=offer.pk, client_id=_client_of(offer.pk), terms={**offer.terms, "principal_haircut": "375"}
-        )
-    )
+def test_forgiveness_a_policy_of_two_proposes_above_the_setting_waits_for_a_second_approver() -> None:
+    """A policy that forgives everything, written by one colleague and published by another (four eyes on the
+    policy): its proposal has two people on record already, yet forgiving above WORKOUT_TWO_APPROVALS_ABOVE needs
+    a second approver, and he is the only one."""
+    policy_in_force()
+    author, publisher = User.objects.get(username="policy-author"), User.objects.get(username="policy-publisher")
+    forgiving = ruleset_clone(rule_set_id=RuleSet.objects.get(status=RuleSetStatus.PUBLISHED).pk, actor=author)
+    rule_save(rule_set_id=forgiving.pk, rule=FORGIVE_ALL, actor=author)
+    ruleset_publish(rule_set_id=forgiving.pk, actor=publisher)
+    account("CALL", btc(), band="margin_call")
+    _with_follow_ups(sweep_run)
+    adversary = _adversary()
+    forgive = Proposal.objects.get(name="forgive")
+    assert forgive.terms["principal_haircut"] == "750.00"
 
-    outcome = proposal_approve(proposal_id=counter.pk, actor=adversary, version=1, override_reason=REASON)
+    outcome = proposal_approve(proposal_id=forgive.pk, actor=adversary, version=1, override_reason=REASON)
 
     assert not outcome.approved
-    assert "a second approver: it forgives 375.00 USD, above 100.00" in outcome.needs
-    with pytest.raises(NegotiationError):
-        offer_send(proposal_id=counter.pk, actor=adversary, version=1)
-    assert _loan_principal(offer.case_id) == DEBT
+    assert outcome.needs == "a second approver: it forgives 750.00 USD, above 100.00 (WORKOUT_TWO_APPROVALS_ABOVE)"
+    with pytest.raises(NegotiationError, match="it cannot offer"):
+        offer_send(proposal_id=forgive.pk, actor=adversary, version=1)
+    with pytest.raises(NegotiationError, match="already approved version 1"):
+        proposal_approve(proposal_id=forgive.pk, actor=adversary, version=1, override_reason=REASON)
+    assert _loan_principal(forgive.case_id) == DEBT
 
 
 # ------------------------------------------------------------------- a bypass the state machine found (issue 13)
