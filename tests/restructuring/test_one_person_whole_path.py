@@ -214,9 +214,9 @@ CLIENT_ANSWERS = {
 LIKELY: dict[str, tuple[str, ...]] = {
     **OFFICER_ACTS,
     **CLIENT_ANSWERS,
-    "push": (ProposalState.DRAFT, ProposalState.PENDING_APPROVAL, ProposalState.APPROVED),
+    "push": (ProposalState.PENDING_APPROVAL, ProposalState.APPROVED),
 }
-PUSH_ANSWERS = ["accept", "accept", "counter", "decline", "leave it out"]  # the client's answer to the offer
+PUSH_ANSWERS = ["accept", "counter", "counter", "decline", "leave it out"]  # the client's answer to the offer
 MONEY_MOVES = ["repayment", "repayment of another amount", "every repayment due", "top-up"]
 POLICY_MOVES = ["clone", "add a rule", "replace a rule", "delete a rule", "publish", "publish as a command"]
 
@@ -339,7 +339,8 @@ class OnePersonWholePath(RuleBasedStateMachine):
     # ------------------------------------------------------------------------------------------ the world
 
     @initialize(
-        policy=st.sampled_from(["two people", "command", "colleague's draft"]),
+        # mostly a policy of two people: alone, the adversary can take nothing far under a policy nobody wrote
+        policy=st.sampled_from(["two people", "two people", "command", "colleague's draft"]),
         bands=st.lists(st.sampled_from(["margin_call", "margin_call", "critical"]), min_size=2, max_size=3),
         two_approvals_above=st.sampled_from(["10000", "100"]),
     )
