@@ -863,9 +863,9 @@ def test_bypass_found_a_counter_offer_forgives_what_no_second_person_saw() -> No
     hypothesis printed:
 
         state.world(policy='two people', bands=['margin_call', 'margin_call'], two_approvals_above='10000')
-        state.pushes_a_proposal_all_the_way(change={'extra_months': 0, 'principal_haircut': '50'}, data=...)
-            (Draw 1 (a likely one): 0, Draw 2 (proposal): the rules' proposal of the first case)
-        AssertionError: counter-offer 559 forgave 50 of principal, more than the offer it countered; only [357]
+        state.pushes_a_proposal_all_the_way(answer='counter', change={'extra_months': 0, 'principal_haircut': '100'},
+                                            data=...)  (Draw 1 (a likely one): 0, Draw 2: the rules' proposal)
+        AssertionError: counter-offer 1072 forgave 100 of principal, more than the offer it countered; only [946]
         approved that (the offer's people never saw it)
 
     The adversary approves the rules' proposal (policy-author and policy-publisher are on its record), offers it,
