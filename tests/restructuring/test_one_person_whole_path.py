@@ -874,7 +874,8 @@ def test_bypass_found_a_counter_offer_forgives_what_no_second_person_saw() -> No
     _within_bounds) limit only the term, the rate and the collateral: a haircut passes unbounded. So he alone
     approves the forgiveness (up to WORKOUT_TWO_APPROVALS_ABOVE), offers, accepts and executes it: nobody else ever
     saw it. He must be stopped before anything is forgiven: the counter refused, or its approval waiting for a
-    second person."""
+    second person. Fixed since: a counter moves only the term, the rate and the collateral (negotiation.
+    COUNTER_MAY_CHANGE); the haircut is refused at the counter."""
     adversary, offer = _margin_call_book()
     assert proposal_approve(proposal_id=offer.pk, actor=adversary, version=1, override_reason=REASON).approved
     offer_send(proposal_id=offer.pk, actor=adversary, version=1)
