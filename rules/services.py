@@ -300,15 +300,17 @@ def ruleset_load(
     path: Path = DEFAULT_RULES, *, publish: bool = False, system_actor: str = "setup", actor: User | None = None
 ) -> RuleSet:
     """A rule set from a JSON file ({"name", "description", "rules": [...]}), as a draft written by `actor` (else
-    the system actor), optionally published by the system actor (only as an installation's first policy)."""
+    the system actor), optionally published by the system actor (only as an installation's first policy). All or
+    nothing: a refused publication leaves no draft behind."""
     data = json.loads(path.read_text())
-    rule_set = ruleset_create(
-        name=data["name"],
-        description=data.get("description", ""),
-        rules=data["rules"],
-        actor=actor,
-        system_actor=system_actor,
-    )
-    if publish:
-        rule_set = ruleset_publish(rule_set_id=rule_set.pk, actor=None, system_actor=system_actor)
+    with transaction.atomic():
+        rule_set = ruleset_create(
+            name=data["name"],
+            description=data.get("description", ""),
+            rules=data["rules"],
+            actor=actor,
+            system_actor=system_actor,
+        )
+        if publish:
+            rule_set = ruleset_publish(rule_set_id=rule_set.pk, actor=None, system_actor=system_actor)
     return rule_set

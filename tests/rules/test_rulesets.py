@@ -162,3 +162,14 @@ def test_the_rule_writers_reference_is_generated_from_the_code() -> None:
     assert doc.read_text() == rules_reference()
     for fact in FACTS:
         assert f"`{fact.name}`" in doc.read_text()
+
+
+@pytest.mark.django_db
+def test_a_refused_publication_from_a_file_leaves_no_draft_behind() -> None:
+    ruleset_load(DEFAULT_RULES, publish=True)  # the installation's first policy
+    sets, events = RuleSet.objects.count(), AuditEvent.objects.count()
+
+    with pytest.raises(PublishPermissionError, match="a rule set is in force"):
+        ruleset_load(DEFAULT_RULES, publish=True)
+
+    assert (RuleSet.objects.count(), AuditEvent.objects.count()) == (sets, events)
