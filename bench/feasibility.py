@@ -76,7 +76,7 @@ def kernel_figures(repeat: int = 20) -> dict[str, Any]:
     def case() -> None:
         recovery = f.recovery(inputs, market)
         f.loss_capacity(inputs, params)
-        f.valuations(inputs, candidates, market, 5, recovery.lender_receipt)
+        f.valuations(inputs, candidates, market, 5, recovery)
 
     case()
     case_s = median(timed(case)[0] for _ in range(repeat))

@@ -356,6 +356,20 @@ WORKOUT_FEASIBILITY_MAX_TERM_MONTHS = env.int("WORKOUT_FEASIBILITY_MAX_TERM_MONT
 WORKOUT_FEASIBILITY_CORRELATION_FROM_HISTORY = env.bool("WORKOUT_FEASIBILITY_CORRELATION_FROM_HISTORY", default=True)
 WORKOUT_FEASIBILITY_CORRELATION_DAYS = env.int("WORKOUT_FEASIBILITY_CORRELATION_DAYS", default=90)
 WORKOUT_FEASIBILITY_DEFAULT_CORRELATION = env.float("WORKOUT_FEASIBILITY_DEFAULT_CORRELATION", default=0.5)
+# The same claim, money and costs in both branches (restructuring/feasibility.py, docs/feasibility.md). Every flow
+# is discounted at the loan's own rate (WORKOUT_FEASIBILITY_DISCOUNT_RATE only when a loan has none). Recourse: a
+# shortfall after a liquidation is collected from the client's declared capacity at this rate (net of collection
+# costs), this many months later. A restructuring that defaults costs a second workout: fixed (in the account's
+# currency) plus a share of what its liquidation recovers. Affordable: installments within this share of the
+# client's means over the term, and a payment missed for lack of funds at most this likely.
+WORKOUT_FEASIBILITY_COLLECTION_RATE = env.float("WORKOUT_FEASIBILITY_COLLECTION_RATE", default=0.5)
+WORKOUT_FEASIBILITY_COLLECTION_LAG_MONTHS = env.float("WORKOUT_FEASIBILITY_COLLECTION_LAG_MONTHS", default=6.0)
+WORKOUT_FEASIBILITY_REDEFAULT_COST_FIXED = env.float("WORKOUT_FEASIBILITY_REDEFAULT_COST_FIXED", default=100.0)
+WORKOUT_FEASIBILITY_REDEFAULT_COST_RATE = env.float("WORKOUT_FEASIBILITY_REDEFAULT_COST_RATE", default=0.02)
+WORKOUT_FEASIBILITY_AFFORDABILITY_SHARE = env.float("WORKOUT_FEASIBILITY_AFFORDABILITY_SHARE", default=1.0)
+WORKOUT_FEASIBILITY_MAX_FUNDING_MISS_PROBABILITY = env.float(
+    "WORKOUT_FEASIBILITY_MAX_FUNDING_MISS_PROBABILITY", default=0.05
+)
 # The client's own chance of missing a monthly payment, by credit tier (a re-default hazard).
 WORKOUT_FEASIBILITY_MONTHLY_MISS = {"A": 0.002, "B": 0.005, "C": 0.01, "D": 0.02}
 # Cases computed per task when many enter margin call at once.

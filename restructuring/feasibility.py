@@ -36,39 +36,68 @@ Recovery if liquidated now
   implied volatility kept). A spot or option sale brings quantity x fill; closing a perpetual or future realises
   quantity x (fill - entry); an isolated position returns its allocated margin plus that PnL, never below 0.
   A position's positive proceeds count after its haircut, its losses in full.
-- recovery = cash + the positions' net proceeds. Reported: its mean, its 5% quantile, the lender's expected
-  receipt from liquidating E[min(debt, max(recovery, 0))], the expected loss to the lender E[debt - receipt] =
-  E[max(0, debt - max(recovery, 0))] (a recovery below zero costs the lender no more than the whole debt) and the
-  loss given default, expected loss / debt.
+- recovery = cash + the positions' net proceeds. Reported: its mean, its 5% quantile, the lender's receipt
+  E[min(debt, max(recovery, 0))], the expected loss to the lender E[debt - receipt] = E[max(0, debt -
+  max(recovery, 0))] (a recovery below zero costs the lender no more than the whole debt) and the loss given
+  default, expected loss / debt.
+- What liquidating now is worth to the lender (`lender_value`, the benchmark of every restructuring): the receipt,
+  received when the sale ends (`days` trading days from now), plus recourse: margin debt is the client's debt, so
+  a shortfall is collected from the client's declared external capacity, min(shortfall, capacity) x
+  `collection_rate` (net of the costs of collecting), `collection_lag_months` after the sale. Discounted (below).
 - Positions reduced now under a restructuring are sold by the same rules (participation, impact, haircuts).
+
+The same claim, the same money, the same costs in both branches (issue 15)
+- Discounting: one rate for a case, the loan's own annual rate before restructuring (its original effective rate,
+  IFRS 9 5.4.3), compounded monthly, applied to every flow at its time in both branches; a restructuring at a
+  higher rate is discounted at that rate, so that no claim grows faster than it is discounted (a restructuring that
+  is paid in full is worth the claim, not more). Without a known loan rate: `discount_rate`.
+- Recourse to the client's capacity counts in both branches: in the restructuring it pays the installments, and
+  after a default what is left of it is collected like liquidating now's shortfall (same rate, same lag).
+- Costs: liquidating (now, or after a default) costs its market impact and haircuts in both branches. A
+  restructuring that defaults costs a second workout besides: `redefault_cost_fixed` plus `redefault_cost_rate` of
+  what its liquidation recovers. The costs of the workout already under way are the same either way.
+- Common random numbers: a path's first month on the monthly grid is the sum of its first trading days on the
+  daily grid, the days liquidating now is priced on; each candidate's advantage is its PV minus liquidating now's,
+  path by path, with the standard error of those differences.
 
 Loss capacity (at today's prices, no simulation)
 - The uniform move x of every driver (all prices times 1 + x, options revalued) at which equity reaches zero,
-  taken in the adverse direction (the side where it comes first): as a fraction, and in units of the portfolio's
-  daily volatility (the standard deviation of the delta P&L over the gross delta exposure). With the client's
-  declared external capacity, equity + capacity reaching zero instead.
+  taken in the adverse direction (the side where it comes first), as a fraction; with the client's declared
+  external capacity, equity + capacity reaching zero instead.
+- In daily standard deviations of the account's P&L: equity / sqrt(d' C d), d the money delta of each driver
+  (positions netted), C the drivers' daily covariance (volatilities and correlation): a hedged book's P&L moves
+  less than its gross exposure. `portfolio_volatility` is that P&L volatility over the gross delta exposure.
 - Expected trading days to default under a stressed drift: the log of the price level drifts against the
   account at `stressed_drift_sigmas` daily volatilities a day; the first passage of a Brownian motion with drift
   nu to a level b has mean b / nu (the inverse Gaussian mean), whatever its volatility.
 
 Restructuring valuation (the HAMP NPV test: modify when the modified loan's expected NPV beats not modifying)
 - A candidate gives its schedule (installment due and amount owed each month, from restructuring.schedules),
-  the collateral the client adds now (from the declared external capacity: a candidate that demands more than
-  that is not affordable), positions reduced now (sold under the participation cap at today's price with their
-  impact; the proceeds pay the loan down: the service builds the schedule on what is left) and any principal
-  haircut (already out of the schedule's principal).
+  the collateral the client adds now, positions reduced now and any principal haircut (already out of the
+  schedule's principal).
+- Reductions now: sold under the participation cap at today's price with their impact; the lender takes at most
+  what is owed, when the sale ends; the excess is the client's and stays in the account's cash.
+- Collateral: only what the client can bring counts. A demand beyond the declared capacity is not met: the
+  candidate defaults at the collateral's due date (days away: taken as now). An account under water that the
+  client's capacity does not cover defaults at the start too.
 - Along monthly paths: each installment is paid from the client's remaining external capacity, then from the
-  account's cash; if neither covers it, or the client's own monthly hazard of a missed payment strikes (a
-  per-tier re-default probability, drawn from the case's own seed), the payment is missed and the loan defaults.
-  It also defaults when the client is insolvent: the account's equity (cash + positions at the month's prices -
-  amount owed) plus what is left of the declared external capacity below 0 (that capacity is what the client
-  would pay with, so an account under water is not yet a default while the client can still cover it).
-  At default the lender liquidates: it recovers min(owed, max(0, cash + the positions' value after impact and
-  haircuts)).
-- Lender's PV = proceeds of reductions now + installments received, discounted monthly at `discount_rate`, +
-  recovery at default, discounted. Reported with its standard error, the probability of default during the
-  term, and its advantage over liquidating now. The recommendation is the affordable candidate with the highest
-  expected PV when that beats liquidating now, else liquidation.
+  account's cash; if neither covers it (a miss for lack of funds), or the client's own monthly hazard of a missed
+  payment strikes (a per-tier re-default probability, drawn from the case's own seed; only when something is
+  due), the payment is missed and the loan defaults. It also defaults when the client is insolvent: the
+  account's equity (cash + positions at the month's prices - amount owed) plus what is left of the declared
+  external capacity below 0.
+- At a default the lender liquidates over the following month: the positions are sold at the next month end's
+  prices on the same path (impact, haircuts), min(owed, max(0, cash + proceeds)) arrives then, less the second
+  workout's costs; the shortfall is collected from what is left of the capacity, as above.
+- Lender's PV = what the reductions bring + installments received + the value of a default, each discounted at
+  its time. Reported with its standard error, the probability of default during the term, of a payment missed
+  for lack of funds, and the advantage over liquidating now (paired, with its standard error).
+- Affordable (a payment test, as HAMP's; Workout holds the client's declared capacity, not an income): the
+  collateral within the capacity, every installment within `affordability_share` of the client's means over the
+  term (capacity left after the collateral, plus the account's cash, spread evenly over the months), and a
+  payment missed for lack of funds at most `max_funding_miss_probability` likely.
+- The recommendation is the affordable candidate with the highest expected PV among those whose advantage over
+  liquidating now exceeds two standard errors; else liquidation. Candidates rank affordable first, then by PV.
 
 What it does not model: the basis between a perpetual and its spot, volatility moving with the price (implied
 volatility is held), permanent impact carried from one day to the next, interest accrued during the liquidation
@@ -88,7 +117,7 @@ from scipy import optimize
 
 from accounts.risk import black_scholes_legs
 
-MODEL_VERSION = "feasibility-1.0"
+MODEL_VERSION = "feasibility-2.0"
 
 Float = npt.NDArray[np.float64]
 
@@ -147,6 +176,9 @@ class AccountInputs:
     debt: float  # loan principal + accrued interest
     external_capacity: float = 0.0
     monthly_miss_probability: float = 0.0  # the client's own hazard of missing a payment, per month
+    # The loan's annual rate before any restructuring (its original effective rate): what every flow is discounted
+    # at (a restructuring at a higher rate: at that). None: Params.discount_rate.
+    contract_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -164,10 +196,22 @@ class Params:
     impact_coefficient: float = 0.7
     drift_annual: float = 0.0
     jumps: Jumps = field(default_factory=Jumps)
-    discount_rate: float = 0.08  # the lender's, annual, compounded monthly
+    discount_rate: float = 0.08  # annual, compounded monthly: only when the loan's own rate is not known
     risk_free_rate: float = 0.04  # for options
     stressed_drift_sigmas: float = 0.2
     max_term_months: int = 60
+    # Recourse: a shortfall left after a liquidation is collected from the client's declared capacity, at this
+    # rate (net of the costs of collecting) and this many months later, in both branches alike.
+    collection_rate: float = 0.5
+    collection_lag_months: float = 6.0
+    # A restructuring that defaults costs a second workout: fixed, plus a share of what its liquidation recovers.
+    redefault_cost_fixed: float = 100.0
+    redefault_cost_rate: float = 0.02
+    # Affordability: every installment within this share of the client's means over the term (declared capacity
+    # left after the collateral, plus the account's cash, spread evenly), and a payment missed for lack of funds
+    # at most this likely.
+    affordability_share: float = 1.0
+    max_funding_miss_probability: float = 0.05
 
     def __post_init__(self) -> None:
         if not (isinstance(self.paths, int) and self.paths >= 100):
@@ -182,6 +226,12 @@ class Params:
             raise ValueError("jumps: intensity_per_year and volatility must be >= 0")
         if not (isinstance(self.max_term_months, int) and 1 <= self.max_term_months <= 600):
             raise ValueError(f"max_term_months {self.max_term_months!r}: must be an integer in 1..600")
+        if not (0 <= self.collection_rate <= 1 and self.collection_lag_months >= 0):
+            raise ValueError("collection_rate must be in [0, 1] and collection_lag_months >= 0")
+        if not (self.redefault_cost_fixed >= 0 and 0 <= self.redefault_cost_rate <= 1):
+            raise ValueError("redefault_cost_fixed must be >= 0 and redefault_cost_rate in [0, 1]")
+        if not (self.affordability_share > 0 and 0 <= self.max_funding_miss_probability <= 1):
+            raise ValueError("affordability_share must be > 0 and max_funding_miss_probability in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -202,7 +252,8 @@ class MarketPaths:
         self._draws: dict[tuple[int, int], tuple[npt.NDArray[np.float32], Float | None]] = {}
 
     def steps(self, grid: int) -> int:
-        return self.params.horizon_days if grid == _DAILY else self.params.max_term_months
+        # The monthly grid runs a month past the longest term: a default's liquidation sells at the next month end.
+        return self.params.horizon_days if grid == _DAILY else self.params.max_term_months + 1
 
     def draws(self, instrument_id: int, grid: int) -> tuple[npt.NDArray[np.float32], Float | None]:
         """(steps, paths) standard normals, and the (steps, paths) sum of jump sizes when jumps are on
@@ -227,6 +278,12 @@ class MarketPaths:
         normals = np.empty((k, steps, paths))
         for i, (n, _) in enumerate(raw):
             normals[i] = n[:steps]
+            if grid == _MONTHLY:
+                # Common random numbers between the branches: a path's first month is the sum of its first trading
+                # days on the daily grid (scaled to a standard normal), the days liquidating now is priced on.
+                days = min(self.params.horizon_days, max(1, round(drivers[i].days_per_year / 12.0)))
+                daily = self.draws(drivers[i].instrument_id, _DAILY)[0][:days]
+                normals[i, 0] = daily.sum(axis=0, dtype=np.float64) / math.sqrt(days)
         mixed = (cholesky @ normals.reshape(k, -1)).reshape(k, steps, paths)
         jumps = self.params.jumps
         for i, driver in enumerate(drivers):
@@ -377,11 +434,15 @@ class Recovery:
     expected_loss: Estimate  # E[max(0, debt - recovery)]
     loss_given_default: Estimate  # expected loss / debt (0 when there is no debt)
     lender_receipt: Estimate  # E[min(debt, max(recovery, 0))]
+    # What liquidating now is worth to the lender, the benchmark of every restructuring: the receipt when the
+    # sale ends, plus the shortfall collected from the client's capacity, discounted (module docstring).
+    lender_value: Estimate
     impact_cost: float  # expected, in money
     market_value: float  # cash + positions at today's prices, no impact, no haircut
     value_after_haircut: float  # cash + positions at today's prices after haircut, no impact
     days: int  # trading days the liquidation takes
     samples: Float = field(repr=False, compare=False)  # recovery per path, for the histogram
+    lender_samples: Float = field(repr=False, compare=False)  # the lender's value per path (paired comparisons)
 
 
 def _mean(samples: Float) -> Estimate:
@@ -445,7 +506,7 @@ def today_value(inputs: AccountInputs, params: Params, move: float = 0.0) -> flo
 def value_curve(inputs: AccountInputs, params: Params, moves: Float) -> Float:
     """Cash + positions at today's prices moved uniformly by each of `moves` (the loss curve, before debt)."""
     moves = np.asarray(moves, dtype=np.float64)
-    total = np.full(moves.shape, inputs.cash)
+    total = np.full(moves.shape, float(inputs.cash))
     for e in inputs.exposures:
         price = inputs.drivers[e.driver].price * (1.0 + moves)
         flow = _cash_flow(e, e.quantity, _values(e, price, 0.0, params.risk_free_rate))
@@ -461,7 +522,7 @@ def recovery(inputs: AccountInputs, market: MarketPaths) -> Recovery:
     days = max((int(s.days[-1]) + 1 for s in schedules if s.days.size), default=0)
     cholesky = correlation_cholesky(np.asarray(inputs.correlation))
     prices = _price_paths(market.log_returns(inputs.drivers, cholesky, _DAILY, days), inputs.drivers)
-    total = np.full(params.paths, inputs.cash)
+    total = np.full(params.paths, float(inputs.cash))
     impact_cost = 0.0
     for exposure, schedule in zip(inputs.exposures, schedules, strict=True):
         flow = np.zeros(params.paths)
@@ -483,6 +544,12 @@ def recovery(inputs: AccountInputs, market: MarketPaths) -> Recovery:
     loss = inputs.debt - lender
     expected_loss = _mean(loss)
     debt = inputs.debt
+    rate = discount_rate(inputs, params)
+    sold_in = days / _month_days(inputs)  # months until the sale ends, when the proceeds are the lender's
+    collected = _collected(loss, np.full(params.paths, inputs.external_capacity), params)
+    lender_value = lender * _discount(rate, sold_in) + collected * _discount(
+        rate, sold_in + params.collection_lag_months
+    )
     return Recovery(
         expected=_mean(total),
         p5=_quantile(total, 0.05),
@@ -492,12 +559,36 @@ def recovery(inputs: AccountInputs, market: MarketPaths) -> Recovery:
             expected_loss.standard_error / debt if debt > 0 else 0.0,
         ),
         lender_receipt=_mean(lender),
+        lender_value=_mean(lender_value),
         impact_cost=impact_cost,
         market_value=today_value(inputs, params),
         value_after_haircut=_value_after_haircut(inputs, params),
         days=days,
         samples=total,
+        lender_samples=lender_value,
     )
+
+
+def discount_rate(inputs: AccountInputs, params: Params, candidate_rate: float | None = None) -> float:
+    """The one discount rate of a case: the loan's own rate (its original effective rate, IFRS 9 5.4.3), or a
+    restructuring's new rate when that is higher, so that no claim grows faster than it is discounted."""
+    base = inputs.contract_rate if inputs.contract_rate is not None else params.discount_rate
+    return max(base, candidate_rate) if candidate_rate is not None else base
+
+
+def _discount(rate_annual: float, months: float | Float) -> Float:
+    """Monthly compounding at the annual rate, over `months` (a fraction of a month too)."""
+    return np.asarray((1.0 + rate_annual / 12.0) ** -np.asarray(months, dtype=np.float64))
+
+
+def _month_days(inputs: AccountInputs) -> float:
+    """Trading days in a month for this account (its drivers' year: 365 when it holds crypto)."""
+    return max((d.days_per_year for d in inputs.drivers), default=252.0) / 12.0
+
+
+def _collected(shortfall: Float, capacity: Float, params: Params) -> Float:
+    """What recourse to the client's declared capacity brings on a shortfall (net of the costs of collecting)."""
+    return np.asarray(params.collection_rate * np.minimum(np.maximum(shortfall, 0.0), np.maximum(capacity, 0.0)))
 
 
 def _value_after_haircut(inputs: AccountInputs, params: Params) -> float:
@@ -518,8 +609,9 @@ class LossCapacity:
     move: float | None  # signed uniform move at which equity reaches 0; None when no move in range does
     move_with_external: float | None  # the same for equity + external capacity
     portfolio_volatility: float  # daily, as a fraction of the gross delta exposure
-    sigmas: float | None  # |move| / portfolio_volatility
-    sigmas_with_external: float | None
+    pnl_volatility: float  # daily standard deviation of the account's P&L, in money
+    sigmas: float | None  # equity / pnl_volatility: how many of a day's P&L standard deviations the equity absorbs
+    sigmas_with_external: float | None  # (equity + declared capacity) / pnl_volatility
     days_to_default: float | None  # expected trading days under the stressed drift
 
 
@@ -535,7 +627,8 @@ def loss_capacity(inputs: AccountInputs, params: Params) -> LossCapacity:
     cov = _covariance(inputs)
     by_driver = np.zeros(len(inputs.drivers))
     np.add.at(by_driver, [e.driver for e in inputs.exposures], deltas)
-    volatility = math.sqrt(max(float(by_driver @ cov @ by_driver), 0.0)) / gross if gross > 0 else 0.0
+    pnl_volatility = math.sqrt(max(float(by_driver @ cov @ by_driver), 0.0))
+    volatility = pnl_volatility / gross if gross > 0 else 0.0
 
     curve = value_curve(inputs, params, _MOVE_GRID) - inputs.debt
 
@@ -561,8 +654,9 @@ def loss_capacity(inputs: AccountInputs, params: Params) -> LossCapacity:
     move = move_to(0.0)
     with_external = move_to(inputs.external_capacity)
 
-    def in_sigmas(m: float | None) -> float | None:
-        return abs(m) / volatility if m is not None and volatility > 0 else None
+    def in_sigmas(buffer: float) -> float | None:
+        # On the net P&L, not the gross exposure: a hedged book moves less than its gross size says.
+        return max(buffer, 0.0) / pnl_volatility if pnl_volatility > 0 else None
 
     days = None
     if move is not None and volatility > 0 and params.stressed_drift_sigmas > 0:
@@ -572,8 +666,9 @@ def loss_capacity(inputs: AccountInputs, params: Params) -> LossCapacity:
         move=move,
         move_with_external=with_external,
         portfolio_volatility=volatility,
-        sigmas=in_sigmas(move),
-        sigmas_with_external=in_sigmas(with_external),
+        pnl_volatility=pnl_volatility,
+        sigmas=in_sigmas(equity),
+        sigmas_with_external=in_sigmas(equity + inputs.external_capacity),
         days_to_default=days,
     )
 
@@ -611,6 +706,7 @@ class Candidate:
     collateral_added: float = 0.0  # cash the client brings now
     reduce: tuple[tuple[int, float], ...] = ()  # (exposure index, fraction in (0, 1]) sold now
     principal_haircut: float = 0.0  # forgiven now (informative: the schedule is already net of it)
+    rate_annual: float | None = None  # the new contract rate (None: the loan's)
 
 
 @dataclass(frozen=True)
@@ -619,9 +715,11 @@ class Valuation:
     affordable: bool
     expected_pv: Estimate  # the lender's
     default_probability: Estimate  # during the term
-    advantage: Estimate  # expected_pv - what liquidating now brings the lender
+    advantage: Estimate  # expected_pv - what liquidating now is worth, path by path (common random numbers)
     reduction_proceeds: float
     months: int
+    funding_miss_probability: Estimate = Estimate(0.0, 0.0)  # a payment missed for lack of funds
+    why_not_affordable: tuple[str, ...] = ()
 
 
 def reduction_proceeds(inputs: AccountInputs, reduce: Sequence[tuple[int, float]], params: Params) -> float:
@@ -671,10 +769,10 @@ def valuation(
     candidate: Candidate,
     market: MarketPaths,
     case_seed: int,
-    liquidate_now: Estimate,
+    liquidation: Recovery | None = None,
 ) -> Valuation:
     """The lender's expected PV of one candidate's cash flows (module docstring), against liquidating now."""
-    return valuations(inputs, [candidate], market, case_seed, liquidate_now)[0]
+    return valuations(inputs, [candidate], market, case_seed, liquidation)[0]
 
 
 def valuations(
@@ -682,10 +780,12 @@ def valuations(
     candidates: Sequence[Candidate],
     market: MarketPaths,
     case_seed: int,
-    liquidate_now: Estimate,
+    liquidation: Recovery | None = None,
 ) -> list[Valuation]:
     """Value every candidate on the same monthly paths and the same missed-payment draws (common random numbers:
-    their differences are not blurred by sampling noise), against liquidating now."""
+    their differences are not blurred by sampling noise), and against liquidating now on the same paths (the first
+    month of the monthly grid is the daily grid's first days): `liquidation` is `recovery(inputs, market)`,
+    computed here when not given."""
     _check(inputs)
     params = market.params
     for candidate in candidates:
@@ -697,7 +797,8 @@ def valuations(
             )
     if not candidates:
         return []
-    horizon = max(len(c.installments) for c in candidates)
+    liquidation = liquidation if liquidation is not None else recovery(inputs, market)
+    horizon = max(len(c.installments) for c in candidates) + 1  # a default's liquidation sells a month later
     cholesky = correlation_cholesky(np.asarray(inputs.correlation))
     prices = _price_paths(market.log_returns(inputs.drivers, cholesky, _MONTHLY, horizon), inputs.drivers)
     elapsed = np.asarray((np.arange(horizon) + 1.0) / 12.0, dtype=np.float64)[:, None]
@@ -706,14 +807,14 @@ def valuations(
     cube = np.empty((len(inputs.exposures), horizon, params.paths))
     for k, e in enumerate(inputs.exposures):
         cube[k] = _values(e, prices[e.driver], elapsed, params.risk_free_rate)
-    units: Float = cube.reshape(len(inputs.exposures), -1)
+    units: Float = cube.reshape(len(inputs.exposures), horizon * params.paths)
     misses = np.random.default_rng([int(case_seed), market.seed, 1]).random((horizon, params.paths))
     # Candidates that reduce the same positions share their month-end values (the first months of the longest).
     values: dict[tuple[tuple[int, float], ...], tuple[Float, Float]] = {}
     for c in candidates:
         if c.reduce not in values:
             values[c.reduce] = _month_values(_reduced(inputs, c.reduce), units, horizon, params)
-    return [_valuation(inputs, c, values[c.reduce], misses, params, liquidate_now) for c in candidates]
+    return [_valuation(inputs, c, values[c.reduce], misses, params, liquidation) for c in candidates]
 
 
 def _is_linear(e: Exposure) -> bool:
@@ -757,44 +858,128 @@ def _valuation(
     month_values: tuple[Float, Float],
     misses: Float,
     params: Params,
-    liquidate_now: Estimate,
+    liquidation_now: Recovery,
 ) -> Valuation:
+    """One candidate, path by path (the rules: module docstring, "Restructuring valuation")."""
     months = len(candidate.installments)
     paths = params.paths
-    reduction = reduction_proceeds(inputs, candidate.reduce, params)
+    rate = discount_rate(inputs, params, candidate.rate_annual)
+    month_days = _month_days(inputs)
     account = _reduced(inputs, candidate.reduce)
     marked, liquidation = month_values
-    reserve = np.full(paths, inputs.external_capacity - candidate.collateral_added)
-    cash = np.full(paths, account.cash + candidate.collateral_added)
-    alive = np.ones(paths, dtype=np.bool_)
-    pv = np.full(paths, reduction)
-    discount = (1.0 + params.discount_rate / 12.0) ** -(np.arange(months) + 1.0)
-    for m in range(months):
+    collateral_met = candidate.collateral_added <= inputs.external_capacity + 1e-9
+    # A default at the start: collateral the client cannot bring (due within days: taken as now), or an account
+    # under water beyond what the client's capacity covers. The terms never take effect: the case is liquidated as
+    # it stands, on liquidating now's paths, a few days late, with the second workout's costs.
+    under_water = today_value(inputs, params) + inputs.external_capacity - inputs.debt < -1e-9
+    at_start = not collateral_met or under_water
+    reduction = reduction_proceeds(inputs, candidate.reduce, params)
+    if at_start:
+        pv = _default_value(
+            np.full(paths, inputs.debt),
+            np.zeros(paths),
+            np.full(paths, inputs.external_capacity),
+            liquidation_now.samples,
+            _month_days_of(inputs, liquidation_now),
+            rate,
+            params,
+        )
+        alive = np.zeros(paths, dtype=np.bool_)
+        means = inputs.external_capacity + inputs.cash
+    else:
+        # Reductions now: the lender takes what is owed, when the sale ends; the rest is the client's (the cash).
+        to_lender = min(max(reduction, 0.0), inputs.debt)
+        sold_in = _reduction_days(inputs, candidate.reduce, params) / month_days
+        pv = np.full(paths, to_lender * float(_discount(rate, sold_in)))
+        brought = candidate.collateral_added
+        reserve = np.full(paths, inputs.external_capacity - brought)
+        cash = np.full(paths, account.cash + brought + (reduction - to_lender))
+        means = inputs.external_capacity - brought + account.cash + reduction - to_lender
+        alive = np.ones(paths, dtype=np.bool_)
+    means /= months
+    funding_missed = np.zeros(paths, dtype=np.bool_)
+    for m in range(months if not at_start else 0):
         due = candidate.installments[m]
         owed = candidate.owed[m]
         from_reserve = np.minimum(np.maximum(reserve, 0.0), due)
         from_cash = np.minimum(np.maximum(cash, 0.0), due - from_reserve)
-        missed = (from_reserve + from_cash < due - 1e-9) | (misses[m] < account.monthly_miss_probability)
+        short = (from_reserve + from_cash < due - 1e-9) if due > 0 else np.zeros(paths, dtype=np.bool_)
+        hazard = (misses[m] < account.monthly_miss_probability) if due > 0 else np.zeros(paths, dtype=np.bool_)
         # Insolvent: the account's equity and what is left of the client's declared capacity are both gone.
-        defaults = alive & (missed | (cash + marked[m] + np.maximum(reserve, 0.0) - owed < 0))
-        recovered = np.minimum(owed, np.maximum(cash + liquidation[m], 0.0))
+        insolvent = cash + marked[m] + np.maximum(reserve, 0.0) - owed < -1e-9
+        defaults = alive & (short | hazard | insolvent)
+        funding_missed |= alive & short
         paying = alive & ~defaults
-        pv += discount[m] * np.where(defaults, recovered, np.where(paying, due, 0.0))
+        pv += float(_discount(rate, m + 1)) * np.where(paying, due, 0.0)
+        if defaults.any():
+            pv += np.where(
+                defaults,
+                _default_value(np.full(paths, owed), cash, reserve, liquidation[m + 1], m + 2, rate, params),
+                0.0,
+            )
         reserve -= np.where(paying, from_reserve, 0.0)
         cash -= np.where(paying, from_cash, 0.0)
         alive &= ~defaults
     expected = _mean(pv)
+    funding = _mean(funding_missed.astype(np.float64))
+    why = _why_not_affordable(candidate, inputs, means, funding.value, params)
+    if under_water:
+        why = ("the account is under water beyond the client's declared capacity", *why)
     return Valuation(
         name=candidate.name,
-        affordable=candidate.collateral_added <= inputs.external_capacity + 1e-9,
+        affordable=not why,
         expected_pv=expected,
         default_probability=_mean((~alive).astype(np.float64)),
-        advantage=Estimate(
-            expected.value - liquidate_now.value, math.hypot(expected.standard_error, liquidate_now.standard_error)
-        ),
+        advantage=_mean(pv - liquidation_now.lender_samples),
         reduction_proceeds=reduction,
         months=months,
+        funding_miss_probability=funding,
+        why_not_affordable=why,
     )
+
+
+def _default_value(
+    owed: Float, cash: Float, reserve: Float, liquidation: Float, sold_at: float, rate: float, params: Params
+) -> Float:
+    """What a default brings the lender, discounted: the account liquidated over the following month (sold at that
+    month end's prices on the same path, `sold_at` months from now, with impact and haircuts), less the second
+    workout's costs, then recourse to what is left of the client's capacity for the shortfall."""
+    gross = np.minimum(owed, np.maximum(cash + liquidation, 0.0))
+    net = np.maximum(gross - params.redefault_cost_fixed - params.redefault_cost_rate * gross, 0.0)
+    collected = _collected(owed - gross, reserve, params)
+    return np.asarray(
+        net * _discount(rate, sold_at) + collected * _discount(rate, sold_at + params.collection_lag_months)
+    )
+
+
+def _month_days_of(inputs: AccountInputs, liquidation: Recovery) -> float:
+    """When liquidating now's sale ends, in months."""
+    return liquidation.days / _month_days(inputs)
+
+
+def _why_not_affordable(
+    candidate: Candidate, inputs: AccountInputs, means: float, funding_miss: float, params: Params
+) -> tuple[str, ...]:
+    """The payment test (HAMP's, on the client's means: Workout holds declared capacity, not income)."""
+    why = []
+    if candidate.collateral_added > inputs.external_capacity + 1e-9:
+        why.append("collateral beyond the client's declared capacity")
+    largest = max(candidate.installments, default=0.0)
+    if largest > params.affordability_share * max(means, 0.0) + 1e-9:
+        why.append("installments above the share of the client's means over the term")
+    if funding_miss > params.max_funding_miss_probability:
+        why.append("a payment likely missed for lack of funds")
+    return tuple(why)
+
+
+def _reduction_days(inputs: AccountInputs, reduce: Sequence[tuple[int, float]], params: Params) -> float:
+    """Trading days the reductions take to sell under the participation cap (their proceeds arrive then)."""
+    days = 0
+    for index, fraction in _reduce_check(inputs, reduce).items():
+        schedule = _schedule(_scaled(inputs.exposures[index], fraction), params)
+        if schedule.days.size:
+            days = max(days, int(schedule.days[-1]) + 1)
+    return float(days)
 
 
 def _mean_impact_factor(exposure: Exposure, params: Params) -> Float:
@@ -807,8 +992,14 @@ def _mean_impact_factor(exposure: Exposure, params: Params) -> Float:
 
 
 def recommendation(valuations: Sequence[Valuation]) -> str | None:
-    """The affordable candidate with the highest expected PV, when it beats liquidating now; None: liquidate."""
-    better = [v for v in valuations if v.affordable and v.advantage.value > 0]
+    """The affordable candidate with the highest expected PV among those that beat liquidating now by more than two
+    standard errors of the paired advantage (noise never decides); None: liquidate."""
+    better = [v for v in valuations if v.affordable and v.advantage.value > 2.0 * v.advantage.standard_error]
     if not better:
         return None
     return max(better, key=lambda v: (v.expected_pv.value, v.name)).name
+
+
+def ranked(valuations: Sequence[Valuation]) -> list[Valuation]:
+    """Best first: affordable candidates before unaffordable ones, then by expected PV."""
+    return sorted(valuations, key=lambda v: (not v.affordable, -v.expected_pv.value, v.name))

@@ -139,6 +139,7 @@ def _facts(
             debt=float(principal + accrued),
             external_capacity=float(client.external_capacity),
             monthly_miss_probability=float(settings.WORKOUT_FEASIBILITY_MONTHLY_MISS.get(client.credit_tier, 0.01)),
+            contract_rate=float(loan.rate_annual) if loan else None,
         ),
         position_ids=tuple(p.pk for p in held),
         principal=principal,

@@ -72,10 +72,17 @@ def feasibility_params() -> feasibility.Params:
         risk_free_rate=settings.WORKOUT_RISK_FREE_RATE,
         stressed_drift_sigmas=settings.WORKOUT_FEASIBILITY_STRESSED_DRIFT_SIGMAS,
         max_term_months=settings.WORKOUT_FEASIBILITY_MAX_TERM_MONTHS,
+        collection_rate=settings.WORKOUT_FEASIBILITY_COLLECTION_RATE,
+        collection_lag_months=settings.WORKOUT_FEASIBILITY_COLLECTION_LAG_MONTHS,
+        redefault_cost_fixed=settings.WORKOUT_FEASIBILITY_REDEFAULT_COST_FIXED,
+        redefault_cost_rate=settings.WORKOUT_FEASIBILITY_REDEFAULT_COST_RATE,
+        affordability_share=settings.WORKOUT_FEASIBILITY_AFFORDABILITY_SHARE,
+        max_funding_miss_probability=settings.WORKOUT_FEASIBILITY_MAX_FUNDING_MISS_PROBABILITY,
     )
 
 
 def _params_from(data: Mapping[str, Any]) -> feasibility.Params:
+    """A stored report's parameters (an older model's report lacks the newer ones: they take their defaults)."""
     return feasibility.Params(**{**data, "jumps": feasibility.Jumps(**data["jumps"])})
 
 
@@ -184,6 +191,7 @@ def terms_price(facts: CaseFacts, name: str, terms: Terms, params: feasibility.P
         collateral_added=float(terms.collateral_to_add),
         reduce=reduce,
         principal_haircut=float(terms.principal_haircut),
+        rate_annual=float(schedule_terms.rate_annual),
     )
     return Priced(name=name, terms=terms, candidate=candidate, schedule=schedule)
 
@@ -244,7 +252,7 @@ def evaluate(
     params = market.params
     recovery = feasibility.recovery(inputs, market)
     capacity = feasibility.loss_capacity(inputs, params)
-    valuations = feasibility.valuations(inputs, candidates, market, case_seed, recovery.lender_receipt)
+    valuations = feasibility.valuations(inputs, candidates, market, case_seed, recovery)
     counts, edges = np.histogram(recovery.samples, bins=_HISTOGRAM_BINS)
     moves = np.round(np.linspace(-0.5, 0.5, 21), 2)
     equity = feasibility.value_curve(inputs, params, moves) - inputs.debt
@@ -255,6 +263,7 @@ def evaluate(
             "expected_loss": _estimate(recovery.expected_loss, quantum),
             "loss_given_default": _ratio_estimate(recovery.loss_given_default),
             "lender_receipt": _estimate(recovery.lender_receipt, quantum),
+            "lender_value": _estimate(recovery.lender_value, quantum),
             "impact_cost": str(_money(recovery.impact_cost, quantum)),
             "market_value": str(_money(recovery.market_value, quantum)),
             "value_after_haircut": str(_money(recovery.value_after_haircut, quantum)),
@@ -269,6 +278,7 @@ def evaluate(
             "move": _ratio(capacity.move),
             "move_with_external": _ratio(capacity.move_with_external),
             "portfolio_volatility": _ratio(capacity.portfolio_volatility),
+            "pnl_volatility": str(_money(capacity.pnl_volatility, quantum)),
             "sigmas": _ratio(capacity.sigmas),
             "sigmas_with_external": _ratio(capacity.sigmas_with_external),
             "days_to_default": _ratio(capacity.days_to_default),
@@ -277,20 +287,31 @@ def evaluate(
                 "equity": [str(_money(e, quantum)) for e in equity.tolist()],
             },
         },
-        "valuations": [
-            {
-                "name": v.name,
-                "affordable": v.affordable,
-                "expected_pv": _estimate(v.expected_pv, quantum),
-                "default_probability": _ratio_estimate(v.default_probability),
-                "advantage": _estimate(v.advantage, quantum),
-                "reduction_proceeds": str(_money(v.reduction_proceeds, quantum)),
-                "months": v.months,
-            }
-            for v in valuations
-        ],
+        "valuations": [valuation_json(v, quantum) for v in feasibility.ranked(valuations)],
         "recommended": feasibility.recommendation(valuations) or "",
     }
+
+
+def valuation_json(valuation: feasibility.Valuation, quantum: Decimal) -> dict[str, Any]:
+    """A candidate's figures as a report (and a proposal) stores them."""
+    return {
+        "name": valuation.name,
+        "affordable": valuation.affordable,
+        "why_not_affordable": list(valuation.why_not_affordable),
+        "expected_pv": _estimate(valuation.expected_pv, quantum),
+        "default_probability": _ratio_estimate(valuation.default_probability),
+        "funding_miss_probability": _ratio_estimate(valuation.funding_miss_probability),
+        "advantage": _estimate(valuation.advantage, quantum),
+        "reduction_proceeds": str(_money(valuation.reduction_proceeds, quantum)),
+        "months": valuation.months,
+    }
+
+
+def liquidation_value(results: Mapping[str, Any]) -> Mapping[str, str]:
+    """What liquidating now is worth to the lender, as a report's results say (a report of the first model, which
+    did not discount it nor count recourse, says its receipt)."""
+    recovery = results["recovery"]
+    return recovery.get("lender_value") or recovery["lender_receipt"]
 
 
 def _inputs_json(inputs: feasibility.AccountInputs) -> dict[str, Any]:
@@ -452,7 +473,7 @@ def _report(
         expected_loss=Decimal(recovery["expected_loss"]["value"]),
         loss_given_default=Decimal(recovery["loss_given_default"]["value"]),
         loss_capacity_pct=None if move is None else abs(Decimal(move)),
-        liquidation_value=Decimal(recovery["lender_receipt"]["value"]),
+        liquidation_value=Decimal(recovery["lender_value"]["value"]),
         recommended=results["recommended"],
         recommended_advantage=None if chosen is None else Decimal(chosen["advantage"]["value"]),
         **rule_columns(_inputs_json(facts.inputs), facts.position_ids, results),
@@ -529,11 +550,7 @@ def feasibility_recompute(*, report_id: int) -> Recomputation:
         report = FeasibilityReport.objects.get(pk=report_id)
     except FeasibilityReport.DoesNotExist:
         raise NotFoundError(f"feasibility report {report_id} does not exist", report_id=report_id) from None
-    if report.model_version != feasibility.MODEL_VERSION:
-        raise FeasibilityError(
-            f"report {report_id} was computed by {report.model_version}; this is {feasibility.MODEL_VERSION}",
-            report_id=report_id,
-        )
+    # A report of another model version is recomputed all the same: the differences are what the model changed.
     params = _params_from(report.parameters)
     market = feasibility.MarketPaths(report.market_seed, params)
     results = evaluate(
@@ -543,8 +560,11 @@ def feasibility_recompute(*, report_id: int) -> Recomputation:
         report.case_seed,
         Decimal(report.inputs["quantum"]),
     )
-    stored = {k: report.results[k] for k in results}
-    return Recomputation(report=report, results=results, differences=_differences(stored, results))
+    stored = {k: report.results.get(k) for k in results}
+    differences = _differences(stored, results)
+    if report.model_version != feasibility.MODEL_VERSION:
+        differences.insert(0, f"model_version: stored {report.model_version!r}, now {feasibility.MODEL_VERSION!r}")
+    return Recomputation(report=report, results=results, differences=differences)
 
 
 def _differences(a: Any, b: Any, where: str = "") -> list[str]:
@@ -581,18 +601,12 @@ def terms_preview(*, case_id: int, terms: Mapping[str, Any] | Terms, now: dateti
         raise ValidationError(str(exc)) from None
     paths = market_paths(market.seed, params)
     recovery = feasibility.recovery(facts.inputs, paths)
-    valuation = feasibility.valuation(facts.inputs, priced.candidate, paths, case.pk, recovery.lender_receipt)
+    valuation = feasibility.valuation(facts.inputs, priced.candidate, paths, case.pk, recovery)
     q = facts.quantum
     return Preview(
         schedule=priced.schedule,
-        valuation={
-            "affordable": valuation.affordable,
-            "expected_pv": _estimate(valuation.expected_pv, q),
-            "default_probability": _ratio_estimate(valuation.default_probability),
-            "advantage": _estimate(valuation.advantage, q),
-            "reduction_proceeds": str(_money(valuation.reduction_proceeds, q)),
-        },
-        liquidation_value=_estimate(recovery.lender_receipt, q),
+        valuation=valuation_json(valuation, q),
+        liquidation_value=_estimate(recovery.lender_value, q),
     )
 
 
@@ -642,24 +656,10 @@ def terms_value(report: FeasibilityReport, named: Sequence[tuple[str, Terms]], *
             priced.append(terms_price(facts, name, terms, params, start))
         except (ScheduleError, TermsError) as exc:
             out[name] = Valued(name=name, priced=None, valuation={}, problem=str(exc))
-    receipt = report.results["recovery"]["lender_receipt"]
-    liquidate_now = feasibility.Estimate(float(receipt["value"]), float(receipt["standard_error"]))
     paths = market_paths(report.market_seed, params)
-    valuations = feasibility.valuations(
-        facts.inputs, [p.candidate for p in priced], paths, report.case_seed, liquidate_now
-    )
+    # Against liquidating now on the same paths (the report's market and inputs: its figures, again)
+    valuations = feasibility.valuations(facts.inputs, [p.candidate for p in priced], paths, report.case_seed)
     q = facts.quantum
     for p, v in zip(priced, valuations, strict=True):
-        out[p.name] = Valued(
-            name=p.name,
-            priced=p,
-            valuation={
-                "affordable": v.affordable,
-                "expected_pv": _estimate(v.expected_pv, q),
-                "default_probability": _ratio_estimate(v.default_probability),
-                "advantage": _estimate(v.advantage, q),
-                "reduction_proceeds": str(_money(v.reduction_proceeds, q)),
-                "months": v.months,
-            },
-        )
+        out[p.name] = Valued(name=p.name, priced=p, valuation=valuation_json(v, q))
     return [out[name] for name, _ in named]

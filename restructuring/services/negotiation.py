@@ -72,7 +72,7 @@ from restructuring.services.controls import (
     forgiveness,
     proposal_makers,
 )
-from restructuring.services.feasibility import feasibility_compute, terms_value
+from restructuring.services.feasibility import feasibility_compute, liquidation_value, terms_value
 from restructuring.services.liquidation import case_liquidate
 from restructuring.services.notifications import notification_enqueue
 from restructuring.terms import Terms, TermsError, terms_hash, terms_lines
@@ -845,7 +845,7 @@ def proposal_liquidation_draft(*, case_id: int, reason: str, actor: User) -> Pro
         ).exists():
             raise NegotiationError(f"case {case_id} already has a liquidation proposal waiting for approval")
         report = FeasibilityReport.objects.filter(case=case).order_by("-created_at", "-pk").first()
-        receipt = report.results.get("recovery", {}).get("lender_receipt") if report is not None else None
+        receipt = liquidation_value(report.results) if report is not None else None
         proposal = Proposal(
             case=case,
             round=_round(case),

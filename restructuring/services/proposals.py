@@ -39,7 +39,7 @@ from restructuring.models import (
     ProposalSource,
 )
 from restructuring.selectors import reports_load, rule_facts_load
-from restructuring.services.feasibility import terms_value
+from restructuring.services.feasibility import liquidation_value, terms_value
 from restructuring.terms import Terms, TermsError, terms_hash
 from rules.actions import ESCALATE, LIQUIDATE, CaseHoldings, terms_from_actions
 from rules.engine import Firing, evaluate
@@ -147,8 +147,9 @@ def _case_proposals(
     valued = {v.name: v for v in terms_value(report, restructure, start=now.date())} if restructure else {}
     proposals = []
     for candidate in candidates:
+        valuation: dict[str, Any]
         if candidate.kind == ProposalKind.LIQUIDATE:
-            valuation = {"expected_pv": report.results["recovery"]["lender_receipt"], "affordable": True}
+            valuation = {"expected_pv": dict(liquidation_value(report.results)), "affordable": True}
         elif candidate.package in valued and valued[candidate.package].priced is not None:
             valuation = valued[candidate.package].valuation
         else:
@@ -174,7 +175,8 @@ def _case_proposals(
                 created_at=now,
             )
         )
-    proposals.sort(key=lambda p: (-(p.expected_pv or 0), p.name))
+    # Affordable first (an unaffordable proposal never ranks above one the client can pay), then by value.
+    proposals.sort(key=lambda p: (p.valuation.get("affordable") is False, -(p.expected_pv or 0), p.name))
     for rank, proposal in enumerate(proposals, start=1):
         proposal.rank = rank
     return proposals

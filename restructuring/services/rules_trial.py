@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from restructuring.models import CLOSED_STATES, OPEN_STATES, Case, FeasibilityReport, ProposalKind
 from restructuring.selectors import RuleFacts, reports_load, rule_facts_load
-from restructuring.services.feasibility import terms_value
+from restructuring.services.feasibility import liquidation_value, terms_value
 from restructuring.services.proposals import package_candidates
 from restructuring.terms import Terms, TermsError
 from rules.engine import CompiledRule, evaluate, ruleset_compile
@@ -147,7 +147,7 @@ def _trial(rule_set_id: int, facts: RuleFacts, now: datetime) -> Trial:
 
 def _best(report: FeasibilityReport, candidates: Sequence[Any], now: datetime) -> Decimal:
     """The best expected PV among the affordable candidates, or liquidating now when nothing beats it."""
-    best = Decimal(report.results["recovery"]["lender_receipt"]["value"])
+    best = Decimal(liquidation_value(report.results)["value"])
     named = []
     for c in candidates:
         if c.kind == ProposalKind.RESTRUCTURE:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 import numpy_financial as npf
@@ -42,6 +43,7 @@ from restructuring.feasibility import (
     correlation_cholesky,
     correlation_estimate,
     loss_capacity,
+    ranked,
     recommendation,
     recovery,
     reduction_proceeds,
@@ -53,7 +55,6 @@ from restructuring.feasibility import (
 EPS = float(np.finfo(np.float64).eps)
 # A correct kernel fails a test's whole family of Monte Carlo checks with at most this probability.
 _FAMILY_ALPHA = 1e-3
-NOTHING = Estimate(0.0, 0.0)
 
 
 def _z(checks: int) -> float:
@@ -505,35 +506,40 @@ def _level_schedule(principal: float, rate_monthly: float, months: int) -> tuple
 
 def test_valuation_without_risk_is_the_npv_of_the_schedule() -> None:
     # given: a driver that does not move, ample external capacity, no missed payments; 10,000 over 36 months at
-    # 5% (level payment npf.pmt(0.05/12, 36, -10000) = 299.71), discounted at 8%.
+    # 5% (level payment npf.pmt(0.05/12, 36, -10000) = 299.71), discounted at 8% (no loan rate given: the
+    # parameter's).
     params = Params(paths=100, discount_rate=0.08)
     installments, owed = _level_schedule(10_000.0, 0.05 / 12, 36)
     assert installments[0] == 299.71
     holding = _spot(1, 0, 25_000.0, volume=100_000.0, vol=0.02)
     inputs = _account((_driver(1, "XYZ"),), (holding,), debt=10_000.0, external_capacity=1e6)
     plain = Candidate("plain", installments, owed)
-    # Selling 40% now: 10,000 units in one day at f(10,000): 10,000 x 100 x (1 - 0.004427188724) = 995,572.81
+    # Selling 40% now: 10,000 units in one day at f(10,000): 10,000 x 100 x (1 - 0.004427188724) = 995,572.81,
+    # of which the lender takes what is owed, 10,000, when the sale ends (a day: 1/21 of a month); the rest is the
+    # client's (issue 15, finding 4: this test used to credit the lender with all 995,572.81).
     reducing = Candidate("reduce", installments, owed, reduce=((0, 0.4),))
-    liquidate_now = Estimate(9_000.0, 12.0)
 
     # when
-    plain_value, reducing_value = valuations(inputs, [plain, reducing], MarketPaths(1, params), 7, liquidate_now)
+    plain_value, reducing_value = valuations(inputs, [plain, reducing], MarketPaths(1, params), 7)
 
     # then: numpy-financial's NPV at 8%/12 with a leading 0 (today). 36 discount factors, each a power within a
     # few eps, summed: 64 eps of the 10,700 total bounds the rounding; the mean over identical paths adds
     # (log2 n + 1) eps.
     npv = float(npf.npv(0.08 / 12, [0.0, *installments]))
     tolerance = 128 * EPS * sum(installments)
+    v = 1.0 / (1.0 + 0.08 / 12)
     assert plain_value.expected_pv.value == pytest.approx(npv, abs=tolerance)
     assert plain_value.expected_pv.standard_error <= _constant_se_bound(npv, params.paths) + tolerance
     assert plain_value.default_probability == Estimate(0.0, 0.0)
     assert plain_value.affordable
     assert plain_value.months == 36
-    assert plain_value.advantage.value == pytest.approx(npv - 9_000.0, abs=tolerance)
-    assert plain_value.advantage.standard_error == pytest.approx(12.0, abs=tolerance)
+    # liquidating now: 25,000 units at 10,000 a day, three days; the lender takes its 10,000 when the sale ends
+    liquidating_now = 10_000.0 * v ** (3 / 21)
+    assert plain_value.advantage.value == pytest.approx(npv - liquidating_now, abs=tolerance)
+    assert plain_value.advantage.standard_error <= _constant_se_bound(npv, params.paths) + tolerance
     assert reducing_value.reduction_proceeds == pytest.approx(995_572.8112757643, abs=_MONEY_TOLERANCE)
     assert reduction_proceeds(inputs, [(0, 0.4)], params) == reducing_value.reduction_proceeds
-    assert reducing_value.expected_pv.value == pytest.approx(995_572.8112757643 + npv, abs=_MONEY_TOLERANCE)
+    assert reducing_value.expected_pv.value == pytest.approx(10_000.0 * v ** (1 / 21) + npv, abs=_MONEY_TOLERANCE)
 
 
 def test_valuation_defaults_when_the_capacity_runs_out() -> None:
@@ -542,49 +548,72 @@ def test_valuation_defaults_when_the_capacity_runs_out() -> None:
     # Owed before each installment 10,050, 9,100, 8,150, 7,200, ... (10,050 - 950 m).
     # Solvency (cash + marked + capacity left - owed) before months 1..4: 9,000 + 3,500 - 10,050 = 2,450;
     # 9,000 + 2,500 - 9,100 = 2,400; 9,000 + 1,500 - 8,150 = 2,350; 9,000 + 500 - 7,200 = 2,300: never insolvent.
-    # Recovery at default: 90 units sold in one day (cap 10% of 10,000) at f = 0.7 x 0.02 x sqrt(90 / 10,000) =
-    # 0.0013281566, after a 30% haircut: 9,000 x 0.9986718434 x 0.7 = 6,291.6326133 < owed 7,200.
-    # PV at 8%/12, v = 1 / 1.0066667: 1,000 (0.9933775 + 0.9867988 + 0.9802637) + 6,291.6326133 x 0.9737719
-    #    = 2,960.4400 + 6,126.6152 = 9,087.0552125
-    params = Params(paths=100, discount_rate=0.08, participation=0.10, impact_coefficient=0.7)
+    # At the default (month 4) the account is sold at the next month end (month 5): 90 units in one day (cap 10%
+    # of 10,000) at f = 0.7 x 0.02 x sqrt(90 / 10,000) = 0.0013281566, after a 30% haircut: 9,000 x 0.9986718434
+    # x 0.7 = 6,291.6326133 < owed 7,200; less the second workout: 100 + 2% = 225.8326523: 6,065.7999610.
+    # The shortfall 908.3673867 is collected from the 500 of capacity left: 50% of 500 = 250, six months later.
+    # PV at 8%/12, v = 1 / 1.0066667: 1,000 (v + v^2 + v^3) + 6,065.7999610 v^5 + 250 v^11
+    params = Params(
+        paths=100,
+        discount_rate=0.08,
+        participation=0.10,
+        impact_coefficient=0.7,
+        collection_rate=0.5,
+        collection_lag_months=6.0,
+        redefault_cost_fixed=100.0,
+        redefault_cost_rate=0.02,
+    )
     holding = _spot(1, 0, 90.0, volume=10_000.0, vol=0.02, haircut=0.3)
     inputs = _account((_driver(1, "XYZ"),), (holding,), debt=10_000.0, external_capacity=3_500.0)
     months = 12
     candidate = Candidate("term", (1_000.0,) * months, tuple(10_050.0 - 950.0 * m for m in range(months)))
 
     # when
-    result = valuation(inputs, candidate, MarketPaths(1, params), 7, NOTHING)
+    result = valuation(inputs, candidate, MarketPaths(1, params), 7)
 
     # then
     v = 1.0 / (1.0 + 0.08 / 12)
     recovered = 9_000.0 * (1.0 - 0.7 * 0.02 * math.sqrt(0.009)) * 0.7
     assert recovered == pytest.approx(6_291.632613311195, abs=64 * EPS * 9_000)
-    expected = 1_000.0 * (v + v**2 + v**3) + recovered * v**4
-    assert expected == pytest.approx(9_087.055212534717, abs=64 * EPS * 10_000)
+    net = recovered - 100.0 - 0.02 * recovered
+    expected = 1_000.0 * (v + v**2 + v**3) + net * v**5 + 250.0 * v**11
     assert result.expected_pv.value == pytest.approx(expected, abs=128 * EPS * 10_000)
     assert result.default_probability.value == 1.0
     assert result.default_probability.standard_error == 0.0
+    # a payment missed for lack of funds on every path: not affordable
+    assert result.funding_miss_probability.value == 1.0
+    assert not result.affordable
+    assert "a payment likely missed for lack of funds" in result.why_not_affordable
 
 
 def test_valuation_defaults_when_the_account_is_insolvent() -> None:
     # given: a deterministic fall, zero volatility, a drift of 12 ln(1/2) a year: the price halves every month,
-    # 100 units worth 5,000, 2,500, 1,250 at the ends of months 1, 2, 3. Capacity 10,000 pays installments of
+    # 100 units worth 5,000, 2,500, 1,250, 625 at the ends of months 1 to 4. Capacity 10,000 pays installments of
     # 1,000; owed stays 10,000 (interest only). Solvency before month 1: 5,000 + 10,000 - 10,000 = 5,000;
     # month 2: 2,500 + 9,000 - 10,000 = 1,500; month 3: 1,250 + 8,000 - 10,000 = -750 < 0: default though
-    # 8,000 of capacity would still pay. Recovery: min(10,000, 1,250) (no impact, no haircut).
-    # PV = 1,000 v + 1,000 v^2 + 1,250 v^3 = 993.3775 + 986.7988 + 1,225.3297 = 3,205.5059744
-    params = Params(paths=100, discount_rate=0.08, impact_coefficient=0.0, drift_annual=12 * math.log(0.5))
+    # 8,000 of capacity would still pay. The account is sold at month 4's 625 (no impact, no haircut), less the
+    # second workout (100 + 2%): 512.50; the shortfall 9,375 is collected from the 8,000 left: 4,000, six months
+    # later. PV = 1,000 v + 1,000 v^2 + 512.50 v^4 + 4,000 v^10.
+    params = Params(
+        paths=100,
+        discount_rate=0.08,
+        impact_coefficient=0.0,
+        drift_annual=12 * math.log(0.5),
+        collection_rate=0.5,
+        collection_lag_months=6.0,
+        redefault_cost_fixed=100.0,
+        redefault_cost_rate=0.02,
+    )
     inputs = _account((_driver(1, "XYZ"),), (_spot(1, 0, 100.0),), debt=10_000.0, external_capacity=10_000.0)
     candidate = Candidate("interest-only", (1_000.0,) * 6, (10_000.0,) * 6)
 
     # when
-    result = valuation(inputs, candidate, MarketPaths(1, params), 7, NOTHING)
+    result = valuation(inputs, candidate, MarketPaths(1, params), 7)
 
-    # then: the prices are exp of a sum of 3 log steps, a few eps off 100 / 2^k.
+    # then: the prices are exp of a sum of 4 log steps, a few eps off 100 / 2^k.
     v = 1.0 / (1.0 + 0.08 / 12)
-    expected = 1_000.0 * v + 1_000.0 * v**2 + 1_250.0 * v**3
-    assert expected == pytest.approx(3_205.5059743806987, abs=64 * EPS * 4_000)
-    assert result.expected_pv.value == pytest.approx(expected, abs=256 * EPS * 4_000)
+    expected = 1_000.0 * v + 1_000.0 * v**2 + 512.5 * v**4 + 4_000.0 * v**10
+    assert result.expected_pv.value == pytest.approx(expected, abs=256 * EPS * 10_000)
     assert result.default_probability.value == 1.0
 
 
@@ -593,7 +622,15 @@ def test_missed_payment_hazard_gives_binomial_defaults() -> None:
     # (1 - p)^(m - 1) p; P(default) = 1 - 0.98^36 = 0.5169.
     p = 0.02
     months = 36
-    params = Params(paths=20_000, discount_rate=0.08, impact_coefficient=0.0)
+    params = Params(
+        paths=20_000,
+        discount_rate=0.08,
+        impact_coefficient=0.0,
+        collection_rate=0.5,
+        collection_lag_months=6.0,
+        redefault_cost_fixed=100.0,
+        redefault_cost_rate=0.02,
+    )
     installments, owed = _level_schedule(10_000.0, 0.05 / 12, months)
     holding = _spot(1, 0, 60.0, haircut=0.25)  # liquidates for 6,000 x 0.75 = 4,500
     inputs = _account(
@@ -605,18 +642,23 @@ def test_missed_payment_hazard_gives_binomial_defaults() -> None:
     )
 
     # when
-    result = valuation(inputs, Candidate("level", installments, owed), MarketPaths(1, params), 99, NOTHING)
+    result = valuation(inputs, Candidate("level", installments, owed), MarketPaths(1, params), 99)
 
     # then: two checks (default probability, expected PV).
     z = _z(2)
     probability = 1.0 - (1.0 - p) ** months
     binomial_se = math.sqrt(probability * (1.0 - probability) / params.paths)
     assert abs(result.default_probability.value - probability) <= z * binomial_se
-    # E[PV] = sum_m v^m [(1 - p)^m A_m + (1 - p)^(m - 1) p min(owed_m, 4,500)]
+    # E[PV] = sum_m (1 - p)^m A_m v^m + (1 - p)^(m - 1) p D_m, a default in month m worth D_m: the sale at the next
+    # month end, min(owed_m, 4,500) less 100 + 2%, at v^(m + 1); half the shortfall collected, at v^(m + 7).
     v = 1.0 / (1.0 + 0.08 / 12)
+
+    def at_default(m: int) -> float:
+        gross = min(owed[m], 4_500.0)
+        return (gross - 100.0 - 0.02 * gross) * v ** (m + 2) + 0.5 * (owed[m] - gross) * v ** (m + 8)
+
     expected = sum(
-        v ** (m + 1) * ((1 - p) ** (m + 1) * installments[m] + (1 - p) ** m * p * min(owed[m], 4_500.0))
-        for m in range(months)
+        (1 - p) ** (m + 1) * installments[m] * v ** (m + 1) + (1 - p) ** m * p * at_default(m) for m in range(months)
     )
     assert abs(result.expected_pv.value - expected) <= z * result.expected_pv.standard_error
 
@@ -648,11 +690,9 @@ def test_same_seed_same_results_and_shared_driver_paths() -> None:
     # then: bit for bit
     assert np.array_equal(first.samples, second.samples)
     assert first == second
-    assert valuations(alone, candidates, shared, 3, NOTHING) == valuations(
-        alone, candidates, MarketPaths(42, params), 3, NOTHING
-    )
+    assert valuations(alone, candidates, shared, 3) == valuations(alone, candidates, MarketPaths(42, params), 3)
     # A candidate valued alone is valued as among others (common random numbers, the same month rows).
-    assert valuation(alone, candidates[1], shared, 3, NOTHING) == valuations(alone, candidates, shared, 3, NOTHING)[1]
+    assert valuation(alone, candidates[1], shared, 3) == valuations(alone, candidates, shared, 3)[1]
     # BTC is the first driver of both blocks, so its Cholesky row is (1, 0): the same BTC paths in both.
     for grid, steps in ((_DAILY, 10), (_MONTHLY, 24)):
         alone_returns = shared.log_returns(
@@ -667,9 +707,9 @@ def test_same_seed_same_results_and_shared_driver_paths() -> None:
     missing = _account(
         alone.drivers, alone.exposures, debt=150_000.0, external_capacity=1e7, monthly_miss_probability=0.05
     )
-    base = valuation(missing, candidates[0], shared, 3, NOTHING)
-    assert valuation(missing, candidates[0], shared, 4, NOTHING).expected_pv != base.expected_pv
-    assert valuation(missing, candidates[0], MarketPaths(43, params), 3, NOTHING).expected_pv != base.expected_pv
+    base = valuation(missing, candidates[0], shared, 3)
+    assert valuation(missing, candidates[0], shared, 4).expected_pv != base.expected_pv
+    assert valuation(missing, candidates[0], MarketPaths(43, params), 3).expected_pv != base.expected_pv
 
 
 # ------------------------------------------------------------------------------------------ 10. validation
@@ -697,14 +737,14 @@ def test_bad_inputs_name_the_offending_item() -> None:
         recovery(stray, market)
 
     with pytest.raises(ValueError, match=r"candidate 'uneven': 3 installments and 2 owed"):
-        valuations(good, [Candidate("uneven", (1.0, 1.0, 1.0), (3.0, 2.0))], market, 1, NOTHING)
+        valuations(good, [Candidate("uneven", (1.0, 1.0, 1.0), (3.0, 2.0))], market, 1)
     with pytest.raises(ValueError, match=r"candidate 'too long': 61 installments"):
-        valuations(good, [Candidate("too long", (1.0,) * 61, (1.0,) * 61)], market, 1, NOTHING)
+        valuations(good, [Candidate("too long", (1.0,) * 61, (1.0,) * 61)], market, 1)
 
     for reduce in ((0, 1.5), (0, 0.0), (7, 0.5)):
         index, fraction = reduce
         with pytest.raises(ValueError, match=rf"reduce \({index}, {fraction}\)"):
-            valuations(good, [Candidate("cut", (1.0,), (1.0,), reduce=(reduce,))], market, 1, NOTHING)
+            valuations(good, [Candidate("cut", (1.0,), (1.0,), reduce=(reduce,))], market, 1)
 
     with pytest.raises(ValueError, match=r"paths 99"):
         Params(paths=99)
@@ -726,7 +766,7 @@ def test_bad_correlations_and_repeated_reductions_are_refused() -> None:
             recovery(_account(drivers, exposures, correlation=correlation), market)
     cut = Candidate("cut twice", (1.0,), (1.0,), reduce=((0, 0.5), (0, 0.5)))
     with pytest.raises(ValueError, match=r"position index 0 is given more than once"):
-        valuations(_account(drivers, exposures), [cut], market, 1, NOTHING)
+        valuations(_account(drivers, exposures), [cut], market, 1)
 
 
 def test_a_partial_reduction_of_an_isolated_position_takes_its_share_of_the_margin() -> None:
@@ -789,26 +829,38 @@ def test_recommendation_is_the_best_affordable_candidate_that_beats_liquidation(
 
 
 def test_recommendation_from_valuations_without_risk() -> None:
-    # given: no price risk, ample capacity; the same 10,000 repaid over 12 or 36 months at 5%. Discounted at
-    # 8% > 5% the shorter term is worth more to the lender; a candidate demanding more collateral than the
-    # client has is not affordable, whatever its value.
-    params = Params(paths=100, discount_rate=0.08)
-    inputs = _account((_driver(1, "XYZ"),), (_spot(1, 0, 200.0),), debt=10_000.0, external_capacity=50_000.0)
-    short_term = Candidate("12m", *_level_schedule(10_000.0, 0.05 / 12, 12))
-    long_term = Candidate("36m", *_level_schedule(10_000.0, 0.05 / 12, 36))
+    # given: no price risk; a loan at 8% under water (50 units at 100 against 10,000) of a client who declares
+    # 50,000. Liquidating now: 5,000 when the sale ends (a day), and half the 5,000 shortfall collected six months
+    # later. The same 10,000 repaid at 5% over 12 or 36 months, paid from the capacity: discounted at the loan's
+    # 8% the shorter term is worth more; a candidate demanding more collateral than the client has is not
+    # affordable (it defaults at once), whatever its value.
+    params = Params(paths=100, collection_rate=0.5, collection_lag_months=6.0)
+    inputs = replace(
+        _account((_driver(1, "XYZ"),), (_spot(1, 0, 50.0),), debt=10_000.0, external_capacity=50_000.0),
+        contract_rate=0.08,
+    )
+    short_term = Candidate("12m", *_level_schedule(10_000.0, 0.05 / 12, 12), rate_annual=0.05)
+    long_term = Candidate("36m", *_level_schedule(10_000.0, 0.05 / 12, 36), rate_annual=0.05)
     greedy = Candidate("greedy", *_level_schedule(10_000.0, 0.05 / 12, 6), collateral_added=60_000.0)
     market = MarketPaths(1, params)
 
     # when
-    low_bar = valuations(inputs, [long_term, short_term, greedy], market, 1, Estimate(9_000.0, 0.0))
-    high_bar = valuations(inputs, [long_term, short_term, greedy], market, 1, Estimate(10_000.0, 0.0))
+    valued = valuations(inputs, [long_term, short_term, greedy], market, 1)
 
-    # then: the PVs are npf.npv of the schedules, all below 10,000 (discounting at more than the loan's rate)
-    assert [v.affordable for v in low_bar] == [True, True, False]
-    assert low_bar[1].expected_pv.value > low_bar[0].expected_pv.value
-    assert all(v.expected_pv.value < 10_000.0 for v in low_bar)
-    assert recommendation(low_bar) == "12m"
-    assert recommendation(high_bar) is None
+    # then: the PVs are npf.npv of the schedules at 8%, below 10,000 (a rate cut is a loss to the lender)
+    v = 1.0 / (1.0 + 0.08 / 12)
+    sold = 5_000.0 * (1.0 - 0.7 * 0.02 * math.sqrt(50.0 / 1e12))  # the square-root impact of 50 units, tiny
+    liquidating_now = sold * v ** (1 / 21) + 0.5 * (10_000.0 - sold) * v ** (1 / 21 + 6)
+    for value, candidate in zip(valued[:2], (long_term, short_term), strict=True):
+        npv = float(npf.npv(0.08 / 12, [0.0, *candidate.installments]))
+        assert value.expected_pv.value == pytest.approx(npv, abs=128 * EPS * 11_000)
+        assert value.advantage.value == pytest.approx(npv - liquidating_now, abs=128 * EPS * 11_000)
+    assert [v.affordable for v in valued] == [True, True, False]
+    assert valued[2].why_not_affordable[0] == "collateral beyond the client's declared capacity"
+    assert valued[1].expected_pv.value > valued[0].expected_pv.value
+    assert all(v.expected_pv.value < 10_000.0 for v in valued)
+    assert recommendation(valued) == "12m"
+    assert [v.name for v in ranked(valued)] == ["12m", "36m", "greedy"]
 
 
 # ---------------------------------------------------------------------------------- 12. quantile error

@@ -24,6 +24,7 @@ from restructuring.services.feasibility import (
     feasibility_compute,
     feasibility_due_case_ids,
     feasibility_recompute,
+    liquidation_value,
     market_current,
     terms_preview,
 )
@@ -54,7 +55,7 @@ def test_a_margin_call_gets_one_report_with_its_inputs_seeds_and_figures() -> No
     report = FeasibilityReport.objects.get(case=case)
     assert report.trigger == "margin_call"
     assert report.key == f"margin_call:{case.called_at.isoformat()}"  # type: ignore[union-attr]
-    assert report.model_version == "feasibility-1.0"
+    assert report.model_version == "feasibility-2.0"
     assert report.case_seed == case.pk
     assert report.market_seed == market_current().seed
     # the inputs as the book has them: 10 BTC at 100 in units, ADV 1,000, 4% a day, haircut 10%; no cash;
@@ -79,13 +80,17 @@ def test_a_margin_call_gets_one_report_with_its_inputs_seeds_and_figures() -> No
     assert abs(expected - Decimal("897.48")) <= 4 * error
     assert report.recovery_expected == expected
     # the standard valuations are all there, and the audit trail has the computation, once
-    assert [v["name"] for v in report.results["valuations"]] == [
+    # (ranked: affordable first, then by expected PV)
+    valued = report.results["valuations"]
+    assert sorted(v["name"] for v in valued) == [
         "extend_12m",
         "extend_24m",
         "interest_only_6m",
-        "top_up_extend_12m",
         "reduce_half_extend_12m",
+        "top_up_extend_12m",
     ]
+    order = [(not v["affordable"], -Decimal(v["expected_pv"]["value"])) for v in valued]
+    assert order == sorted(order)
     assert len(report.results["schedules"]["extend_12m"]) == 12
     events = AuditEvent.objects.filter(action="feasibility.report", account_id=case.account_id)
     assert events.count() == 1
@@ -151,6 +156,34 @@ def test_a_stored_report_is_reproduced_exactly_and_a_changed_one_is_caught() -> 
 
     with pytest.raises(NotFoundError, match="feasibility report 999999 does not exist"):
         feasibility_recompute(report_id=999999)
+
+
+@pytest.mark.django_db
+@FAST
+def test_a_report_of_the_first_model_stays_readable_and_its_recomputation_names_what_the_model_changed() -> None:
+    # given a report as the first model stored it: no loan rate in its inputs, no rate on its candidates, none of
+    # the newer parameters, and its own figures (the liquidation value undiscounted, no recourse)
+    report = FeasibilityReport.objects.get(case=_called("CALL", btc()))
+    inputs, parameters, results = report.inputs, report.parameters, report.results
+    del inputs["account"]["contract_rate"]
+    for candidate in inputs["candidates"]:
+        del candidate["rate_annual"]
+    for name in ("collection_rate", "collection_lag_months", "redefault_cost_fixed", "redefault_cost_rate"):
+        del parameters[name]
+    del results["recovery"]["lender_value"]
+    FeasibilityReport.objects.filter(pk=report.pk).update(
+        model_version="feasibility-1.0", inputs=inputs, parameters=parameters, results=results
+    )
+    old = FeasibilityReport.objects.get(pk=report.pk)
+
+    # when it is read and recomputed
+    recomputed = feasibility_recompute(report_id=old.pk)
+
+    # then it reads (its liquidation value is its receipt), and the recomputation says which model made it and what
+    # this one gives instead
+    assert liquidation_value(old.results) == old.results["recovery"]["lender_receipt"]
+    assert recomputed.differences[0] == "model_version: stored 'feasibility-1.0', now 'feasibility-2.0'"
+    assert any(d.startswith("recovery.lender_value: stored None") for d in recomputed.differences)
 
 
 @pytest.mark.django_db

@@ -14,6 +14,7 @@ from core.audit import audit_verify
 from core.models import AuditEvent
 from restructuring.models import Case, CaseState, FeasibilityReport, Proposal
 from restructuring.services.case_sweep import cases_apply_risk
+from restructuring.services.feasibility import liquidation_value
 from restructuring.services.proposals import proposals_from_rules
 from restructuring.services.rules_trial import ruleset_backtest, ruleset_dry_run
 from rules.models import Rule
@@ -159,7 +160,7 @@ def test_a_dry_run_and_a_backtest_show_what_a_draft_changes_against_the_publishe
     # neither concentration package is affordable (no declared capacity): before, the best is liquidating now;
     # after, the 6-month extension is valued, and counts if it beats that
     report = FeasibilityReport.objects.get(case=case)
-    assert diff.before == Decimal(report.results["recovery"]["lender_receipt"]["value"])
+    assert diff.before == Decimal(liquidation_value(report.results)["value"])
     assert diff.after >= diff.before
     assert trial.recovery_after - trial.recovery_before == diff.after - diff.before
 
