@@ -33,7 +33,7 @@ from restructuring.services.negotiation import (
     proposal_submit,
     repayment_record,
 )
-from restructuring.views.reads import ScheduleRow
+from restructuring.views.reads import ScheduleRow, ValuationReading
 
 
 def _actor(request: HttpRequest) -> User:
@@ -291,7 +291,7 @@ def _preview(case: Case, form: TermsForm) -> dict[str, Any] | None:
     return {
         "schedule": rows,
         "total": preview.schedule.total_paid,
-        "valuation": preview.valuation,
+        "valuation": ValuationReading.of(preview.valuation),
         "liquidation_value": preview.liquidation_value,
     }
 

@@ -59,6 +59,9 @@ def case_context(page: CasePage, terms_form: TermsForm | None = None) -> dict[st
         ),
         "recovery": results.get("recovery", {}),
         "capacity": results.get("loss_capacity", {}),
+        "recommended_valuation": next(
+            (v for v in results.get("valuations", ()) if report and v["name"] == report.recommended), None
+        ),
         "terms_form": terms_form or TermsForm(positions=[h.position for h in page.positions], prefix="new"),
         "reason_form": ReasonForm(),
         "offer_form": OfferForm(),

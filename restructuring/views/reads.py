@@ -195,6 +195,46 @@ class ScheduleRow:
         )
 
 
+@dataclass(frozen=True)
+class ValuationReading:
+    """A stored valuation as the officer reads it: each figure with its standard error, whether the advantage over
+    liquidating is beyond the simulation's noise (the rule the recommendation applies), and why the model holds the
+    schedule unaffordable."""
+
+    expected_pv: Mapping[str, str] | None
+    advantage: Mapping[str, str] | None
+    default_probability: Mapping[str, str | None] | None
+    funding_miss_probability: Mapping[str, str | None] | None
+    affordable: bool | None
+    why_not_affordable: list[str]
+    verdict: str  # "beats" | "noise" | "worse" | "" (no advantage stored)
+
+    @classmethod
+    def of(cls, valuation: Mapping[str, Any] | None) -> ValuationReading | None:
+        if not valuation:
+            return None
+        advantage = valuation.get("advantage")
+        return cls(
+            expected_pv=valuation.get("expected_pv"),
+            advantage=advantage,
+            default_probability=valuation.get("default_probability"),
+            funding_miss_probability=valuation.get("funding_miss_probability"),
+            affordable=valuation.get("affordable"),
+            why_not_affordable=list(valuation.get("why_not_affordable", ())),
+            verdict=_verdict(advantage),
+        )
+
+
+def _verdict(advantage: Mapping[str, str] | None) -> str:
+    if not advantage:
+        return ""
+    estimate = feasibility.Estimate(float(advantage["value"]), float(advantage.get("standard_error") or 0))
+    if feasibility.beats_liquidation(estimate):
+        return "beats"
+    worse = estimate.value < -feasibility.RECOMMEND_BEYOND_STANDARD_ERRORS * estimate.standard_error
+    return "worse" if worse else "noise"
+
+
 @dataclass
 class ProposalView:
     proposal: Proposal
@@ -205,6 +245,10 @@ class ProposalView:
     terms_lines: list[tuple[str, str]]  # the terms as an officer reads them
     flags: list[str] = field(default_factory=list)  # what the model says against approving it (controls.py)
     needs: str = ""  # a pending proposal's missing approvals (set by the page from the audit trail)
+
+    @property
+    def valuation(self) -> ValuationReading | None:
+        return ValuationReading.of(self.proposal.valuation)
 
     @property
     def current_hash(self) -> str:

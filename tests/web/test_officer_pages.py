@@ -269,6 +269,57 @@ def test_the_case_page_shows_the_account_feasibility_and_the_proposals_explained
     assert f'action="/cases/{case.pk}/liquidate/"' in body
 
 
+def _card(response: Any, proposal_id: int) -> str:
+    """The visible text of one proposal's card on the case page."""
+    body = response.content.decode()
+    article = body.split(f'id="proposal-{proposal_id}"')[1].split("</article>")[0]
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", article)).split())
+
+
+def test_the_case_page_reads_each_valuation_with_its_error_and_the_models_reasons(web: Client) -> None:
+    """Issue 15: the advantage over liquidating with its standard error and whether it is beyond the noise (more
+    than two standard errors: the recommendation's rule), the probability of a missed payment for lack of funds, why
+    a schedule is unaffordable, and loss capacity in standard deviations of the day's P&L."""
+    case = proposed_case()
+    proposal = Proposal.objects.get(case=case)
+    valuation = proposal.valuation
+    advantage, error = Decimal(valuation["advantage"]["value"]), Decimal(valuation["advantage"]["standard_error"])
+    verdict = (
+        "beats liquidating"
+        if advantage > 2 * error
+        else ("worse than liquidating" if advantage < -2 * error else "within noise")
+    )
+
+    response = web.get(f"/cases/{case.pk}/")
+
+    page = text(response)
+    card = _card(response, proposal.pk)
+    assert f"Advantage over liquidating {advantage} ± {error} {verdict}" in card
+    assert f"Payment missed for lack of funds {valuation['funding_miss_probability']['value']}" in card
+    assert f"Affordable {'yes' if valuation['affordable'] else 'no'}" in card
+    for why in valuation["why_not_affordable"]:
+        assert why in card
+    assert "daily \N{GREEK SMALL LETTER SIGMA} of P&L" in page
+    report = case.feasibility_reports.latest("created_at")
+    if not report.recommended:
+        assert "liquidate (no affordable restructuring beats it by more than two standard errors)" in page
+
+
+def test_an_unaffordable_proposal_says_why(web: Client) -> None:
+    """A schedule the client cannot pay: the card says no, and gives the model's reasons."""
+    case = proposed_case()
+    drafted = proposal_draft(
+        case_id=case.pk,
+        terms={"term_months": 1, "kind": "level"},  # the whole 750 within a month, from a client with no means
+        actor=staff_user("bob", CREDIT_OFFICER),
+    )
+    assert drafted.valuation["affordable"] is False
+    assert drafted.valuation["why_not_affordable"]
+
+    card = _card(web.get(f"/cases/{case.pk}/"), drafted.pk)
+    assert "Affordable no " + drafted.valuation["why_not_affordable"][0] in card
+
+
 def test_the_schedule_shown_is_the_one_the_proposal_was_valued_on(web: Client) -> None:
     case = proposed_case()
     proposal = Proposal.objects.select_related("feasibility_report__case").get(case=case)
