@@ -5,7 +5,7 @@ Pure numpy (and scipy for the normal CDF and sparse products): arrays in, arrays
 benchmarked, property-tested and replaced without touching the ORM. The service at the boundary converts
 Decimal to float64 going in and quantizes back to Decimal coming out.
 
-Definitions (DOMAIN.md), per account, over its *cross* positions:
+Definitions (docs/domain.md), per account, over its *cross* positions:
 - value of a position: q * cs * price (options: q * cs * Black-Scholes-Merton price from the underlying's
   price and implied volatility). Linear derivatives (perpetuals, futures) count their unrealised PnL,
   q * cs * (price - entry), in equity; spot holdings and options count their value.

@@ -1,6 +1,6 @@
 """A per-account reference implementation of the risk figures of `accounts.risk`, for testing the kernel.
 
-Written from the definitions (the module docstring of `accounts/risk.py` and /work/shared/DOMAIN.md), not
+Written from the definitions (the module docstring of `accounts/risk.py` and docs/domain.md), not
 from the kernel's code: plain Python loops over accounts and positions, `math` for Black-Scholes-Merton
 (normal CDF from `math.erfc`), full revaluation of every position in every scenario (no delta shortcuts),
 and the distance to liquidation found by scanning the uniform move outward from 0 and bisecting, on full
