@@ -6,8 +6,13 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum | cut -d' ' -f1)
 DEMO_ACCOUNTS ?= 2000
 PYTEST_ARGS ?=
+# Debian packages the tests use: docker-compose validates docker-compose.yml without an engine; the browser
+# tests drive Debian's Chromium at this path (playwright's own browser download needs the internet).
+DOCKER_COMPOSE ?= docker-compose
+CHROMIUM ?= /usr/bin/chromium
+APT_GET ?= apt-get
 
-.PHONY: install demo test lint bench bench-full migrate clean
+.PHONY: install system-deps demo test lint bench bench-full migrate clean
 
 install: $(STAMP)
 
@@ -17,6 +22,23 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev]'
 	rm -f $(VENV)/.installed-*
 	touch $@
+
+## make system-deps: the Debian packages the tests need, installed with apt-get when missing (as root, or
+## through sudo; otherwise it stops and says what to install)
+system-deps:
+	@missing=""; \
+	command -v $(DOCKER_COMPOSE) >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	test -x $(CHROMIUM) || missing="$$missing chromium"; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; \
+	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
+	else \
+		echo "make test needs the Debian packages$$missing, and installs them only as root or through sudo:" >&2; \
+		echo "    as root: $(APT_GET) update && $(APT_GET) install -y$$missing" >&2; \
+		exit 1; \
+	fi; \
+	echo "make test: installing the Debian packages$$missing ($${sudo:-as root} $(APT_GET))"; \
+	$$sudo $(APT_GET) update -qq && $$sudo env DEBIAN_FRONTEND=noninteractive $(APT_GET) install -y -qq $$missing >/dev/null
 
 migrate: install
 	$(PY) manage.py migrate --noinput
@@ -38,9 +60,11 @@ lint: install
 	$(BIN)/lint-imports
 	$(PY) manage.py makemigrations --check --dry-run
 
-## make test: the whole suite (lint included). CI runs it with DATABASE_URL and CELERY_BROKER_URL set.
-test: lint
-	$(BIN)/pytest -n 2 $(PYTEST_ARGS)
+## make test: the whole suite (lint included), on this machine's PostgreSQL (127.0.0.1:5432, database workout,
+## created if missing) and Redis (127.0.0.1:6379) unless DATABASE_URL / CELERY_BROKER_URL say otherwise
+test: system-deps lint
+	@services=$$($(PY) tools/test_environment.py) || exit 1; eval "$$services"; \
+	echo "$(BIN)/pytest -n 2 $(PYTEST_ARGS)"; $(BIN)/pytest -n 2 $(PYTEST_ARGS)
 
 ## make bench: the benchmarks; each prints one JSON object on its last line (figures: bench/README.md)
 bench: install

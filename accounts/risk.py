@@ -5,15 +5,17 @@ Pure numpy (and scipy for the normal CDF and sparse products): arrays in, arrays
 benchmarked, property-tested and replaced without touching the ORM. The service at the boundary converts
 Decimal to float64 going in and quantizes back to Decimal coming out.
 
-Definitions (DOMAIN.md), per account, over its *cross* positions:
+Definitions (docs/domain.md), per account, over its *cross* positions:
 - value of a position: q * cs * price (options: q * cs * Black-Scholes-Merton price from the underlying's
   price and implied volatility). Linear derivatives (perpetuals, futures) count their unrealised PnL,
   q * cs * (price - entry), in equity; spot holdings and options count their value.
 - equity = cash + spot value + derivative PnL + option value - debt (loan principal + accrued interest).
 - collateral value = cash + sum over long spot holdings of q * cs * price * (1 - haircut).
 - standard requirement = sum |notional| * rate * dynamic scale, notional = |q| * cs * price for linear
-  instruments and |q| * cs * underlying price for options; a long option never requires more than its value
-  (its loss cannot exceed the premium).
+  instruments and |q| * cs * underlying price for options; a long position never requires more than it can
+  lose, its value: a long option its premium, long spot its value, a long future or perpetual its notional
+  (the price can only fall to zero). Rates scaled up by a volatile market can exceed 100%; the cap keeps a
+  paid-for holding from showing a shortfall it cannot have.
 - scenario (portfolio) margin, Cboe/OCC TIMS: positions are grouped by underlying (a "class"); each class is
   revalued at `steps` equally spaced moves on each side up to its range (e.g. +/-15% for single names,
   -8%/+6% for broad indexes) and at no move, each with implied volatility unchanged, up and down; the class
@@ -23,11 +25,20 @@ Definitions (DOMAIN.md), per account, over its *cross* positions:
 - dynamic margin: rates scale by max(1, sigma_eff / sigma_ref) of the underlying, sigma_eff =
   (1 - w) * EWMA volatility + w * stressed volatility (EMIR anti-procyclicality, w >= 25%).
 - margin ratio = equity / maintenance requirement; shortfall = max(0, requirement - equity).
+- bands: critical (equity < 0, or 0 with something required), margin call (ratio < 1), warning (ratio <
+  warning level), else healthy; except that an account *paid in full* is healthy whatever its ratio. Paid in
+  full: no debt (loan principal and accrued interest 0), no debit cash, and among its cross positions no
+  short of any kind and no perpetual or future (they are margined, not paid for: their loss can exceed
+  what the account holds), so only long spot and long options. Such an account cannot lose more than it
+  holds (its equity, every price at zero, is its cash), so nobody is exposed to it: a long option's
+  requirement is its value (it has no loan value), which puts its ratio at exactly 1, a number that
+  measures nothing here. Isolated positions do not count either way: their loss stops at their allocation,
+  already out of the cash. Its distance to liquidation is NaN: no move brings it there.
 - distance to liquidation: the uniform move x of every underlying price at which equity(x) equals the
   maintenance requirement(x), the requirement scaled with the price level (1 + x); negative is a fall.
   Exact in closed form for accounts without options; for accounts with options it is bracketed on a grid
   of moves and refined by regula falsi on exact revaluations. 0 when already at or below maintenance;
-  NaN when no move in [-100%, +300%] reaches it.
+  NaN when no move in [-100%, +300%] reaches it, and for an account paid in full.
 - isolated positions (those with an allocated margin) are outside the cross pool: their equity is
   allocation + PnL, their loss is capped at the allocation, and they are reported separately
   (isolated equity, and how many are below their own maintenance requirement).
@@ -47,7 +58,7 @@ import numpy.typing as npt
 from scipy import sparse
 from scipy.special import ndtr
 
-MODEL_VERSION = "risk-1.0"
+MODEL_VERSION = "risk-1.1"  # 1.1: paid-in-full accounts are healthy; long requirements capped at value
 
 KIND_SPOT, KIND_PERPETUAL, KIND_FUTURE, KIND_OPTION = 0, 1, 2, 3
 KINDS = ("spot", "perpetual", "future", "option")
@@ -370,6 +381,7 @@ class PreparedBook:
     long_units: sparse.csr_matrix  # accounts x instruments: q * cs of long cross positions
     short_units: sparse.csr_matrix  # accounts x instruments: |q| * cs of short cross positions
     entry_cost: Float  # per account: sum of q * cs * entry over cross linear derivatives (static)
+    margined: Bool  # per account: holds a cross short or a cross perpetual/future (not "paid in full")
     segment_account: Int
     segment_class: npt.NDArray[np.int8]
     segment_linear_units: sparse.csr_matrix  # segments x instruments: q * cs, linear instruments only
@@ -421,6 +433,9 @@ def prepare(book: Book) -> PreparedBook:
     entry_cost = _sum_by(
         acc_c, np.where(linear_derivative[cross], units_c * positions.entry_price[cross], 0.0), n_accounts
     )
+    # What can make an account owe more than it holds, besides debt and debit cash (see "paid in full").
+    obligations = (units_c < 0) | (linear_derivative[cross] & (units_c != 0))
+    margined = np.bincount(acc_c[obligations], minlength=n_accounts) > 0
 
     # Segments: one per (account, root) pair among cross positions.
     root_c = instruments.root[inst_c]
@@ -457,6 +472,7 @@ def prepare(book: Book) -> PreparedBook:
         long_units=long_units,
         short_units=short_units,
         entry_cost=entry_cost,
+        margined=margined,
         segment_account=segment_account,
         segment_class=segment_class,
         segment_linear_units=segment_linear_units,
@@ -554,9 +570,10 @@ def evaluate(prepared: PreparedBook, market: Market, params: RiskParams | None =
         scale = np.ones(len(instruments))
     initial_short = notional * instruments.initial_rate * scale
     maintenance_short = notional * instruments.maintenance_rate * scale
-    # A long option never requires more than it is worth: its loss is capped at the premium.
-    initial_long = np.where(is_option, np.minimum(initial_short, unit_value), initial_short)
-    maintenance_long = np.where(is_option, np.minimum(maintenance_short, unit_value), maintenance_short)
+    # A long position never requires more than it can lose, its value per unit (an option's premium; for a
+    # linear instrument its price, which can only fall to zero), however high the scaled rate.
+    initial_long = np.minimum(initial_short, unit_value)
+    maintenance_long = np.minimum(maintenance_short, unit_value)
     collateral_unit = np.where(kind == KIND_SPOT, unit_value * (1.0 - instruments.haircut), 0.0)
 
     # Every per-account sum at once: two sparse products with stacked per-instrument columns.
@@ -586,6 +603,10 @@ def evaluate(prepared: PreparedBook, market: Market, params: RiskParams | None =
     band[(maintenance > 0) & (margin_ratio < params.warning_level)] = BAND_WARNING
     band[(maintenance > 0) & (margin_ratio < 1.0)] = BAND_MARGIN_CALL
     band[(equity < 0) | ((equity <= 0) & (maintenance > 0))] = BAND_CRITICAL
+    # Paid in full (module docstring): it cannot lose more than it holds, so no ratio puts it in distress.
+    paid_in_full = ~prepared.margined & (accounts.debt <= 0) & (accounts.cash >= 0)
+    band[paid_in_full] = BAND_HEALTHY
+    distance[paid_in_full] = np.nan
 
     return RiskResult(
         market_value=value + isolated_value,
@@ -697,9 +718,13 @@ def _isolated(
     units = positions.quantity[idx] * book.instruments.contract_size[inst]
     value = units * unit_value[inst]
     pnl = value - units * positions.entry_price[idx]
-    own_equity = positions.isolated_margin[idx] + pnl
+    allocation = positions.isolated_margin[idx]
+    own_equity = allocation + pnl
     maintenance = np.abs(units) * np.where(units > 0, maintenance_long[inst], maintenance_short[inst])
-    breach = own_equity < maintenance
+    # Grouped as (allocation - cost) + (value - requirement): a long bought with its allocation, whose
+    # requirement is its value, compares exactly 0 with 0 instead of two roundings of the same sum (which
+    # counted a third of such positions as breached).
+    breach = (allocation - units * positions.entry_price[idx]) + (value - maintenance) < 0
     account = positions.account[idx]
     return (
         _sum_by(account, np.maximum(own_equity, 0.0), n_accounts),

@@ -291,7 +291,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
 }
 
-# --- Workout: risk parameters (documented in README "Configuration"; defaults from DOMAIN.md) ---
+# --- Workout: risk parameters (documented in README "Configuration"; defaults from docs/domain.md) ---
 WORKOUT_WARNING_LEVEL = env.float("WORKOUT_WARNING_LEVEL", default=1.25)
 # Risk-free rate used to price options (annual, continuously compounded).
 WORKOUT_RISK_FREE_RATE = env.float("WORKOUT_RISK_FREE_RATE", default=0.04)

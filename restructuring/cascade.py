@@ -1,4 +1,4 @@
-"""A liquidation cascade (DOMAIN.md, "Liquidation cascades"): a shock moves one asset; the accounts that breach
+"""A liquidation cascade (docs/domain.md, "Liquidation cascades"): a shock moves one asset; the accounts that breach
 their maintenance requirement are liquidated; their sales move prices further by the square-root law; more
 accounts breach; repeat until no new account breaches. Pure numpy over accounts.risk, no Django.
 

@@ -5,7 +5,7 @@ Pure numpy (and scipy for the normal CDF and root finding): dataclasses in, data
 service at the boundary (restructuring/services/feasibility.py) reads the account, converts Decimal to float64
 going in and rounds the figures it stores. Every Monte Carlo figure comes with its standard error.
 
-Market paths (DOMAIN.md, "Feasibility")
+Market paths (docs/domain.md, "Feasibility")
 - Each price driver (a spot asset or index; perpetuals, futures and options move with their underlying) follows
   a geometric Brownian motion in trading days: ln S_t = ln S_0 + (mu - sigma^2 / 2 - lambda kappa) t + sigma W_t
   + jumps, sigma its daily volatility, mu the drift per trading day, W correlated across drivers by the given
@@ -27,7 +27,7 @@ Market paths (DOMAIN.md, "Feasibility")
 Recovery if liquidated now
 - Each position is closed under a participation cap: at most p x V units a day of its instrument (V its
   average daily volume). Sellers of the same instrument at the same time share that cap and its impact
-  (DOMAIN.md: their quantities add before the square root): `co_sold` units sold by other distressed accounts
+  (docs/domain.md: their quantities add before the square root): `co_sold` units sold by other distressed accounts
   (other open cases, the same beneficial owner's other accounts) join the schedule, the combined slice of day d
   moves the price by f_d = Y sigma sqrt(s_d / V), and the case sells its pro-rata share of every slice.
   What is still unsold on the last day of the horizon goes on that day, at its (larger) impact.

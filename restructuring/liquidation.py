@@ -4,9 +4,9 @@ and what the fills are expected to bring after market impact.
 Pure numpy: dataclasses in, a frozen plan out, no Django, so it can be property-tested and reused by the
 feasibility and cascade engines. The service at the boundary converts Decimal to float64 going in (quantity
 already multiplied by the contract size) and quantizes back to Decimal coming out; it should allocate the
-quantization of a holding's slices so that they still sum to the position (DOMAIN.md, "Repayment schedules").
+quantization of a holding's slices so that they still sum to the position (docs/domain.md, "Repayment schedules").
 
-Rules (DOMAIN.md, "Liquidation cost: market impact"):
+Rules (docs/domain.md, "Liquidation cost: market impact"):
 - Participation cap. A holding of signed quantity q, average daily volume V, is closed in daily slices of at
   most p * V units (p = `participation`, 10% by default); the last slice takes the remainder, so a holding
   needs ceil(|q| / (p V)) trading days. A holding needing more than `max_days` is refused, as is one with no
@@ -42,11 +42,11 @@ Rules (DOMAIN.md, "Liquidation cost: market impact"):
 What this plan does not model. Sellers of the same asset at the same time share the impact (their quantities
 add before the square root): a holding list with a symbol twice is refused (one account holds one position per
 instrument, and two slices of one symbol a day would together exceed the participation cap); other accounts
-liquidated at the same time (DOMAIN.md, "Liquidation cascades") are the cascade engine's to add. Reading the
+liquidated at the same time (docs/domain.md, "Liquidation cascades") are the cascade engine's to add. Reading the
 square-root law per day with no carry-over is the optimistic side of it: part of the impact is permanent
 (Almgren et al. 2005), so later days start from a lower price than assumed here. The plan closes every
 position in full; partial liquidations to a target health factor (Aave's close factor, Maker's per-collateral
-auction limits, DOMAIN.md "Reference liquidation engines") are decided before, by choosing the holdings.
+auction limits, docs/domain.md "Reference liquidation engines") are decided before, by choosing the holdings.
 """
 
 from __future__ import annotations
@@ -170,7 +170,7 @@ def _check(columns: _Columns) -> None:
         if (bad := values <= 0).any():
             raise ValueError(f"{name} must be > 0: {columns.named(bad, _value(values))}")
     # One account holds one position per instrument; two holdings of one symbol would each take the whole
-    # participation cap and be priced as if the other were not selling (DOMAIN.md: their quantities add).
+    # participation cap and be priced as if the other were not selling (docs/domain.md: their quantities add).
     for name, keys in (("symbol", columns.symbol), ("position_id", columns.position_id.tolist())):
         _, first, counts = np.unique(np.asarray(keys), return_index=True, return_counts=True)
         if (counts > 1).any():

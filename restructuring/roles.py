@@ -1,4 +1,4 @@
-"""Roles are groups (ARCHITECTURE.md "who uses what"), created with their permissions after every migrate.
+"""Roles are groups (docs/architecture.md, "Who uses it"), created with their permissions after every migrate.
 
 - credit_officer: works the queue, drafts and edits proposals, approves within their limit, sends offers,
   executes accepted restructurings and records repayments, sends a case to liquidation.

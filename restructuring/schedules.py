@@ -5,7 +5,7 @@ Pure Python: Decimal in and out, no Django, no numpy, so the feasibility engine 
 schedule and it can be property-tested. The terms are validated when they are built (`ScheduleError` names the
 field and what is wrong with it), so `schedule_build` only ever sees terms it can honour.
 
-Conventions (DOMAIN.md, "Repayment schedules" and "Restructuring terms"):
+Conventions (docs/domain.md, "Repayment schedules" and "Restructuring terms"):
 - Money. Every amount is a multiple of `quantum` (0.01 by default; 1 for a currency without minor units,
   0.00000001 for bitcoin). The principal and arrears must already be multiples of it (the caller rounds at
   its boundary); floats are refused. Internally an amount is an integer count of quanta and the rate an exact

@@ -183,7 +183,7 @@ def _exposure(
         "co_sold": co_sold.get((position.account_id, instrument.pk), 0.0),
     }
     if instrument.kind in _LINEAR:
-        # Closing a perpetual or future realises its PnL in cash: no haircut on it (DOMAIN.md, collateral value).
+        # Closing a perpetual or future realises its PnL in cash: no haircut on it (docs/domain.md, collateral value).
         return feasibility.Exposure(
             kind=feasibility.Kind.LINEAR, entry_price=float(position.entry_price), haircut=0.0, **common
         )

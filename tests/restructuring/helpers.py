@@ -1,4 +1,4 @@
-"""The harness of the reliability tests (docs: /work/shared/RELIABILITY.md): a small book, threads started
+"""The harness of the reliability tests (docs: docs/reliability.md): a small book, threads started
 together, locks held from another connection, a real Celery worker that can be killed, and the invariant
 check every scenario ends with.
 """

@@ -1,10 +1,15 @@
 """manage.py demo_users: the demo's staff, one per role, each with an authenticator (DEBUG only), and how to sign
-in as them; `manage.py demo_users --code USERNAME` prints a user's current code (the demo's authenticator app)."""
+in as them; `DEBUG=true manage.py demo_users --code USERNAME` prints a user's current code (the demo's authenticator
+app), and the listing prints that command as it runs here."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import os
+import shlex
+import sys
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -74,4 +79,20 @@ class Command(OperationCommand):
             secret = base64.b32encode(device.bin_key).decode()
             self.stdout.write(f"  {username:6} {what}")
             self.stdout.write(f"         authenticator secret (base32) {secret}; code now: {_code(device)}")
-        self.stdout.write("  a current code any time: .venv/bin/python manage.py demo_users --code alice")
+        self.stdout.write(f"  a current code any time: {_code_command('alice')}")
+
+
+def _code_command(username: str) -> str:
+    """The shell command that prints `username`'s current code, as it runs from where this one ran: with DEBUG
+    (the command refuses without it) and the database this run used (its URL may have been given to `make demo`
+    alone), through this interpreter (the project's .venv) and this manage.py."""
+    cwd = Path.cwd()
+
+    def here(path: Path) -> str:
+        return str(path.relative_to(cwd)) if path.is_relative_to(cwd) else str(path)
+
+    environment = ["DEBUG=true"]
+    if os.environ.get("DATABASE_URL"):
+        environment.append(f"DATABASE_URL={shlex.quote(os.environ['DATABASE_URL'])}")
+    command = [here(Path(sys.executable)), here(Path(settings.BASE_DIR) / "manage.py"), "demo_users", "--code"]
+    return " ".join([*environment, shlex.join([*command, username])])

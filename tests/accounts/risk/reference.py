@@ -1,6 +1,6 @@
 """A per-account reference implementation of the risk figures of `accounts.risk`, for testing the kernel.
 
-Written from the definitions (the module docstring of `accounts/risk.py` and /work/shared/DOMAIN.md), not
+Written from the definitions (the module docstring of `accounts/risk.py` and docs/domain.md), not
 from the kernel's code: plain Python loops over accounts and positions, `math` for Black-Scholes-Merton
 (normal CDF from `math.erfc`), full revaluation of every position in every scenario (no delta shortcuts),
 and the distance to liquidation found by scanning the uniform move outward from 0 and bisecting, on full
@@ -8,8 +8,10 @@ revaluations, for every account (the kernel uses a closed form without options a
 them). It shares nothing with the kernel but the input dataclasses, the kind codes and the band codes.
 
 One choice the documents leave open is taken from the kernel: the band "critical" (equity below 0, or at
-0 with something required). Where the documents are silent on an isolated *option* position, its own
-maintenance requirement follows the standard definition (a long option's is capped at its value).
+0 with something required). An account paid in full (no debt, no debit cash, only long spot and long options
+among its cross positions: docs/domain.md) is healthy, with no distance to liquidation. Where the documents
+are silent on an isolated *option* position, its own maintenance requirement follows the standard
+definition (a long position's is capped at its value).
 
 Every figure comes with what a test needs to compare it honestly: `magnitude`, the sum of the absolute
 money terms of the account (float rounding of its sums is a small multiple of 1e-16 of it), and flags
@@ -172,10 +174,11 @@ class _Pricing:
         )
 
     def requirement(self, i: int, quantity: float, rate: float, params: RiskParams) -> float:
-        """|notional| x rate x dynamic scale; a long option's never more than its value."""
+        """|notional| x rate x dynamic scale; a long position's never more than its value (what it can lose:
+        an option's premium, a linear instrument's price down to zero)."""
         units = quantity * float(self.ins.contract_size[i])
         required = abs(units) * self.notional_unit(i) * rate * self.scale(i, params)
-        if int(self.ins.kind[i]) == KIND_OPTION and units > 0:
+        if units > 0:
             required = min(required, units * self.unit_value(i))
         return required
 
@@ -347,7 +350,19 @@ def account_figures(book: Book, market: Market, params: RiskParams | None = None
         ) -> float:
             return _equity_at(pricing, cash, debt, holdings, x) - m0 * (1.0 + x)
 
-        if equity - maintenance <= 0:
+        # Paid in full: no debt, no debit cash, and among the cross holdings only long spot and long options.
+        paid_in_full = (
+            debt <= 0
+            and cash >= 0
+            and all(
+                h.quantity > 0 and int(ins.kind[h.instrument]) in (KIND_SPOT, KIND_OPTION)
+                for h in holdings
+                if h.quantity != 0
+            )
+        )
+        if paid_in_full:
+            fall = rise = distance = math.nan
+        elif equity - maintenance <= 0:
             fall = rise = distance = 0.0
         else:
             fall, rise = nearest_roots(f)
@@ -356,7 +371,9 @@ def account_figures(book: Book, market: Market, params: RiskParams | None = None
 
         tolerance = RELATIVE_ROUNDING * magnitude
         ratio = equity / maintenance if maintenance > 0 else math.nan
-        if equity < 0 or (equity <= 0 and maintenance > 0):
+        if paid_in_full:
+            band = BAND_HEALTHY
+        elif equity < 0 or (equity <= 0 and maintenance > 0):
             band = BAND_CRITICAL
         elif maintenance > 0 and ratio < 1.0:
             band = BAND_MARGIN_CALL
@@ -364,7 +381,7 @@ def account_figures(book: Book, market: Market, params: RiskParams | None = None
             band = BAND_WARNING
         else:
             band = BAND_HEALTHY
-        band_ambiguous = (
+        band_ambiguous = not paid_in_full and (
             abs(equity) <= tolerance
             or abs(maintenance) <= tolerance
             or abs(equity - maintenance) <= 2 * tolerance
@@ -388,8 +405,9 @@ def account_figures(book: Book, market: Market, params: RiskParams | None = None
                 magnitude=magnitude,
                 band_ambiguous=band_ambiguous,
                 breaches_ambiguous=breaches_ambiguous,
-                headroom_ambiguous=abs(equity - maintenance) <= 2 * tolerance,
-                range_ambiguous=abs(f(DISTANCE_MIN)) <= tolerance or abs(f(DISTANCE_MAX)) <= 4 * tolerance,
+                headroom_ambiguous=not paid_in_full and abs(equity - maintenance) <= 2 * tolerance,
+                range_ambiguous=not paid_in_full
+                and (abs(f(DISTANCE_MIN)) <= tolerance or abs(f(DISTANCE_MAX)) <= 4 * tolerance),
                 distance_fall=fall,
                 distance_rise=rise,
                 headroom_at=f,

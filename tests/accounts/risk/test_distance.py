@@ -87,14 +87,17 @@ def test_at_or_below_maintenance_the_distance_is_zero() -> None:
 def test_no_exposure_or_no_reachable_move_gives_nan() -> None:
     # account 0: cash only, delta = M0 = 0, nothing can move it
     # account 1: 100 ABC fully paid plus 1 of cash: x* = -(10,001 - 2,500) / 7,500 < -100%
-    # account 2: 100 ABC fully paid: x* = -7,500 / 7,500 = -100% exactly, the price going to 0
+    # account 2: 100 ABC fully paid: x* = -7,500 / 7,500 = -100% exactly, the price going to 0; but the account
+    # is paid in full (no debt, long spot only), so no move liquidates it: NaN (issue 14)
+    # account 3: the same with a loan of 1: x* = -7,499 / 7,500, just short of -100%
     distance = _distance(
-        [Account(cash=1_000.0), Account(cash=1.0), Account()],
-        [Position(1, 0, 100.0), Position(2, 0, 100.0)],
+        [Account(cash=1_000.0), Account(cash=1.0), Account(), Account(debt=1.0)],
+        [Position(1, 0, 100.0), Position(2, 0, 100.0), Position(3, 0, 100.0)],
     )
     assert math.isnan(distance[0])
     assert math.isnan(distance[1])
-    assert distance[2] == pytest.approx(-1.0, rel=ROUNDING)
+    assert math.isnan(distance[2])
+    assert distance[3] == pytest.approx(-7_499.0 / 7_500.0, rel=ROUNDING)
 
 
 # --------------------------------------------------------------------------------- accounts with options
