@@ -281,6 +281,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "restructuring.tasks.feasibility_redrive_task",
         "schedule": env.float("WORKOUT_FEASIBILITY_REDRIVE_EVERY_SECONDS", default=300.0),
     },
+    "volatility-redrive": {
+        "task": "accounts.tasks.volatility_redrive_task",
+        "schedule": env.float("WORKOUT_VOLATILITY_REDRIVE_EVERY_SECONDS", default=300.0),
+    },
 }
 
 LOGGING = {

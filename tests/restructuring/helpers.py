@@ -235,6 +235,36 @@ REDELIVERY_REDIS_DB = 9
 _TASK_LINE = re.compile(r"Task (?P<name>[\w.]+)\[(?P<id>[0-9a-f-]+)\] (?P<event>received|succeeded in [\d.e-]+s: )")
 
 
+DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused, as with Redis down
+
+
+@contextmanager
+def broker_unreachable() -> Iterator[None]:
+    """This process publishes to a Redis address where nothing listens (the machine's shared Redis stays up), and
+    runs no task in-process. The connection pools are dropped on the way in and out: a pool made earlier would
+    still reach the real broker."""
+
+    def pools_drop() -> None:  # forgotten, not closed: kombu keeps them per address, for the way back
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    previous = app.conf.broker_url, app.conf.task_always_eager
+    previous_environ = os.environ.get("CELERY_BROKER_URL")
+    pools_drop()
+    # Celery reads CELERY_BROKER_URL from the environment before its settings (CI and the suite set it).
+    os.environ["CELERY_BROKER_URL"] = DEAD_BROKER
+    app.conf.broker_url, app.conf.task_always_eager = DEAD_BROKER, False
+    try:
+        yield
+    finally:
+        pools_drop()
+        if previous_environ is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = previous_environ
+        app.conf.broker_url, app.conf.task_always_eager = previous
+
+
 def broker_url(*, redis_db: int | None = None) -> str:
     url = settings.CELERY_BROKER_URL
     if redis_db is None:
