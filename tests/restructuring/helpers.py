@@ -44,10 +44,11 @@ from accounts.models import (
 )
 from accounts.services.sweep import sweep_run
 from config.celery import app
+from config.queues import queue_names
 from core.audit import audit_verify
 from core.models import AuditEvent
 from restructuring.models import OPEN_STATES, Case, CaseState, LiquidationOrder, LiquidationPlan, LiquidationStatus
-from tests.celery_worker import ROOT, _test_database_url
+from tests.celery_worker import ROOT, _test_database_url, queues_delete
 
 # ----------------------------------------------------------------------------------------------- the book
 
@@ -300,7 +301,7 @@ class Worker:
                 "config",
                 "worker",
                 "-Q",
-                self.queue,
+                ",".join(queue_names(self.queue)),
                 "-n",
                 f"{self.name}@localhost",
                 "-c",
@@ -392,9 +393,10 @@ class Worker:
         return wait_for_results([self], count, task_id=task_id, name=name, timeout_s=timeout_s)
 
     def queue_length(self) -> int:
+        """Messages waiting in this worker's queues (all of its prefix's)."""
         client = redis.Redis.from_url(self.broker_url)
         try:
-            return int(client.llen(self.queue))
+            return sum(int(client.llen(name)) for name in queue_names(self.queue))
         finally:
             client.close()
 
@@ -480,11 +482,7 @@ def _worker_process(
 
 
 def _queue_forget(url: str, queue: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
-    finally:
-        client.close()
+    queues_delete(url, queue)
 
 
 def results_of(workers: Sequence[Worker], *, task_id: str | None = None, name: str | None = None) -> list[Any]:
