@@ -55,7 +55,9 @@ def _publish_copies(count: int) -> str:
     first = compute_feasibility.apply_async(kwargs={"case_ids": [0]}, queue=scratch, retry=False)
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     try:
-        message = json.loads(client.rpop(scratch) or b"{}")
+        raw = client.rpop(scratch)
+        assert isinstance(raw, bytes), raw
+        message = json.loads(raw)
         client.delete(scratch, f"_kombu.binding.{scratch}", f"_kombu.binding_permanent.{scratch}")
         message["properties"]["delivery_info"] = {"exchange": queue.exchange.name, "routing_key": queue.routing_key}
         text = json.dumps(message)
