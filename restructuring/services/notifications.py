@@ -7,8 +7,8 @@ A service that moves a case calls `notification_enqueue` (or the bulk `notificat
 its own transaction, next to the audit record: one `Notification` row per channel the client has (email when
 `Client.email` is set, webhook when `Client.webhook_url` is), recipient and message fixed there. The rows
 commit or roll back with the transition, so a rollback sends nothing. After commit a Celery task is asked to
-send them (`transaction.on_commit`, fire and forget); if the broker is down then, the rows are still pending
-and the drain beat (`notifications_drain_task`, every minute) sends them. Enqueueing the same event twice is
+send them (`core.dispatch.dispatch_on_commit`, fire and forget); if the broker is down then, the rows are still
+pending and the drain beat (`notifications_drain_task`, every minute) sends them. Enqueueing the same event twice is
 a no-op: (case, kind, channel, dedupe_key) is unique and the insert ignores a row that exists.
 
 Sending never blocks or rolls back a transition: it runs after the case's transaction, in transactions of its
