@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import OperationalError
 
 from accounts.services import sweep as sweep_service
-from accounts.services.volatility import instrument_volatility_refresh
+from accounts.services.volatility import instrument_volatility_refresh, volatility_due_instrument_ids
 
 
 @shared_task(acks_late=True)
@@ -46,3 +46,13 @@ def instrument_volatility_refresh_task(*, instrument_ids: list[int]) -> int:
 def sweeps_redrive_task() -> list[int]:
     """The beat's safety net for lost shard tasks (idempotent: shards run once)."""
     return sweep_service.sweeps_redrive()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, max_retries=5)
+def volatility_redrive_task() -> list[int]:
+    """The beat's safety net for lost volatility refreshes: instruments priced since their volatility was
+    computed are refreshed (idempotent: the same prices give the same figures). Returns their ids."""
+    due = volatility_due_instrument_ids()
+    if due:
+        instrument_volatility_refresh(instrument_ids=due)
+    return due

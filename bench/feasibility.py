@@ -92,6 +92,8 @@ def kernel_figures(repeat: int = 20) -> dict[str, Any]:
 
 
 def _worker(workers: int) -> subprocess.Popen[bytes]:
+    from config.queues import queue_names  # every queue of the prefix (config/queues.py)
+
     env = {
         **os.environ,
         "CELERY_BROKER_URL": BROKER,
@@ -100,7 +102,20 @@ def _worker(workers: int) -> subprocess.Popen[bytes]:
         "LOG_LEVEL": "WARNING",
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "config", "worker", "-c", str(workers), "-Q", QUEUE, "-l", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-c",
+            str(workers),
+            "-Q",
+            ",".join(queue_names(QUEUE)),
+            "-l",
+            "WARNING",
+        ],
         cwd=ROOT,
         env=env,
     )

@@ -13,6 +13,9 @@ import environ
 from csp.constants import NONE as CSP_NONE
 from csp.constants import SELF as CSP_SELF
 from csp.constants import UNSAFE_INLINE as CSP_UNSAFE_INLINE
+from kombu import Exchange, Queue
+
+from config.queues import queue_names
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -239,7 +242,12 @@ CELERY_TASK_EAGER_PROPAGATES = True
 if not CELERY_BROKER_URL:
     CELERY_BROKER_URL = "memory://localhost/"
 CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="")
+# Queues by urgency (config/queues.py): CELERY_QUEUE is the prefix, and the default queue (notifications and
+# maintenance); <prefix>.risk, <prefix>.negotiation and <prefix>.feasibility take the rest.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="workout")
+# Each queue on a direct exchange of its own name (as Celery makes a queue it is sent to without a declaration).
+CELERY_TASK_QUEUES = [Queue(name, Exchange(name), routing_key=name) for name in queue_names(CELERY_TASK_DEFAULT_QUEUE)]
+CELERY_TASK_ROUTES = ("config.queues.route_task",)
 CELERY_TASK_ACKS_LATE = True  # a task whose worker dies is redelivered; tasks are idempotent
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
@@ -280,6 +288,10 @@ CELERY_BEAT_SCHEDULE = {
     "feasibility-redrive": {
         "task": "restructuring.tasks.feasibility_redrive_task",
         "schedule": env.float("WORKOUT_FEASIBILITY_REDRIVE_EVERY_SECONDS", default=300.0),
+    },
+    "volatility-redrive": {
+        "task": "accounts.tasks.volatility_redrive_task",
+        "schedule": env.float("WORKOUT_VOLATILITY_REDRIVE_EVERY_SECONDS", default=300.0),
     },
 }
 

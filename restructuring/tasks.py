@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.conf import settings
 from django.db import OperationalError
 
 from restructuring.services.case_sweep import cases_apply_risk
-from restructuring.services.feasibility import feasibility_compute, feasibility_due_case_ids
+from restructuring.services.feasibility import (
+    feasibility_batches,
+    feasibility_compute,
+    feasibility_due_case_ids,
+    proposals_due_case_ids,
+)
 from restructuring.services.liquidation import deadlines_run
-from restructuring.services.negotiation import counter_followup, negotiation_deadlines_run
+from restructuring.services.negotiation import counter_followup, counter_followups_due, negotiation_deadlines_run
 from restructuring.services.notifications import notifications_drain, notifications_remind_deadlines, notifications_send
 from restructuring.services.proposals import proposals_from_rules
 
@@ -51,17 +55,25 @@ def compute_feasibility(*, case_ids: list[int], trigger: str = "margin_call", ke
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
 def feasibility_redrive_task() -> int:
-    """The beat: margin calls still without their report (a task lost with the broker) are queued again."""
+    """The beat: the follow-ups of a margin call whose task was lost (the broker down at commit) are queued
+    again, each found still due in the database: margin calls without their report, reports the published rules
+    have not read, counter-offers without their fresh report and proposals. Each task is idempotent. Returns how
+    many cases were queued again."""
     case_ids = feasibility_due_case_ids()
     feasibility_enqueue(case_ids)
-    return len(case_ids)
+    proposing = proposals_due_case_ids()
+    if proposing:
+        propose_from_rules.delay(case_ids=proposing)
+    countered = counter_followups_due()
+    for case_id, offer_id in countered:
+        counter_followup_task.delay(case_id=case_id, offer_id=offer_id)
+    return len(case_ids) + len(proposing) + len(countered)
 
 
 def feasibility_enqueue(case_ids: list[int]) -> None:
     """Queue margin-call feasibility for these cases, in batches of WORKOUT_FEASIBILITY_BATCH."""
-    size = max(1, settings.WORKOUT_FEASIBILITY_BATCH)
-    for start in range(0, len(case_ids), size):
-        compute_feasibility.delay(case_ids=case_ids[start : start + size], trigger="margin_call")
+    for batch in feasibility_batches(case_ids):
+        compute_feasibility.delay(case_ids=batch, trigger="margin_call")
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)

@@ -1,8 +1,9 @@
 """A real Celery worker in a subprocess, for the tests that are about tasks.
 
 It runs `celery -A config worker` against the test database (the subprocess gets DATABASE_URL pointing at
-the test database this pytest process created) and a queue of its own, so that parallel test processes never
-take each other's tasks.
+the test database this pytest process created) and queues of its own, so that parallel test processes never
+take each other's tasks: a fresh prefix (CELERY_QUEUE) whose every queue (config/queues.py: risk, negotiation,
+feasibility and the default) the worker consumes, and to which this process routes its tasks meanwhile.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 
+import redis
 from django.conf import settings
 from django.db import connection
 
 from config.celery import app
+from config.queues import queue_names
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,8 +38,9 @@ def _test_database_url() -> str:
 
 @contextmanager
 def celery_worker(*, concurrency: int = 2, env: Mapping[str, str] | None = None) -> Iterator[str]:
-    """Start a worker on a fresh queue; route this process's tasks there; yield the queue name. `env`: more
-    settings for the worker (it reads its settings from the environment, not from the test's overrides)."""
+    """Start a worker on a fresh queue prefix; route this process's tasks there; yield the prefix (the default
+    queue's name). `env`: more settings for the worker (it reads its settings from the environment, not from the
+    test's overrides). Its queues are deleted afterwards, with whatever is left in them."""
     queue = f"test-{uuid.uuid4().hex[:12]}"
     env = {
         **os.environ,
@@ -56,7 +60,7 @@ def celery_worker(*, concurrency: int = 2, env: Mapping[str, str] | None = None)
             "config",
             "worker",
             "-Q",
-            queue,
+            ",".join(queue_names(queue)),
             "-n",
             f"{queue}@localhost",
             "-c",
@@ -85,6 +89,17 @@ def celery_worker(*, concurrency: int = 2, env: Mapping[str, str] | None = None)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        queues_delete(settings.CELERY_BROKER_URL, queue)
+
+
+def queues_delete(url: str, prefix: str) -> None:
+    """Delete every queue of a prefix from the broker, with its kombu bindings."""
+    client = redis.Redis.from_url(url)
+    try:
+        for name in queue_names(prefix):
+            client.delete(name, f"_kombu.binding.{name}", f"_kombu.binding_permanent.{name}")
+    finally:
+        client.close()
 
 
 def _wait_until_ready(queue: str, process: subprocess.Popen[bytes], timeout_s: float = 60.0) -> None:

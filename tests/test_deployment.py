@@ -9,6 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
+from django.conf import settings
+
+from config.queues import URGENT_LANES, queue_names
 
 ROOT = Path(__file__).resolve().parent.parent
 PRODUCTION_ENV = {
@@ -77,7 +81,18 @@ def test_docker_compose_file_is_valid_and_starts_the_whole_stack() -> None:
 
     # then
     assert valid.returncode == 0, valid.stderr
-    assert sorted(services.stdout.split()) == ["beat", "postgres", "redis", "web", "worker"]
+    assert sorted(services.stdout.split()) == ["beat", "postgres", "redis", "web", "worker", "worker-urgent"]
+
+
+def test_the_compose_workers_cover_every_queue_and_one_serves_the_urgent_ones_alone() -> None:
+    """docker-compose.yml's queue layout (config/queues.py): one worker for the urgent queues alone, one for all."""
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    commands = {name: service["command"] for name, service in services.items() if name.startswith("worker")}
+    urgent, general = commands["worker-urgent"], commands["worker"]
+    assert urgent[urgent.index("-Q") + 1].split(",") == queue_names("workout", URGENT_LANES)
+    assert "-Q" not in general  # without -Q a worker consumes every queue in CELERY_TASK_QUEUES
+    assert [queue.name for queue in settings.CELERY_TASK_QUEUES] == queue_names(settings.CELERY_TASK_DEFAULT_QUEUE)
+    assert "CELERY_QUEUE" not in services["worker"].get("environment", {})  # the names above are the defaults
 
 
 def test_docker_compose_requires_a_secret_key() -> None:

@@ -16,7 +16,6 @@ from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, 
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
-from functools import partial
 from itertools import count
 from pathlib import Path
 from typing import Any, TypeVar
@@ -40,6 +39,7 @@ from accounts.models import (
     ScenarioClass,
 )
 from accounts.tasks import instrument_volatility_refresh_task
+from core.dispatch import dispatch_on_commit
 from core.errors import ImportFileError, ImportRowError
 
 _T = TypeVar("_T")
@@ -173,7 +173,11 @@ def prices_import(*, path: Path) -> ImportResult:
     with transaction.atomic():
         result = ImportResult(file=file, prices=_upsert_prices(prices, instrument_ids), priced_instrument_ids=priced)
         # Dynamic margin reads each instrument's EWMA volatility: recompute it from the new closes.
-        transaction.on_commit(partial(instrument_volatility_refresh_task.delay, instrument_ids=sorted(priced)))
+        dispatch_on_commit(
+            instrument_volatility_refresh_task,
+            {"instrument_ids": sorted(priced)},
+            redrive="the volatility re-drive beat (volatility_redrive_task)",
+        )
     return result
 
 

@@ -13,13 +13,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
-from functools import partial
 
 from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import Instrument, InstrumentKind, Price
 from accounts.tasks import instrument_volatility_refresh_task
+from core.dispatch import dispatch_on_commit
 from core.errors import ConflictError, ValidationError
 
 PRICE_QUANTUM = Decimal("1e-8")  # Price.price has 8 decimal places
@@ -128,7 +128,11 @@ def prices_shock(*, moves: Mapping[str, Decimal], at: datetime | None = None, on
     Price.objects.bulk_create(rows)
     # Dynamic margin reads each instrument's EWMA volatility: recompute it with the new prices.
     moved_ids = {row.instrument_id for row in rows}
-    transaction.on_commit(partial(instrument_volatility_refresh_task.delay, instrument_ids=sorted(moved_ids)))
+    dispatch_on_commit(
+        instrument_volatility_refresh_task,
+        {"instrument_ids": sorted(moved_ids)},
+        redrive="the volatility re-drive beat (volatility_redrive_task)",
+    )
     return PriceShock(at=at, moves=result)
 
 

@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 import numpy as np
@@ -40,6 +39,7 @@ from accounts.models import (
 )
 from accounts.selectors import LoadedBook, account_id_bounds, book_arrays_load
 from core.bulk import copy_into_temp_table, fetch_columns, is_postgresql, nan_sql
+from core.dispatch import dispatch_on_commit
 
 logger = logging.getLogger(__name__)
 
@@ -161,8 +161,11 @@ def sweep_start(*, as_of: datetime | None = None, shards: int = 1, dispatch: boo
             SweepShard(sweep=sweep, account_id_from=lo, account_id_to=hi) for lo, hi in account_id_bounds(shards=shards)
         )
         if dispatch:
-            for shard_id in sweep.shards.values_list("id", flat=True):
-                transaction.on_commit(partial(sweep_shard_run_task.delay, shard_id=shard_id))
+            dispatch_on_commit(
+                sweep_shard_run_task,
+                *({"shard_id": shard_id} for shard_id in sweep.shards.values_list("id", flat=True)),
+                redrive="the sweeps re-drive beat (sweeps_redrive_task, shards still running)",
+            )
     return sweep
 
 
@@ -278,14 +281,15 @@ def _sweep_finish_if_complete(*, sweep_id: int) -> None:
         sweep.prices = {instrument: used for s in shards for instrument, used in s.prices.items()}
         sweep.save(update_fields=["status", "finished_at", "accounts", "positions", "band_counts", "timings", "prices"])
         if sweep.status == SweepStatus.DONE:
-            transaction.on_commit(partial(_after_sweep_tasks_queue, sweep_id=sweep.pk))
+            # Imported by dotted path from the settings: the book does not depend on what is built on it. These
+            # tasks act on the latest risk state, not on this sweep's, so the next beat sweep's re-drives them.
+            for path in settings.WORKOUT_AFTER_SWEEP_TASKS:
+                dispatch_on_commit(
+                    import_string(path),
+                    {"sweep_id": sweep.pk},
+                    redrive="the next beat sweep (its own after-sweep tasks)",
+                )
     logger.info("sweep %s %s: %s", sweep.pk, sweep.status, sweep.band_counts)
-
-
-def _after_sweep_tasks_queue(*, sweep_id: int) -> None:
-    # Imported here, by dotted path from the settings: the book does not depend on what is built on it.
-    for path in settings.WORKOUT_AFTER_SWEEP_TASKS:
-        import_string(path).delay(sweep_id=sweep_id)
 
 
 # ------------------------------------------------------------------------------------------ storing

@@ -10,10 +10,11 @@ from datetime import datetime, timedelta
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from accounts import risk
-from accounts.models import Instrument, InstrumentKind
+from accounts.models import Instrument, InstrumentKind, Price
 from core.bulk import fetch_columns, is_postgresql
 
 SECONDS_PER_DAY = 86400.0
@@ -90,3 +91,16 @@ def instrument_volatility_refresh(
             instruments, ["ewma_volatility", "stressed_volatility", "volatility_as_of"], batch_size=1000
         )
     return VolatilityRefresh(instruments=len(instruments), as_of=as_of)
+
+
+def volatility_due_instrument_ids(*, now: datetime | None = None) -> list[int]:
+    """Instruments with a price newer than their volatility (up to `now`): the refresh a price import queued on
+    commit was lost (the broker down then). The beat re-drives them; the refresh is idempotent. A lost refresh
+    after an import that only rewrote prices older than the last refresh is not seen here: the next import's
+    refresh covers it."""
+    now = now or timezone.now()
+    newer = Price.objects.filter(instrument=OuterRef("pk"), time__lte=now).filter(
+        Q(instrument__volatility_as_of__isnull=True) | Q(time__gt=OuterRef("volatility_as_of"))
+    )
+    due = Instrument.objects.exclude(kind=InstrumentKind.OPTION).filter(Exists(newer))
+    return list(due.order_by("pk").values_list("pk", flat=True))

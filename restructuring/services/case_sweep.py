@@ -18,7 +18,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
-from functools import partial
 
 from django.conf import settings
 from django.db import connection, transaction
@@ -29,9 +28,11 @@ from django_fsm import TransitionNotAllowed
 from accounts.models import HealthBand, RiskState
 from core.audit import AuditEntry, audit_record_many
 from core.bulk import bulk_insert, bulk_update_fields
+from core.dispatch import dispatch_on_commit
 from core.money import currency_quantum
-from restructuring.models import CURABLE_STATES, OPEN_STATES, CallBasis, Case, CaseState
+from restructuring.models import CURABLE_STATES, OPEN_STATES, CallBasis, Case, CaseState, FeasibilityTrigger
 from restructuring.services.case_end import proposals_withdraw_for_cases
+from restructuring.services.feasibility import feasibility_batches
 from restructuring.services.notifications import notifications_enqueue_for_cases
 
 logger = logging.getLogger(__name__)
@@ -103,8 +104,7 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
         notifications_enqueue_for_cases(cases=[*new_cases, *changed])
         called = [case.pk for case in [*new_cases, *changed] if case.state == CaseState.MARGIN_CALL]
         if called:
-            # robust: a broker down at commit must not fail the sweep; the feasibility beat re-drives the cases.
-            transaction.on_commit(partial(_feasibility_enqueue, called), robust=True)
+            _feasibility_enqueue(called)
     moves = CaseMoves(
         opened=len(new_cases),
         margin_calls=sum(1 for e in entries if e.action == "case.margin_call"),
@@ -116,9 +116,13 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
 
 def _feasibility_enqueue(case_ids: list[int]) -> None:
     # Imported here: the tasks module imports this service.
-    from restructuring.tasks import feasibility_enqueue
+    from restructuring.tasks import compute_feasibility
 
-    feasibility_enqueue(case_ids)
+    dispatch_on_commit(
+        compute_feasibility,
+        *({"case_ids": batch, "trigger": FeasibilityTrigger.MARGIN_CALL} for batch in feasibility_batches(case_ids)),
+        redrive="the feasibility re-drive beat (feasibility_redrive_task, margin calls without their report)",
+    )
 
 
 def _risks(queryset: object) -> dict[int, _Risk]:

@@ -23,23 +23,25 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from functools import partial
 from typing import Any
 
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from accounts.models import Sweep, SweepStatus
 from core.audit import AuditEntry, audit_record_many
 from core.bulk import bulk_copy
+from core.dispatch import dispatch_on_commit
 from core.errors import NotFoundError, ValidationError
 from restructuring import feasibility
 from restructuring.models import Case, CaseState, FeasibilityReport, FeasibilityTrigger
 from restructuring.schedules import Schedule, ScheduleError, ScheduleTerms, schedule_build
 from restructuring.selectors import CaseFacts, feasibility_facts_load
 from restructuring.terms import Terms, TermsError
+from rules.models import RuleSet, RuleSetStatus
 
 logger = logging.getLogger(__name__)
 
@@ -396,16 +398,19 @@ def feasibility_compute(
     stored = _store(reports, keys)
     if stored and trigger == FeasibilityTrigger.MARGIN_CALL:
         called = sorted({r.case_id for r in reports if r.pk in set(stored)})
-        transaction.on_commit(partial(_propose, called), robust=True)
+        _propose(called)
     return stored
 
 
 def _propose(case_ids: list[int]) -> None:
-    # Imported here: the tasks module imports this service. A lost task is re-driven by the next report or
-    # on demand (the proposals are keyed by report, so a late run adds nothing twice).
+    # Imported here: the tasks module imports this service.
     from restructuring.tasks import propose_from_rules
 
-    propose_from_rules.delay(case_ids=case_ids)
+    dispatch_on_commit(
+        propose_from_rules,
+        {"case_ids": case_ids},
+        redrive="the feasibility re-drive beat (feasibility_redrive_task, margin calls whose report the rules missed)",
+    )
 
 
 def _key(case: Case, trigger: str, key: str | None, now: datetime) -> str:
@@ -610,12 +615,39 @@ def terms_preview(*, case_id: int, terms: Mapping[str, Any] | Terms, now: dateti
     )
 
 
+def feasibility_batches(case_ids: Sequence[int]) -> list[list[int]]:
+    """Margin-call cases in batches of WORKOUT_FEASIBILITY_BATCH, one task each (a worker reuses its market paths
+    across a batch)."""
+    size = max(1, settings.WORKOUT_FEASIBILITY_BATCH)
+    ids = list(case_ids)
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
+
+
 def feasibility_due_case_ids(limit: int = 1000) -> list[int]:
     """Cases in margin call without the report of their current call: those whose task was lost (the broker
     down at commit). The beat re-drives them."""
     cases = Case.objects.filter(state=CaseState.MARGIN_CALL, called_at__isnull=False).values_list("pk", "called_at")
     calls = {pk: f"margin_call:{called_at.isoformat()}" for pk, called_at in cases[: limit * 4]}
     return sorted(set(calls) - _existing(calls))[:limit]
+
+
+def proposals_due_case_ids(limit: int = 1000) -> list[int]:
+    """Cases in margin call whose current call's report the published rules have not yet read (the rules stamp
+    `facts_at` on every case they evaluate, after the report is stored): their proposals task was lost. None
+    without a published rule set, which proposes nothing. The beat re-drives them."""
+    if not RuleSet.objects.filter(status=RuleSetStatus.PUBLISHED).exists():
+        return []
+    reports = FeasibilityReport.objects.filter(
+        case=OuterRef("pk"), trigger=FeasibilityTrigger.MARGIN_CALL, created_at__gte=OuterRef("called_at")
+    )
+    report_at = Subquery(reports.order_by("-created_at").values("created_at")[:1])
+    due = (
+        Case.objects.filter(state=CaseState.MARGIN_CALL, called_at__isnull=False)
+        .annotate(report_at=report_at)
+        .filter(report_at__isnull=False)
+        .filter(Q(facts_at__isnull=True) | Q(facts_at__lt=F("report_at")))
+    )
+    return list(due.order_by("pk").values_list("pk", flat=True)[:limit])
 
 
 # ------------------------------------------------------------------------------- valuing proposed terms

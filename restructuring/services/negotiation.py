@@ -29,7 +29,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 
 from django.conf import settings
@@ -42,6 +41,7 @@ from django_fsm import TransitionNotAllowed
 from accounts.models import LoanStatus, MarginAccount, MarginLoan, Position
 from core.audit import AuditEntry, audit_record, audit_record_many
 from core.bulk import bulk_update_fields
+from core.dispatch import dispatch_on_commit
 from core.errors import ConflictError, NotFoundError, ValidationError, WorkoutError
 from core.money import currency_quantum
 from restructuring.models import (
@@ -76,6 +76,7 @@ from restructuring.services.feasibility import feasibility_compute, liquidation_
 from restructuring.services.liquidation import case_liquidate
 from restructuring.services.notifications import notification_enqueue
 from restructuring.terms import Terms, TermsError, terms_hash, terms_lines
+from rules.models import RuleSet, RuleSetStatus
 
 
 class NegotiationError(ConflictError):
@@ -633,7 +634,7 @@ def offer_counter(*, proposal_id: int, client_id: int, terms: Mapping[str, Any])
             _event(counter, "proposal.counter_offer", "", system_actor=actor, terms=counter.terms),
             _event(offer.case, "case.counter", case_before, system_actor=actor, proposal_id=counter.pk),
         )
-        transaction.on_commit(partial(_counter_followup, offer.case_id, offer.pk), robust=True)
+        _counter_followup(offer.case_id, offer.pk)
     return counter
 
 
@@ -641,7 +642,11 @@ def _counter_followup(case_id: int, offer_id: int) -> None:
     # Imported here: the tasks module imports this service.
     from restructuring.tasks import counter_followup_task
 
-    counter_followup_task.delay(case_id=case_id, offer_id=offer_id)
+    dispatch_on_commit(
+        counter_followup_task,
+        {"case_id": case_id, "offer_id": offer_id},
+        redrive="the feasibility re-drive beat (feasibility_redrive_task, counter-offers without their follow-up)",
+    )
 
 
 def counter_followup(*, case_id: int, offer_id: int) -> list[int]:
@@ -649,8 +654,41 @@ def counter_followup(*, case_id: int, offer_id: int) -> list[int]:
     round beside the client's proposal. Idempotent (the report is keyed by the offer, the proposals by report)."""
     from restructuring.services.proposals import proposals_from_rules
 
-    feasibility_compute(case_ids=[case_id], key=f"counter:{offer_id}")
+    feasibility_compute(case_ids=[case_id], key=_counter_key(offer_id))
     return proposals_from_rules(case_ids=[case_id])
+
+
+def _counter_key(offer_id: int) -> str:
+    return f"counter:{offer_id}"
+
+
+def counter_followups_due(limit: int = 1000) -> list[tuple[int, int]]:
+    """(case id, offer id) of the counter-offers whose follow-up never ran (its task lost with the broker): the
+    case's latest countered offer, the case still PROPOSED, and no report keyed by that offer yet, or the
+    published rules have not read it (they stamp `facts_at` on the cases they evaluate). The beat re-drives
+    them; the follow-up is idempotent."""
+    latest: dict[int, int] = {}
+    countered = Proposal.objects.filter(state=ProposalState.COUNTERED, case__state=CaseState.PROPOSED)
+    for case_id, offer_id in countered.order_by("case_id", "-pk").values_list("case_id", "pk"):
+        latest.setdefault(case_id, offer_id)
+    if not latest:
+        return []
+    reported = {
+        case_id: created_at
+        for case_id, key, created_at in FeasibilityReport.objects.filter(
+            case_id__in=list(latest), key__in=[_counter_key(o) for o in latest.values()]
+        ).values_list("case_id", "key", "created_at")
+        if key == _counter_key(latest[case_id])
+    }
+    rules_read = RuleSet.objects.filter(status=RuleSetStatus.PUBLISHED).exists()
+    facts_at = dict(Case.objects.filter(pk__in=list(reported)).values_list("pk", "facts_at"))
+    due = [
+        (case_id, offer_id)
+        for case_id, offer_id in sorted(latest.items())
+        if case_id not in reported
+        or (rules_read and (facts_at.get(case_id) is None or facts_at[case_id] < reported[case_id]))
+    ]
+    return due[:limit]
 
 
 # What a counter-offer may move, each within the offer's bounds. Everything else (a haircut, grace, a moratorium,
@@ -737,14 +775,14 @@ def topup_confirm(*, topup_id: int, actor: User) -> CollateralTopUp:
                 payload={"amount": topup.amount},
             )
         )
-        transaction.on_commit(_sweep_soon, robust=True)
+        _sweep_soon()
     return topup
 
 
 def _sweep_soon() -> None:
     from accounts.tasks import sweep_run_task
 
-    sweep_run_task.delay()
+    dispatch_on_commit(sweep_run_task, {}, redrive="the beat sweep (every WORKOUT_SWEEP_EVERY_SECONDS)")
 
 
 # ---------------------------------------------------------------------------------------------- execution

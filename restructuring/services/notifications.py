@@ -7,8 +7,8 @@ A service that moves a case calls `notification_enqueue` (or the bulk `notificat
 its own transaction, next to the audit record: one `Notification` row per channel the client has (email when
 `Client.email` is set, webhook when `Client.webhook_url` is), recipient and message fixed there. The rows
 commit or roll back with the transition, so a rollback sends nothing. After commit a Celery task is asked to
-send them (`transaction.on_commit`, fire and forget); if the broker is down then, the rows are still pending
-and the drain beat (`notifications_drain_task`, every minute) sends them. Enqueueing the same event twice is
+send them (`core.dispatch.dispatch_on_commit`, fire and forget); if the broker is down then, the rows are still
+pending and the drain beat (`notifications_drain_task`, every minute) sends them. Enqueueing the same event twice is
 a no-op: (case, kind, channel, dedupe_key) is unique and the insert ignores a row that exists.
 
 Sending never blocks or rolls back a transition: it runs after the case's transaction, in transactions of its
@@ -60,7 +60,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -71,6 +70,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from accounts.models import MarginAccount
+from core.dispatch import dispatch_on_commit
 from core.encryption import EncryptedSecret, SecretDecryptionError
 from core.money import currency_quantum
 from restructuring.models import (
@@ -213,29 +213,23 @@ def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | Non
         .values_list("pk", flat=True)
     )
     if ids:
-        transaction.on_commit(partial(_dispatch, ids), robust=True)
+        _dispatch(ids)
     return ids
 
 
 def _dispatch(notification_ids: list[int]) -> None:
-    """After commit: hand the rows to the workers. One attempt at the broker, on a connection of its own without
-    the reconnect loop (seconds with Redis down), and no publish retry: a transition has just committed and its
-    caller should not hang on Redis. Whatever is not queued stays pending, and the drain sends it."""
+    """After commit: hand the rows to the workers (core.dispatch: one attempt at the broker, without hanging on
+    it). Whatever is not queued stays pending, and the drain sends it."""
     from restructuring.tasks import notifications_send_task  # here: the tasks module imports the services
 
-    app = notifications_send_task.app
-    with app.connection_for_write(transport_options={"max_retries": 0}) as connection:
-        for start in range(0, len(notification_ids), _DISPATCH_CHUNK):
-            chunk = notification_ids[start : start + _DISPATCH_CHUNK]
-            try:
-                notifications_send_task.apply_async(
-                    kwargs={"notification_ids": chunk}, connection=connection, retry=False
-                )
-            except Exception:  # the broker is down (or an in-process run failed): the rows stay pending
-                logger.warning(
-                    "notifications %s..%s not queued; the drain will send them", chunk[0], chunk[-1], exc_info=True
-                )
-                return
+    dispatch_on_commit(
+        notifications_send_task,
+        *(
+            {"notification_ids": notification_ids[start : start + _DISPATCH_CHUNK]}
+            for start in range(0, len(notification_ids), _DISPATCH_CHUNK)
+        ),
+        redrive="the notifications drain beat (notifications_drain_task, pending rows)",
+    )
 
 
 def notifications_remind_deadlines(*, now: datetime | None = None) -> int:

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from functools import partial
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from accounts.management.commands.shock import Command, move_parse
 from accounts.models import Instrument, InstrumentKind, OptionType, Price
 from accounts.services.prices import PriceMove, PriceShock, ShockError, prices_shock
 from accounts.tasks import instrument_volatility_refresh_task
+from core.dispatch import Dispatch
 
 AS_OF = datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
 SHOCK_AT = AS_OF + timedelta(hours=1)
@@ -187,11 +187,11 @@ def _refresh_scheduled(callbacks: list[Any]) -> list[int]:
     """The instrument ids of the one volatility refresh scheduled on commit."""
     assert len(callbacks) == 1
     callback = callbacks[0]
-    assert isinstance(callback, partial)
-    assert callback.func == instrument_volatility_refresh_task.delay
-    assert callback.args == ()
-    assert set(callback.keywords) == {"instrument_ids"}
-    ids: list[int] = callback.keywords["instrument_ids"]
+    assert isinstance(callback, Dispatch)
+    assert callback.task is instrument_volatility_refresh_task
+    assert len(callback.calls) == 1
+    assert set(callback.calls[0]) == {"instrument_ids"}
+    ids: list[int] = callback.calls[0]["instrument_ids"]
     return ids
 
 

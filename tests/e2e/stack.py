@@ -28,6 +28,7 @@ import redis
 from django.contrib.auth.models import User
 from playwright.sync_api import Page
 
+from config.queues import queue_names
 from tests.celery_worker import ROOT, _test_database_url
 from tests.web.helpers import PASSWORD, current_code
 
@@ -215,7 +216,20 @@ class Stack:
 
     def start_worker(self) -> Process:
         name = f"{self.queue}@localhost"
-        args = [sys.executable, "-m", "celery", "-A", "config", "worker", "-Q", self.queue, "-n", name, "-c", "2"]
+        args = [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-Q",
+            ",".join(queue_names(self.queue)),
+            "-n",
+            name,
+            "-c",
+            "2",
+        ]
         args += ["--without-gossip", "--without-mingle", "--without-heartbeat", "-l", "INFO"]
         process = self._process("worker", args, self.env())
         process.wait_for_log(f"{name} ready.")

@@ -44,10 +44,11 @@ from accounts.models import (
 )
 from accounts.services.sweep import sweep_run
 from config.celery import app
+from config.queues import queue_names
 from core.audit import audit_verify
 from core.models import AuditEvent
 from restructuring.models import OPEN_STATES, Case, CaseState, LiquidationOrder, LiquidationPlan, LiquidationStatus
-from tests.celery_worker import ROOT, _test_database_url
+from tests.celery_worker import ROOT, _test_database_url, queues_delete
 
 # ----------------------------------------------------------------------------------------------- the book
 
@@ -235,6 +236,36 @@ REDELIVERY_REDIS_DB = 9
 _TASK_LINE = re.compile(r"Task (?P<name>[\w.]+)\[(?P<id>[0-9a-f-]+)\] (?P<event>received|succeeded in [\d.e-]+s: )")
 
 
+DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused, as with Redis down
+
+
+@contextmanager
+def broker_unreachable() -> Iterator[None]:
+    """This process publishes to a Redis address where nothing listens (the machine's shared Redis stays up), and
+    runs no task in-process. The connection pools are dropped on the way in and out: a pool made earlier would
+    still reach the real broker."""
+
+    def pools_drop() -> None:  # forgotten, not closed: kombu keeps them per address, for the way back
+        app._pool = None
+        app.amqp._producer_pool = None
+
+    previous = app.conf.broker_url, app.conf.task_always_eager
+    previous_environ = os.environ.get("CELERY_BROKER_URL")
+    pools_drop()
+    # Celery reads CELERY_BROKER_URL from the environment before its settings (CI and the suite set it).
+    os.environ["CELERY_BROKER_URL"] = DEAD_BROKER
+    app.conf.broker_url, app.conf.task_always_eager = DEAD_BROKER, False
+    try:
+        yield
+    finally:
+        pools_drop()
+        if previous_environ is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = previous_environ
+        app.conf.broker_url, app.conf.task_always_eager = previous
+
+
 def broker_url(*, redis_db: int | None = None) -> str:
     url = settings.CELERY_BROKER_URL
     if redis_db is None:
@@ -270,7 +301,7 @@ class Worker:
                 "config",
                 "worker",
                 "-Q",
-                self.queue,
+                ",".join(queue_names(self.queue)),
                 "-n",
                 f"{self.name}@localhost",
                 "-c",
@@ -362,9 +393,10 @@ class Worker:
         return wait_for_results([self], count, task_id=task_id, name=name, timeout_s=timeout_s)
 
     def queue_length(self) -> int:
+        """Messages waiting in this worker's queues (all of its prefix's)."""
         client = redis.Redis.from_url(self.broker_url)
         try:
-            return int(client.llen(self.queue))
+            return sum(int(client.llen(name)) for name in queue_names(self.queue))
         finally:
             client.close()
 
@@ -450,11 +482,7 @@ def _worker_process(
 
 
 def _queue_forget(url: str, queue: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        client.delete(queue, f"_kombu.binding.{queue}", f"_kombu.binding_permanent.{queue}")
-    finally:
-        client.close()
+    queues_delete(url, queue)
 
 
 def results_of(workers: Sequence[Worker], *, task_id: str | None = None, name: str | None = None) -> list[Any]:

@@ -30,7 +30,6 @@ from django.utils import timezone
 
 from accounts.models import Client, Instrument, MarginAccount, Price
 from accounts.services.sweep import sweep_run
-from config.celery import app as celery_app
 from core.encryption import secret_decrypt
 from restructuring.models import Case, CaseState, FeasibilityReport, Notification, NotificationKind, NotificationStatus
 from restructuring.services.case_sweep import cases_apply_risk
@@ -45,11 +44,11 @@ from restructuring.services.notifications import (
 )
 from tests.accounts.test_sweep import _account, _btc
 from tests.celery_worker import celery_worker
+from tests.restructuring.helpers import broker_unreachable
 
 SECRET = "whsec-test-0123456789abcdef"
 OLD_KEY = Fernet.generate_key().decode()
 NEW_KEY = Fernet.generate_key().decode()
-DEAD_BROKER = "redis://127.0.0.1:1/0"  # nothing listens on port 1: connection refused, as with Redis down
 
 
 # ----------------------------------------------------------------------------------------- the client's endpoint
@@ -140,13 +139,10 @@ def _verifies(request: Received, secret: str) -> bool:
 
 @contextmanager
 def _broker_down() -> Iterator[None]:
-    """Tasks go to a broker that refuses connections (and are not run in-process)."""
-    previous = celery_app.conf.broker_url, celery_app.conf.task_always_eager
-    celery_app.conf.broker_url, celery_app.conf.task_always_eager = DEAD_BROKER, False
-    try:
+    """Tasks go to a broker that refuses connections (and are not run in-process). The shared helper also
+    overrides CELERY_BROKER_URL in the environment, which Celery reads before its settings."""
+    with broker_unreachable():
         yield
-    finally:
-        celery_app.conf.broker_url, celery_app.conf.task_always_eager = previous
 
 
 # ----------------------------------------------------------------------------------------- enqueue and send
@@ -173,7 +169,11 @@ def test_a_margin_call_from_the_sweep_is_sent_by_email_and_signed_webhook(
     # then one email and one webhook row tell of the call, both sent by the task queued on commit
     case = _case(account)
     # the notifications' send, the feasibility of the new margin call, and (once its report is stored) the rules
-    assert [callback.func.__name__ for callback in callbacks] == ["_dispatch", "_feasibility_enqueue", "_propose"]
+    assert [callback.task_name.rsplit(".", 1)[-1] for callback in callbacks] == [
+        "notifications_send_task",
+        "compute_feasibility",
+        "propose_from_rules",
+    ]
     assert FeasibilityReport.objects.filter(case=case, trigger="margin_call").count() == 1
     rows = {n.channel: n for n in Notification.objects.all()}
     assert set(rows) == {"email", "webhook"}
@@ -316,7 +316,10 @@ def test_a_client_without_email_or_webhook_gets_no_rows(django_capture_on_commit
     # then the case moved, nothing is enqueued and no sending is queued (only the call's feasibility)
     assert _case(account).state == CaseState.MARGIN_CALL
     assert not Notification.objects.exists()
-    assert [callback.func.__name__ for callback in callbacks] == ["_feasibility_enqueue", "_propose"]
+    assert [callback.task_name.rsplit(".", 1)[-1] for callback in callbacks] == [
+        "compute_feasibility",
+        "propose_from_rules",
+    ]
 
 
 @pytest.mark.django_db
@@ -434,7 +437,10 @@ def test_rows_whose_on_commit_dispatch_never_ran_are_sent_by_the_drain(
     sweep = sweep_run()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         cases_apply_risk(sweep_id=sweep.pk)
-    assert [callback.func.__name__ for callback in callbacks] == ["_dispatch", "_feasibility_enqueue"]
+    assert [callback.task_name.rsplit(".", 1)[-1] for callback in callbacks] == [
+        "notifications_send_task",
+        "compute_feasibility",
+    ]
     assert Notification.objects.filter(status=NotificationStatus.PENDING).count() == 2
 
     # when the drain runs
