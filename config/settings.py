@@ -435,8 +435,14 @@ WORKOUT_REMINDER_BEFORE_HOURS = env.float("WORKOUT_REMINDER_BEFORE_HOURS", defau
 # Webhooks go to public addresses only (a client's URL that resolves inside the house is refused), unless this
 # is set (tests; a client reached over a private link).
 WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
-# A webhook call that takes longer fails (and is retried).
+# A webhook call that takes longer in all (resolving, connecting, TLS, sending, the answer's headers or a slow
+# drip of them) fails, and is retried (core/outbound_http.py).
 WORKOUT_WEBHOOK_TIMEOUT_SECONDS = env.float("WORKOUT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Certificate authorities trusted for https webhooks (a PEM file); empty: certifi's bundle.
+WORKOUT_WEBHOOK_CA_BUNDLE = env.str("WORKOUT_WEBHOOK_CA_BUNDLE", default="")
+# A sender's claim on a batch of notifications: no other sender takes them before it runs out. It must outlast a
+# whole batch sent one after another, each send within its timeout (checked at start: core/checks.py).
+WORKOUT_NOTIFICATION_LEASE_SECONDS = env.float("WORKOUT_NOTIFICATION_LEASE_SECONDS", default=220.0)
 # A failed send is retried after 1, 2, 4, ... times the first wait, capped; after the last attempt it is failed.
 WORKOUT_NOTIFICATION_MAX_ATTEMPTS = env.int("WORKOUT_NOTIFICATION_MAX_ATTEMPTS", default=8)
 WORKOUT_NOTIFICATION_RETRY_SECONDS = env.float("WORKOUT_NOTIFICATION_RETRY_SECONDS", default=60.0)
