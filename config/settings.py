@@ -177,9 +177,15 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Reverse proxies in front of the app that append the client's address to X-Forwarded-For (0: none, the header
+# is ignored). The lockout's address is the one the outermost of them saw (core/client_ip.py).
+WORKOUT_TRUSTED_PROXIES = env.int("WORKOUT_TRUSTED_PROXIES", default=0)
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 
-# The cache (the API's per-token throttle counts live here): in-process by default; a shared one, e.g.
-# CACHE_URL=rediscache://127.0.0.1:6379/1, makes the limit hold across gunicorn workers.
+# The cache, where the API's per-token throttle counts live: in-process by default (the embedded demo, tests),
+# so each process counts for itself. Production shares one across processes and hosts, Redis through Django's
+# built-in backend (the `redis` package, pinned): CACHE_URL=redis://host:6379/1, as docker-compose.yml sets it;
+# `check --deploy` warns while it is local memory (workout.W002).
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 # --- REST framework: the client API (core/api/ holds the policies named here) ---

@@ -350,7 +350,7 @@ def test_no_exported_cell_can_run_in_a_spreadsheet(compliance: Client, tmp_path:
     )
 
     # when exported
-    response = compliance.get("/audit/export.csv", {"account": "ACC-FORMULA"})
+    response: Any = compliance.get("/audit/export.csv", {"account": "ACC-FORMULA"})
     text = b"".join(response.streaming_content).decode()
 
     # then no cell, as a spreadsheet's CSV reader splits them, starts a formula
