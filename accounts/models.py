@@ -9,11 +9,14 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Cast
 
+from core.addresses import webhook_url_problem
 from core.encryption import TOKEN_PREFIX as ENCRYPTED_TOKEN_PREFIX
 from core.fields import EncryptedSecretField
 
@@ -99,6 +102,16 @@ class Client(models.Model):
 
     def __str__(self) -> str:
         return self.code
+
+    def clean(self) -> None:
+        # A webhook to an address inside the house is refused when it is set (core/addresses.py); the address a
+        # name resolves to is checked again at each send, as the connection is opened.
+        if self.webhook_url:
+            problem = webhook_url_problem(
+                self.webhook_url, allow_private=settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS
+            )
+            if problem:
+                raise ValidationError({"webhook_url": problem})
 
 
 class MarginMode(models.TextChoices):

@@ -180,9 +180,15 @@ AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = env.float("AXES_COOLOFF_HOURS", default=0.25)
 AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
+# Reverse proxies in front of the app that append the client's address to X-Forwarded-For (0: none, the header
+# is ignored). The lockout's address is the one the outermost of them saw (core/client_ip.py).
+WORKOUT_TRUSTED_PROXIES = env.int("WORKOUT_TRUSTED_PROXIES", default=0)
+AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 
-# The cache (the API's per-token throttle counts live here): in-process by default; a shared one, e.g.
-# CACHE_URL=rediscache://127.0.0.1:6379/1, makes the limit hold across gunicorn workers.
+# The cache, where the API's per-token throttle counts live: in-process by default (the embedded demo, tests),
+# so each process counts for itself. Production shares one across processes and hosts, Redis through Django's
+# built-in backend (the `redis` package, pinned): CACHE_URL=redis://host:6379/1, as docker-compose.yml sets it;
+# `check --deploy` warns while it is local memory (workout.W002).
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
 # --- REST framework: the client API (core/api/ holds the policies named here) ---
@@ -447,8 +453,14 @@ WORKOUT_REMINDER_BEFORE_HOURS = env.float("WORKOUT_REMINDER_BEFORE_HOURS", defau
 # Webhooks go to public addresses only (a client's URL that resolves inside the house is refused), unless this
 # is set (tests; a client reached over a private link).
 WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
-# A webhook call that takes longer fails (and is retried).
+# A webhook call that takes longer in all (resolving, connecting, TLS, sending, the answer's headers or a slow
+# drip of them) fails, and is retried (core/outbound_http.py).
 WORKOUT_WEBHOOK_TIMEOUT_SECONDS = env.float("WORKOUT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
+# Certificate authorities trusted for https webhooks (a PEM file); empty: certifi's bundle.
+WORKOUT_WEBHOOK_CA_BUNDLE = env.str("WORKOUT_WEBHOOK_CA_BUNDLE", default="")
+# A sender's claim on a batch of notifications: no other sender takes them before it runs out. It must outlast a
+# whole batch sent one after another, each send within its timeout (checked at start: core/checks.py).
+WORKOUT_NOTIFICATION_LEASE_SECONDS = env.float("WORKOUT_NOTIFICATION_LEASE_SECONDS", default=220.0)
 # A failed send is retried after 1, 2, 4, ... times the first wait, capped; after the last attempt it is failed.
 WORKOUT_NOTIFICATION_MAX_ATTEMPTS = env.int("WORKOUT_NOTIFICATION_MAX_ATTEMPTS", default=8)
 WORKOUT_NOTIFICATION_RETRY_SECONDS = env.float("WORKOUT_NOTIFICATION_RETRY_SECONDS", default=60.0)

@@ -36,3 +36,27 @@ def webhook_secret_keys_set(app_configs: Any = None, **kwargs: Any) -> list[Chec
             id="workout.W001",
         )
     ]
+
+
+_PER_PROCESS_CACHES = (
+    "django.core.cache.backends.locmem.LocMemCache",
+    "django.core.cache.backends.dummy.DummyCache",
+    "django.core.cache.backends.filebased.FileBasedCache",
+)
+
+
+@register(Tags.caches, deploy=True)
+def cache_shared_across_processes(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """The API's per-token limit is counted in the default cache: one that each process (or host) keeps for
+    itself lets every gunicorn worker allow the whole limit again."""
+    backend = settings.CACHES["default"]["BACKEND"]
+    if backend not in _PER_PROCESS_CACHES:
+        return []
+    return [
+        CheckWarning(
+            f"The default cache is {backend.rsplit('.', 1)[-1]}: each process counts its own API requests, so the "
+            "per-token limit (WORKOUT_API_RATE) is multiplied by the number of processes.",
+            hint="Set CACHE_URL to a cache every process shares, e.g. CACHE_URL=redis://redis:6379/1.",
+            id="workout.W002",
+        )
+    ]

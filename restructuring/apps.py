@@ -6,6 +6,7 @@ class RestructuringConfig(AppConfig):
     name = "restructuring"
 
     def ready(self) -> None:
+        from restructuring import checks  # noqa: F401 (registers the system checks)
         from restructuring.roles import roles_ensure
 
         # After every app's permissions exist (they are created on post_migrate too): run last by not

@@ -24,8 +24,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     if connection.vendor != "postgresql":
         missing.append(("postgres", "needs PostgreSQL: set DATABASE_URL=postgres://... to run it"))
         missing.append(("celery_worker", "needs PostgreSQL: set DATABASE_URL=postgres://... to run it"))
+        missing.append(("redis", "needs PostgreSQL: set DATABASE_URL=postgres://... to run it"))
     elif not _redis_broker():
         missing.append(("celery_worker", "needs Redis: set CELERY_BROKER_URL=redis://... to run it"))
+        missing.append(("redis", "needs Redis: set CELERY_BROKER_URL=redis://... to run it"))
     for marker, reason in missing:
         needing = [item for item in items if item.get_closest_marker(marker)]
         if needing and os.environ.get("CI"):

@@ -20,6 +20,8 @@ PRODUCTION_ENV = {
     "SECRET_KEY": "a-production-secret-key-that-is-long-and-random-3f9c2b7e1d5a8c4f6e0b9d2a7c5e1f3b",
     "ALLOWED_HOSTS": "workout.example.com",
     "DATABASE_URL": "sqlite:////tmp/workout-deploy-check.sqlite3",
+    # A cache every process shares, as docker-compose.yml sets it (the check does not connect to it).
+    "CACHE_URL": "redis://127.0.0.1:6379/1",
     # Two Fernet keys, as during a rotation (fixed here: any `Fernet.generate_key()` output would do).
     "WORKOUT_WEBHOOK_SECRET_KEYS": (
         "q5ZNn0vA7ml2Wv0ZcJ3oJ5l9-6A3sFQ2b8o2a0mQhXc=,Zm9yLXRlc3RzLW9ubHktMzItYnl0ZXMtb2Yta2V5ISE="
@@ -30,7 +32,14 @@ PRODUCTION_ENV = {
 def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     # A deployment's environment: none of the test session's switches (the browser tests allow Django's ORM
     # under their event loop, which `check --deploy` rightly flags).
-    dropped = {"DEBUG", "SECRET_KEY", "ALLOWED_HOSTS", "DJANGO_ALLOW_ASYNC_UNSAFE", "WORKOUT_WEBHOOK_SECRET_KEYS"}
+    dropped = {
+        "DEBUG",
+        "SECRET_KEY",
+        "ALLOWED_HOSTS",
+        "DJANGO_ALLOW_ASYNC_UNSAFE",
+        "WORKOUT_WEBHOOK_SECRET_KEYS",
+        "CACHE_URL",
+    }
     clean = {k: v for k, v in os.environ.items() if k not in dropped}
     return subprocess.run(args, cwd=ROOT, env={**clean, **env}, capture_output=True, text=True, timeout=120)
 
@@ -39,6 +48,15 @@ def test_check_deploy_is_clean_with_production_settings() -> None:
     result = _run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], PRODUCTION_ENV)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "System check identified no issues" in result.stdout
+
+
+def test_check_deploy_warns_about_a_cache_each_process_keeps_for_itself() -> None:
+    # without CACHE_URL the API's per-token limit is counted per process: multiplied by the gunicorn workers
+    env = {k: v for k, v in PRODUCTION_ENV.items() if k != "CACHE_URL"}
+    result = _run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
+    assert result.returncode != 0
+    assert "workout.W002" in result.stdout + result.stderr
+    assert "WORKOUT_API_RATE" in result.stdout + result.stderr
 
 
 def test_check_deploy_refuses_the_development_key() -> None:

@@ -16,14 +16,19 @@ own that touch only notification rows, and holds no lock while it talks to the n
 
 1. claim: in a short transaction, lock due pending rows (`select_for_update(skip_locked=True)`, so two
    senders never take one row), count the attempt and push `next_attempt_at` forward by a lease;
-2. send each claimed row (SMTP through Django's email backend; webhook by urllib, 5 s timeout);
+2. send each claimed row (SMTP through Django's email backend; webhook through core/outbound_http.py, within a
+   total deadline of WORKOUT_WEBHOOK_TIMEOUT_SECONDS whatever the server does);
 3. record: `sent` with `sent_at`, or the error and the next attempt after an exponential backoff, or `failed`
    after the last attempt (`WORKOUT_NOTIFICATION_MAX_ATTEMPTS`). A row marked sent is never sent again.
 
-Delivery is at least once, not exactly once: a sender that dies between the send and the record (or takes
-longer than the lease) leaves the row to be sent again once the lease runs out. Receivers deduplicate on the
-notification id, which every message carries (webhook: body "id" and header X-Workout-Notification-Id;
-email: the Message-ID `<notification-{id}@workout>`).
+The lease (WORKOUT_NOTIFICATION_LEASE_SECONDS) must outlast a whole claimed batch, `CLAIM_BATCH` sends one
+after another, each within its deadline: a system check (restructuring/checks.py, restructuring.E001) refuses
+settings where it would not, since a second sender would then claim rows still being sent.
+
+Delivery is at least once, not exactly once: a sender that dies between the send and the record leaves the row
+to be sent again once the lease runs out. Receivers deduplicate on the notification id, which every message
+carries (webhook: body "id" and header X-Workout-Notification-Id; email: the Message-ID
+`<notification-{id}@workout>`).
 
 Webhooks
 --------
@@ -35,6 +40,12 @@ with headers `Content-Type: application/json`, `X-Workout-Notification-Id`, `X-W
 `X-Workout-Timestamp` (Unix seconds, also in the body) and `X-Workout-Signature: sha256=<hex>`, the
 HMAC-SHA256 of the exact body bytes keyed with the client's `webhook_secret` (UTF-8). The timestamp is inside
 the signed body, so a receiver can refuse old replays. Any 2xx is success; redirects are not followed.
+
+Only public addresses are called (core/addresses.py), unless WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS: a URL whose
+host is a non-public address is refused when the client's URL is saved (`Client.clean`), and at each send the
+address every connection is about to be opened to is checked, so a name that resolves inside, or that a DNS
+server answers differently between two lookups (rebinding), is refused before anything is sent. A refused
+destination fails the row for good.
 
 The secret is stored encrypted (core/encryption.py) and decrypted here only, to sign. One that no configured key
 decrypts (a key dropped from WORKOUT_WEBHOOK_SECRET_KEYS too soon, an altered value) is never replaced by a
@@ -49,19 +60,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import ipaddress
 import json
 import logging
-import socket
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
-from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
@@ -73,6 +79,7 @@ from accounts.models import MarginAccount
 from core.dispatch import dispatch_on_commit
 from core.encryption import EncryptedSecret, SecretDecryptionError
 from core.money import currency_quantum
+from core.outbound_http import DestinationRefused, PostFailed, http_post
 from restructuring.models import (
     Case,
     CaseState,
@@ -84,8 +91,8 @@ from restructuring.models import (
 
 logger = logging.getLogger(__name__)
 
-# Rows claimed per transaction; the lease covers sending all of them one after another.
-_CLAIM_BATCH = 10
+# Rows claimed per transaction; the lease covers sending all of them one after another (restructuring/checks.py).
+CLAIM_BATCH = 10
 # Notification ids per send task message.
 _DISPATCH_CHUNK = 500
 _ERROR_MAX_LENGTH = 2000
@@ -315,8 +322,7 @@ def notifications_drain(*, now: datetime | None = None) -> SendResult:
 
 
 def _lease() -> timedelta:
-    per_send = max(settings.WORKOUT_WEBHOOK_TIMEOUT_SECONDS, settings.EMAIL_TIMEOUT or 10) + 1
-    return timedelta(seconds=max(60.0, 2 * _CLAIM_BATCH * per_send))
+    return timedelta(seconds=settings.WORKOUT_NOTIFICATION_LEASE_SECONDS)
 
 
 def _claim(notification_ids: Sequence[int] | None, now: datetime) -> list[Notification]:
@@ -334,7 +340,7 @@ def _claim(notification_ids: Sequence[int] | None, now: datetime) -> list[Notifi
                 client_code=F("case__account__client__code"),
             )
         )
-        batch: list[Notification] = list(due.order_by("next_attempt_at", "pk")[:_CLAIM_BATCH])
+        batch: list[Notification] = list(due.order_by("next_attempt_at", "pk")[:CLAIM_BATCH])
         if batch:
             lease_until = now + _lease()
             Notification.objects.filter(pk__in=[n.pk for n in batch]).update(
@@ -374,13 +380,13 @@ def _deliver(notification: Notification, mail: Any) -> tuple[str, bool]:
             _email_send(notification, mail)
         else:
             _webhook_post(notification, getattr(notification, "signing_secret", ""))
-    except _PermanentError as error:
+    except (_PermanentError, DestinationRefused) as error:
         return str(error), True
     except WebhookSecretUnreadableError as error:  # retried: the key may be put back
         logger.error("notification %s: %s", notification.pk, error)
         return str(error), False
-    except urllib.error.HTTPError as error:
-        return f"HTTP {error.code} {error.reason}: {_excerpt(error)}", False
+    except PostFailed as error:
+        return str(error), False
     except Exception as error:  # any failure to deliver is recorded and retried, never raised into the drain
         logger.info("notification %s not delivered", notification.pk, exc_info=True)
         return f"{type(error).__name__}: {error}", False
@@ -389,13 +395,6 @@ def _deliver(notification: Notification, mail: Any) -> tuple[str, bool]:
 
 class _PermanentError(Exception):
     pass
-
-
-def _excerpt(error: urllib.error.HTTPError) -> str:
-    try:
-        return error.read(300).decode("utf-8", "replace")
-    except Exception:  # the body could not be read: the status says enough
-        return ""
 
 
 # --- email
@@ -460,16 +459,6 @@ def _email_send(notification: Notification, mail: Any) -> None:
 # --- webhook
 
 
-class _NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is a failure (HTTPError), never followed: the signed body goes only where the client said."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-_OPENER = urllib.request.build_opener(_NoRedirects)
-
-
 def webhook_body(*, notification: Notification, timestamp: int) -> bytes:
     """The exact bytes that are signed and posted."""
     document = {"id": notification.pk, "type": notification.kind, "timestamp": timestamp, "data": notification.payload}
@@ -492,37 +481,15 @@ def _signing_key(notification: Notification, stored_secret: EncryptedSecret | st
         raise WebhookSecretUnreadableError(client_code=client_code, problem=str(error)) from None
 
 
-def webhook_target_check(url: str) -> None:
-    """Refuse a webhook that would reach inside the house: every address its host resolves to must be a public
-    one (not loopback, private, link-local, multicast or reserved), unless
-    WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS (tests, a client on the same private network). Checked at each
-    send, so a name that later resolves inside is caught then; a resolver that answers differently between this
-    check and the connection (DNS rebinding) is not, which a deployment closes with an egress proxy."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise _PermanentError(f"not an http(s) URL: {url[:200]}")
-    if settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS:
-        return
-    try:
-        resolved = {str(info[4][0]) for info in socket.getaddrinfo(parts.hostname, parts.port or 443)}
-    except socket.gaierror as exc:  # retried: a name may resolve again
-        raise OSError(f"{parts.hostname} does not resolve: {exc}") from None
-    inside = sorted(a for a in resolved if not ipaddress.ip_address(a.split("%")[0]).is_global)
-    if inside:
-        raise _PermanentError(f"{parts.hostname} resolves to a non-public address ({inside[0]}): refused")
-
-
 def _webhook_post(notification: Notification, stored_secret: EncryptedSecret | str) -> None:
-    webhook_target_check(notification.recipient)
     if not stored_secret:
         raise _PermanentError("the client has no webhook secret to sign with")
     secret = _signing_key(notification, stored_secret)
     timestamp = int(time.time())
     body = webhook_body(notification=notification, timestamp=timestamp)
-    request = urllib.request.Request(  # noqa: S310 (the scheme is checked above)
+    answer = http_post(
         notification.recipient,
-        data=body,
-        method="POST",
+        body=body,
         headers={
             "Content-Type": "application/json",
             "User-Agent": "Workout-Webhooks/1",
@@ -531,9 +498,9 @@ def _webhook_post(notification: Notification, stored_secret: EncryptedSecret | s
             "X-Workout-Timestamp": str(timestamp),
             "X-Workout-Signature": webhook_signature(secret=secret, body=body),
         },
+        deadline_seconds=settings.WORKOUT_WEBHOOK_TIMEOUT_SECONDS,
+        allow_private=settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS,
+        ca_bundle=settings.WORKOUT_WEBHOOK_CA_BUNDLE or None,
     )
-    with _OPENER.open(request, timeout=settings.WORKOUT_WEBHOOK_TIMEOUT_SECONDS) as response:
-        if not 200 <= response.status < 300:
-            raise urllib.error.HTTPError(
-                notification.recipient, response.status, response.reason, response.headers, None
-            )
+    if not answer.ok:
+        raise PostFailed(f"HTTP {answer.status} {answer.reason}: {answer.excerpt}")

