@@ -193,13 +193,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "core.api.schema.ApiAutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
 }
 # Bodies of JSON requests are refused above this (413); uploads (book, prices) above DATA_UPLOAD_MAX_MEMORY_SIZE.
 WORKOUT_API_MAX_BODY_BYTES = env.int("WORKOUT_API_MAX_BODY_BYTES", default=64 * 1024)
+# JSON (API bodies and import files) nesting deeper than this is refused (400) before it is parsed: Python's
+# parser recurses once per level, and 20,000 levels were a RecursionError. The deepest legitimate document, a
+# book file, nests 5 levels.
+WORKOUT_JSON_MAX_DEPTH = env.int("WORKOUT_JSON_MAX_DEPTH", default=32)
 # The cache the per-token request counts live in: give a shared one (Redis) for a limit across processes.
 WORKOUT_API_THROTTLE_CACHE = env.str("WORKOUT_API_THROTTLE_CACHE", default="default")
 # Idempotency records are kept this long (`manage.py api_token purge-idempotency` deletes older ones).
@@ -403,6 +407,8 @@ WORKOUT_GUARDRAIL_DEFAULT_PROBABILITY = env.str("WORKOUT_GUARDRAIL_DEFAULT_PROBA
 # An offer stands this long; a client's counter-offer may lengthen the term, lower the rate and lower the
 # collateral by at most these (unless the officer set other bounds when offering).
 WORKOUT_OFFER_HOURS = env.float("WORKOUT_OFFER_HOURS", default=72.0)
+# The longest an officer may make an offer stand (the offer form's hours): 30 days.
+WORKOUT_OFFER_MAX_HOURS = env.float("WORKOUT_OFFER_MAX_HOURS", default=720.0)
 WORKOUT_COUNTER_MAX_EXTRA_MONTHS = env.int("WORKOUT_COUNTER_MAX_EXTRA_MONTHS", default=12)
 WORKOUT_COUNTER_MAX_RATE_CUT = env.str("WORKOUT_COUNTER_MAX_RATE_CUT", default="0.02")
 WORKOUT_COUNTER_MIN_COLLATERAL_SHARE = env.str("WORKOUT_COUNTER_MIN_COLLATERAL_SHARE", default="0.5")
