@@ -130,9 +130,7 @@ def test_number_formats_python_reads_are_refused_as_amounts(world: World, amount
     before = _state()
 
     top_up = world.api("client_a").post("/api/v1/top-ups/", {"account": world.a_account.pk, "amount": amount})
-    counter = world.api("client_a").post(
-        f"/api/v1/offers/{world.a_offer.pk}/counter/", {"collateral_to_add": amount}
-    )
+    counter = world.api("client_a").post(f"/api/v1/offers/{world.a_offer.pk}/counter/", {"collateral_to_add": amount})
 
     for response, field in ((top_up, "amount"), (counter, "collateral_to_add")):
         assert response.status_code == 400
@@ -277,9 +275,7 @@ def test_a_5000_digit_integer_price_is_a_400_naming_row_and_field(world: World) 
     prices = '[{"instrument": "BTC", "time": "2026-03-02T21:00:00Z", "price": %s}]'
 
     number = world.api("operator").upload("/api/v1/operations/prices/", "p.json", (prices % ("9" * 5000)).encode())
-    text = world.api("operator").upload(
-        "/api/v1/operations/prices/", "p.json", (prices % f'"{"9" * 5000}"').encode()
-    )
+    text = world.api("operator").upload("/api/v1/operations/prices/", "p.json", (prices % f'"{"9" * 5000}"').encode())
     cell = world.api("operator").upload(
         "/api/v1/operations/prices/",
         "p.csv",
