@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from this site (the CSP refuses a CDN)
     "django_fsm",
     "pgtrigger",
     "django_otp",
@@ -233,6 +234,10 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.api.schema.strict_objects"],
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True},
+    # /api/docs/ and /api/redoc/ load their assets from this site's static files (drf-spectacular-sidecar, pinned)
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery ---
