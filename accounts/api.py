@@ -22,7 +22,7 @@ from accounts.models import MarginAccount, Position, RiskState, Sweep
 from accounts.services.book_import import ImportResult, book_import, prices_import
 from accounts.services.sweep import sweep_start
 from core.api.errors import ApiError
-from core.api.fields import FastRepresentation, MoneyString, StrictSerializer
+from core.api.fields import FastRepresentation, MoneyString, StrictSerializer, WholeNumber
 from core.api.idempotency import idempotent
 from core.api.permissions import IsOperator
 from core.api.views import ApiView, ClientView
@@ -272,7 +272,7 @@ class SweepSerializer(FastRepresentation, serializers.ModelSerializer[Sweep]):
 class SweepStartSerializer(StrictSerializer):
     """A sweep to start now."""
 
-    shards = serializers.IntegerField(
+    shards = WholeNumber(
         min_value=1, max_value=64, required=False, help_text="Account ranges, each a task (default: the setting)."
     )
 

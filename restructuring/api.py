@@ -21,7 +21,7 @@ from rest_framework.response import Response
 
 from accounts.api import client_accounts
 from accounts.models import LoanStatus, MarginLoan
-from core.api.fields import DecimalString, FastRepresentation, MoneyString, StrictSerializer
+from core.api.fields import DecimalString, FastRepresentation, MoneyString, StrictSerializer, WholeNumber
 from core.api.idempotency import idempotent
 from core.api.views import ClientView
 from core.models import AuditEvent
@@ -538,7 +538,7 @@ class DeclineSerializer(StrictSerializer):
 class CounterSerializer(StrictSerializer):
     """The terms you ask for instead, within the offer's counter_bounds; what you leave out stays as offered."""
 
-    term_months = serializers.IntegerField(min_value=1, max_value=600, required=False)
+    term_months = WholeNumber(min_value=1, max_value=600, required=False)
     rate_annual = DecimalString(min_value=Decimal(0), max_value=Decimal(1), required=False)
     collateral_to_add = DecimalString(
         min_value=Decimal(0),
@@ -674,7 +674,7 @@ class TopUpSerializer(FastRepresentation, serializers.ModelSerializer[Collateral
 class TopUpDeclareSerializer(StrictSerializer):
     """A top-up to declare: collateral you sent to one of your accounts."""
 
-    account = serializers.IntegerField(help_text="The id of your account the collateral was sent to.")
+    account = WholeNumber(help_text="The id of your account the collateral was sent to.")
     amount = DecimalString(
         min_value=Decimal("0.00000001"),
         help_text="In the account's base currency, with at most its decimal places (2 for USD, 8 for BTC).",

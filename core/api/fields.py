@@ -42,6 +42,21 @@ class DecimalString(serializers.DecimalField):
             raise serializers.ValidationError(error.message, code=error.code) from None
 
 
+class WholeNumber(serializers.IntegerField):
+    """A whole number, as a JSON integer. REST framework's IntegerField also takes "12", "１２", "1_000", " 12" and
+    12.0 (Python's int() reads them all): here a string, a float or a boolean is refused."""
+
+    default_error_messages = {
+        **serializers.IntegerField.default_error_messages,
+        "not_an_integer": "give a whole number as a JSON integer, e.g. 12",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("not_an_integer")
+        return data
+
+
 class _Money:
     """A value with the currency it is in, from MoneyString.get_attribute to its to_representation."""
 
