@@ -220,9 +220,14 @@ SPECTACULAR_SETTINGS = {
         "**Idempotency**: every POST that changes state needs an `Idempotency-Key` header; a retry with the same "
         "key and body replays the first response, the same key with another body is refused (422).\n\n"
         '**Errors** have one shape: `{"error": {"code", "message", "field"}}`.\n\n'
-        '**Amounts** are decimal strings (`"1234.50"`), in and out; JSON numbers are refused for amounts.\n\n'
+        '**Amounts** are decimal strings (`"1234.50"`), in and out; JSON numbers are refused for amounts. Plain '
+        "notation only: ASCII digits, optionally a point and more digits (no spaces, underscores, exponent, plus "
+        "sign or other digits), at most 20 digits before the point, and for an amount of money at most its "
+        "currency's decimal places (2 for USD, 8 for BTC). Money comes back with its currency's places "
+        '(`"19500.00"`); prices, quantities, rates and fractions with 8. Whole numbers (`term_months`, `account`) '
+        "are JSON integers.\n\n"
         "**Lists** are paginated (`page`, `page_size` up to 200). Requests are throttled per token (429 with "
-        "Retry-After); JSON bodies are limited to 64 KiB (413)."
+        "Retry-After); JSON bodies are limited to 64 KiB (413) and to 32 levels of nesting (400 `json_too_deep`)."
     ),
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,

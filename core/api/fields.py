@@ -43,8 +43,8 @@ class DecimalString(serializers.DecimalField):
 
 
 class WholeNumber(serializers.IntegerField):
-    """A whole number, as a JSON integer. REST framework's IntegerField also takes "12", "１２", "1_000", " 12" and
-    12.0 (Python's int() reads them all): here a string, a float or a boolean is refused."""
+    """A whole number, as a JSON integer. REST framework's IntegerField also takes "12", full-width digits,
+    "1_000", " 12" and 12.0 (Python's int() reads them all): here a string, a float or a boolean is refused."""
 
     default_error_messages = {
         **serializers.IntegerField.default_error_messages,
