@@ -74,7 +74,8 @@ def test_an_offer_for_the_longest_hours_allowed_stands_that_long(alice: User, ap
     offered = Proposal.objects.get(pk=approved.pk)
     assert "offered to the client until" in _messages(response)
     assert offered.state == ProposalState.OFFERED
-    assert offered.expires_at is not None and offered.offered_at is not None
+    assert offered.expires_at is not None
+    assert offered.offered_at is not None
     assert (offered.expires_at - offered.offered_at).total_seconds() == 720 * 3600
 
 
