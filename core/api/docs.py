@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
-from typing import Any
 
 from csp.decorators import csp_update
 from django.contrib.staticfiles import finders
@@ -60,4 +59,4 @@ def redoc_bundle(request: HttpRequest) -> HttpResponse:
     return HttpResponse(redoc_bundle_text(), content_type="application/javascript; charset=utf-8")
 
 
-__all__: list[Any] = ["RedocView", "SwaggerView", "redoc_bundle"]
+__all__ = ["RedocView", "SwaggerView", "redoc_bundle"]
