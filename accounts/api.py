@@ -22,7 +22,7 @@ from accounts.models import MarginAccount, Position, RiskState, Sweep
 from accounts.services.book_import import ImportResult, book_import, prices_import
 from accounts.services.sweep import sweep_start
 from core.api.errors import ApiError
-from core.api.fields import FastRepresentation, StrictSerializer
+from core.api.fields import FastRepresentation, MoneyString, StrictSerializer, WholeNumber
 from core.api.idempotency import idempotent
 from core.api.permissions import IsOperator
 from core.api.views import ApiView, ClientView
@@ -35,6 +35,14 @@ from core.operations import OperationRun, operation
 
 class RiskSerializer(FastRepresentation, serializers.ModelSerializer[RiskState]):
     """The account's latest risk figures, in its base currency, as of `computed_at` (the last sweep)."""
+
+    equity = MoneyString(currency="account.base_currency", read_only=True)
+    market_value = MoneyString(currency="account.base_currency", read_only=True)
+    collateral_value = MoneyString(currency="account.base_currency", read_only=True)
+    initial_requirement = MoneyString(currency="account.base_currency", read_only=True)
+    maintenance_requirement = MoneyString(currency="account.base_currency", read_only=True)
+    shortfall_maintenance = MoneyString(currency="account.base_currency", read_only=True)
+    shortfall_initial = MoneyString(currency="account.base_currency", read_only=True)
 
     class Meta:
         model = RiskState
@@ -55,6 +63,9 @@ class RiskSerializer(FastRepresentation, serializers.ModelSerializer[RiskState])
 
 
 class AccountSerializer(FastRepresentation, serializers.ModelSerializer[MarginAccount]):
+    """One of your margin accounts, with its latest risk figures."""
+
+    cash = MoneyString(currency="base_currency", read_only=True, help_text="In the account's base currency.")
     risk = RiskSerializer(read_only=True, allow_null=True, help_text="null until the account is first swept")
 
     class Meta:
@@ -64,6 +75,14 @@ class AccountSerializer(FastRepresentation, serializers.ModelSerializer[MarginAc
 
 
 class PositionSerializer(FastRepresentation, serializers.ModelSerializer[Position]):
+    """A position of one of your accounts. Prices and quantities carry 8 decimal places."""
+
+    isolated_margin = MoneyString(
+        currency="account.base_currency",
+        read_only=True,
+        allow_null=True,
+        help_text="Margin set aside for this position alone (isolated accounts); null otherwise.",
+    )
     instrument = serializers.CharField(source="instrument.symbol", read_only=True)
     instrument_kind = serializers.CharField(source="instrument.kind", read_only=True)
     currency = serializers.CharField(source="instrument.currency", read_only=True)
@@ -115,23 +134,29 @@ class PositionListView(ClientView, generics.ListAPIView[Position]):
 
     def get_queryset(self) -> QuerySet[Position]:
         account = generics.get_object_or_404(client_accounts(self.client_id), pk=self.kwargs["pk"])
-        return Position.objects.filter(account=account).select_related("instrument").order_by("pk")
+        return Position.objects.filter(account=account).select_related("instrument", "account").order_by("pk")
 
 
 # ----------------------------------------------------------------------------------------- operations
 
 
 class UploadSerializer(StrictSerializer):
+    """A file to import."""
+
     file = serializers.FileField(help_text="The file, as a multipart/form-data part named `file`.")
 
 
 class EntityCountsSerializer(FastRepresentation, serializers.Serializer):
+    """How many rows of one kind the import created, updated and deleted."""
+
     created = serializers.IntegerField()
     updated = serializers.IntegerField()
     deleted = serializers.IntegerField()
 
 
 class ImportResultSerializer(FastRepresentation, serializers.Serializer):
+    """What an import did, per kind of row."""
+
     file = serializers.CharField(help_text="The uploaded file's name.")
     groups = EntityCountsSerializer()
     clients = EntityCountsSerializer()
@@ -224,6 +249,8 @@ class PriceUploadView(_UploadView):
 
 
 class SweepSerializer(FastRepresentation, serializers.ModelSerializer[Sweep]):
+    """A sweep of the whole book: its status and, once done, how many accounts fell in each health band."""
+
     band_counts = serializers.DictField(child=serializers.IntegerField(), read_only=True)
 
     class Meta:
@@ -243,7 +270,9 @@ class SweepSerializer(FastRepresentation, serializers.ModelSerializer[Sweep]):
 
 
 class SweepStartSerializer(StrictSerializer):
-    shards = serializers.IntegerField(
+    """A sweep to start now."""
+
+    shards = WholeNumber(
         min_value=1, max_value=64, required=False, help_text="Account ranges, each a task (default: the setting)."
     )
 

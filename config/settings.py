@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served from this site (the CSP refuses a CDN)
     "django_fsm",
     "pgtrigger",
     "django_otp",
@@ -202,13 +203,17 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.Pagination",
     "PAGE_SIZE": 50,
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.api.parsers.JSONParser"],
     "EXCEPTION_HANDLER": "core.api.errors.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "core.api.schema.ApiAutoSchema",
     "COERCE_DECIMAL_TO_STRING": True,
 }
 # Bodies of JSON requests are refused above this (413); uploads (book, prices) above DATA_UPLOAD_MAX_MEMORY_SIZE.
 WORKOUT_API_MAX_BODY_BYTES = env.int("WORKOUT_API_MAX_BODY_BYTES", default=64 * 1024)
+# JSON (API bodies and import files) nesting deeper than this is refused (400) before it is parsed: Python's
+# parser recurses once per level, and 20,000 levels were a RecursionError. The deepest legitimate document, a
+# book file, nests 5 levels.
+WORKOUT_JSON_MAX_DEPTH = env.int("WORKOUT_JSON_MAX_DEPTH", default=32)
 # The cache the per-token request counts live in: give a shared one (Redis) for a limit across processes.
 WORKOUT_API_THROTTLE_CACHE = env.str("WORKOUT_API_THROTTLE_CACHE", default="default")
 # Idempotency records are kept this long (`manage.py api_token purge-idempotency` deletes older ones).
@@ -224,9 +229,14 @@ SPECTACULAR_SETTINGS = {
         "**Idempotency**: every POST that changes state needs an `Idempotency-Key` header; a retry with the same "
         "key and body replays the first response, the same key with another body is refused (422).\n\n"
         '**Errors** have one shape: `{"error": {"code", "message", "field"}}`.\n\n'
-        '**Amounts** are decimal strings (`"1234.50"`), in and out; JSON numbers are refused for amounts.\n\n'
+        '**Amounts** are decimal strings (`"1234.50"`), in and out; JSON numbers are refused for amounts. Plain '
+        "notation only: ASCII digits, optionally a point and more digits (no spaces, underscores, exponent, plus "
+        "sign or other digits), at most 20 digits before the point, and for an amount of money at most its "
+        "currency's decimal places (2 for USD, 8 for BTC). Money comes back with its currency's places "
+        '(`"19500.00"`); prices, quantities, rates and fractions with 8. Whole numbers (`term_months`, `account`) '
+        "are JSON integers.\n\n"
         "**Lists** are paginated (`page`, `page_size` up to 200). Requests are throttled per token (429 with "
-        "Retry-After); JSON bodies are limited to 64 KiB (413)."
+        "Retry-After); JSON bodies are limited to 64 KiB (413) and to 32 levels of nesting (400 `json_too_deep`)."
     ),
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
@@ -238,6 +248,10 @@ SPECTACULAR_SETTINGS = {
     },
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.api.schema.strict_objects"],
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True},
+    # /api/docs/ and /api/redoc/ load their assets from this site's static files (drf-spectacular-sidecar, pinned)
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Celery ---
@@ -421,6 +435,8 @@ WORKOUT_GUARDRAIL_DEFAULT_PROBABILITY = env.str("WORKOUT_GUARDRAIL_DEFAULT_PROBA
 # An offer stands this long; a client's counter-offer may lengthen the term, lower the rate and lower the
 # collateral by at most these (unless the officer set other bounds when offering).
 WORKOUT_OFFER_HOURS = env.float("WORKOUT_OFFER_HOURS", default=72.0)
+# The longest an officer may make an offer stand (the offer form's hours): 30 days.
+WORKOUT_OFFER_MAX_HOURS = env.float("WORKOUT_OFFER_MAX_HOURS", default=720.0)
 WORKOUT_COUNTER_MAX_EXTRA_MONTHS = env.int("WORKOUT_COUNTER_MAX_EXTRA_MONTHS", default=12)
 WORKOUT_COUNTER_MAX_RATE_CUT = env.str("WORKOUT_COUNTER_MAX_RATE_CUT", default="0.02")
 WORKOUT_COUNTER_MIN_COLLATERAL_SHARE = env.str("WORKOUT_COUNTER_MIN_COLLATERAL_SHARE", default="0.5")

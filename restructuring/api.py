@@ -21,7 +21,7 @@ from rest_framework.response import Response
 
 from accounts.api import client_accounts
 from accounts.models import LoanStatus, MarginLoan
-from core.api.fields import DecimalString, FastRepresentation, StrictSerializer
+from core.api.fields import DecimalString, FastRepresentation, MoneyString, StrictSerializer, WholeNumber
 from core.api.idempotency import idempotent
 from core.api.views import ClientView
 from core.models import AuditEvent
@@ -37,6 +37,7 @@ from restructuring.models import (
     ProposalState,
 )
 from restructuring.schedules import Schedule, ScheduleError
+from restructuring.selectors import client_proposals
 from restructuring.services.negotiation import (
     execution_schedule,
     offer_accept,
@@ -86,6 +87,9 @@ _OBJECT_NAMES = {
 
 
 class TimelineEventSerializer(FastRepresentation, serializers.Serializer):
+    """One event of a case's timeline: a change of state of the case, of an offer, an installment paid, a
+    top-up."""
+
     at = serializers.DateTimeField(source="created_at")
     action = serializers.CharField(help_text="What happened, e.g. case.margin_call, proposal.offer.")
     by = serializers.ChoiceField(choices=["you", "lender"], help_text="you: your own action.")
@@ -97,6 +101,14 @@ class TimelineEventSerializer(FastRepresentation, serializers.Serializer):
 
 
 class CaseSerializer(FastRepresentation, serializers.ModelSerializer[Case]):
+    """A case: a distress episode of one of your accounts, from its opening until it is closed."""
+
+    call_amount = MoneyString(
+        currency="account.base_currency",
+        read_only=True,
+        allow_null=True,
+        help_text="The margin call: what to add to restore the margin; null before a call.",
+    )
     state = serializers.ChoiceField(choices=CaseState.choices, read_only=True)
     call_basis = serializers.ChoiceField(
         choices=CallBasis.choices, allow_blank=True, read_only=True, help_text="Empty before a margin call."
@@ -122,6 +134,8 @@ class CaseSerializer(FastRepresentation, serializers.ModelSerializer[Case]):
 
 
 class CaseDetailSerializer(CaseSerializer):
+    """A case with the timeline of what concerns you."""
+
     timeline = serializers.SerializerMethodField()
 
     class Meta(CaseSerializer.Meta):
@@ -136,7 +150,8 @@ class CaseDetailSerializer(CaseSerializer):
 def case_timeline(case: Case) -> list[dict[str, Any]]:
     """The events of the case, of its offers (those shown to the client and its own counter-offers), of their
     installments and of the account's top-ups while the case was open, oldest first."""
-    proposal_ids = list(_visible_proposals(Proposal.objects.filter(case=case)).values_list("pk", flat=True))
+    visible = client_proposals(case.account.client_id).filter(case=case)
+    proposal_ids = list(visible.values_list("pk", flat=True))
     installment_ids = list(Installment.objects.filter(proposal_id__in=proposal_ids).values_list("pk", flat=True))
     top_ups = Q(object_type="restructuring.collateraltopup", account_id=case.account_id, created_at__gte=case.opened_at)
     if case.closed_at is not None:
@@ -165,7 +180,7 @@ def case_timeline(case: Case) -> list[dict[str, Any]]:
 
 
 def client_cases(client_id: int) -> QuerySet[Case]:
-    return Case.objects.filter(account__client_id=client_id)
+    return Case.objects.filter(account__client_id=client_id).select_related("account")
 
 
 @extend_schema(tags=["cases"])
@@ -191,22 +206,19 @@ class CaseDetailView(ClientView, generics.RetrieveAPIView[Case]):
 # ----------------------------------------------------------------------------------------------- offers
 
 
-def _visible_proposals(proposals: QuerySet[Proposal]) -> QuerySet[Proposal]:
-    """The proposals a client sees: those offered to it, and its own counter-offers (not the officers' drafts)."""
-    return proposals.filter(Q(offered_at__isnull=False) | Q(source=ProposalSource.CLIENT))
-
-
 def client_offers(client_id: int) -> QuerySet[Proposal]:
-    return _visible_proposals(Proposal.objects.filter(case__account__client_id=client_id))
+    return client_proposals(client_id).select_related("case__account")
 
 
 class ReductionSerializer(FastRepresentation, serializers.Serializer):
+    """A position reduced: a share of it sold, the proceeds paying the loan down."""
+
     position = serializers.IntegerField(help_text="The position's id.")
     fraction = DecimalString(help_text="The share of the position sold, in (0, 1].")
 
 
 class TermsSerializer(FastRepresentation, serializers.Serializer):
-    """Restructured terms (restructuring/terms.py): absent parts take their defaults."""
+    """The terms of an offer. Amounts are in the account's currency."""
 
     term_months = serializers.IntegerField()
     rate_annual = DecimalString(allow_null=True, help_text="The new annual rate (0.08 is 8%); null: unchanged.")
@@ -215,9 +227,9 @@ class TermsSerializer(FastRepresentation, serializers.Serializer):
     grace_interest_months = serializers.IntegerField()
     grace_principal_months = serializers.IntegerField()
     arrears_treatment = serializers.ChoiceField(choices=["capitalise", "carry_forward", "first_installment"])
-    collateral_to_add = DecimalString()
+    collateral_to_add = MoneyString(help_text="Collateral you add when the offer is executed.")
     reduce = ReductionSerializer(many=True)
-    principal_haircut = DecimalString()
+    principal_haircut = MoneyString(help_text="Principal forgiven.")
 
 
 class CounterBoundsSerializer(FastRepresentation, serializers.Serializer):
@@ -225,40 +237,46 @@ class CounterBoundsSerializer(FastRepresentation, serializers.Serializer):
 
     max_term_months = serializers.IntegerField(required=False, help_text="The longest term you may ask for.")
     min_rate = DecimalString(required=False, help_text="The lowest annual rate you may ask for.")
-    min_collateral = DecimalString(required=False, help_text="The least collateral you may offer to add.")
+    min_collateral = MoneyString(required=False, help_text="The least collateral you may offer to add.")
 
 
 _BOUNDS = ("max_term_months", "min_rate", "min_collateral")
 
 
 class InstallmentSerializer(FastRepresentation, serializers.Serializer):
+    """One installment of a repayment schedule, in the account's currency."""
+
     number = serializers.IntegerField()
     due = serializers.DateField()
-    principal = DecimalString()
-    interest = DecimalString()
-    arrears = DecimalString()
-    total = DecimalString()
-    balance = DecimalString(help_text="Principal outstanding after this installment.")
+    principal = MoneyString()
+    interest = MoneyString()
+    arrears = MoneyString()
+    total = MoneyString()
+    balance = MoneyString(help_text="Principal outstanding after this installment.")
     status = serializers.ChoiceField(choices=["due", "paid", "missed"], help_text="due in a preview.")
-    paid_amount = DecimalString()
+    paid_amount = MoneyString()
     paid_at = serializers.DateTimeField(allow_null=True)
 
 
 class LoanFiguresSerializer(FastRepresentation, serializers.Serializer):
-    principal = DecimalString()
+    """Your loan as it is now."""
+
+    principal = MoneyString()
     rate_annual = DecimalString()
-    accrued_interest = DecimalString()
+    accrued_interest = MoneyString()
     maturity_date = serializers.DateField(allow_null=True)
 
 
 class LoanAfterSerializer(FastRepresentation, serializers.Serializer):
-    principal = DecimalString(help_text="After the haircut, with the capitalised arrears and interest.")
+    """Your loan as the offer would make it, were it executed today."""
+
+    principal = MoneyString(help_text="After the haircut, with the capitalised arrears and interest.")
     rate_annual = DecimalString()
     maturity_date = serializers.DateField()
     installments = serializers.IntegerField()
-    level_payment = DecimalString(allow_null=True, help_text="The monthly payment of a level schedule.")
-    total_interest = DecimalString()
-    total_paid = DecimalString()
+    level_payment = MoneyString(allow_null=True, help_text="The monthly payment of a level schedule.")
+    total_interest = MoneyString()
+    total_paid = MoneyString()
 
 
 class ChangesSerializer(FastRepresentation, serializers.Serializer):
@@ -266,12 +284,14 @@ class ChangesSerializer(FastRepresentation, serializers.Serializer):
 
     loan_before = LoanFiguresSerializer()
     loan_after = LoanAfterSerializer()
-    collateral_to_add = DecimalString()
-    principal_haircut = DecimalString()
+    collateral_to_add = MoneyString()
+    principal_haircut = MoneyString()
     reductions = ReductionSerializer(many=True)
 
 
 class OfferSerializer(FastRepresentation, serializers.ModelSerializer[Proposal]):
+    """An offer made to you (or your counter-offer): its terms and where it stands."""
+
     state = serializers.ChoiceField(choices=ProposalState.choices, read_only=True)
     source = serializers.ChoiceField(choices=ProposalSource.choices, read_only=True)  # type: ignore[assignment]
     terms = serializers.SerializerMethodField()
@@ -307,6 +327,9 @@ class OfferSerializer(FastRepresentation, serializers.ModelSerializer[Proposal])
 
 
 class OfferDetailSerializer(OfferSerializer):
+    """An offer in full: its terms, the repayment schedule, what changes for you and the bounds of a
+    counter-offer."""
+
     counter_bounds = serializers.SerializerMethodField()
     decision_reason = serializers.CharField(read_only=True)
     schedule_basis = serializers.SerializerMethodField(
@@ -324,6 +347,7 @@ class OfferDetailSerializer(OfferSerializer):
     @extend_schema_field(CounterBoundsSerializer)
     def get_counter_bounds(self, proposal: Proposal) -> dict[str, Any]:
         bounds = {k: v for k, v in (proposal.counter_bounds or {}).items() if k in _BOUNDS}
+        bounds["currency"] = proposal.case.account.base_currency
         return CounterBoundsSerializer().to_representation(bounds)
 
     def _outlook(self, proposal: Proposal) -> _Outlook:
@@ -356,11 +380,14 @@ def _terms(proposal: Proposal) -> Terms | None:
 
 
 def _terms_view(proposal: Proposal) -> dict[str, Any]:
+    """The terms as TermsSerializer reads them, with the currency their amounts are in."""
+    currency = proposal.case.account.base_currency
     terms = _terms(proposal)
     if terms is None:  # never for a stored proposal (its terms were validated), but never a 500 either
-        return {**Terms(term_months=0).to_json(), "reduce": []}
+        return {**Terms(term_months=0).to_json(), "reduce": [], "currency": currency}
     data = terms.to_json()
     data["reduce"] = [{"position": p, "fraction": f} for p, f in data["reduce"]]
+    data["currency"] = currency
     return data
 
 
@@ -375,23 +402,26 @@ def offer_outlook(proposal: Proposal) -> _Outlook:
     """The schedule of an offer: the stored one once executed, else a preview as the execution would build it
     today (restructuring.services.negotiation.proposal_execute: the haircut off the principal, the accrued
     interest as arrears, the offer's rate or the loan's), with what changes for the client."""
+    currency = proposal.case.account.base_currency
     if proposal.state == ProposalState.EXECUTED:
-        rows = Installment.objects.filter(proposal=proposal).order_by("number")
-        return _Outlook("executed", [_installment_row(i) for i in rows], None)
+        stored = Installment.objects.filter(proposal=proposal).order_by("number")
+        return _Outlook("executed", [_installment_row(i, currency) for i in stored], None)
     terms = _terms(proposal)
     loan = MarginLoan.objects.filter(account_id=proposal.case.account_id, status=LoanStatus.ACTIVE).first()
     if terms is None or loan is None:
         return _Outlook("none", [], None)
-    quantum = currency_quantum(proposal.case.account.base_currency)
+    quantum = currency_quantum(currency)
     try:
         schedule = execution_schedule(loan, terms, quantum, timezone.now().date())
     except ScheduleError:
         return _Outlook("none", [], None)
-    return _Outlook("preview", [_preview_row(row) for row in schedule.installments], _changes(loan, terms, schedule))
+    rows = [_preview_row(row, currency) for row in schedule.installments]
+    return _Outlook("preview", rows, _changes(loan, terms, schedule, currency))
 
 
-def _installment_row(installment: Installment) -> dict[str, Any]:
+def _installment_row(installment: Installment, currency: str) -> dict[str, Any]:
     return {
+        "currency": currency,
         "number": installment.number,
         "due": installment.due,
         "principal": installment.principal,
@@ -405,8 +435,9 @@ def _installment_row(installment: Installment) -> dict[str, Any]:
     }
 
 
-def _preview_row(row: Any) -> dict[str, Any]:
+def _preview_row(row: Any, currency: str) -> dict[str, Any]:
     return {
+        "currency": currency,
         "number": row.number,
         "due": row.due,
         "principal": row.principal,
@@ -420,16 +451,19 @@ def _preview_row(row: Any) -> dict[str, Any]:
     }
 
 
-def _changes(loan: MarginLoan, terms: Terms, schedule: Schedule) -> dict[str, Any]:
+def _changes(loan: MarginLoan, terms: Terms, schedule: Schedule, currency: str) -> dict[str, Any]:
     last_due: date = schedule.installments[-1].due
     return {
+        "currency": currency,
         "loan_before": {
+            "currency": currency,
             "principal": loan.principal,
             "rate_annual": loan.rate_annual,
             "accrued_interest": loan.accrued_interest,
             "maturity_date": loan.maturity_date,
         },
         "loan_after": {
+            "currency": currency,
             "principal": schedule.terms.principal + schedule.capitalised,
             "rate_annual": schedule.terms.rate_annual,
             "maturity_date": last_due,
@@ -496,15 +530,21 @@ class AcceptSerializer(StrictSerializer):
 
 
 class DeclineSerializer(StrictSerializer):
+    """Why you decline the offer."""
+
     reason = serializers.CharField(max_length=2000, help_text="Why you decline (the officers read it).")
 
 
 class CounterSerializer(StrictSerializer):
     """The terms you ask for instead, within the offer's counter_bounds; what you leave out stays as offered."""
 
-    term_months = serializers.IntegerField(min_value=1, max_value=600, required=False)
+    term_months = WholeNumber(min_value=1, max_value=600, required=False)
     rate_annual = DecimalString(min_value=Decimal(0), max_value=Decimal(1), required=False)
-    collateral_to_add = DecimalString(min_value=Decimal(0), required=False)
+    collateral_to_add = DecimalString(
+        min_value=Decimal(0),
+        required=False,
+        help_text="In the account's currency, with at most its decimal places (2 for USD, 8 for BTC).",
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if not attrs:
@@ -576,6 +616,10 @@ class OfferCounterView(_OfferActionView):
 
 
 class LoanSerializer(FastRepresentation, serializers.ModelSerializer[MarginLoan]):
+    """The loan of one of your accounts, in its currency, with the repayment schedule in force."""
+
+    principal = MoneyString(currency="account.base_currency", read_only=True)
+    accrued_interest = MoneyString(currency="account.base_currency", read_only=True)
     schedule = serializers.SerializerMethodField(help_text="The installments of the restructuring in force, if any.")
 
     class Meta:
@@ -594,7 +638,8 @@ class LoanSerializer(FastRepresentation, serializers.ModelSerializer[MarginLoan]
         )
         rows = Installment.objects.filter(proposal_id=executed).order_by("number") if executed else []
         row = InstallmentSerializer()
-        return [row.to_representation(_installment_row(i)) for i in rows]
+        currency = loan.account.base_currency
+        return [row.to_representation(_installment_row(i, currency)) for i in rows]
 
 
 @extend_schema(tags=["accounts"])
@@ -605,7 +650,7 @@ class LoanView(ClientView, generics.RetrieveAPIView[MarginLoan]):
 
     def get_object(self) -> MarginLoan:
         account = generics.get_object_or_404(client_accounts(self.client_id), pk=self.kwargs["pk"])
-        loans = MarginLoan.objects.filter(account=account)
+        loans = MarginLoan.objects.filter(account=account).select_related("account")
         loan = loans.filter(status=LoanStatus.ACTIVE).first() or loans.order_by("-opened_at", "-pk").first()
         if loan is None:
             raise NotFound(f"account {account.pk} has no loan")
@@ -616,6 +661,10 @@ class LoanView(ClientView, generics.RetrieveAPIView[MarginLoan]):
 
 
 class TopUpSerializer(FastRepresentation, serializers.ModelSerializer[CollateralTopUp]):
+    """Collateral you declared sent to one of your accounts: pending until operations confirm it arrived."""
+
+    amount = MoneyString(currency="account.base_currency", read_only=True, help_text="In the account's currency.")
+
     class Meta:
         model = CollateralTopUp
         fields = ["id", "account", "amount", "reference", "status", "declared_at", "decided_at"]
@@ -623,13 +672,18 @@ class TopUpSerializer(FastRepresentation, serializers.ModelSerializer[Collateral
 
 
 class TopUpDeclareSerializer(StrictSerializer):
-    account = serializers.IntegerField(help_text="The id of your account the collateral was sent to.")
-    amount = DecimalString(min_value=Decimal("0.00000001"), help_text="In the account's base currency.")
+    """A top-up to declare: collateral you sent to one of your accounts."""
+
+    account = WholeNumber(help_text="The id of your account the collateral was sent to.")
+    amount = DecimalString(
+        min_value=Decimal("0.00000001"),
+        help_text="In the account's base currency, with at most its decimal places (2 for USD, 8 for BTC).",
+    )
     reference = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
 
 
 def client_top_ups(client_id: int) -> QuerySet[CollateralTopUp]:
-    return CollateralTopUp.objects.filter(account__client_id=client_id)
+    return CollateralTopUp.objects.filter(account__client_id=client_id).select_related("account")
 
 
 @extend_schema(tags=["collateral"])

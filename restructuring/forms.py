@@ -8,8 +8,11 @@ from decimal import Decimal
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.core.validators import MaxValueValidator
 
 from accounts.models import Position
+from core.forms import DecimalTextField
 from restructuring.schedules import ArrearsTreatment, ScheduleKind
 
 _FIELD_OF_TERM = {
@@ -34,7 +37,7 @@ class TermsForm(forms.Form):
 
     name = forms.CharField(label="Label", max_length=100, initial="officer")
     term_months = forms.IntegerField(label="Term (months)", initial=12)
-    rate_annual = forms.DecimalField(
+    rate_annual = DecimalTextField(
         label="Rate (annual, a fraction: 0.08 is 8%)",
         required=False,
         help_text="Empty: the loan keeps its rate.",
@@ -50,14 +53,14 @@ class TermsForm(forms.Form):
         choices=[(a.value, a.value.replace("_", " ")) for a in ArrearsTreatment],
         initial=ArrearsTreatment.CAPITALISE.value,
     )
-    collateral_to_add = forms.DecimalField(label="Collateral to add", initial=Decimal(0))
-    principal_haircut = forms.DecimalField(label="Principal haircut (forgiven)", initial=Decimal(0))
+    collateral_to_add = DecimalTextField(label="Collateral to add", initial=Decimal(0))
+    principal_haircut = DecimalTextField(label="Principal haircut (forgiven)", initial=Decimal(0))
 
     def __init__(self, *args: Any, positions: Sequence[Position] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.positions = list(positions)
         for position in self.positions:
-            self.fields[_reduce_field(position.pk)] = forms.DecimalField(
+            self.fields[_reduce_field(position.pk)] = DecimalTextField(
                 label=f"Reduce {position.instrument.symbol} ({position.quantity.normalize():f}) by",
                 required=False,
                 help_text="a fraction of the position, e.g. 0.5",
@@ -140,13 +143,24 @@ class ApproveForm(SeenVersionForm):
 
 
 class OfferForm(SeenVersionForm):
-    hours = forms.FloatField(
-        label="Offer stands (hours)", required=False, min_value=0.1, help_text="Empty: the house default."
+    hours = DecimalTextField(
+        label="Offer stands (hours)",
+        required=False,
+        decimal_places=2,
+        min_value=Decimal("0.1"),
+        help_text="Empty: the house default.",
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        limit = Decimal(str(settings.WORKOUT_OFFER_MAX_HOURS))
+        field = self.fields["hours"]
+        field.validators.append(MaxValueValidator(limit))
+        field.help_text = f"Empty: the house default. At most {limit:f} hours."
 
 
 class RepaymentForm(forms.Form):
-    amount = forms.DecimalField(label="Amount received", min_value=Decimal("0.00000001"), decimal_places=8)
+    amount = DecimalTextField(label="Amount received", min_value=Decimal("0.00000001"))
 
 
 class QueueFilterForm(forms.Form):

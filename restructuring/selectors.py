@@ -14,7 +14,19 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Count, Exists, ExpressionWrapper, F, FloatField, OuterRef, Prefetch, Q, Subquery, Sum
+from django.db.models import (
+    Count,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+)
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import (
@@ -31,7 +43,7 @@ from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
 from core.models import StaffEnrolment
 from core.money import DEFAULT_DECIMALS
 from restructuring import feasibility
-from restructuring.models import ApprovalLimit, Case, CaseState, FeasibilityReport
+from restructuring.models import ApprovalLimit, Case, CaseState, FeasibilityReport, Proposal, ProposalSource
 from restructuring.roles import CLIENT
 from rules.actions import CaseHoldings
 
@@ -482,3 +494,12 @@ def staff_members_load(now: datetime) -> list[StaffRow]:
         )
         for user in users
     ]
+
+
+def client_proposals(client_id: int) -> QuerySet[Proposal]:
+    """The proposals a client may see: those offered to it and its own counter-offers, never the officers' drafts
+    nor proposals that were never offered. Any other proposal, its own case's or another client's, does not exist
+    for the client (404 on every route, never a conflict naming its state)."""
+    return Proposal.objects.filter(case__account__client_id=client_id).filter(
+        Q(offered_at__isnull=False) | Q(source=ProposalSource.CLIENT)
+    )

@@ -10,7 +10,6 @@ number of queries does not grow with the number of rows (beyond SQLite's batchin
 from __future__ import annotations
 
 import csv
-import json
 import re
 from collections.abc import Callable, Collection, Hashable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from itertools import count
 from pathlib import Path
 from typing import Any, TypeVar
 
+from django.conf import settings
 from django.db import connection, models, transaction
 
 from accounts.models import (
@@ -39,13 +39,18 @@ from accounts.models import (
     ScenarioClass,
 )
 from accounts.tasks import instrument_volatility_refresh_task
+from core.amounts import AmountError, parse_decimal, shown
 from core.dispatch import dispatch_on_commit
 from core.errors import ImportFileError, ImportRowError
+from core.jsonparse import JsonInputError
+from core.jsonparse import loads as json_loads
 
 _T = TypeVar("_T")
 _M = TypeVar("_M", bound=models.Model)
 
 MAX_REPORTED_PROBLEMS = 50
+# A JSON number longer than this is refused as the file is read (the longest a column holds is 29 characters).
+_MAX_NUMBER_CHARS = 100
 MAX_QUANTITY = Decimal(10) ** 15
 
 BOOK_SECTIONS = ("groups", "clients", "instruments", "accounts")
@@ -297,6 +302,16 @@ class _JsonObject(dict[str, object]):
         return obj
 
 
+class _JsonNumber:
+    """A JSON number as the file writes it, read by the one grammar of numbers (core.amounts) with its row and
+    field named: never through a float, nor int() (which fails past 4,300 digits)."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+
 def _read_json(path: Path, file: str) -> object:
     try:
         text = path.read_text(encoding="utf-8-sig")
@@ -305,13 +320,19 @@ def _read_json(path: Path, file: str) -> object:
     except UnicodeDecodeError:
         raise ImportFileError(file=file, problem="not UTF-8 text") from None
     try:
-        # Numbers become exact Decimals, never floats; NaN and Infinity too, so that the row reader
-        # refuses them with the row and field named.
-        return json.loads(text, parse_float=Decimal, parse_constant=Decimal, object_pairs_hook=_JsonObject.from_pairs)
-    except json.JSONDecodeError as error:
-        raise ImportFileError(
-            file=file, problem=f"not valid JSON: {error.msg} at line {error.lineno} column {error.colno}"
-        ) from None
+        # Numbers stay as written, read by the row reader (NaN and Infinity too, so that it refuses them with the
+        # row and field named). The nesting depth is bounded before parsing (WORKOUT_JSON_MAX_DEPTH).
+        return json_loads(
+            text,
+            max_depth=settings.WORKOUT_JSON_MAX_DEPTH,
+            max_number_chars=_MAX_NUMBER_CHARS,
+            parse_float=_JsonNumber,
+            parse_int=_JsonNumber,
+            parse_constant=_JsonNumber,
+            object_pairs_hook=_JsonObject.from_pairs,
+        )
+    except JsonInputError as error:
+        raise ImportFileError(file=file, problem=error.message) from None
 
 
 def _json_rows(problems: _Problems, items: Sequence[object], path: str, ordinals: Iterator[int]) -> Iterator[_Row]:
@@ -377,29 +398,43 @@ def _csv_records(problems: _Problems, handle: Iterable[str], file: str, columns:
 def _show(value: object) -> str:
     """A value as the operator wrote it: strings quoted, JSON numbers and literals bare."""
     if isinstance(value, str):
-        return repr(value)
+        return shown(value)
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, _JsonNumber):
+        return _number_text(value.text)
     if isinstance(value, int | Decimal):
-        return str(value)
+        return _number_text(value)
     if value is None:
         return "null"
     return "an object" if isinstance(value, dict) else "a list" if isinstance(value, list) else type(value).__name__
 
 
+def _number_text(number: int | Decimal | str) -> str:
+    """A number as a message quotes it, cut short: a 5,000-digit value is not echoed whole."""
+    text = str(number)
+    return text if len(text) <= 40 else f"{text[:40]}... ({len(text)} characters)"
+
+
 def _to_decimal(value: object) -> Decimal:
-    """Strings, integers and Decimals only (never a float: JSON numbers arrive here as Decimals already),
-    finite, with messages that read well in a row report."""
-    if isinstance(value, bool) or not isinstance(value, int | str | Decimal):
+    """Strings (a CSV cell, trimmed as a cell; a JSON string, as it is) and JSON numbers as written, in the one
+    grammar of numbers (core.amounts: ASCII digits, an optional point and decimals; no exponent, underscores,
+    spaces or other digits), with messages that read well in a row report. The column's bounds are checked
+    after (_fits_column)."""
+    if isinstance(value, bool) or not isinstance(value, _JsonNumber | str | int | Decimal):
         raise _Bad(f"expected a number, got {_show(value)}")
+    text = value.text if isinstance(value, _JsonNumber) else value if isinstance(value, str) else str(value)
     try:
-        number = Decimal(value.strip()) if isinstance(value, str) else Decimal(value)
-    except InvalidOperation:
-        hint = "; use a point for decimals and no thousands separator" if "," in str(value) else ""
-        raise _Bad(f"{_show(value)} is not a number{hint}") from None
-    if not number.is_finite():
-        raise _Bad(f"{_show(value)} is not a finite number")
-    return number
+        return parse_decimal(text, places=None, whole_digits=None)
+    except AmountError as refused:
+        try:
+            python_reads = Decimal(text)
+        except InvalidOperation:
+            hint = "; use a point for decimals and no thousands separator" if "," in text else ""
+            raise _Bad(f"{_show(value)} is not a number{hint}") from None
+        if not python_reads.is_finite():
+            raise _Bad(f"{_show(value)} is not a finite number") from None
+        raise _Bad(refused.message) from None
 
 
 def _positive(number: Decimal) -> str | None:
@@ -415,7 +450,7 @@ def _at_most_one(number: Decimal) -> str | None:
 
 
 def _quantity_in_range(number: Decimal) -> str | None:
-    return None if abs(number) <= MAX_QUANTITY else f"{number} is out of range: at most 10^15 either way"
+    return None if abs(number) <= MAX_QUANTITY else f"{_number_text(number)} is out of range: at most 10^15 either way"
 
 
 def _fits_column(column: models.DecimalField[Any, Any]) -> Callable[[Decimal], str | None]:
@@ -425,9 +460,9 @@ def _fits_column(column: models.DecimalField[Any, Any]) -> Callable[[Decimal], s
 
     def check(number: Decimal) -> str | None:
         if abs(number) >= Decimal(10) ** whole_digits:
-            return f"{number} is too large: at most {whole_digits} digits before the decimal point"
+            return f"{_number_text(number)} is too large: at most {whole_digits} digits before the decimal point"
         if number != number.quantize(quantum):
-            return f"{number} has more than {column.decimal_places} decimal places"
+            return f"{_number_text(number)} has more than {column.decimal_places} decimal places"
         return None
 
     return check

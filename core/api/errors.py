@@ -121,6 +121,8 @@ def first_error(detail: Any, field: str | None = None) -> tuple[str, str, str | 
 
 
 class ErrorDetailSerializer(serializers.Serializer):
+    """What went wrong: a stable code, a message and the input at fault."""
+
     code = serializers.CharField(help_text="Machine-readable, stable: switch on this.")
     message = serializers.CharField(help_text="For people; may change.")
     field = serializers.CharField(allow_null=True, help_text="The input at fault (dotted when nested), or null.")

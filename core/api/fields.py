@@ -12,9 +12,15 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.fields import empty
 
+from core.amounts import MAX_PLACES, MAX_WHOLE_DIGITS, AmountError, parse_decimal
+from core.money import currency_quantum
+
 
 class DecimalString(serializers.DecimalField):
-    """A Decimal amount, in and out as a JSON string. A JSON number is refused: a float can lose digits."""
+    """A decimal number, in and out as a JSON string, in the one grammar of core.amounts (ASCII digits, an optional
+    point and decimals; no spaces, underscores, exponent or other digits). A JSON number is refused: a float can
+    lose digits. In: at most `decimal_places` places (8 by default) and `max_digits - decimal_places` digits
+    before the point (20), never rounded. Out: quantized to `decimal_places`."""
 
     default_error_messages = {
         **serializers.DecimalField.default_error_messages,
@@ -22,20 +28,85 @@ class DecimalString(serializers.DecimalField):
     }
 
     def __init__(self, **kwargs: Any) -> None:
-        kwargs.setdefault("max_digits", 28)
-        kwargs.setdefault("decimal_places", 8)
+        kwargs.setdefault("max_digits", MAX_WHOLE_DIGITS + MAX_PLACES)
+        kwargs.setdefault("decimal_places", MAX_PLACES)
         kwargs["coerce_to_string"] = True
         super().__init__(**kwargs)
 
     def to_internal_value(self, data: Any) -> Any:
         if not isinstance(data, str):
             self.fail("not_a_string")
-        return super().to_internal_value(data)
+        try:
+            return parse_decimal(data, places=self.decimal_places or 0, whole_digits=self.max_whole_digits or 0)
+        except AmountError as error:
+            raise serializers.ValidationError(error.message, code=error.code) from None
+
+
+class WholeNumber(serializers.IntegerField):
+    """A whole number, as a JSON integer. REST framework's IntegerField also takes "12", full-width digits,
+    "1_000", " 12" and 12.0 (Python's int() reads them all): here a string, a float or a boolean is refused."""
+
+    default_error_messages = {
+        **serializers.IntegerField.default_error_messages,
+        "not_an_integer": "give a whole number as a JSON integer, e.g. 12",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("not_an_integer")
+        return data
+
+
+class _Money:
+    """A value with the currency it is in, from MoneyString.get_attribute to its to_representation."""
+
+    __slots__ = ("currency", "value")
+
+    def __init__(self, value: Any, currency: str) -> None:
+        self.value = value
+        self.currency = currency
+
+
+class MoneyString(DecimalString):
+    """An amount of money, shown with its currency's decimal places (core.money: "19500.00" in USD,
+    "0.12500000" in BTC), the currency read from the object rendered at `currency` (a dotted path: for example
+    "account.base_currency"; a key of a dict row). In, the grammar of DecimalString; the service that knows the
+    currency holds the amount to its places."""
+
+    def __init__(self, *, currency: str = "currency", **kwargs: Any) -> None:
+        self.currency_path = currency.split(".")
+        super().__init__(**kwargs)
+
+    def currency_of(self, instance: Any) -> str:
+        value = instance
+        for attr in self.currency_path:
+            value = value[attr] if isinstance(value, Mapping) else getattr(value, attr)
+        return str(value)
+
+    def get_attribute(self, instance: Any) -> Any:
+        value = super().get_attribute(instance)
+        return None if value is None else _Money(value, self.currency_of(instance))
+
+    def to_representation(self, value: Any) -> Any:
+        if isinstance(value, _Money):
+            return money_text(value.value, value.currency)
+        return super().to_representation(value)
+
+
+def money_text(value: Any, currency: str) -> str:
+    number = value if isinstance(value, Decimal) else Decimal(str(value).strip())
+    return format(number.quantize(currency_quantum(currency)), "f")
+
+
+# Why no docstring on StrictSerializer and FastRepresentation: drf-spectacular describes a serializer's component
+# with the first docstring among its classes up to REST framework's, so theirs would stand in the API document
+# for every serializer that has none of its own (it did: "Mix into a serializer..."). Each client-facing
+# serializer says what it is itself; tests/api/test_api_docs.py checks the document's descriptions.
 
 
 class StrictSerializer(serializers.Serializer):
-    """Input with a field the serializer does not name is refused (a typo, or an attempt to set what the caller
-    may not: mass assignment), instead of being silently ignored."""
+    # Input with a field the serializer does not name is refused (a typo, or an attempt to set what the caller
+    # may not: mass assignment), instead of being silently ignored.
 
     def to_internal_value(self, data: Any) -> Any:
         if isinstance(data, Mapping):
@@ -49,14 +120,15 @@ class StrictSerializer(serializers.Serializer):
 
 
 class FastRepresentation:
-    """Mix into a serializer (before the REST framework class) to render it from a plan made once per class.
-
-    REST framework builds and deep-copies every field of a serializer each time one is made (a ModelSerializer
-    inspects its model again), which costs more than the queries of a small read. The plan holds, per readable
-    field, how to read the value and how to write it, with REST framework's own rules for the types used here
-    (decimal strings quantized to the field's places, ISO datetimes in the current time zone with `Z` for UTC,
-    primary keys of relations, nested and method fields); any other field type is rendered by the field itself.
-    The schema still comes from the declared fields, and the tests compare both renderings."""
+    # Mix into a serializer (before the REST framework class) to render it from a plan made once per class.
+    #
+    # REST framework builds and deep-copies every field of a serializer each time one is made (a ModelSerializer
+    # inspects its model again), which costs more than the queries of a small read. The plan holds, per readable
+    # field, how to read the value and how to write it, with REST framework's own rules for the types used here
+    # (decimal strings quantized to the field's places, money to its currency's, ISO datetimes in the current
+    # time zone with `Z` for UTC, primary keys of relations, nested and method fields); any other field type is
+    # rendered by the field itself. The schema still comes from the declared fields, and the tests compare both
+    # renderings.
 
     _plans: dict[type, list[tuple[str, str, Any, Any]]] = {}
 
@@ -84,6 +156,8 @@ class FastRepresentation:
                 out[name] = value
             elif kind == "str":
                 out[name] = str(value)
+            elif kind == "money":
+                out[name] = money_text(value, extra(instance))
             elif kind == "decimal":
                 out[name] = format(value.quantize(extra), "f") if isinstance(value, Decimal) else _decimal(value, extra)
             elif kind == "datetime":
@@ -136,6 +210,8 @@ def _step(name: str, field: Any) -> tuple[str, str, Any, Any]:
         return name, "many", read, type(field.child)
     if isinstance(field, serializers.BaseSerializer):
         return name, "one", read, type(field)
+    if isinstance(field, MoneyString):
+        return name, "money", read, field.currency_of
     if isinstance(field, serializers.DecimalField):
         return name, "decimal", read, Decimal(1).scaleb(-(field.decimal_places or 0))
     if isinstance(field, serializers.DateTimeField):

@@ -5,11 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes
 
 from core.api.errors import ErrorSerializer
+from core.api.fields import MoneyString
 from core.api.idempotency import HEADER, MAX_KEY_LENGTH
 
 _ERRORS = {
@@ -46,6 +47,27 @@ class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
                 "expire (90 days by default, at most 366)."
             ),
         }
+
+
+class DecimalStringField(OpenApiSerializerFieldExtension):
+    """Decimal strings (core.api.fields.DecimalString, MoneyString) as their grammar is: ASCII digits, an optional
+    point and decimals (the pattern drf-spectacular writes for a DecimalField allows "", "-" and "1.")."""
+
+    target_class = "core.api.fields.DecimalString"
+    match_subclasses = True
+
+    def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
+        field = self.target
+        whole = field.max_whole_digits or 0
+        places = field.decimal_places or 0
+        negative = field.min_value is None or field.min_value < 0
+        pattern = rf"^{'-?' if negative else ''}[0-9]{{1,{whole}}}" + (rf"(\.[0-9]{{1,{places}}})?$" if places else "$")
+        schema: dict[str, Any] = {"type": "string", "format": "decimal", "pattern": pattern}
+        if isinstance(field, MoneyString):
+            schema["description"] = (
+                "An amount in the account's currency, with its decimal places (2 for USD, 8 for BTC)."
+            )
+        return schema
 
 
 class ApiAutoSchema(AutoSchema):

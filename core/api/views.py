@@ -66,6 +66,8 @@ class ClientView(ApiView):
 
 
 class TokenSerializer(FastRepresentation, serializers.ModelSerializer[ApiToken]):
+    """An API token: its prefix and lifetime, never its secret."""
+
     current = serializers.SerializerMethodField(help_text="Whether this is the token of this request.")
 
     class Meta:

@@ -43,7 +43,7 @@ from core.audit import AuditEntry, audit_record, audit_record_many
 from core.bulk import bulk_update_fields
 from core.dispatch import dispatch_on_commit
 from core.errors import ConflictError, NotFoundError, ValidationError, WorkoutError
-from core.money import currency_quantum
+from core.money import amount_check, currency_quantum
 from restructuring.models import (
     LIVE_PROPOSAL_STATES,
     Approval,
@@ -64,6 +64,7 @@ from restructuring.models import (
     TopUpStatus,
 )
 from restructuring.schedules import Schedule, ScheduleError, ScheduleTerms, schedule_build
+from restructuring.selectors import client_proposals
 from restructuring.services.case_end import proposals_withdraw_for_cases
 from restructuring.services.controls import (
     approval_flags,
@@ -149,10 +150,13 @@ def _proposal(proposal_id: int) -> Proposal:
 
 
 def _clients_proposal(proposal_id: int, client_id: int) -> Proposal:
-    proposal = _proposal(proposal_id)
-    if proposal.case.account.client_id != client_id:
-        raise NotFoundError(f"proposal {proposal_id} does not exist", proposal_id=proposal_id)
-    return proposal
+    """The client's proposal and its case, locked, when it is one the client may see (client_proposals). Checked
+    before any lock, with a plain read: naming another client's proposal, or one never offered, is a 404 that
+    neither waits behind nor takes a lock on rows that are not the caller's. (Who owns a proposal, and whether it
+    was ever offered or countered by the client, never changes once true, so the check holds under the lock.)"""
+    if not client_proposals(client_id).filter(pk=proposal_id).exists():
+        raise NotFoundError(f"offer {proposal_id} does not exist", proposal_id=proposal_id)
+    return _proposal(proposal_id)
 
 
 def _move(obj: Any, method: str, what: str) -> str:
@@ -207,6 +211,14 @@ def _terms(data: Mapping[str, Any] | Terms) -> Terms:
         raise ValidationError(str(exc), field=exc.field) from None
 
 
+def _amounts_check(
+    terms: Terms, currency: str, names: tuple[str, ...] = ("collateral_to_add", "principal_haircut")
+) -> None:
+    """The terms' amounts of money have at most their currency's places."""
+    for name in names:
+        amount_check(getattr(terms, name), currency, field=name)
+
+
 def _latest_report(case: Case) -> FeasibilityReport:
     report = FeasibilityReport.objects.filter(case=case).select_related("case").order_by("-created_at", "-pk").first()
     if report is None:
@@ -247,6 +259,7 @@ def proposal_draft(*, case_id: int, terms: Mapping[str, Any] | Terms, actor: Use
             raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
         if case.state not in (CaseState.MARGIN_CALL, CaseState.PROPOSED):
             raise NegotiationError(f"case {case_id} is {case.state}: proposals are made in margin call")
+        _amounts_check(parsed, case.account.base_currency)
         proposal = Proposal(
             case=case,
             round=_round(case),
@@ -288,6 +301,7 @@ def proposal_edit(*, proposal_id: int, terms: Mapping[str, Any] | Terms, actor: 
             raise NegotiationError(f"proposal {proposal_id} is a liquidation: it has no terms to edit")
         if proposal.state not in (ProposalState.DRAFT, ProposalState.PENDING_APPROVAL, ProposalState.APPROVED):
             raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: its terms can no longer change")
+        _amounts_check(parsed, proposal.case.account.base_currency)
         before = str(proposal.state)
         if proposal.state != ProposalState.DRAFT:
             _move(proposal, "send_back", f"proposal {proposal_id}")
@@ -477,6 +491,7 @@ def offer_send(
     offer expires; the client may counter within the bounds (by default: WORKOUT_COUNTER_* around the offered
     terms). A liquidation is never offered."""
     _require(actor, "restructuring.offer_proposal", "send offers")
+    offer_hours = offer_hours_check(hours)
     with transaction.atomic():
         proposal = _proposal(proposal_id)
         case = proposal.case
@@ -490,7 +505,7 @@ def offer_send(
         case_before = _move(case, "offer", f"case {case.pk}")
         now = timezone.now()
         proposal.offered_at = now
-        proposal.expires_at = now + timedelta(hours=hours if hours is not None else settings.WORKOUT_OFFER_HOURS)
+        proposal.expires_at = now + timedelta(hours=offer_hours)
         proposal.counter_bounds = dict(counter_bounds) if counter_bounds else _default_bounds(proposal)
         proposal.save(update_fields=["state", "offered_at", "expires_at", "counter_bounds", "updated_at"])
         case.save(update_fields=["state", "updated_at"])
@@ -509,6 +524,17 @@ def offer_send(
             dedupe_key=f"offer:{proposal.pk}",
         )
     return proposal
+
+
+def offer_hours_check(hours: float | Decimal | None) -> float:
+    """How long an offer stands: the house default when not given, else more than 0 and at most
+    WORKOUT_OFFER_MAX_HOURS (ValidationError on `hours`). Unbounded, 1e8 hours was past the year 9999: a 500."""
+    if hours is None:
+        return float(settings.WORKOUT_OFFER_HOURS)
+    limit = float(settings.WORKOUT_OFFER_MAX_HOURS)
+    if isinstance(hours, bool) or not isinstance(hours, int | float | Decimal) or not 0 < hours <= limit:
+        raise ValidationError(f"hours {hours}: an offer stands more than 0 and at most {limit:g} hours", field="hours")
+    return float(hours)
 
 
 def _default_bounds(proposal: Proposal) -> dict[str, str | int]:
@@ -608,6 +634,8 @@ def offer_counter(*, proposal_id: int, client_id: int, terms: Mapping[str, Any])
         now = timezone.now()
         _offered(offer, now)
         parsed = _terms({**offer.terms, **terms})
+        if "collateral_to_add" in terms:  # what the client typed; the rest is as offered
+            _amounts_check(parsed, offer.case.account.base_currency, ("collateral_to_add",))
         _within_bounds(parsed, offer)
         before = _move(offer, "counter", f"proposal {proposal_id}")
         case_before = _move(offer.case, "counter", f"case {offer.case_id}")
@@ -729,6 +757,7 @@ def topup_declare(*, account_id: int, client_id: int, amount: Decimal, reference
         account = MarginAccount.objects.filter(pk=account_id, client_id=client_id).first()
         if account is None:
             raise NotFoundError(f"account {account_id} does not exist", account_id=account_id)
+        amount_check(amount, account.base_currency, field="amount")
         topup = CollateralTopUp.objects.create(
             account=account, amount=amount, reference=reference[:200], declared_at=timezone.now()
         )

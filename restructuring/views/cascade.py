@@ -3,20 +3,27 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django import forms
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from core.access import staff_view
 from core.errors import WorkoutError
+from core.forms import DecimalTextField
 from restructuring import charts
 from restructuring.services.cascade import cascade_compare
 
 
 class CascadeForm(forms.Form):
     symbol = forms.CharField(max_length=64, initial="BTC")
-    drop = forms.DecimalField(
-        min_value=0.01, max_value=0.99, decimal_places=4, initial=0.3, help_text="0.3: a 30% fall"
+    drop = DecimalTextField(
+        min_value=Decimal("0.01"),
+        max_value=Decimal("0.99"),
+        decimal_places=4,
+        initial="0.3",
+        help_text="0.3: a 30% fall",
     )
 
 

@@ -21,6 +21,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from core.access import staff_view
 from core.errors import WorkoutError
+from core.forms import DecimalTextField
 from core.staff import IssuedEnrolment, enrolment_issue, staff_user_deactivate, staff_user_reactivate
 from restructuring.roles import STAFF_ROLES
 from restructuring.selectors import staff_members_load
@@ -53,7 +54,7 @@ class RoleForm(forms.Form):
 
 class LimitForm(forms.Form):
     currency = forms.CharField(max_length=8)
-    amount = forms.DecimalField(max_digits=28, decimal_places=8, min_value=Decimal("0.00000001"))
+    amount = DecimalTextField(min_value=Decimal("0.00000001"))
 
 
 class CurrencyForm(forms.Form):

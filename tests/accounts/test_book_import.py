@@ -699,10 +699,26 @@ BAD_BOOK_ROWS = [
         id="zero-contract-size",
     ),
     pytest.param(
-        _set("instruments.0.average_daily_volume", "1E+21"),
-        "row instruments[0]: field 'average_daily_volume': 1E+21 is too large: "
+        _set("instruments.0.average_daily_volume", "1" + "0" * 21),
+        "row instruments[0]: field 'average_daily_volume': 1000000000000000000000 is too large: "
         "at most 20 digits before the decimal point",
         id="number-too-large-for-column",
+    ),
+    *(
+        pytest.param(
+            _set("accounts.0.cash", written),
+            f"row accounts[0]: field 'cash': {written!r} is not a plain decimal number (ASCII digits, optionally a "
+            "point and more digits; no spaces, underscores, exponent or other digits)",
+            id=f"number-format-{name}",
+        )
+        # Each of these Python's Decimal reads as a number: the one grammar of numbers (core.amounts) does not.
+        for name, written in [
+            ("full-width-digits", "\uff11\uff12\uff13"),
+            ("underscores", "1_000"),
+            ("surrounding-spaces", " 12 "),
+            ("exponent", "1e3"),
+            ("plus-sign", "+5"),
+        ]
     ),
     pytest.param(
         _set("accounts.0.positions", None),
@@ -1143,8 +1159,8 @@ def csv_book() -> None:
             "A1,XYZ,10", "row 3: field 'entry_price': missing: the row has 3 values, the header 5", id="short-row"
         ),
         pytest.param(
-            "A1,XYZ,1e16,,",
-            "row 3: field 'quantity': 1E+16 is out of range: at most 10^15 either way",
+            "A1,XYZ,10000000000000000,,",
+            "row 3: field 'quantity': 10000000000000000 is out of range: at most 10^15 either way",
             id="quantity-range",
         ),
         pytest.param("A1,XYZ,1,-2,", "row 3: field 'entry_price': -2 must not be negative", id="negative-entry-price"),

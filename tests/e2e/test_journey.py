@@ -283,7 +283,7 @@ def test_the_whole_journey_on_the_real_stack(
     assert [o["id"] for o in offers.body["results"]] == [rules_offer.pk]
     offer = client.get(f"/api/v1/offers/{rules_offer.pk}/").body
     assert (offer["terms"]["term_months"], offer["terms"]["rate_annual"]) == (12, "0.07200000")
-    assert offer["counter_bounds"] == {"max_term_months": 24, "min_rate": "0.05200000", "min_collateral": "0.00000000"}
+    assert offer["counter_bounds"] == {"max_term_months": 24, "min_rate": "0.05200000", "min_collateral": "0.00"}
     assert (offer["schedule_basis"], len(offer["schedule"])) == ("preview", 12)
 
     too_long = client.post(f"/api/v1/offers/{rules_offer.pk}/counter/", {"term_months": 36}, key=str(uuid.uuid4()))
