@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max
@@ -21,6 +22,8 @@ from django.utils import timezone
 
 from core.audit import AuditEntry, audit_record
 from core.errors import ConflictError, ValidationError, WorkoutError
+from core.jsonparse import JsonInputError
+from core.jsonparse import loads as json_loads
 from rules.engine import CompiledRule, RuleError, RuleSpec, rule_compile, ruleset_compile
 from rules.expressions import ExpressionError
 from rules.models import Rule, RuleSet, RuleSetStatus
@@ -296,13 +299,27 @@ def published_rules() -> tuple[RuleSet, list[CompiledRule]] | None:
     return rule_set, _compiled[rule_set.pk]
 
 
+def _ruleset_file_read(path: Path) -> dict[str, Any]:
+    """A rule-set file's JSON, bounded like every JSON from outside (core.jsonparse: a file nested thousands deep is
+    refused, not a RecursionError), with its shape checked before anything is written."""
+    try:
+        data = json_loads(path.read_text(), max_depth=settings.WORKOUT_JSON_MAX_DEPTH)
+    except JsonInputError as error:
+        raise RuleValidationError(f"{path}: {error.message}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not isinstance(data.get("rules"), list):
+        raise RuleValidationError(
+            f'{path}: a rule set is an object with "name" (text) and "rules" (a list)'
+        )
+    return data
+
+
 def ruleset_load(
     path: Path = DEFAULT_RULES, *, publish: bool = False, system_actor: str = "setup", actor: User | None = None
 ) -> RuleSet:
     """A rule set from a JSON file ({"name", "description", "rules": [...]}), as a draft written by `actor` (else
     the system actor), optionally published by the system actor (only as an installation's first policy). All or
     nothing: a refused publication leaves no draft behind."""
-    data = json.loads(path.read_text())
+    data = _ruleset_file_read(path)
     with transaction.atomic():
         rule_set = ruleset_create(
             name=data["name"],

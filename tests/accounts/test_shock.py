@@ -158,6 +158,11 @@ def test_without_at_the_price_is_written_now(market: dict[str, Instrument]) -> N
         (["BTC", "-5%", "BTC", "-6%"], "BTC is given twice"),
         (["NEW", "-5%"], "NEW has no price at or before"),
         (["ETH", "-5%", "DOGE", "-5%"], "unknown instrument(s): DOGE"),
+        # the one grammar of numbers (issue 14): ASCII digits only, no spaces, underscores or exponents
+        (["BTC", "-\uff12\uff15%"], "write it as a percentage such as -25% or +10%"),
+        (["BTC", "+2_5%"], "write it as a percentage such as -25% or +10%"),
+        (["BTC", " -25%"], "write it as a percentage such as -25% or +10%"),
+        (["BTC", "+2e1%"], "write it as a percentage such as -25% or +10%"),
     ],
 )
 @pytest.mark.django_db

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 from django.contrib.auth.models import Permission, User
+from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -173,3 +175,32 @@ def test_a_refused_publication_from_a_file_leaves_no_draft_behind() -> None:
         ruleset_load(DEFAULT_RULES, publish=True)
 
     assert (RuleSet.objects.count(), AuditEvent.objects.count()) == (sets, events)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("[" * 20_000 + "]" * 20_000, "levels deep"),
+        ('{"name": "x", "rules": [' + "9" * 5_000 + "]}", "a number of 5000 characters"),
+        ('["not", "an", "object"]', 'a rule set is an object with "name" (text) and "rules" (a list)'),
+        ('{"rules": []}', 'a rule set is an object with "name" (text) and "rules" (a list)'),
+        ("{", "not valid JSON"),
+    ],
+)
+@pytest.mark.django_db
+def test_a_rule_set_file_that_is_not_one_is_refused_naming_the_problem_and_writes_nothing(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    """Issue 14: the rules_load file is JSON from outside like any other, read with the same bounds (a file nested
+    20,000 deep was a RecursionError, a traceback)."""
+    path = tmp_path / "rules.json"
+    path.write_text(content)
+    events = AuditEvent.objects.count()
+
+    with pytest.raises(CommandError) as raised:
+        call_command("rules_load", str(path))
+
+    assert problem in str(raised.value)
+    assert str(path) in str(raised.value)
+    assert not RuleSet.objects.exists()
+    assert AuditEvent.objects.count() == events

@@ -28,7 +28,8 @@ from accounts.services.prices import ShockError, percent_text, prices_shock
 from core.commands import OperationCommand
 from core.errors import WorkoutError
 
-_PERCENT = re.compile(r"^([+-]?)(\d+(?:\.\d+)?)%$")
+# ASCII digits only: Python's \d and Decimal also read full-width and other Unicode digits as numbers.
+_PERCENT = re.compile(r"^([+-]?)([0-9]+(?:\.[0-9]+)?)%$")
 # argparse before Python 3.13 reads "-25%" as an unknown option, because its test for "this is a negative
 # number, hence a positional" does not allow the "%"; the command widens that test (see create_parser).
 _NEGATIVE_NUMBER_OR_PERCENT = re.compile(r"^-\d+(?:\.\d+)?%?$|^-\.\d+%?$")
@@ -36,7 +37,7 @@ _NEGATIVE_NUMBER_OR_PERCENT = re.compile(r"^-\d+(?:\.\d+)?%?$|^-\.\d+%?$")
 
 def move_parse(text: str) -> Decimal:
     """'-25%' -> Decimal('-0.25'). A bare number is refused: '-0.25' could mean -25% or -0.25%."""
-    match = _PERCENT.match(text.strip())
+    match = _PERCENT.match(text)
     if match is None:
         raise ShockError(f"{text!r} is not a move: write it as a percentage such as -25% or +10%", move=text)
     sign, digits = match.groups()
