@@ -307,9 +307,7 @@ def _ruleset_file_read(path: Path) -> dict[str, Any]:
     except JsonInputError as error:
         raise RuleValidationError(f"{path}: {error.message}") from None
     if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not isinstance(data.get("rules"), list):
-        raise RuleValidationError(
-            f'{path}: a rule set is an object with "name" (text) and "rules" (a list)'
-        )
+        raise RuleValidationError(f'{path}: a rule set is an object with "name" (text) and "rules" (a list)')
     return data
 
 
