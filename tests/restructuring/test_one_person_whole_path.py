@@ -213,7 +213,8 @@ PUSH_ANSWERS = ["accept", "counter", "counter", "decline", "leave it out"]  # th
 MONEY_MOVES = ["repayment", "repayment of another amount", "every repayment due", "top-up"]
 POLICY_MOVES = ["clone", "add a rule", "replace a rule", "delete a rule", "publish", "publish as a command"]
 
-# Where a case must be for each proposal event (restructuring/services/negotiation/proposals.py _APPROVABLE and the edges).
+# Where a case must be for each proposal event (restructuring/services/negotiation/proposals.py _APPROVABLE and
+# the edges).
 _APPROVING = {
     ProposalKind.RESTRUCTURE: {CaseState.PROPOSED, CaseState.OFFERED},
     ProposalKind.LIQUIDATE: {CaseState.MARGIN_CALL, CaseState.PROPOSED, CaseState.OFFERED, CaseState.DEFAULTED},
