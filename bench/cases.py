@@ -89,10 +89,10 @@ def main() -> None:
     from django.core.management import call_command
 
     from accounts.models import MarginAccount, Price, RiskSnapshot
-    from accounts.services.demo_book import demo_book_generate, demo_book_write
     from accounts.services.live_book import LiveBook
     from accounts.services.sweep import sweep_run
     from core.models import AuditEvent
+    from demo.book import demo_book_generate, demo_book_write
     from restructuring.services.case_sweep import cases_apply_risk
 
     call_command("migrate", verbosity=0)

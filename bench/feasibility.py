@@ -126,9 +126,9 @@ def celery_figures(cases: int, workers: int, accounts: int) -> dict[str, Any]:
     from django.utils import timezone
 
     from accounts.models import HealthBand, MarginAccount, RiskState
-    from accounts.services.demo_book import demo_book_generate, demo_book_write
     from accounts.services.sweep import sweep_run
     from config.celery import app
+    from demo.book import demo_book_generate, demo_book_write
     from restructuring.models import Case, CaseState, FeasibilityReport
     from restructuring.tasks import feasibility_enqueue
 

@@ -94,7 +94,7 @@ def main() -> None:
     from django.utils import timezone
 
     from accounts.models import MarginAccount
-    from accounts.services.demo_book import demo_book_generate, demo_book_write
+    from demo.book import demo_book_generate, demo_book_write
     from restructuring.models import Case, FeasibilityReport
     from restructuring.selectors import rule_facts_load
     from rules.actions import CaseHoldings

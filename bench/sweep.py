@@ -2,7 +2,7 @@
 
     python bench/sweep.py [--accounts 100000] [--orm-accounts 2000] [--repeat 5] [--reuse]
 
-It writes a synthetic book (accounts.services.demo_book) into its own database (BENCH_DATABASE_URL, default
+It writes a synthetic book (demo.book) into its own database (BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/workout_bench, created if missing), then measures:
 
 - kernel_s: the risk kernel over the prepared book (median of --repeat), two account shards on two threads;
@@ -134,10 +134,10 @@ def main() -> None:
     from accounts import risk
     from accounts.models import MarginAccount, Position
     from accounts.selectors import book_arrays_load
-    from accounts.services.demo_book import demo_book_generate, demo_book_write
     from accounts.services.live_book import LiveBook
     from accounts.services.sweep import risk_params, sweep_run
     from accounts.services.volatility import instrument_volatility_refresh
+    from demo.book import demo_book_generate, demo_book_write
 
     call_command("migrate", verbosity=0)
     from django.conf import settings

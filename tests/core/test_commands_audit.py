@@ -49,7 +49,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 BOOK = EXAMPLES / "book.json"
 PRICES = EXAMPLES / "prices.csv"
 MISSING = "/nonexistent/workout-test-file.json"
-PROJECT_APPS = {"core", "accounts", "restructuring", "rules", "core.auth_commands"}
+PROJECT_APPS = {"core", "accounts", "restructuring", "rules", "demo", "core.auth_commands"}
 NEW_PASSWORD = "a long new password 7"
 
 Context = dict[str, Any]
