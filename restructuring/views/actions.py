@@ -9,7 +9,6 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
-from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -33,11 +32,8 @@ from restructuring.services.negotiation import (
     proposal_submit,
     repayment_record,
 )
+from restructuring.views.posting import service_run, staff_actor
 from restructuring.views.reads import ScheduleRow, ValuationReading
-
-
-def _actor(request: HttpRequest) -> User:
-    return request.user  # type: ignore[return-value]  # staff_view let only a signed-in user through
 
 
 def _back(case_id: int, anchor: str = "") -> HttpResponseRedirect:
@@ -46,16 +42,6 @@ def _back(case_id: int, anchor: str = "") -> HttpResponseRedirect:
 
 def _case_of(proposal_id: int) -> int:
     return int(get_object_or_404(Proposal.objects.values_list("case_id", flat=True), pk=proposal_id))
-
-
-def _run(request: HttpRequest, act: Callable[[], str]) -> None:
-    """Call the service; its refusal becomes the message."""
-    try:
-        done = act()
-    except WorkoutError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, done)
 
 
 def _seen_version(request: HttpRequest, form: SeenVersionForm) -> int | None:
@@ -69,6 +55,24 @@ def _seen_version(request: HttpRequest, form: SeenVersionForm) -> int | None:
     return None
 
 
+def _decide(
+    request: HttpRequest,
+    case_id: int,
+    proposal_id: int,
+    form: SeenVersionForm,
+    act: Callable[[int], str],
+    *,
+    back_to_proposal: bool = True,
+) -> HttpResponseRedirect:
+    """A decision on the terms the officer saw: the version the form carries, then the service called with it (its
+    outcome or refusal the message), then back to the proposal, or to the case when the decision moved it on."""
+    version = _seen_version(request, form)
+    if version is None:
+        return _back(case_id, f"proposal-{proposal_id}")
+    service_run(request, lambda: act(version))
+    return _back(case_id, f"proposal-{proposal_id}" if back_to_proposal else "")
+
+
 # ---------------------------------------------------------------------------------------------- proposals
 
 
@@ -78,10 +82,10 @@ def proposal_submit_view(request: HttpRequest, proposal_id: int) -> HttpResponse
     case_id = _case_of(proposal_id)
 
     def act() -> str:
-        proposal_submit(proposal_id=proposal_id, actor=_actor(request))
+        proposal_submit(proposal_id=proposal_id, actor=staff_actor(request))
         return f"Proposal {proposal_id} submitted for approval."
 
-    _run(request, act)
+    service_run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
 
 
@@ -90,21 +94,17 @@ def proposal_submit_view(request: HttpRequest, proposal_id: int) -> HttpResponse
 def proposal_approve_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
     case_id = _case_of(proposal_id)
     form = ApproveForm(request.POST)
-    version = _seen_version(request, form)
-    if version is None:
-        return _back(case_id, f"proposal-{proposal_id}")
-    override_reason = form.cleaned_data["override_reason"]
 
-    def act() -> str:
+    def act(version: int) -> str:
+        override_reason = form.cleaned_data["override_reason"]
         outcome = proposal_approve(
-            proposal_id=proposal_id, actor=_actor(request), version=version, override_reason=override_reason
+            proposal_id=proposal_id, actor=staff_actor(request), version=version, override_reason=override_reason
         )
         if outcome.approved:
             return f"Proposal {proposal_id} approved: it can be offered to the client."
         return f"Your approval of proposal {proposal_id} is recorded; a second approval is needed: {outcome.needs}."
 
-    _run(request, act)
-    return _back(case_id, f"proposal-{proposal_id}")
+    return _decide(request, case_id, proposal_id, form, act)
 
 
 @staff_view("restructuring.approve_proposal")
@@ -117,10 +117,10 @@ def proposal_reject_view(request: HttpRequest, proposal_id: int) -> HttpResponse
         return _back(case_id, f"proposal-{proposal_id}")
 
     def act() -> str:
-        proposal_reject(proposal_id=proposal_id, actor=_actor(request), reason=form.cleaned_data["reason"])
+        proposal_reject(proposal_id=proposal_id, actor=staff_actor(request), reason=form.cleaned_data["reason"])
         return f"Proposal {proposal_id} rejected."
 
-    _run(request, act)
+    service_run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
 
 
@@ -129,50 +129,38 @@ def proposal_reject_view(request: HttpRequest, proposal_id: int) -> HttpResponse
 def proposal_offer_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
     case_id = _case_of(proposal_id)
     form = OfferForm(request.POST)
-    version = _seen_version(request, form)
-    if version is None:
-        return _back(case_id, f"proposal-{proposal_id}")
 
-    def act() -> str:
+    def act(version: int) -> str:
         proposal = offer_send(
-            proposal_id=proposal_id, actor=_actor(request), version=version, hours=form.cleaned_data["hours"]
+            proposal_id=proposal_id, actor=staff_actor(request), version=version, hours=form.cleaned_data["hours"]
         )
         return f"Proposal {proposal_id} offered to the client until {proposal.expires_at:%Y-%m-%d %H:%M} UTC."
 
-    _run(request, act)
-    return _back(case_id, f"proposal-{proposal_id}")
+    return _decide(request, case_id, proposal_id, form, act)
 
 
 @staff_view("restructuring.execute_proposal")
 @require_POST
 def proposal_execute_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
     case_id = _case_of(proposal_id)
-    version = _seen_version(request, SeenVersionForm(request.POST))
-    if version is None:
-        return _back(case_id, f"proposal-{proposal_id}")
 
-    def act() -> str:
-        proposal_execute(proposal_id=proposal_id, actor=_actor(request), version=version)
+    def act(version: int) -> str:
+        proposal_execute(proposal_id=proposal_id, actor=staff_actor(request), version=version)
         return f"Proposal {proposal_id} executed: the case is restructured."
 
-    _run(request, act)
-    return _back(case_id, f"proposal-{proposal_id}")
+    return _decide(request, case_id, proposal_id, SeenVersionForm(request.POST), act)
 
 
 @staff_view("restructuring.liquidate_case")
 @require_POST
 def proposal_liquidate_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
     case_id = _case_of(proposal_id)
-    version = _seen_version(request, SeenVersionForm(request.POST))
-    if version is None:
-        return _back(case_id, f"proposal-{proposal_id}")
 
-    def act() -> str:
-        proposal_liquidate(proposal_id=proposal_id, actor=_actor(request), version=version)
+    def act(version: int) -> str:
+        proposal_liquidate(proposal_id=proposal_id, actor=staff_actor(request), version=version)
         return f"Proposal {proposal_id} carried out: case {case_id} is in liquidation."
 
-    _run(request, act)
-    return _back(case_id)
+    return _decide(request, case_id, proposal_id, SeenVersionForm(request.POST), act, back_to_proposal=False)
 
 
 @staff_view("restructuring.execute_proposal")
@@ -187,10 +175,10 @@ def repayment_record_view(request: HttpRequest, installment_id: int) -> HttpResp
     amount: Decimal = form.cleaned_data["amount"]
 
     def act() -> str:
-        paid = repayment_record(installment_id=installment_id, amount=amount, actor=_actor(request))
+        paid = repayment_record(installment_id=installment_id, amount=amount, actor=staff_actor(request))
         return f"Installment {paid.number} paid ({amount:f})."
 
-    _run(request, act)
+    service_run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
 
 
@@ -209,10 +197,10 @@ def case_liquidate_view(request: HttpRequest, case_id: int) -> HttpResponse:
 
     def act() -> str:
         reason = form.cleaned_data["reason"]
-        proposal = proposal_liquidation_draft(case_id=case_id, reason=reason, actor=_actor(request))
+        proposal = proposal_liquidation_draft(case_id=case_id, reason=reason, actor=staff_actor(request))
         return f"Liquidation proposed (proposal {proposal.pk}): another officer approves it before it is carried out."
 
-    _run(request, act)
+    service_run(request, act)
     return _back(case_id)
 
 
@@ -240,7 +228,7 @@ def proposal_new(request: HttpRequest, case_id: int) -> HttpResponse:
             return _terms_page(request, case, form, None, preview=_preview(case, form))
         try:
             proposal = proposal_draft(
-                case_id=case.pk, terms=form.terms(), actor=_actor(request), name=form.cleaned_data["name"]
+                case_id=case.pk, terms=form.terms(), actor=staff_actor(request), name=form.cleaned_data["name"]
             )
         except ValidationError as exc:
             form.add_service_error(exc.context.get("field"), str(exc))
@@ -265,7 +253,7 @@ def proposal_edit_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
         if "preview" in request.POST:
             return _terms_page(request, case, form, proposal, preview=_preview(case, form))
         try:
-            proposal_edit(proposal_id=proposal.pk, terms=form.terms(), actor=_actor(request))
+            proposal_edit(proposal_id=proposal.pk, terms=form.terms(), actor=staff_actor(request))
         except ValidationError as exc:
             form.add_service_error(exc.context.get("field"), str(exc))
         except WorkoutError as exc:

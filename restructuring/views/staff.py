@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -32,6 +33,7 @@ from restructuring.services.staff import (
     staff_role_grant,
     staff_role_revoke,
 )
+from restructuring.views.posting import service_run, staff_actor
 
 _ROLE_CHOICES = [(role, role.replace("_", " ")) for role in STAFF_ROLES]
 
@@ -61,10 +63,6 @@ class CurrencyForm(forms.Form):
     currency = forms.CharField(max_length=8)
 
 
-def _actor(request: HttpRequest) -> User:
-    return request.user  # type: ignore[return-value]  # staff_view let only a signed-in user through
-
-
 def _back(user_id: int | None = None) -> HttpResponseRedirect:
     return redirect(reverse("staff") + (f"#user-{user_id}" if user_id else ""))
 
@@ -73,14 +71,21 @@ def _username(user_id: int) -> str:
     return get_object_or_404(User, pk=user_id).get_username()
 
 
-def _run(request: HttpRequest, act: Callable[[], str]) -> None:
-    """Call the service; its refusal becomes the message."""
-    try:
-        done = act()
-    except WorkoutError as exc:
-        messages.error(request, str(exc))
+def _member_action(
+    request: HttpRequest,
+    user_id: int,
+    act: Callable[[str, dict[str, Any]], str],
+    form_class: type[forms.Form] | None = None,
+) -> HttpResponseRedirect:
+    """An action on one member: the member looked up (404), the form read (its errors the message), then the service
+    called with the member's name and the form's data; what it did, or its refusal, is the message."""
+    username = _username(user_id)
+    form = form_class(request.POST) if form_class else None
+    if form is not None and not form.is_valid():
+        messages.error(request, _form_errors(form))
     else:
-        messages.success(request, done)
+        service_run(request, lambda: act(username, form.cleaned_data if form else {}))
+    return _back(user_id)
 
 
 def _form_errors(form: forms.Form) -> str:
@@ -130,7 +135,7 @@ def staff_create_view(request: HttpRequest) -> HttpResponse:
             username=form.cleaned_data["username"],
             email=form.cleaned_data["email"],
             roles=[role] if role else [],
-            actor=_actor(request),
+            actor=staff_actor(request),
         )
     except WorkoutError as exc:
         messages.error(request, str(exc))
@@ -143,7 +148,7 @@ def staff_create_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 def enrolment_issue_view(request: HttpRequest, user_id: int) -> HttpResponse:
     try:
-        issued = enrolment_issue(user_id=user_id, actor=_actor(request))
+        issued = enrolment_issue(user_id=user_id, actor=staff_actor(request))
     except WorkoutError as exc:
         messages.error(request, str(exc))
         return _back(user_id)
@@ -153,102 +158,68 @@ def enrolment_issue_view(request: HttpRequest, user_id: int) -> HttpResponse:
 @staff_view("auth.change_user")
 @require_POST
 def role_grant_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
-    form = RoleForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _form_errors(form))
-        return _back(user_id)
-    role = form.cleaned_data["role"]
-
-    def act() -> str:
-        if staff_role_grant(user_id=user_id, role=role, actor=_actor(request)):
+    def act(username: str, data: dict[str, Any]) -> str:
+        role = data["role"]
+        if staff_role_grant(user_id=user_id, role=role, actor=staff_actor(request)):
             return f"{username} is now {role}."
         return f"{username} already was {role}."
 
-    _run(request, act)
-    return _back(user_id)
+    return _member_action(request, user_id, act, RoleForm)
 
 
 @staff_view("auth.change_user")
 @require_POST
 def role_revoke_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
-    form = RoleForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _form_errors(form))
-        return _back(user_id)
-    role = form.cleaned_data["role"]
-
-    def act() -> str:
-        if staff_role_revoke(user_id=user_id, role=role, actor=_actor(request)):
+    def act(username: str, data: dict[str, Any]) -> str:
+        role = data["role"]
+        if staff_role_revoke(user_id=user_id, role=role, actor=staff_actor(request)):
             return f"{username} is no longer {role}."
         return f"{username} was not {role}."
 
-    _run(request, act)
-    return _back(user_id)
+    return _member_action(request, user_id, act, RoleForm)
 
 
 @staff_view("auth.change_user")
 @require_POST
 def limit_set_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
-    form = LimitForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _form_errors(form))
-        return _back(user_id)
-    currency, amount = form.cleaned_data["currency"], form.cleaned_data["amount"]
-
-    def act() -> str:
-        if approval_limit_set(user_id=user_id, currency=currency, amount=amount, actor=_actor(request)):
+    def act(username: str, data: dict[str, Any]) -> str:
+        currency, amount = data["currency"], data["amount"]
+        if approval_limit_set(user_id=user_id, currency=currency, amount=amount, actor=staff_actor(request)):
             return f"{username}'s authority limit in {currency.upper()} is now {amount}."
         return f"{username}'s authority limit in {currency.upper()} already was {amount}."
 
-    _run(request, act)
-    return _back(user_id)
+    return _member_action(request, user_id, act, LimitForm)
 
 
 @staff_view("auth.change_user")
 @require_POST
 def limit_clear_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
-    form = CurrencyForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _form_errors(form))
-        return _back(user_id)
-    currency = form.cleaned_data["currency"]
-
-    def act() -> str:
-        if approval_limit_clear(user_id=user_id, currency=currency, actor=_actor(request)):
+    def act(username: str, data: dict[str, Any]) -> str:
+        currency = data["currency"]
+        if approval_limit_clear(user_id=user_id, currency=currency, actor=staff_actor(request)):
             return f"{username}'s own limit in {currency.upper()} is cleared: their roles' limit applies."
         return f"{username} had no limit of their own in {currency.upper()}."
 
-    _run(request, act)
-    return _back(user_id)
+    return _member_action(request, user_id, act, CurrencyForm)
 
 
 @staff_view("auth.change_user")
 @require_POST
 def deactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
-
-    def act() -> str:
-        if staff_user_deactivate(user_id=user_id, actor=_actor(request)):
+    def act(username: str, _data: dict[str, Any]) -> str:
+        if staff_user_deactivate(user_id=user_id, actor=staff_actor(request)):
             return f"{username} is deactivated: they can no longer sign in, and their unused links are revoked."
         return f"{username} already was deactivated."
 
-    _run(request, act)
-    return _back(user_id)
+    return _member_action(request, user_id, act)
 
 
 @staff_view("auth.change_user")
 @require_POST
 def reactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
-
-    def act() -> str:
-        if staff_user_reactivate(user_id=user_id, actor=_actor(request)):
+    def act(username: str, _data: dict[str, Any]) -> str:
+        if staff_user_reactivate(user_id=user_id, actor=staff_actor(request)):
             return f"{username} is active again."
         return f"{username} already was active."
 
-    _run(request, act)
-    return _back(user_id)
+    return _member_action(request, user_id, act)
