@@ -22,14 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import resource
 import sys
 import time
 from decimal import Decimal
 from typing import Any
 
-from common import ensure_database, machine, median_time, nudge_prices, timed, truncate_workflow
+from common import database_ready, machine, median_time, nudge_prices, timed, truncate_workflow
 
 
 def orm_loop(account_ids: list[int]) -> float:
@@ -125,11 +124,9 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the book already in the bench database")
     args = parser.parse_args()
 
-    ensure_database(os.environ["DATABASE_URL"])
-    import django
+    database_ready()
 
-    django.setup()
-    from django.core.management import call_command
+    from django.conf import settings
 
     from accounts import risk
     from accounts.models import MarginAccount, Position
@@ -138,9 +135,6 @@ def main() -> None:
     from accounts.services.sweep import risk_params, sweep_run
     from accounts.services.volatility import instrument_volatility_refresh
     from demo.book import demo_book_generate, demo_book_write
-
-    call_command("migrate", verbosity=0)
-    from django.conf import settings
 
     settings.WORKOUT_AFTER_SWEEP_TASKS = []  # the sweep alone; bench/cases.py times it with the case moves
     figures: dict[str, Any] = {"bench": "sweep"}

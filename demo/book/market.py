@@ -11,11 +11,7 @@ from typing import Any, Final
 import numpy as np
 
 from accounts import risk
-from accounts.models import (
-    InstrumentKind,
-    OptionType,
-    ScenarioClass,
-)
+from accounts.models import InstrumentKind, OptionType, ScenarioClass
 from accounts.services.volatility import log_returns
 from demo.book.rows import BoolArray, FloatArray, InstrumentRows, IntArray, PriceRows
 

@@ -11,15 +11,7 @@ from typing import TypeVar
 
 from django.db import connection, models
 
-from accounts.models import (
-    Client,
-    ClientGroup,
-    Instrument,
-    InstrumentKind,
-    MarginAccount,
-    MarginMode,
-    Position,
-)
+from accounts.models import Client, ClientGroup, Instrument, InstrumentKind, MarginAccount, MarginMode, Position
 from accounts.services.book_import.readers import _a, _Problems, _Row, _unknown
 from accounts.services.book_import.specs import _BookFile, _InstrumentSpec, _PositionSpec
 

@@ -8,16 +8,7 @@ from typing import Any, TypeVar
 
 from django.db import models
 
-from accounts.models import (
-    Client,
-    ClientGroup,
-    Instrument,
-    LoanStatus,
-    MarginAccount,
-    MarginLoan,
-    Position,
-    Price,
-)
+from accounts.models import Client, ClientGroup, Instrument, LoanStatus, MarginAccount, MarginLoan, Position, Price
 from accounts.services.book_import.checks import _batches, _Existing, _ids, _instrument_layers
 from accounts.services.book_import.results import EntityCounts, ImportResult
 from accounts.services.book_import.specs import (
