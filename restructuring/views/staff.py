@@ -22,8 +22,8 @@ from django.views.decorators.http import require_GET, require_POST
 from core.access import staff_view
 from core.errors import WorkoutError
 from core.forms import DecimalTextField
+from core.roles import STAFF_ROLES
 from core.staff import IssuedEnrolment, enrolment_issue, staff_user_deactivate, staff_user_reactivate
-from restructuring.roles import STAFF_ROLES
 from restructuring.selectors import staff_members_load
 from restructuring.services.staff import (
     approval_limit_clear,
