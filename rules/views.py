@@ -1,7 +1,8 @@
 """The rules pages: the set in force and every other, drafts cloned from a set and edited rule by rule (each
-rule checked as it is typed, then again when saved), a draft's dry run against the set in force, and
-publishing (a senior credit officer). Officers edit; compliance reads; every change goes through
-rules.services, which refuses to touch a set that is not a draft.
+rule checked as it is typed, then again when saved), and publishing (a senior credit officer). Officers edit;
+compliance reads; every change goes through rules.services, which refuses to touch a set that is not a draft.
+A draft's dry run against the set in force is on the same pages, but its view is restructuring's
+(restructuring/views/rules_trial.py): it runs the cases, which rules does not import.
 """
 
 from __future__ import annotations
@@ -18,8 +19,6 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.access import staff_view
 from core.errors import WorkoutError
-from restructuring.models import Case
-from restructuring.services.rules_trial import ruleset_dry_run
 from rules.actions import ACTIONS
 from rules.forms import PARAMETER_PREFIX, RuleForm, check_url
 from rules.models import Rule, RuleSet, RuleSetStatus
@@ -227,28 +226,6 @@ def rule_check_view(request: HttpRequest, rule_set_id: int) -> HttpResponse:
         "parameters_changed": bool(trigger) and trigger.trigger_name == "action",  # type: ignore[union-attr]
     }
     return render(request, "rules/_check.html", context)
-
-
-@require_POST
-@staff_view(VIEW, CHANGE)
-def ruleset_dry_run_view(request: HttpRequest, rule_set_id: int) -> HttpResponse:
-    """The set against the one in force over every open case with a feasibility report (read-only)."""
-    rule_set = get_object_or_404(RuleSet, pk=rule_set_id)
-    trial = ruleset_dry_run(rule_set_id=rule_set.pk)
-    accounts = dict(
-        Case.objects.filter(pk__in=[d.case_id for d in trial.differences]).values_list("pk", "account__code")
-    )
-    differences = [(d, accounts.get(d.case_id, ""), d.after - d.before) for d in trial.differences]
-    return render(
-        request,
-        "rules/dry_run.html",
-        {
-            "rule_set": rule_set,
-            "trial": trial,
-            "differences": differences,
-            "delta": trial.recovery_after - trial.recovery_before,
-        },
-    )
 
 
 @require_POST
