@@ -19,6 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.access import staff_view
 from core.errors import WorkoutError
+from core.web import refusal_show
 from rules.actions import ACTIONS
 from rules.forms import PARAMETER_PREFIX, RuleForm, check_url
 from rules.models import Rule, RuleSet, RuleSetStatus
@@ -119,7 +120,7 @@ def _rule_page(request: HttpRequest, rule_set: RuleSet, rule: Rule | None) -> Ht
             except RuleValidationError as error:
                 form.add_rule_error(error)
             except WorkoutError as error:  # not a draft any more (published meanwhile)
-                messages.error(request, str(error))
+                refusal_show(request, error)
                 return redirect("rules-set", rule_set.pk)
             else:
                 messages.success(request, f"Rule {saved.name!r} saved in draft v{rule_set.version}.")
@@ -162,7 +163,7 @@ def rule_delete_view(request: HttpRequest, rule_set_id: int, rule_id: int) -> Ht
     try:
         rule_delete(rule_set_id=rule_set_id, name=rule.name, actor=_user(request))
     except WorkoutError as error:
-        messages.error(request, str(error))
+        refusal_show(request, error)
     else:
         messages.success(request, f"Rule {rule.name!r} deleted from draft v{rule.rule_set.version}.")
     return redirect("rules-set", rule_set_id)
@@ -235,7 +236,7 @@ def ruleset_publish_view(request: HttpRequest, rule_set_id: int) -> HttpResponse
     try:
         published = ruleset_publish(rule_set_id=rule_set.pk, actor=_user(request))
     except WorkoutError as error:  # not a draft, no rules, a rule no longer valid
-        messages.error(request, f"Not published: {error}")
+        refusal_show(request, error, prefix="Not published: ")
         return redirect("rules-set", rule_set.pk)
     messages.success(request, f"Rule set v{published.version} is in force; the previous set is retired.")
     return redirect("rules")
