@@ -60,10 +60,9 @@ def seed(clients: int, accounts_per_client: int) -> Seeded:
     from django.test import override_settings
     from django.utils import timezone
 
-    from accounts.models import Client, Instrument, MarginAccount, MarginLoan, Position, Price
+    from accounts.models import ApiToken, Client, Instrument, MarginAccount, MarginLoan, Position, Price
+    from accounts.services.api_tokens import token_digest
     from accounts.services.sweep import sweep_run
-    from core.api.tokens import token_digest
-    from core.models import ApiToken
     from restructuring.models import Case, CaseState, Proposal, ProposalSource, ProposalState
 
     with connection.cursor() as cursor:

@@ -197,9 +197,9 @@ CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 # Deny by default: a view without a declared policy refuses everyone. Bearer tokens only (no session: no CSRF
 # to get wrong); JSON only; errors in one shape; throttled per token; bounded pages and bodies.
 REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": ["core.api.authentication.TokenAuthentication"],
+    "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.tokens.authentication.TokenAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.DenyAll"],
-    "DEFAULT_THROTTLE_CLASSES": ["core.api.throttling.TokenRateThrottle"],
+    "DEFAULT_THROTTLE_CLASSES": ["accounts.tokens.throttling.TokenRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {"token": env.str("WORKOUT_API_RATE", default="1200/minute")},
     "DEFAULT_PAGINATION_CLASS": "core.api.pagination.Pagination",
     "PAGE_SIZE": 50,
@@ -420,7 +420,7 @@ WORKOUT_FEASIBILITY_CANDIDATES = {
 # A package of rule actions that sets no term keeps the loan over this many months.
 WORKOUT_RULES_DEFAULT_TERM_MONTHS = env.int("WORKOUT_RULES_DEFAULT_TERM_MONTHS", default=12)
 
-# --- Workout: negotiation (restructuring/services/negotiation.py; README "Negotiation") ---
+# --- Workout: negotiation (restructuring/services/negotiation/; README "Negotiation") ---
 # Approval authority by role, per account currency (a user's ApprovalLimit overrides it). A proposal whose debt
 # exceeds the approver's authority needs a further approval by someone whose authority covers it.
 WORKOUT_APPROVAL_LIMITS = {

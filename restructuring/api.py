@@ -2,7 +2,7 @@
 to them (accept, decline, counter-propose), their loan and its repayment schedule, and collateral top-ups.
 
 Every query starts from the caller's client, so another client's id is simply not found (404). The state changes
-are the negotiation services' (restructuring/services/negotiation.py), called once per Idempotency-Key.
+are the negotiation services' (restructuring/services/negotiation/), called once per Idempotency-Key.
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from rest_framework.response import Response
 
 from accounts.api import client_accounts
 from accounts.models import LoanStatus, MarginLoan
+from accounts.tokens.views import ClientView
 from core.api.fields import DecimalString, FastRepresentation, MoneyString, StrictSerializer, WholeNumber
 from core.api.idempotency import idempotent
-from core.api.views import ClientView
 from core.models import AuditEvent
 from core.money import currency_quantum
 from restructuring.models import (
@@ -38,13 +38,9 @@ from restructuring.models import (
 )
 from restructuring.schedules import Schedule, ScheduleError
 from restructuring.selectors import client_proposals
-from restructuring.services.negotiation import (
-    execution_schedule,
-    offer_accept,
-    offer_counter,
-    offer_decline,
-    topup_declare,
-)
+from restructuring.services.negotiation.execution import execution_schedule
+from restructuring.services.negotiation.offers import offer_accept, offer_counter, offer_decline
+from restructuring.services.negotiation.topups import topup_declare
 from restructuring.terms import Terms, TermsError, terms_hash
 
 # ------------------------------------------------------------------------------------------------ cases

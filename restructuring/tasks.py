@@ -13,7 +13,8 @@ from restructuring.services.feasibility import (
     proposals_due_case_ids,
 )
 from restructuring.services.liquidation import deadlines_run
-from restructuring.services.negotiation import counter_followup, counter_followups_due, negotiation_deadlines_run
+from restructuring.services.negotiation.deadlines import negotiation_deadlines_run
+from restructuring.services.negotiation.offers import counter_followup, counter_followups_due
 from restructuring.services.notifications import notifications_drain, notifications_remind_deadlines, notifications_send
 from restructuring.services.proposals import proposals_from_rules
 

@@ -34,7 +34,7 @@ from accounts import risk
 from accounts.models import InstrumentKind, LoanStatus, MarginAccount, MarginLoan, Position, ScenarioClass
 from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
 from core.audit import AuditEntry, audit_record
-from core.errors import ConflictError, ValidationError, WorkoutError
+from core.errors import Conflict, PermissionDenied, ValidationError
 from core.money import currency_quantum
 from restructuring import liquidation
 from restructuring.models import (
@@ -57,12 +57,14 @@ DEADLINES_ACTOR = "deadlines"
 _LINEAR_DERIVATIVES = (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
 
 
-class CaseTransitionError(ConflictError):
+class CaseTransitionError(Conflict):
+    """The case's state machine has no edge to liquidation from where the case is (it moved on meanwhile)."""
+
     code = "case_transition_not_allowed"
 
 
-class PermissionDeniedError(WorkoutError):
-    code = "permission_denied"
+class PermissionDeniedError(PermissionDenied):
+    """The officer may not send the case to liquidation (alone, or without the permission) or book its fills."""
 
 
 class LiquidationPlanError(ValidationError):

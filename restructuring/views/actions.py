@@ -9,6 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.contrib import messages
+from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -17,23 +18,26 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.models import Position
 from core.access import staff_view
 from core.errors import ValidationError, WorkoutError
+from core.web import refusal_show, service_run
 from restructuring.forms import ApproveForm, OfferForm, ReasonForm, RepaymentForm, SeenVersionForm, TermsForm
 from restructuring.models import Case, Installment, Proposal
 from restructuring.services.feasibility import terms_preview
-from restructuring.services.negotiation import (
-    offer_send,
+from restructuring.services.negotiation.execution import proposal_execute, proposal_liquidate
+from restructuring.services.negotiation.offers import offer_send
+from restructuring.services.negotiation.proposals import (
     proposal_approve,
     proposal_draft,
     proposal_edit,
-    proposal_execute,
-    proposal_liquidate,
     proposal_liquidation_draft,
     proposal_reject,
     proposal_submit,
-    repayment_record,
 )
-from restructuring.views.posting import service_run, staff_actor
+from restructuring.services.negotiation.repayments import repayment_record
 from restructuring.views.reads import ScheduleRow, ValuationReading
+
+
+def _actor(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]  # staff_view let only a signed-in user through
 
 
 def _back(case_id: int, anchor: str = "") -> HttpResponseRedirect:
@@ -82,7 +86,7 @@ def proposal_submit_view(request: HttpRequest, proposal_id: int) -> HttpResponse
     case_id = _case_of(proposal_id)
 
     def act() -> str:
-        proposal_submit(proposal_id=proposal_id, actor=staff_actor(request))
+        proposal_submit(proposal_id=proposal_id, actor=_actor(request))
         return f"Proposal {proposal_id} submitted for approval."
 
     service_run(request, act)
@@ -98,7 +102,7 @@ def proposal_approve_view(request: HttpRequest, proposal_id: int) -> HttpRespons
     def act(version: int) -> str:
         override_reason = form.cleaned_data["override_reason"]
         outcome = proposal_approve(
-            proposal_id=proposal_id, actor=staff_actor(request), version=version, override_reason=override_reason
+            proposal_id=proposal_id, actor=_actor(request), version=version, override_reason=override_reason
         )
         if outcome.approved:
             return f"Proposal {proposal_id} approved: it can be offered to the client."
@@ -117,7 +121,7 @@ def proposal_reject_view(request: HttpRequest, proposal_id: int) -> HttpResponse
         return _back(case_id, f"proposal-{proposal_id}")
 
     def act() -> str:
-        proposal_reject(proposal_id=proposal_id, actor=staff_actor(request), reason=form.cleaned_data["reason"])
+        proposal_reject(proposal_id=proposal_id, actor=_actor(request), reason=form.cleaned_data["reason"])
         return f"Proposal {proposal_id} rejected."
 
     service_run(request, act)
@@ -132,7 +136,7 @@ def proposal_offer_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
 
     def act(version: int) -> str:
         proposal = offer_send(
-            proposal_id=proposal_id, actor=staff_actor(request), version=version, hours=form.cleaned_data["hours"]
+            proposal_id=proposal_id, actor=_actor(request), version=version, hours=form.cleaned_data["hours"]
         )
         return f"Proposal {proposal_id} offered to the client until {proposal.expires_at:%Y-%m-%d %H:%M} UTC."
 
@@ -145,7 +149,7 @@ def proposal_execute_view(request: HttpRequest, proposal_id: int) -> HttpRespons
     case_id = _case_of(proposal_id)
 
     def act(version: int) -> str:
-        proposal_execute(proposal_id=proposal_id, actor=staff_actor(request), version=version)
+        proposal_execute(proposal_id=proposal_id, actor=_actor(request), version=version)
         return f"Proposal {proposal_id} executed: the case is restructured."
 
     return _decide(request, case_id, proposal_id, SeenVersionForm(request.POST), act)
@@ -157,7 +161,7 @@ def proposal_liquidate_view(request: HttpRequest, proposal_id: int) -> HttpRespo
     case_id = _case_of(proposal_id)
 
     def act(version: int) -> str:
-        proposal_liquidate(proposal_id=proposal_id, actor=staff_actor(request), version=version)
+        proposal_liquidate(proposal_id=proposal_id, actor=_actor(request), version=version)
         return f"Proposal {proposal_id} carried out: case {case_id} is in liquidation."
 
     return _decide(request, case_id, proposal_id, SeenVersionForm(request.POST), act, back_to_proposal=False)
@@ -175,7 +179,7 @@ def repayment_record_view(request: HttpRequest, installment_id: int) -> HttpResp
     amount: Decimal = form.cleaned_data["amount"]
 
     def act() -> str:
-        paid = repayment_record(installment_id=installment_id, amount=amount, actor=staff_actor(request))
+        paid = repayment_record(installment_id=installment_id, amount=amount, actor=_actor(request))
         return f"Installment {paid.number} paid ({amount:f})."
 
     service_run(request, act)
@@ -197,7 +201,7 @@ def case_liquidate_view(request: HttpRequest, case_id: int) -> HttpResponse:
 
     def act() -> str:
         reason = form.cleaned_data["reason"]
-        proposal = proposal_liquidation_draft(case_id=case_id, reason=reason, actor=staff_actor(request))
+        proposal = proposal_liquidation_draft(case_id=case_id, reason=reason, actor=_actor(request))
         return f"Liquidation proposed (proposal {proposal.pk}): another officer approves it before it is carried out."
 
     service_run(request, act)
@@ -228,12 +232,12 @@ def proposal_new(request: HttpRequest, case_id: int) -> HttpResponse:
             return _terms_page(request, case, form, None, preview=_preview(case, form))
         try:
             proposal = proposal_draft(
-                case_id=case.pk, terms=form.terms(), actor=staff_actor(request), name=form.cleaned_data["name"]
+                case_id=case.pk, terms=form.terms(), actor=_actor(request), name=form.cleaned_data["name"]
             )
         except ValidationError as exc:
             form.add_service_error(exc.context.get("field"), str(exc))
         except WorkoutError as exc:
-            messages.error(request, str(exc))
+            refusal_show(request, exc)
             return _back(case.pk)
         else:
             messages.success(request, f"Proposal {proposal.pk} drafted: submit it for approval when ready.")
@@ -253,11 +257,11 @@ def proposal_edit_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
         if "preview" in request.POST:
             return _terms_page(request, case, form, proposal, preview=_preview(case, form))
         try:
-            proposal_edit(proposal_id=proposal.pk, terms=form.terms(), actor=staff_actor(request))
+            proposal_edit(proposal_id=proposal.pk, terms=form.terms(), actor=_actor(request))
         except ValidationError as exc:
             form.add_service_error(exc.context.get("field"), str(exc))
         except WorkoutError as exc:
-            messages.error(request, str(exc))
+            refusal_show(request, exc)
             return _back(case.pk, f"proposal-{proposal.pk}")
         else:
             messages.success(request, f"Proposal {proposal.pk} edited: it is a draft again; approvals given are void.")

@@ -23,8 +23,9 @@ from django.views.decorators.http import require_GET, require_POST
 from core.access import staff_view
 from core.errors import WorkoutError
 from core.forms import DecimalTextField
+from core.roles import STAFF_ROLES
 from core.staff import IssuedEnrolment, enrolment_issue, staff_user_deactivate, staff_user_reactivate
-from restructuring.roles import STAFF_ROLES
+from core.web import refusal_show, service_run
 from restructuring.selectors import staff_members_load
 from restructuring.services.staff import (
     approval_limit_clear,
@@ -33,7 +34,6 @@ from restructuring.services.staff import (
     staff_role_grant,
     staff_role_revoke,
 )
-from restructuring.views.posting import service_run, staff_actor
 
 _ROLE_CHOICES = [(role, role.replace("_", " ")) for role in STAFF_ROLES]
 
@@ -61,6 +61,10 @@ class LimitForm(forms.Form):
 
 class CurrencyForm(forms.Form):
     currency = forms.CharField(max_length=8)
+
+
+def _actor(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]  # staff_view let only a signed-in user through
 
 
 def _back(user_id: int | None = None) -> HttpResponseRedirect:
@@ -135,10 +139,10 @@ def staff_create_view(request: HttpRequest) -> HttpResponse:
             username=form.cleaned_data["username"],
             email=form.cleaned_data["email"],
             roles=[role] if role else [],
-            actor=staff_actor(request),
+            actor=_actor(request),
         )
     except WorkoutError as exc:
-        messages.error(request, str(exc))
+        refusal_show(request, exc)
         return _back()
     return _link_issued(request, issued, created=True)
 
@@ -148,9 +152,9 @@ def staff_create_view(request: HttpRequest) -> HttpResponse:
 @never_cache
 def enrolment_issue_view(request: HttpRequest, user_id: int) -> HttpResponse:
     try:
-        issued = enrolment_issue(user_id=user_id, actor=staff_actor(request))
+        issued = enrolment_issue(user_id=user_id, actor=_actor(request))
     except WorkoutError as exc:
-        messages.error(request, str(exc))
+        refusal_show(request, exc)
         return _back(user_id)
     return _link_issued(request, issued, created=False)
 
@@ -160,7 +164,7 @@ def enrolment_issue_view(request: HttpRequest, user_id: int) -> HttpResponse:
 def role_grant_view(request: HttpRequest, user_id: int) -> HttpResponse:
     def act(username: str, data: dict[str, Any]) -> str:
         role = data["role"]
-        if staff_role_grant(user_id=user_id, role=role, actor=staff_actor(request)):
+        if staff_role_grant(user_id=user_id, role=role, actor=_actor(request)):
             return f"{username} is now {role}."
         return f"{username} already was {role}."
 
@@ -172,7 +176,7 @@ def role_grant_view(request: HttpRequest, user_id: int) -> HttpResponse:
 def role_revoke_view(request: HttpRequest, user_id: int) -> HttpResponse:
     def act(username: str, data: dict[str, Any]) -> str:
         role = data["role"]
-        if staff_role_revoke(user_id=user_id, role=role, actor=staff_actor(request)):
+        if staff_role_revoke(user_id=user_id, role=role, actor=_actor(request)):
             return f"{username} is no longer {role}."
         return f"{username} was not {role}."
 
@@ -184,7 +188,7 @@ def role_revoke_view(request: HttpRequest, user_id: int) -> HttpResponse:
 def limit_set_view(request: HttpRequest, user_id: int) -> HttpResponse:
     def act(username: str, data: dict[str, Any]) -> str:
         currency, amount = data["currency"], data["amount"]
-        if approval_limit_set(user_id=user_id, currency=currency, amount=amount, actor=staff_actor(request)):
+        if approval_limit_set(user_id=user_id, currency=currency, amount=amount, actor=_actor(request)):
             return f"{username}'s authority limit in {currency.upper()} is now {amount}."
         return f"{username}'s authority limit in {currency.upper()} already was {amount}."
 
@@ -196,7 +200,7 @@ def limit_set_view(request: HttpRequest, user_id: int) -> HttpResponse:
 def limit_clear_view(request: HttpRequest, user_id: int) -> HttpResponse:
     def act(username: str, data: dict[str, Any]) -> str:
         currency = data["currency"]
-        if approval_limit_clear(user_id=user_id, currency=currency, actor=staff_actor(request)):
+        if approval_limit_clear(user_id=user_id, currency=currency, actor=_actor(request)):
             return f"{username}'s own limit in {currency.upper()} is cleared: their roles' limit applies."
         return f"{username} had no limit of their own in {currency.upper()}."
 
@@ -207,7 +211,7 @@ def limit_clear_view(request: HttpRequest, user_id: int) -> HttpResponse:
 @require_POST
 def deactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
     def act(username: str, _data: dict[str, Any]) -> str:
-        if staff_user_deactivate(user_id=user_id, actor=staff_actor(request)):
+        if staff_user_deactivate(user_id=user_id, actor=_actor(request)):
             return f"{username} is deactivated: they can no longer sign in, and their unused links are revoked."
         return f"{username} already was deactivated."
 
@@ -218,7 +222,7 @@ def deactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
 @require_POST
 def reactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
     def act(username: str, _data: dict[str, Any]) -> str:
-        if staff_user_reactivate(user_id=user_id, actor=staff_actor(request)):
+        if staff_user_reactivate(user_id=user_id, actor=_actor(request)):
             return f"{username} is active again."
         return f"{username} already was active."
 

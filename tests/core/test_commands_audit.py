@@ -28,8 +28,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from accounts.models import Client
+from accounts.services.api_tokens import api_token_create
 from accounts.services.book_import import book_import
-from core.api.tokens import api_token_create
 from core.audit import audit_verify
 from core.commands import OperationCommand
 from core.models import AuditEvent, IdempotencyRecord, Operation
