@@ -8,6 +8,7 @@ COPY core ./core
 COPY accounts ./accounts
 COPY restructuring ./restructuring
 COPY rules ./rules
+COPY demo ./demo
 RUN pip install --no-cache-dir -c constraints.txt .
 COPY . .
 RUN DEBUG=false SECRET_KEY=build-only python manage.py collectstatic --noinput

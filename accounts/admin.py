@@ -1,5 +1,6 @@
 """The book in the admin, to look things up: read-only, like every page of the admin (core/admin_site.py makes
-every ModelAdmin so). Cash, positions and loans change through the services, which audit them."""
+every ModelAdmin so). Cash, positions and loans change through the services, which audit them. The API's tokens
+are here too, without their digests (a secret is never shown)."""
 
 from __future__ import annotations
 
@@ -104,3 +105,12 @@ class RiskSnapshotAdmin(admin.ModelAdmin):
     list_filter = ["band", "reason"]
     list_select_related = ["account"]
     raw_id_fields = ["account", "sweep"]
+
+
+@admin.register(models.ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    list_display = ["prefix", "name", "client", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]
+    list_select_related = ["client", "user"]
+    search_fields = ["=prefix", "name", "client__code", "user__username"]
+    exclude = ["digest"]
+    raw_id_fields = ["client", "user"]

@@ -21,11 +21,12 @@ from rest_framework.response import Response
 from accounts.models import MarginAccount, Position, RiskState, Sweep
 from accounts.services.book_import import ImportResult, book_import, prices_import
 from accounts.services.sweep import sweep_start
+from accounts.tokens.permissions import IsOperator
+from accounts.tokens.views import ClientView
 from core.api.errors import ApiError
 from core.api.fields import FastRepresentation, MoneyString, StrictSerializer, WholeNumber
 from core.api.idempotency import idempotent
-from core.api.permissions import IsOperator
-from core.api.views import ApiView, ClientView
+from core.api.views import ApiView
 from core.errors import WorkoutError
 from core.models import OperationChannel
 from core.operations import OperationRun, operation

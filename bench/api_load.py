@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common import ROOT, ensure_database, machine
+from common import ROOT, database_ready, machine
 
 DATABASE_URL = os.environ.get("BENCH_API_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/workout_bench_api")
 os.environ["DATABASE_URL"] = DATABASE_URL
@@ -60,10 +60,9 @@ def seed(clients: int, accounts_per_client: int) -> Seeded:
     from django.test import override_settings
     from django.utils import timezone
 
-    from accounts.models import Client, Instrument, MarginAccount, MarginLoan, Position, Price
+    from accounts.models import ApiToken, Client, Instrument, MarginAccount, MarginLoan, Position, Price
+    from accounts.services.api_tokens import token_digest
     from accounts.services.sweep import sweep_run
-    from core.api.tokens import token_digest
-    from core.models import ApiToken
     from restructuring.models import Case, CaseState, Proposal, ProposalSource, ProposalState
 
     with connection.cursor() as cursor:
@@ -365,13 +364,7 @@ def main() -> None:
     if args.accept_rate * args.seconds > args.clients * args.accounts_per_client:
         parser.error("not enough offers: raise --clients or --accounts-per-client")
 
-    import django
-
-    ensure_database(DATABASE_URL)
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    database_ready(DATABASE_URL)
     seeded = seed(args.clients, args.accounts_per_client)
     about = machine()
     from django.db import connection

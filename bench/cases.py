@@ -22,7 +22,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from common import ensure_database, machine, timed, truncate_workflow
+from common import database_ready, machine, timed, truncate_workflow
 
 
 def _move_for(live: Any, target_changes: int) -> float:
@@ -79,23 +79,16 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
 
-    import os
-
-    ensure_database(os.environ["DATABASE_URL"])
-    import django
-
-    django.setup()
+    database_ready()
     from django.conf import settings
-    from django.core.management import call_command
 
     from accounts.models import MarginAccount, Price, RiskSnapshot
-    from accounts.services.demo_book import demo_book_generate, demo_book_write
     from accounts.services.live_book import LiveBook
     from accounts.services.sweep import sweep_run
     from core.models import AuditEvent
+    from demo.book import demo_book_generate, demo_book_write
     from restructuring.services.case_sweep import cases_apply_risk
 
-    call_command("migrate", verbosity=0)
     log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
     figures: dict[str, Any] = {"bench": "cases"}
     if MarginAccount.objects.count() != args.accounts:

@@ -29,6 +29,17 @@ def ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def database_ready(url: str | None = None) -> None:
+    """The bench database (created when missing), Django set up on it, and migrated: how every benchmark starts."""
+    ensure_database(url or os.environ["DATABASE_URL"])
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+
 def truncate_workflow() -> None:
     """Start from no cases and an empty audit trail (the trail refuses DELETE, not TRUNCATE: a bench database
     is not a deployment, whose role has no TRUNCATE right). The cases also hold the book: a benchmark that

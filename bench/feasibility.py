@@ -26,7 +26,7 @@ import time
 from statistics import mean, median
 from typing import Any
 
-from common import ROOT, ensure_database, machine, timed
+from common import ROOT, database_ready, machine, timed, truncate_workflow
 
 os.environ["DATABASE_URL"] = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/workout_bench_feasibility"
@@ -122,20 +122,18 @@ def _worker(workers: int) -> subprocess.Popen[bytes]:
 
 
 def celery_figures(cases: int, workers: int, accounts: int) -> dict[str, Any]:
-    from django.db import connection
     from django.utils import timezone
 
     from accounts.models import HealthBand, MarginAccount, RiskState
-    from accounts.services.demo_book import demo_book_generate, demo_book_write
     from accounts.services.sweep import sweep_run
     from config.celery import app
+    from demo.book import demo_book_generate, demo_book_write
     from restructuring.models import Case, CaseState, FeasibilityReport
     from restructuring.tasks import feasibility_enqueue
 
     if MarginAccount.objects.count() != accounts:
         demo_book_write(book=demo_book_generate(accounts=accounts, seed=7), replace=True)
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE core_auditevent, restructuring_case RESTART IDENTITY CASCADE")
+    truncate_workflow()
     from django.conf import settings
 
     settings.WORKOUT_AFTER_SWEEP_TASKS = []
@@ -194,13 +192,7 @@ def main() -> None:
     parser.add_argument("--accounts", type=int, default=30_000)
     args = parser.parse_args()
 
-    ensure_database(os.environ["DATABASE_URL"])
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-
-    call_command("migrate", verbosity=0)
+    database_ready()
     figures: dict[str, Any] = {"bench": "feasibility"}
     figures.update(kernel_figures())
     figures.update(celery_figures(args.cases, args.workers, args.accounts))

@@ -22,7 +22,7 @@ from decimal import Decimal
 from statistics import median
 from typing import Any
 
-from common import ensure_database, machine, timed
+from common import database_ready, machine, timed, truncate_workflow
 
 os.environ["DATABASE_URL"] = os.environ.get(
     "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/workout_bench_feasibility"
@@ -85,23 +85,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cases", type=int, default=10_000)
     args = parser.parse_args()
-    ensure_database(os.environ["DATABASE_URL"])
-    import django
-
-    django.setup()
-    from django.core.management import call_command
-    from django.db import connection
+    database_ready()
     from django.utils import timezone
 
     from accounts.models import MarginAccount
-    from accounts.services.demo_book import demo_book_generate, demo_book_write
+    from demo.book import demo_book_generate, demo_book_write
     from restructuring.models import Case, FeasibilityReport
     from restructuring.selectors import rule_facts_load
     from rules.actions import CaseHoldings
     from rules.models import RuleSet
     from rules.services import DEFAULT_RULES, published_rules, ruleset_load
 
-    call_command("migrate", verbosity=0)
     figures: dict[str, Any] = {"bench": "rules", "cases": args.cases}
     RuleSet.objects.filter(status="published").update(status="retired")
     ruleset_load(DEFAULT_RULES, publish=True, system_actor="bench")
@@ -120,8 +114,7 @@ def main() -> None:
     accounts = max(args.cases * 3, 30_000)
     if MarginAccount.objects.count() < args.cases:
         demo_book_write(book=demo_book_generate(accounts=accounts, seed=7), replace=True)
-    with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE core_auditevent, restructuring_case RESTART IDENTITY CASCADE")
+    truncate_workflow()
     now = timezone.now()
     account_ids = list(MarginAccount.objects.order_by("pk").values_list("pk", flat=True)[: args.cases])
     cases = Case.objects.bulk_create(

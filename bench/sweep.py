@@ -2,7 +2,7 @@
 
     python bench/sweep.py [--accounts 100000] [--orm-accounts 2000] [--repeat 5] [--reuse]
 
-It writes a synthetic book (accounts.services.demo_book) into its own database (BENCH_DATABASE_URL, default
+It writes a synthetic book (demo.book) into its own database (BENCH_DATABASE_URL, default
 postgres://postgres@127.0.0.1:5432/workout_bench, created if missing), then measures:
 
 - kernel_s: the risk kernel over the prepared book (median of --repeat), two account shards on two threads;
@@ -22,14 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import resource
 import sys
 import time
 from decimal import Decimal
 from typing import Any
 
-from common import ensure_database, machine, median_time, nudge_prices, timed, truncate_workflow
+from common import database_ready, machine, median_time, nudge_prices, timed, truncate_workflow
 
 
 def orm_loop(account_ids: list[int]) -> float:
@@ -125,22 +124,17 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="keep the book already in the bench database")
     args = parser.parse_args()
 
-    ensure_database(os.environ["DATABASE_URL"])
-    import django
+    database_ready()
 
-    django.setup()
-    from django.core.management import call_command
+    from django.conf import settings
 
     from accounts import risk
     from accounts.models import MarginAccount, Position
     from accounts.selectors import book_arrays_load
-    from accounts.services.demo_book import demo_book_generate, demo_book_write
     from accounts.services.live_book import LiveBook
     from accounts.services.sweep import risk_params, sweep_run
     from accounts.services.volatility import instrument_volatility_refresh
-
-    call_command("migrate", verbosity=0)
-    from django.conf import settings
+    from demo.book import demo_book_generate, demo_book_write
 
     settings.WORKOUT_AFTER_SWEEP_TASKS = []  # the sweep alone; bench/cases.py times it with the case moves
     figures: dict[str, Any] = {"bench": "sweep"}

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path, re_path
 
 from accounts import api as accounts_api
+from accounts.tokens import views as tokens_api
 from core.api import views as core_api
 from restructuring import api as restructuring_api
 
@@ -23,8 +24,8 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("offers/<int:pk>/counter/", restructuring_api.OfferCounterView.as_view(), name="api-offer-counter"),
     path("top-ups/", restructuring_api.TopUpListView.as_view(), name="api-top-ups"),
     path("top-ups/<int:pk>/", restructuring_api.TopUpDetailView.as_view(), name="api-top-up"),
-    path("tokens/", core_api.TokenListView.as_view(), name="api-tokens"),
-    path("tokens/<str:prefix>/", core_api.TokenDetailView.as_view(), name="api-token"),
+    path("tokens/", tokens_api.TokenListView.as_view(), name="api-tokens"),
+    path("tokens/<str:prefix>/", tokens_api.TokenDetailView.as_view(), name="api-token"),
     path("operations/book/", accounts_api.BookUploadView.as_view(), name="api-operations-book"),
     path("operations/prices/", accounts_api.PriceUploadView.as_view(), name="api-operations-prices"),
     path("operations/sweeps/", accounts_api.SweepStartView.as_view(), name="api-operations-sweeps"),

@@ -19,7 +19,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 
-from restructuring.roles import CLIENT
+from core.roles import CLIENT
 
 View = Callable[..., HttpResponse]
 

@@ -1,4 +1,4 @@
-"""The shared records in the admin: the audit trail, the API's tokens and idempotency records, operations,
+"""The shared records in the admin: the audit trail, the API's idempotency records, operations,
 staff enrolments, and what Django and django-otp bring (permissions, authenticators).
 
 Read-only like every page of the admin (core/admin_site.py makes it so for every ModelAdmin); what is here is
@@ -12,7 +12,7 @@ from django.contrib import admin
 from django.contrib.auth.models import Permission
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from core.models import ApiToken, AuditEvent, IdempotencyRecord, Operation, StaffEnrolment
+from core.models import AuditEvent, IdempotencyRecord, Operation, StaffEnrolment
 
 
 @admin.register(AuditEvent)
@@ -33,15 +33,6 @@ class AuditEventAdmin(admin.ModelAdmin):
     list_select_related = ["actor"]
     search_fields = ["=action", "=object_type"]
     show_full_result_count = False  # no COUNT(*) over the whole trail on every page
-
-
-@admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
-    list_display = ["prefix", "name", "client", "user", "created_at", "expires_at", "revoked_at", "last_used_at"]
-    list_select_related = ["client", "user"]
-    search_fields = ["=prefix", "name", "client__code", "user__username"]
-    exclude = ["digest"]
-    raw_id_fields = ["client", "user"]
 
 
 @admin.register(IdempotencyRecord)

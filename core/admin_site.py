@@ -46,31 +46,26 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _READ_ONLY_METHODS = ("has_add_permission", "has_change_permission", "has_delete_permission", "get_actions")
 
 
-class ReadOnlyInline(InlineModelAdmin):
+class _NoWrites:
+    """Neither add, change nor delete, whatever the user's permissions: what the admin's inlines and pages share."""
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class ReadOnlyInline(_NoWrites, InlineModelAdmin):
     """Put in front of every inline of a registered ModelAdmin: rows are shown, never added, changed or deleted."""
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
-class ReadOnlyModelAdmin(admin.ModelAdmin):
+class ReadOnlyModelAdmin(_NoWrites, admin.ModelAdmin):
     """Put in front of every ModelAdmin the site registers (`WorkoutAdminSite.register`): list and detail pages
     only. The view permission still decides who sees what (a superuser sees everything)."""
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # Actions are writes (bulk delete, django-axes' clean-up): none, whatever permission they ask for.

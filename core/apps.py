@@ -1,5 +1,6 @@
 from django.apps import AppConfig
 from django.contrib.admin import apps as admin_apps
+from django.db.models.signals import post_migrate
 
 
 class CoreConfig(AppConfig):
@@ -11,8 +12,12 @@ class CoreConfig(AppConfig):
             checks,  # noqa: F401 (registers the system checks)
             lookups,
         )
+        from core.roles import roles_ensure
 
         lookups.register()
+        # After every app's permissions exist (they are created on post_migrate too): run last by not
+        # restricting the sender, and again for each app; it is idempotent.
+        post_migrate.connect(roles_ensure, dispatch_uid="core.roles_ensure")
 
 
 class AdminConfig(admin_apps.AdminConfig):

@@ -202,6 +202,17 @@ def _unique_keys(objects: Sequence[Model], attnames: Sequence[str]) -> list[tupl
     return keys
 
 
+def _inserted_portably(model: type[Model], objects: Sequence[Model]) -> bool:
+    """True when the PostgreSQL path is not needed: nothing to insert, or another database, where bulk_create
+    inserts them (and sets their primary keys)."""
+    if not objects:
+        return True
+    if is_postgresql():
+        return False
+    model._default_manager.bulk_create(objects)
+    return True
+
+
 def bulk_insert(model: type[Model], objects: Sequence[Model], *, key: str) -> None:
     """INSERT many new objects in one statement and set their primary keys. On PostgreSQL: one array per
     column through unnest, `RETURNING` the key and the id; `key` names a field unique among the objects
@@ -210,10 +221,7 @@ def bulk_insert(model: type[Model], objects: Sequence[Model], *, key: str) -> No
     Django's bulk_create spends most of its time preparing each value and binding tens of thousands of
     parameters into the statement (0.15-0.19 s for 2,900 cases). Defaults and pre_save hooks (auto_now) are
     applied as bulk_create applies them."""
-    if not objects:
-        return
-    if not is_postgresql():
-        model._default_manager.bulk_create(objects)
+    if _inserted_portably(model, objects):
         return
     meta = model._meta
     fields = _inserted_fields(model)
@@ -242,10 +250,7 @@ def bulk_copy(model: type[Model], objects: Sequence[Model], *, key: Sequence[str
     For rows with large JSON: Django's bulk_create sends each column as one array, which psycopg quotes in
     Python, character by character escaping the JSON's quotes (25 feasibility reports of 18 kB: 0.14 s);
     COPY's text format is escaped by psycopg's C code. Values are prepared as bulk_create prepares them."""
-    if not objects:
-        return
-    if not is_postgresql():
-        model._default_manager.bulk_create(objects)
+    if _inserted_portably(model, objects):
         return
     meta = model._meta
     fields = _inserted_fields(model)

@@ -22,8 +22,10 @@ import argparse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from pathlib import Path
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -115,6 +117,28 @@ class OperationCommand(BaseCommand):
         """Record a run whose work could not share its transaction, right after the work. Callers say why."""
         with transaction.atomic():
             return operation_record(run)
+
+
+class GeneratedDocCommand(BaseCommand):
+    """A read-only command that prints a document generated from the code; `--write` updates its file under docs/
+    (a test compares the two, so a change of the code that changes the document fails until it is written)."""
+
+    doc = ""  # the file's name under docs/
+
+    def generate(self) -> str:
+        raise NotImplementedError
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        parser.add_argument("--write", action="store_true")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        text = self.generate()
+        if options["write"]:
+            path = Path(settings.BASE_DIR) / "docs" / self.doc
+            path.write_text(text)
+            self.stdout.write(f"wrote {path}")
+        else:
+            self.stdout.write(text)
 
 
 def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:

@@ -1,4 +1,5 @@
-"""What every app shares in the database: the audit trail, and the API's tokens and idempotency records.
+"""What every app shares in the database: the audit trail, the API's idempotency records, operations and staff
+enrolments. (The API's tokens belong to clients: accounts/models.py.)
 
 `AuditEvent` rows are written only by `core.audit` (read its docstring for the hash chain). The table is
 append-only: on PostgreSQL a trigger refuses UPDATE and DELETE; the unique `previous_hash` means two events
@@ -63,39 +64,6 @@ class AuditEvent(models.Model):
 
 
 # --------------------------------------------------------------------------------------------- the client API
-
-
-class ApiToken(models.Model):
-    """A bearer token of the API (core/api/authentication.py): a client's, or a member of staff's for the
-    operations endpoints. Only the SHA-256 of the token is stored; the token itself is shown once, when it is
-    made. `prefix` is its public part, by which people name a token (lists, revocation) without the secret."""
-
-    prefix = models.CharField(max_length=16, unique=True)
-    digest = models.CharField(max_length=64, unique=True)
-    client = models.ForeignKey(
-        "accounts.Client", null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
-    )
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.CASCADE, related_name="api_tokens"
-    )
-    name = models.CharField(max_length=100, blank=True, default="")
-    created_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    revoked_at = models.DateTimeField(null=True, blank=True)
-    last_used_at = models.DateTimeField(null=True, blank=True)
-
-    class Meta:
-        constraints = [
-            models.CheckConstraint(
-                condition=(Q(client__isnull=False) & Q(user__isnull=True))
-                | (Q(client__isnull=True) & Q(user__isnull=False)),
-                name="apitoken_client_xor_user",
-            ),
-            models.CheckConstraint(condition=Q(expires_at__gt=models.F("created_at")), name="apitoken_expires_later"),
-        ]
-
-    def __str__(self) -> str:
-        return f"token {self.prefix}"
 
 
 class IdempotencyRecord(models.Model):

@@ -21,9 +21,9 @@ from rest_framework.response import Response
 
 from accounts.api import client_accounts
 from accounts.models import LoanStatus, MarginLoan
+from accounts.tokens.views import ClientView
 from core.api.fields import DecimalString, FastRepresentation, MoneyString, StrictSerializer, WholeNumber
 from core.api.idempotency import idempotent
-from core.api.views import ClientView
 from core.models import AuditEvent
 from core.money import currency_quantum
 from restructuring.models import (

@@ -42,9 +42,9 @@ from accounts.models import (
 from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
 from core.models import StaffEnrolment
 from core.money import DEFAULT_DECIMALS
+from core.roles import CLIENT
 from restructuring import feasibility
 from restructuring.models import ApprovalLimit, Case, CaseState, FeasibilityReport, Proposal, ProposalSource
-from restructuring.roles import CLIENT
 from rules.actions import CaseHoldings
 
 # Cases whose accounts would be liquidating at the same time as this one: they share the market's liquidity.

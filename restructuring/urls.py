@@ -1,10 +1,11 @@
-"""The credit officer's pages: the queue, the case, the terms form, and the actions (POST)."""
+"""The credit officer's pages: the queue, the case, the terms form, and the actions (POST); and a draft rule set's
+dry run (under /rules/, with the rules pages)."""
 
 from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from restructuring.views import actions, cascade, case, queue
+from restructuring.views import actions, cascade, case, queue, rules_trial
 
 urlpatterns: list[URLPattern] = [
     path("queue/", queue.queue, name="queue"),
@@ -20,4 +21,6 @@ urlpatterns: list[URLPattern] = [
     path("proposals/<int:proposal_id>/execute/", actions.proposal_execute_view, name="proposal-execute"),
     path("proposals/<int:proposal_id>/liquidate/", actions.proposal_liquidate_view, name="proposal-liquidate"),
     path("installments/<int:installment_id>/repayment/", actions.repayment_record_view, name="repayment-record"),
+    # On the rules pages (/rules/), but it runs the cases: rules sits below restructuring (rules/urls.py).
+    path("rules/<int:rule_set_id>/dry-run/", rules_trial.ruleset_dry_run_view, name="rules-dry-run"),
 ]

@@ -21,7 +21,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from core.audit import AuditEntry, audit_record
-from core.errors import ConflictError, ValidationError, WorkoutError
+from core.errors import Conflict, PermissionDenied, ValidationError
 from core.jsonparse import JsonInputError
 from core.jsonparse import loads as json_loads
 from rules.engine import CompiledRule, RuleError, RuleSpec, rule_compile, ruleset_compile
@@ -32,12 +32,13 @@ DEFAULT_RULES = Path(__file__).resolve().parent / "data" / "default_rules.json"
 _RULE_FIELDS = ("name", "description", "priority", "condition", "action", "parameters", "package", "stop_processing")
 
 
-class RuleSetNotEditableError(ConflictError):
+class RuleSetNotEditableError(Conflict):
     code = "ruleset_not_editable"
 
 
-class PublishPermissionError(WorkoutError):
-    code = "permission_denied"
+class PublishPermissionError(PermissionDenied):
+    """The actor may not change the policy: no actor named, no permission to publish, an author or editor of the
+    set publishing it (four eyes), or a system actor publishing over a set in force."""
 
 
 def _actor_fields(actor: User | None, system_actor: str) -> dict[str, Any]:

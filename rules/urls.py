@@ -14,6 +14,6 @@ urlpatterns: list[URLPattern] = [
     path("<int:rule_set_id>/rules/<int:rule_id>/", views.rule_edit, name="rules-rule-edit"),
     path("<int:rule_set_id>/rules/<int:rule_id>/delete/", views.rule_delete_view, name="rules-rule-delete"),
     path("<int:rule_set_id>/check/", views.rule_check_view, name="rules-check"),
-    path("<int:rule_set_id>/dry-run/", views.ruleset_dry_run_view, name="rules-dry-run"),
+    # /rules/<id>/dry-run/ ("rules-dry-run") is restructuring's (restructuring/urls.py): it runs the cases.
     path("<int:rule_set_id>/publish/", views.ruleset_publish_view, name="rules-publish"),
 ]

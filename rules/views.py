@@ -1,7 +1,8 @@
 """The rules pages: the set in force and every other, drafts cloned from a set and edited rule by rule (each
-rule checked as it is typed, then again when saved), a draft's dry run against the set in force, and
-publishing (a senior credit officer). Officers edit; compliance reads; every change goes through
-rules.services, which refuses to touch a set that is not a draft.
+rule checked as it is typed, then again when saved), and publishing (a senior credit officer). Officers edit;
+compliance reads; every change goes through rules.services, which refuses to touch a set that is not a draft.
+A draft's dry run against the set in force is on the same pages, but its view is restructuring's
+(restructuring/views/rules_trial.py): it runs the cases, which rules does not import.
 """
 
 from __future__ import annotations
@@ -18,8 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.access import staff_view
 from core.errors import WorkoutError
-from restructuring.models import Case
-from restructuring.services.rules_trial import ruleset_dry_run
+from core.web import refusal_show
 from rules.actions import ACTIONS
 from rules.forms import PARAMETER_PREFIX, RuleForm, check_url
 from rules.models import Rule, RuleSet, RuleSetStatus
@@ -120,7 +120,7 @@ def _rule_page(request: HttpRequest, rule_set: RuleSet, rule: Rule | None) -> Ht
             except RuleValidationError as error:
                 form.add_rule_error(error)
             except WorkoutError as error:  # not a draft any more (published meanwhile)
-                messages.error(request, str(error))
+                refusal_show(request, error)
                 return redirect("rules-set", rule_set.pk)
             else:
                 messages.success(request, f"Rule {saved.name!r} saved in draft v{rule_set.version}.")
@@ -163,7 +163,7 @@ def rule_delete_view(request: HttpRequest, rule_set_id: int, rule_id: int) -> Ht
     try:
         rule_delete(rule_set_id=rule_set_id, name=rule.name, actor=_user(request))
     except WorkoutError as error:
-        messages.error(request, str(error))
+        refusal_show(request, error)
     else:
         messages.success(request, f"Rule {rule.name!r} deleted from draft v{rule.rule_set.version}.")
     return redirect("rules-set", rule_set_id)
@@ -230,35 +230,13 @@ def rule_check_view(request: HttpRequest, rule_set_id: int) -> HttpResponse:
 
 
 @require_POST
-@staff_view(VIEW, CHANGE)
-def ruleset_dry_run_view(request: HttpRequest, rule_set_id: int) -> HttpResponse:
-    """The set against the one in force over every open case with a feasibility report (read-only)."""
-    rule_set = get_object_or_404(RuleSet, pk=rule_set_id)
-    trial = ruleset_dry_run(rule_set_id=rule_set.pk)
-    accounts = dict(
-        Case.objects.filter(pk__in=[d.case_id for d in trial.differences]).values_list("pk", "account__code")
-    )
-    differences = [(d, accounts.get(d.case_id, ""), d.after - d.before) for d in trial.differences]
-    return render(
-        request,
-        "rules/dry_run.html",
-        {
-            "rule_set": rule_set,
-            "trial": trial,
-            "differences": differences,
-            "delta": trial.recovery_after - trial.recovery_before,
-        },
-    )
-
-
-@require_POST
 @staff_view(VIEW, PUBLISH)
 def ruleset_publish_view(request: HttpRequest, rule_set_id: int) -> HttpResponse:
     rule_set = get_object_or_404(RuleSet, pk=rule_set_id)
     try:
         published = ruleset_publish(rule_set_id=rule_set.pk, actor=_user(request))
     except WorkoutError as error:  # not a draft, no rules, a rule no longer valid
-        messages.error(request, f"Not published: {error}")
+        refusal_show(request, error, prefix="Not published: ")
         return redirect("rules-set", rule_set.pk)
     messages.success(request, f"Rule set v{published.version} is in force; the previous set is retired.")
     return redirect("rules")

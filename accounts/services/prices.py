@@ -1,4 +1,4 @@
-"""Price writes other than the file import (accounts/services/book_import.py): the price shock.
+"""Price writes other than the file import (accounts/services/book_import/): the price shock.
 
 A shock gives each instrument named a new Price row at `at` equal to its latest price at or before `at`
 x (1 + fraction), rounded half-even to the price field's 8 places, carrying over the latest implied

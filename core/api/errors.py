@@ -5,8 +5,9 @@
 `code` is stable and machine-readable (a domain error's `code`, or REST framework's: `required`, `invalid`,
 `not_authenticated`, `throttled`, ...); `message` is for people; `field` names the offending input (dotted for
 nested values, `reduce[0]` for list items) or is null. Domain errors (core.errors) map to statuses here and
-nowhere else: not found 404, conflicts and disallowed transitions 409, refusals 403, validation 400. Anything
-unexpected is logged and answered 500 with the same shape, never a page or a traceback.
+nowhere else, by their kind: NotFound 404, Conflict (and django-fsm's disallowed transitions) 409,
+PermissionDenied 403, Invalid and any other 400; the body keeps the error's own code. Anything unexpected is
+logged and answered 500 with the same shape, never a page or a traceback.
 """
 
 from __future__ import annotations
@@ -15,14 +16,14 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.core import exceptions as django_exceptions
 from django.http import Http404
 from django_fsm import TransitionNotAllowed
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 
-from core.errors import ConflictError, NotFoundError, ValidationError, WorkoutError
+from core.errors import Conflict, Invalid, NotFound, PermissionDenied, WorkoutError
 
 logger = logging.getLogger(__name__)
 
@@ -49,16 +50,17 @@ def error_body(code: str, message: str, field: str | None = None) -> dict[str, A
     return {"error": {"code": code, "message": message, "field": field}}
 
 
+# The status of each kind of domain error (core/errors.py): the one place they meet HTTP.
+WORKOUT_STATUSES: tuple[tuple[type[WorkoutError], int], ...] = (
+    (NotFound, status.HTTP_404_NOT_FOUND),
+    (Conflict, status.HTTP_409_CONFLICT),
+    (PermissionDenied, status.HTTP_403_FORBIDDEN),
+    (Invalid, status.HTTP_400_BAD_REQUEST),
+)
+
+
 def workout_status(error: WorkoutError) -> int:
-    if isinstance(error, NotFoundError):
-        return status.HTTP_404_NOT_FOUND
-    if isinstance(error, ConflictError):
-        return status.HTTP_409_CONFLICT
-    if error.code == "permission_denied":
-        return status.HTTP_403_FORBIDDEN
-    if isinstance(error, ValidationError):
-        return status.HTTP_400_BAD_REQUEST
-    return status.HTTP_400_BAD_REQUEST
+    return next((code for kind, code in WORKOUT_STATUSES if isinstance(error, kind)), status.HTTP_400_BAD_REQUEST)
 
 
 def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
@@ -72,9 +74,9 @@ def exception_handler(exc: Exception, context: Mapping[str, Any]) -> Response:
         return Response(error_body("transition_not_allowed", str(exc)), status=status.HTTP_409_CONFLICT)
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
-    elif isinstance(exc, PermissionDenied):
+    elif isinstance(exc, django_exceptions.PermissionDenied):
         exc = exceptions.PermissionDenied(*exc.args)
-    elif isinstance(exc, RequestDataTooBig):
+    elif isinstance(exc, django_exceptions.RequestDataTooBig):
         exc = ApiError(
             str(exc) or "the request body is too large",
             code="request_too_large",

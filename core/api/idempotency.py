@@ -31,8 +31,8 @@ from rest_framework import exceptions, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.api.authentication import ClientPrincipal
 from core.api.errors import ApiError
+from core.api.principals import ClientPrincipal
 from core.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"

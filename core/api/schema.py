@@ -1,11 +1,12 @@
-"""The OpenAPI document (drf-spectacular): how to authenticate, the Idempotency-Key header of state-changing
-POSTs, and the errors of every operation, added here once instead of on every view."""
+"""The OpenAPI document (drf-spectacular): the Idempotency-Key header of state-changing POSTs, and the errors of
+every operation, added here once instead of on every view. (How to authenticate is described next to the
+authentication: accounts/tokens/authentication.py.)"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiParameter, OpenApiTypes
 
@@ -28,25 +29,6 @@ _ERRORS = {
     "422": "The Idempotency-Key was already used with another request (`idempotency_key_reused`).",
     "429": "Too many requests for this token (`throttled`); the Retry-After header says when to try again.",
 }
-
-
-class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
-    target_class = "core.api.authentication.TokenAuthentication"
-    name = "token"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
-        return {
-            "type": "http",
-            "scheme": "bearer",
-            "bearerFormat": "wo_<prefix>_<secret>",
-            "description": (
-                "Send `Authorization: Bearer <token>`. Operations issue a client's tokens with "
-                "`manage.py api_token create --client <code> [--days 90]` (the token is shown once; only its "
-                "SHA-256 is stored) and revoke them with `manage.py api_token revoke <prefix>`; a client lists "
-                "its tokens at GET /api/v1/tokens/ and revokes one at DELETE /api/v1/tokens/{prefix}/. Tokens "
-                "expire (90 days by default, at most 366)."
-            ),
-        }
 
 
 class DecimalStringField(OpenApiSerializerFieldExtension):

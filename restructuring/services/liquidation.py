@@ -33,7 +33,7 @@ from accounts.models import InstrumentKind, MarginAccount, Position, ScenarioCla
 from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
 from accounts.services import ledger
 from core.audit import AuditEntry, audit_record
-from core.errors import ConflictError, ValidationError, WorkoutError
+from core.errors import Conflict, PermissionDenied, ValidationError
 from core.money import currency_quantum
 from restructuring import liquidation
 from restructuring.models import (
@@ -55,12 +55,14 @@ logger = logging.getLogger(__name__)
 DEADLINES_ACTOR = "deadlines"
 
 
-class CaseTransitionError(ConflictError):
+class CaseTransitionError(Conflict):
+    """The case's state machine has no edge to liquidation from where the case is (it moved on meanwhile)."""
+
     code = "case_transition_not_allowed"
 
 
-class PermissionDeniedError(WorkoutError):
-    code = "permission_denied"
+class PermissionDeniedError(PermissionDenied):
+    """The officer may not send the case to liquidation (alone, or without the permission) or book its fills."""
 
 
 class LiquidationPlanError(ValidationError):

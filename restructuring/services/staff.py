@@ -1,4 +1,4 @@
-"""What a member of staff may do in the credit workflow: their roles (restructuring/roles.py) and their own
+"""What a member of staff may do in the credit workflow: their roles (core/roles.py) and their own
 authority limits (ApprovalLimit, per currency; without one the role's WORKOUT_APPROVAL_LIMITS applies). The one
 place these are written.
 
@@ -21,6 +21,7 @@ from django.db import transaction
 from core.audit import AuditEntry, audit_record
 from core.errors import ValidationError
 from core.money import currency_quantum
+from core.roles import CLIENT, STAFF_ROLES
 from core.staff import (
     ADMINISTER_STAFF,
     USER_OBJECT,
@@ -31,7 +32,6 @@ from core.staff import (
     staff_user_create,
 )
 from restructuring.models import ApprovalLimit
-from restructuring.roles import CLIENT, STAFF_ROLES
 
 # ApprovalLimit.amount is a DecimalField(max_digits=28, decimal_places=8): 20 digits before the point.
 _LIMIT_CEILING = Decimal(10) ** 20

@@ -18,6 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.models import Position
 from core.access import staff_view
 from core.errors import ValidationError, WorkoutError
+from core.web import refusal_show, service_run
 from restructuring.forms import ApproveForm, OfferForm, ReasonForm, RepaymentForm, SeenVersionForm, TermsForm
 from restructuring.models import Case, Installment, Proposal
 from restructuring.services.feasibility import terms_preview
@@ -47,16 +48,6 @@ def _case_of(proposal_id: int) -> int:
     return int(get_object_or_404(Proposal.objects.values_list("case_id", flat=True), pk=proposal_id))
 
 
-def _run(request: HttpRequest, act: Callable[[], str]) -> None:
-    """Call the service; its refusal becomes the message."""
-    try:
-        done = act()
-    except WorkoutError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, done)
-
-
 def _seen_version(request: HttpRequest, form: SeenVersionForm) -> int | None:
     """The version of the proposal the form was loaded with; None (and the message) when the form carries none."""
     if form.is_valid():
@@ -66,6 +57,24 @@ def _seen_version(request: HttpRequest, form: SeenVersionForm) -> int | None:
         return None
     messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     return None
+
+
+def _decide(
+    request: HttpRequest,
+    case_id: int,
+    proposal_id: int,
+    form: SeenVersionForm,
+    act: Callable[[int], str],
+    *,
+    back_to_proposal: bool = True,
+) -> HttpResponseRedirect:
+    """A decision on the terms the officer saw: the version the form carries, then the service called with it (its
+    outcome or refusal the message), then back to the proposal, or to the case when the decision moved it on."""
+    version = _seen_version(request, form)
+    if version is None:
+        return _back(case_id, f"proposal-{proposal_id}")
+    service_run(request, lambda: act(version))
+    return _back(case_id, f"proposal-{proposal_id}" if back_to_proposal else "")
 
 
 # ---------------------------------------------------------------------------------------------- proposals
@@ -80,7 +89,7 @@ def proposal_submit_view(request: HttpRequest, proposal_id: int) -> HttpResponse
         proposal_submit(proposal_id=proposal_id, actor=_actor(request))
         return f"Proposal {proposal_id} submitted for approval."
 
-    _run(request, act)
+    service_run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
 
 
@@ -89,12 +98,9 @@ def proposal_submit_view(request: HttpRequest, proposal_id: int) -> HttpResponse
 def proposal_approve_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
     case_id = _case_of(proposal_id)
     form = ApproveForm(request.POST)
-    version = _seen_version(request, form)
-    if version is None:
-        return _back(case_id, f"proposal-{proposal_id}")
-    override_reason = form.cleaned_data["override_reason"]
 
-    def act() -> str:
+    def act(version: int) -> str:
+        override_reason = form.cleaned_data["override_reason"]
         outcome = proposal_approve(
             proposal_id=proposal_id, actor=_actor(request), version=version, override_reason=override_reason
         )
@@ -102,8 +108,7 @@ def proposal_approve_view(request: HttpRequest, proposal_id: int) -> HttpRespons
             return f"Proposal {proposal_id} approved: it can be offered to the client."
         return f"Your approval of proposal {proposal_id} is recorded; a second approval is needed: {outcome.needs}."
 
-    _run(request, act)
-    return _back(case_id, f"proposal-{proposal_id}")
+    return _decide(request, case_id, proposal_id, form, act)
 
 
 @staff_view("restructuring.approve_proposal")
@@ -119,7 +124,7 @@ def proposal_reject_view(request: HttpRequest, proposal_id: int) -> HttpResponse
         proposal_reject(proposal_id=proposal_id, actor=_actor(request), reason=form.cleaned_data["reason"])
         return f"Proposal {proposal_id} rejected."
 
-    _run(request, act)
+    service_run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
 
 
@@ -128,50 +133,38 @@ def proposal_reject_view(request: HttpRequest, proposal_id: int) -> HttpResponse
 def proposal_offer_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
     case_id = _case_of(proposal_id)
     form = OfferForm(request.POST)
-    version = _seen_version(request, form)
-    if version is None:
-        return _back(case_id, f"proposal-{proposal_id}")
 
-    def act() -> str:
+    def act(version: int) -> str:
         proposal = offer_send(
             proposal_id=proposal_id, actor=_actor(request), version=version, hours=form.cleaned_data["hours"]
         )
         return f"Proposal {proposal_id} offered to the client until {proposal.expires_at:%Y-%m-%d %H:%M} UTC."
 
-    _run(request, act)
-    return _back(case_id, f"proposal-{proposal_id}")
+    return _decide(request, case_id, proposal_id, form, act)
 
 
 @staff_view("restructuring.execute_proposal")
 @require_POST
 def proposal_execute_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
     case_id = _case_of(proposal_id)
-    version = _seen_version(request, SeenVersionForm(request.POST))
-    if version is None:
-        return _back(case_id, f"proposal-{proposal_id}")
 
-    def act() -> str:
+    def act(version: int) -> str:
         proposal_execute(proposal_id=proposal_id, actor=_actor(request), version=version)
         return f"Proposal {proposal_id} executed: the case is restructured."
 
-    _run(request, act)
-    return _back(case_id, f"proposal-{proposal_id}")
+    return _decide(request, case_id, proposal_id, SeenVersionForm(request.POST), act)
 
 
 @staff_view("restructuring.liquidate_case")
 @require_POST
 def proposal_liquidate_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
     case_id = _case_of(proposal_id)
-    version = _seen_version(request, SeenVersionForm(request.POST))
-    if version is None:
-        return _back(case_id, f"proposal-{proposal_id}")
 
-    def act() -> str:
+    def act(version: int) -> str:
         proposal_liquidate(proposal_id=proposal_id, actor=_actor(request), version=version)
         return f"Proposal {proposal_id} carried out: case {case_id} is in liquidation."
 
-    _run(request, act)
-    return _back(case_id)
+    return _decide(request, case_id, proposal_id, SeenVersionForm(request.POST), act, back_to_proposal=False)
 
 
 @staff_view("restructuring.execute_proposal")
@@ -189,7 +182,7 @@ def repayment_record_view(request: HttpRequest, installment_id: int) -> HttpResp
         paid = repayment_record(installment_id=installment_id, amount=amount, actor=_actor(request))
         return f"Installment {paid.number} paid ({amount:f})."
 
-    _run(request, act)
+    service_run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
 
 
@@ -211,7 +204,7 @@ def case_liquidate_view(request: HttpRequest, case_id: int) -> HttpResponse:
         proposal = proposal_liquidation_draft(case_id=case_id, reason=reason, actor=_actor(request))
         return f"Liquidation proposed (proposal {proposal.pk}): another officer approves it before it is carried out."
 
-    _run(request, act)
+    service_run(request, act)
     return _back(case_id)
 
 
@@ -244,7 +237,7 @@ def proposal_new(request: HttpRequest, case_id: int) -> HttpResponse:
         except ValidationError as exc:
             form.add_service_error(exc.context.get("field"), str(exc))
         except WorkoutError as exc:
-            messages.error(request, str(exc))
+            refusal_show(request, exc)
             return _back(case.pk)
         else:
             messages.success(request, f"Proposal {proposal.pk} drafted: submit it for approval when ready.")
@@ -268,7 +261,7 @@ def proposal_edit_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
         except ValidationError as exc:
             form.add_service_error(exc.context.get("field"), str(exc))
         except WorkoutError as exc:
-            messages.error(request, str(exc))
+            refusal_show(request, exc)
             return _back(case.pk, f"proposal-{proposal.pk}")
         else:
             messages.success(request, f"Proposal {proposal.pk} edited: it is a draft again; approvals given are void.")

@@ -22,6 +22,7 @@ from django.shortcuts import get_object_or_404
 from accounts.models import LoanStatus, MarginLoan, Position, Price, RiskSnapshot, RiskState
 from core.models import AuditEvent
 from core.money import currency_quantum
+from core.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring import feasibility
 from restructuring.models import (
     OPEN_STATES,
@@ -34,7 +35,6 @@ from restructuring.models import (
     ProposalKind,
     ProposalState,
 )
-from restructuring.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.schedules import ScheduleError
 from restructuring.selectors import RESTRUCTURED_STATES
 from restructuring.services.controls import approval_flags

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from decimal import Decimal
+from typing import Any
 
 from django import forms
 from django.conf import settings
@@ -22,8 +23,9 @@ from django.views.decorators.http import require_GET, require_POST
 from core.access import staff_view
 from core.errors import WorkoutError
 from core.forms import DecimalTextField
+from core.roles import STAFF_ROLES
 from core.staff import IssuedEnrolment, enrolment_issue, staff_user_deactivate, staff_user_reactivate
-from restructuring.roles import STAFF_ROLES
+from core.web import refusal_show, service_run
 from restructuring.selectors import staff_members_load
 from restructuring.services.staff import (
     approval_limit_clear,
@@ -73,14 +75,21 @@ def _username(user_id: int) -> str:
     return get_object_or_404(User, pk=user_id).get_username()
 
 
-def _run(request: HttpRequest, act: Callable[[], str]) -> None:
-    """Call the service; its refusal becomes the message."""
-    try:
-        done = act()
-    except WorkoutError as exc:
-        messages.error(request, str(exc))
+def _member_action(
+    request: HttpRequest,
+    user_id: int,
+    act: Callable[[str, dict[str, Any]], str],
+    form_class: type[forms.Form] | None = None,
+) -> HttpResponseRedirect:
+    """An action on one member: the member looked up (404), the form read (its errors the message), then the service
+    called with the member's name and the form's data; what it did, or its refusal, is the message."""
+    username = _username(user_id)
+    form = form_class(request.POST) if form_class else None
+    if form is not None and not form.is_valid():
+        messages.error(request, _form_errors(form))
     else:
-        messages.success(request, done)
+        service_run(request, lambda: act(username, form.cleaned_data if form else {}))
+    return _back(user_id)
 
 
 def _form_errors(form: forms.Form) -> str:
@@ -133,7 +142,7 @@ def staff_create_view(request: HttpRequest) -> HttpResponse:
             actor=_actor(request),
         )
     except WorkoutError as exc:
-        messages.error(request, str(exc))
+        refusal_show(request, exc)
         return _back()
     return _link_issued(request, issued, created=True)
 
@@ -145,7 +154,7 @@ def enrolment_issue_view(request: HttpRequest, user_id: int) -> HttpResponse:
     try:
         issued = enrolment_issue(user_id=user_id, actor=_actor(request))
     except WorkoutError as exc:
-        messages.error(request, str(exc))
+        refusal_show(request, exc)
         return _back(user_id)
     return _link_issued(request, issued, created=False)
 
@@ -153,102 +162,68 @@ def enrolment_issue_view(request: HttpRequest, user_id: int) -> HttpResponse:
 @staff_view("auth.change_user")
 @require_POST
 def role_grant_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
-    form = RoleForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _form_errors(form))
-        return _back(user_id)
-    role = form.cleaned_data["role"]
-
-    def act() -> str:
+    def act(username: str, data: dict[str, Any]) -> str:
+        role = data["role"]
         if staff_role_grant(user_id=user_id, role=role, actor=_actor(request)):
             return f"{username} is now {role}."
         return f"{username} already was {role}."
 
-    _run(request, act)
-    return _back(user_id)
+    return _member_action(request, user_id, act, RoleForm)
 
 
 @staff_view("auth.change_user")
 @require_POST
 def role_revoke_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
-    form = RoleForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _form_errors(form))
-        return _back(user_id)
-    role = form.cleaned_data["role"]
-
-    def act() -> str:
+    def act(username: str, data: dict[str, Any]) -> str:
+        role = data["role"]
         if staff_role_revoke(user_id=user_id, role=role, actor=_actor(request)):
             return f"{username} is no longer {role}."
         return f"{username} was not {role}."
 
-    _run(request, act)
-    return _back(user_id)
+    return _member_action(request, user_id, act, RoleForm)
 
 
 @staff_view("auth.change_user")
 @require_POST
 def limit_set_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
-    form = LimitForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _form_errors(form))
-        return _back(user_id)
-    currency, amount = form.cleaned_data["currency"], form.cleaned_data["amount"]
-
-    def act() -> str:
+    def act(username: str, data: dict[str, Any]) -> str:
+        currency, amount = data["currency"], data["amount"]
         if approval_limit_set(user_id=user_id, currency=currency, amount=amount, actor=_actor(request)):
             return f"{username}'s authority limit in {currency.upper()} is now {amount}."
         return f"{username}'s authority limit in {currency.upper()} already was {amount}."
 
-    _run(request, act)
-    return _back(user_id)
+    return _member_action(request, user_id, act, LimitForm)
 
 
 @staff_view("auth.change_user")
 @require_POST
 def limit_clear_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
-    form = CurrencyForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, _form_errors(form))
-        return _back(user_id)
-    currency = form.cleaned_data["currency"]
-
-    def act() -> str:
+    def act(username: str, data: dict[str, Any]) -> str:
+        currency = data["currency"]
         if approval_limit_clear(user_id=user_id, currency=currency, actor=_actor(request)):
             return f"{username}'s own limit in {currency.upper()} is cleared: their roles' limit applies."
         return f"{username} had no limit of their own in {currency.upper()}."
 
-    _run(request, act)
-    return _back(user_id)
+    return _member_action(request, user_id, act, CurrencyForm)
 
 
 @staff_view("auth.change_user")
 @require_POST
 def deactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
-
-    def act() -> str:
+    def act(username: str, _data: dict[str, Any]) -> str:
         if staff_user_deactivate(user_id=user_id, actor=_actor(request)):
             return f"{username} is deactivated: they can no longer sign in, and their unused links are revoked."
         return f"{username} already was deactivated."
 
-    _run(request, act)
-    return _back(user_id)
+    return _member_action(request, user_id, act)
 
 
 @staff_view("auth.change_user")
 @require_POST
 def reactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
-
-    def act() -> str:
+    def act(username: str, _data: dict[str, Any]) -> str:
         if staff_user_reactivate(user_id=user_id, actor=_actor(request)):
             return f"{username} is active again."
         return f"{username} already was active."
 
-    _run(request, act)
-    return _back(user_id)
+    return _member_action(request, user_id, act)

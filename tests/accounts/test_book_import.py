@@ -21,8 +21,8 @@ from accounts.models import (
     MarginLoan,
     Position,
 )
-from accounts.services import book_import as book_import_module
 from accounts.services.book_import import EntityCounts, ImportResult, book_import
+from accounts.services.book_import import writes as book_import_writes
 from core.errors import ImportFileError
 from tests.factories.accounts import (
     ClientFactory,
@@ -956,7 +956,7 @@ def test_a_database_error_while_writing_rolls_back_everything_written_before(
     def fail(*args: object, **kwargs: object) -> EntityCounts:
         raise IntegrityError("simulated failure")
 
-    monkeypatch.setattr(book_import_module, "_write_loans", fail)
+    monkeypatch.setattr(book_import_writes, "_write_loans", fail)
 
     # when
     with pytest.raises(IntegrityError):

@@ -31,8 +31,7 @@ ROOT = Path(__file__).resolve().parents[2]
 BOOK_WRITERS = {
     "accounts.services.ledger": "the owner: every change the workflow makes",
     "accounts.services.book_import": "the book's import: loads a book (accounts, positions, loans) from a file",
-    "accounts.services.demo_book": "the demo's synthetic book, loaded like an import",
-    "demo": "the demo's synthetic book (once it leaves accounts/services)",
+    "demo": "the demo's synthetic book, loaded like an import",
     "bench": "benchmark data set up before a measurement",
 }
 
@@ -289,9 +288,7 @@ def test_the_ledger_and_the_loaders_are_what_the_scan_calls_writers() -> None:
     assert writes["accounts.services.ledger"]
     for prefix in BOOK_WRITERS:
         present = [m for m in writes if m == prefix or m.startswith(prefix + ".")]
-        if present:  # demo_book and demo/: one of the two, before and after the demo leaves accounts
-            assert any(writes[m] for m in present), f"{prefix} writes nothing: take it off BOOK_WRITERS"
-    assert any(m.startswith(("accounts.services.demo_book", "demo.")) or m == "demo" for m in writes)
+        assert any(writes[m] for m in present), f"{prefix} writes nothing: take it off BOOK_WRITERS"
 
 
 # ---------------------------------------------------------------------- the scan finds each kind of write

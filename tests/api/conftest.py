@@ -18,9 +18,8 @@ from django.test import Client as HttpClient
 from django.test import TestCase, override_settings
 from django.utils import timezone
 
-from accounts.models import Client, Instrument, MarginAccount, MarginLoan, Position, Sweep
-from core.api.tokens import api_token_create
-from core.models import ApiToken
+from accounts.models import ApiToken, Client, Instrument, MarginAccount, MarginLoan, Position, Sweep
+from accounts.services.api_tokens import api_token_create
 from restructuring.models import Case, CaseState, CollateralTopUp, Proposal, ProposalSource, ProposalState
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.negotiation.offers import offer_send

@@ -12,7 +12,8 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.utils import timezone
 
-from core.models import ApiToken, IdempotencyRecord
+from accounts.models import ApiToken
+from core.models import IdempotencyRecord
 from tests.api.conftest import Api, World, staff_user
 
 

@@ -11,8 +11,8 @@ import pytest
 from django.contrib.auth.models import Permission, User
 
 from accounts.models import MarginAccount, Price, Sweep
+from accounts.services.api_tokens import api_token_create
 from accounts.services.book_import import book_import
-from core.api.tokens import api_token_create
 from core.audit import audit_verify
 from core.models import AuditEvent, Operation
 from tests.api.conftest import OPERATOR_PERMISSIONS, Api, staff_user

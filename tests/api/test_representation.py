@@ -9,10 +9,9 @@ import pytest
 from rest_framework import serializers
 
 from accounts.api import AccountSerializer, PositionSerializer, SweepSerializer
-from accounts.models import MarginAccount, MarginLoan, Position
+from accounts.models import ApiToken, MarginAccount, MarginLoan, Position
+from accounts.tokens.views import TokenSerializer
 from core.api.fields import FastRepresentation
-from core.api.views import TokenSerializer
-from core.models import ApiToken
 from restructuring.api import (
     CaseDetailSerializer,
     LoanSerializer,

@@ -26,7 +26,7 @@ import yaml
 from django.conf import settings
 
 from accounts.models import Client
-from core.api.tokens import api_token_create
+from accounts.services.api_tokens import api_token_create
 from tests.celery_worker import ROOT, _test_database_url
 from tests.e2e.stack import Process, free_port, wait_until
 
@@ -110,7 +110,7 @@ def two_processes(tmp_path: Path) -> Iterator[list[str]]:
 
 
 def _counts(token_id: int, *, forget: bool = False) -> dict[str, int]:
-    """The token's request counts in the tests' Redis (core/api/throttling.py's keys); `forget` deletes them."""
+    """The token's request counts in the tests' Redis (accounts/tokens/throttling.py's keys); `forget` deletes them."""
     client = redis.Redis.from_url(settings.CELERY_BROKER_URL)
     try:
         keys = list(client.scan_iter(f"*api-throttle:{token_id}:*"))

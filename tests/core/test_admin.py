@@ -27,11 +27,12 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import ClientGroup, Instrument, MarginAccount, Price
+from accounts.models import ApiToken, ClientGroup, Instrument, MarginAccount, Price
+from accounts.services.api_tokens import api_token_create
 from core.admin_site import ReadOnlyModelAdmin, WorkoutAdminSite, _read_only
-from core.api.tokens import api_token_create
 from core.audit import audit_verify
-from core.models import ApiToken, AuditEvent, IdempotencyRecord, Operation, StaffEnrolment
+from core.models import AuditEvent, IdempotencyRecord, Operation, StaffEnrolment
+from core.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.models import (
     ApprovalLimit,
     Case,
@@ -46,7 +47,6 @@ from restructuring.models import (
     ProposalState,
     ReductionOrder,
 )
-from restructuring.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.negotiation.proposals import proposal_approve
 from restructuring.services.negotiation.topups import topup_declare
@@ -368,7 +368,7 @@ MUST_SHOW = [
     "rules.RuleSet",
     "rules.Rule",
     "core.AuditEvent",
-    "core.ApiToken",
+    "accounts.ApiToken",
     "core.IdempotencyRecord",
     "core.Operation",
     "core.StaffEnrolment",
@@ -428,7 +428,7 @@ def test_secrets_are_never_shown(admin_web: Client, root: User, book: dict[str, 
     pages = [
         f"/admin/otp_totp/totpdevice/{device.pk}/change/",
         "/admin/otp_totp/totpdevice/",
-        f"/admin/core/apitoken/{token.pk}/change/",
+        f"/admin/accounts/apitoken/{token.pk}/change/",
         f"/admin/core/staffenrolment/{enrolment.pk}/change/",
         f"/admin/auth/user/{root.pk}/change/",
     ]

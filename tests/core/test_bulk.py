@@ -10,11 +10,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
-from accounts.models import Client, ClientGroup, CreditTier, MarginAccount
+from accounts.models import ApiToken, Client, ClientGroup, CreditTier, MarginAccount
 from core import bulk
 from core.bulk import bulk_copy, bulk_insert, bulk_update_fields, fetch_columns
 from core.encryption import EncryptedSecret
-from core.models import ApiToken
 
 
 @pytest.mark.django_db

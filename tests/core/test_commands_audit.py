@@ -28,8 +28,8 @@ from django.test import override_settings
 from django.utils import timezone
 
 from accounts.models import Client
+from accounts.services.api_tokens import api_token_create
 from accounts.services.book_import import book_import
-from core.api.tokens import api_token_create
 from core.audit import audit_verify
 from core.commands import OperationCommand
 from core.models import AuditEvent, IdempotencyRecord, Operation
@@ -49,7 +49,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 BOOK = EXAMPLES / "book.json"
 PRICES = EXAMPLES / "prices.csv"
 MISSING = "/nonexistent/workout-test-file.json"
-PROJECT_APPS = {"core", "accounts", "restructuring", "rules", "core.auth_commands"}
+PROJECT_APPS = {"core", "accounts", "restructuring", "rules", "demo", "core.auth_commands"}
 NEW_PASSWORD = "a long new password 7"
 
 Context = dict[str, Any]

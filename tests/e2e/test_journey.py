@@ -35,6 +35,7 @@ from accounts.models import HealthBand, LoanStatus, MarginAccount, MarginLoan, R
 from core.audit import audit_verify
 from core.export import COLUMNS, TEXT_COLUMNS
 from core.models import AuditEvent, IdempotencyRecord
+from core.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.models import (
     Approval,
     ApprovalLimit,
@@ -47,7 +48,6 @@ from restructuring.models import (
     ProposalSource,
     ProposalState,
 )
-from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from tests.audit_export_verifier import verifier
 from tests.e2e.conftest import SCREENSHOTS
 from tests.e2e.stack import ClientApi, Stack, sign_in, wait_until

@@ -84,6 +84,7 @@ from accounts.services.sweep import sweep_run
 from core.audit import audit_verify
 from core.errors import WorkoutError
 from core.models import AuditEvent
+from core.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.models import (
     CLOSED_STATES,
     LIVE_PROPOSAL_STATES,
@@ -97,7 +98,6 @@ from restructuring.models import (
     ProposalKind,
     ProposalState,
 )
-from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.controls import proposal_makers
 from restructuring.services.liquidation import PermissionDeniedError, case_liquidate, deadlines_run
 from restructuring.services.negotiation.common import ApprovalRefusedError, NegotiationError, StaleTermsError

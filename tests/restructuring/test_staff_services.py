@@ -23,6 +23,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.errors import ConflictError, NotFoundError, PermissionRefusedError, ValidationError
 from core.models import AuditEvent, StaffEnrolment
+from core.roles import ADMINISTRATOR, CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from core.staff import (
     EnrolmentLinkInvalidError,
     enrolment_digest,
@@ -33,7 +34,6 @@ from core.staff import (
     staff_user_reactivate,
 )
 from restructuring.models import ApprovalLimit
-from restructuring.roles import ADMINISTRATOR, CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.negotiation.proposals import approval_limit
 from restructuring.services.staff import (
     approval_limit_clear,

@@ -19,8 +19,8 @@ from django.contrib.auth.models import User
 from django.test import override_settings
 from playwright.sync_api import Page, expect
 
+from core.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.models import Approval, ApprovalLimit, Case, CaseState, Proposal, ProposalState
-from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.negotiation.proposals import proposal_edit, proposal_submit
 from rules.services import DEFAULT_RULES, ruleset_load
 from tests.restructuring.helpers import account, btc, price_set

@@ -12,7 +12,7 @@ import pytest
 from django_otp.oath import TOTP
 from playwright.sync_api import Browser, Page, expect
 
-from restructuring.roles import ADMINISTRATOR, CREDIT_OFFICER
+from core.roles import ADMINISTRATOR, CREDIT_OFFICER
 from tests.web.helpers import staff_user
 
 # The browser tests' launch arguments, plain HTTP for the live server and the policy watch (their fixtures).

@@ -34,8 +34,8 @@ from django.test import Client, TestCase, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 
 from core.models import AuditEvent
+from core.roles import ADMINISTRATOR, CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.models import ApprovalLimit, Case, Installment, Proposal, ProposalKind
-from restructuring.roles import ADMINISTRATOR, CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.negotiation.execution import proposal_execute
 from restructuring.services.negotiation.offers import offer_accept, offer_send

@@ -15,6 +15,7 @@ from django.test import Client
 from django.urls import reverse
 
 from core.models import AuditEvent
+from core.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.models import (
     Approval,
     ApprovalLimit,
@@ -26,7 +27,6 @@ from restructuring.models import (
     Proposal,
     ProposalState,
 )
-from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.negotiation.offers import offer_accept, offer_send
 from restructuring.services.negotiation.proposals import proposal_approve
 from tests.web.helpers import signed_in, staff_user

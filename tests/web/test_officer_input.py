@@ -12,8 +12,8 @@ from django.contrib.auth.models import User
 
 from core.errors import ValidationError
 from core.models import AuditEvent
+from core.roles import CREDIT_OFFICER
 from restructuring.models import Case, Proposal, ProposalState
-from restructuring.roles import CREDIT_OFFICER
 from restructuring.services.negotiation.offers import offer_send
 from restructuring.services.negotiation.proposals import proposal_approve
 from tests.web.helpers import signed_in, staff_user

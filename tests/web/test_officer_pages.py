@@ -16,8 +16,8 @@ from django.test import Client, TestCase, override_settings
 from django.utils import timezone
 
 from accounts.models import ClientGroup, Instrument, MarginAccount, Price
+from core.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.models import Case, CaseState, Proposal
-from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.feasibility import terms_value
 from restructuring.services.negotiation.proposals import proposal_draft

@@ -11,8 +11,8 @@ from django.contrib.auth.models import User
 from django.test import Client, TestCase, override_settings
 
 from core.models import AuditEvent
+from core.roles import CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.models import Case
-from restructuring.roles import CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.case_sweep import cases_apply_risk
 from rules.models import Rule, RuleSet, RuleSetStatus
 from rules.services import DEFAULT_RULES, ruleset_clone, ruleset_create, ruleset_load, ruleset_publish

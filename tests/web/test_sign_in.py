@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.test import Client, override_settings
 from django_otp.oath import totp
 
-from restructuring.management.commands.demo_users import _key
+from demo.management.commands.demo_users import _key
 from tests.web.helpers import PASSWORD, current_code, staff_user
 
 

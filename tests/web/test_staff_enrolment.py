@@ -25,8 +25,8 @@ from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.models import AuditEvent, StaffEnrolment
+from core.roles import ADMINISTRATOR, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from core.staff import enrolment_issue
-from restructuring.roles import ADMINISTRATOR, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.staff import staff_member_create
 from tests.web.helpers import PASSWORD, current_code, signed_in, staff_user
 

@@ -16,8 +16,8 @@ from django.db import transaction
 
 from core.commands import OperationCommand
 from core.errors import WorkoutError
+from core.roles import STAFF_ROLES
 from core.staff import IssuedEnrolment, enrolment_issue
-from restructuring.roles import STAFF_ROLES
 from restructuring.services.staff import staff_member_create, staff_role_grant
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
 from core.audit import AuditEntry, audit_record_many
-from core.errors import ConflictError, NotFoundError, ValidationError, WorkoutError
+from core.errors import Conflict, NotFoundError, PermissionDenied, ValidationError
 from core.money import amount_check, currency_quantum
 from restructuring.models import (
     Case,
@@ -26,15 +26,17 @@ from restructuring.services.feasibility import terms_value
 from restructuring.terms import Terms, TermsError, terms_hash, terms_lines
 
 
-class NegotiationError(ConflictError):
+class NegotiationError(Conflict):
+    """A proposal, an offer, a top-up, an installment or the case is not in a state that allows the action."""
+
     code = "negotiation_conflict"
 
 
-class ApprovalRefusedError(WorkoutError):
-    code = "permission_denied"
+class ApprovalRefusedError(PermissionDenied):
+    """The actor may not: the permission, four eyes (no maker approves), authority limits."""
 
 
-class StaleTermsError(ConflictError):
+class StaleTermsError(Conflict):
     """The proposal changed since the actor was shown it: nothing is recorded; the message shows the new terms."""
 
     code = "terms_changed"

@@ -2,27 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any
-
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandParser
-
+from core.commands import GeneratedDocCommand
 from rules.reference import rules_reference
 
-DOC = Path(settings.BASE_DIR) / "docs" / "rules.md"
 
-
-class Command(BaseCommand):
+class Command(GeneratedDocCommand):
     help = "Print the facts and actions rules can use; --write updates docs/rules.md."
+    doc = "rules.md"
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--write", action="store_true")
-
-    def handle(self, *args: Any, **options: Any) -> None:
-        text = rules_reference()
-        if options["write"]:
-            DOC.write_text(text)
-            self.stdout.write(f"wrote {DOC}")
-        else:
-            self.stdout.write(text)
+    def generate(self) -> str:
+        return rules_reference()

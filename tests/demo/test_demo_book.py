@@ -35,11 +35,11 @@ from accounts.models import (
     Sweep,
     SweepShard,
 )
-from accounts.services import demo_book as demo_book_module
-from accounts.services.demo_book import ARCHETYPES, DemoBook, demo_book_generate, demo_book_write
 from accounts.services.sweep import sweep_run
 from accounts.services.volatility import instrument_volatility_refresh
 from core.errors import ConflictError, ValidationError
+from demo.book import ARCHETYPES, DemoBook, demo_book_generate, demo_book_write
+from demo.book import write as demo_book_write_module
 
 AS_OF = datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
 RISK_FREE_RATE = 0.04
@@ -587,8 +587,8 @@ def test_replace_refuses_while_rows_outside_the_book_refer_to_it(monkeypatch: py
     old = demo_book_generate(accounts=30, seed=3, history_days=SHORT_HISTORY, as_of=AS_OF)
     demo_book_write(book=old)
     sweep = sweep_run(as_of=AS_OF)
-    outside = tuple(model for model in demo_book_module._BOOK_MODELS if model is not SweepShard)
-    monkeypatch.setattr(demo_book_module, "_BOOK_MODELS", outside)
+    outside = tuple(model for model in demo_book_write_module._BOOK_MODELS if model is not SweepShard)
+    monkeypatch.setattr(demo_book_write_module, "_BOOK_MODELS", outside)
     # when
     new = demo_book_generate(accounts=20, seed=4, history_days=SHORT_HISTORY, as_of=AS_OF)
     with pytest.raises(ConflictError, match=r"^accounts\.SweepShard rows refer to the book \(sweep\)"):

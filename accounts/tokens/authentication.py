@@ -1,8 +1,10 @@
-"""Bearer-token authentication: `Authorization: Bearer wo_<prefix>_<secret>` (tokens.py makes them).
+"""Bearer-token authentication: `Authorization: Bearer wo_<prefix>_<secret>` (accounts/services/api_tokens.py
+makes them).
 
 A token is looked up by the SHA-256 of what was sent (one indexed query); unknown, revoked and expired tokens
 are refused with 401 and a code that says which. A client's token authenticates as a `ClientPrincipal` (the
-client, not a user); a member of staff's as that user. `last_used_at` is written at most once a minute.
+client, not a user: core/api/principals.py); a member of staff's as that user. `last_used_at` is written at
+most once a minute. The OpenAPI document describes the scheme from here (`TokenAuthenticationScheme`).
 """
 
 from __future__ import annotations
@@ -13,41 +15,16 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.request import Request
 
-from core.api.tokens import token_digest
-from core.models import ApiToken
+from accounts.models import ApiToken
+from accounts.services.api_tokens import token_digest
+from core.api.principals import ClientPrincipal
 
 _LAST_USED_EVERY = timedelta(minutes=1)
-
-
-class ClientPrincipal:
-    """Who a client's token speaks for: the client. Not a user of the UI; it holds no permission."""
-
-    is_authenticated = True
-    is_anonymous = False
-    is_active = True
-    is_staff = False
-    is_superuser = False
-    pk = None
-
-    def __init__(self, *, client_id: int, code: str) -> None:
-        self.client_id = client_id
-        self.code = code
-
-    def has_perm(self, perm: str, obj: Any = None) -> bool:
-        return False
-
-    def has_perms(self, perms: Any, obj: Any = None) -> bool:
-        return False
-
-    def get_username(self) -> str:
-        return f"client:{self.code}"
-
-    def __str__(self) -> str:
-        return self.get_username()
 
 
 # Every request reads its token: one query, written once (the ORM would compile it again on every request).
@@ -122,3 +99,22 @@ class TokenAuthentication(BaseAuthentication):
 
     def authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'
+
+
+class TokenAuthenticationScheme(OpenApiAuthenticationExtension):
+    target_class = TokenAuthentication
+    name = "token"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        return {
+            "type": "http",
+            "scheme": "bearer",
+            "bearerFormat": "wo_<prefix>_<secret>",
+            "description": (
+                "Send `Authorization: Bearer <token>`. Operations issue a client's tokens with "
+                "`manage.py api_token create --client <code> [--days 90]` (the token is shown once; only its "
+                "SHA-256 is stored) and revoke them with `manage.py api_token revoke <prefix>`; a client lists "
+                "its tokens at GET /api/v1/tokens/ and revokes one at DELETE /api/v1/tokens/{prefix}/. Tokens "
+                "expire (90 days by default, at most 366)."
+            ),
+        }

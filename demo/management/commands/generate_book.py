@@ -1,6 +1,6 @@
 """`manage.py generate_book --accounts N [--seed S] [--history-days D]`: load a synthetic book.
 
-The book is described in accounts/services/demo_book.py. By default it replaces the book in the database
+The book is described in demo/book/. By default it replaces the book in the database
 (with its sweeps and risk state); `--keep-existing` refuses instead when a book is already loaded.
 """
 
@@ -13,9 +13,9 @@ from typing import Any
 
 from django.core.management.base import CommandError
 
-from accounts.services.demo_book import demo_book_generate, demo_book_write
 from core.commands import OperationCommand
 from core.errors import WorkoutError
+from demo.book import demo_book_generate, demo_book_write
 
 
 class Command(OperationCommand):

@@ -1,4 +1,5 @@
-"""manage.py api_token: make, list and revoke API tokens (core/api/tokens.py), and purge old idempotency records.
+"""manage.py api_token: make, list and revoke API tokens (accounts/services/api_tokens.py), and purge old
+idempotency records.
 
 api_token create --client C-00042 [--days 90] [--name "treasury system"]   prints the token, once
 api_token create --user alice [--days 30]                                   a staff token (operations)
@@ -21,11 +22,11 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import CommandError, CommandParser
 from django.utils import timezone
 
-from accounts.models import Client
-from core.api.tokens import DEFAULT_DAYS, TOKEN_START, api_token_create, api_token_revoke
+from accounts.models import ApiToken, Client
+from accounts.services.api_tokens import DEFAULT_DAYS, TOKEN_START, api_token_create, api_token_revoke
 from core.commands import OperationCommand
 from core.errors import WorkoutError
-from core.models import ApiToken, IdempotencyRecord
+from core.models import IdempotencyRecord
 
 
 class Command(OperationCommand):

@@ -1,4 +1,5 @@
 """API tokens: made, listed and revoked (services; `manage.py api_token` and the /tokens/ endpoints call them).
+The rest of the tokens' machinery (authentication, policies, throttle, endpoints) is accounts/tokens/.
 
 A token reads `wo_<prefix>_<secret>`: `wo_` lets secret scanners recognise it, the 8 hex characters of the
 prefix name it in lists and revocations, the secret is 32 random bytes (base64url). Only the SHA-256 of the
@@ -20,11 +21,10 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from accounts.models import Client
+from accounts.models import ApiToken, Client
 from core.access import is_staff_member
 from core.audit import AuditEntry, audit_record
 from core.errors import NotFoundError, ValidationError
-from core.models import ApiToken
 
 TOKEN_START = "wo_"  # noqa: S105 (the public start of every token, not a secret)
 MAX_DAYS = 366
@@ -125,7 +125,7 @@ def _audit(token: ApiToken, action: str, owner: str, actor: AbstractBaseUser | N
     audit_record(
         AuditEntry(
             action=action,
-            object_type="core.apitoken",
+            object_type=ApiToken.audit_object_type,
             object_id=token.pk,
             actor=actor,
             system_actor="" if actor is not None else system_actor[:64],

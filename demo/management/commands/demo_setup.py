@@ -8,10 +8,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import CommandError, CommandParser
 
-from accounts.services.demo_book import demo_book_generate, demo_book_write
 from accounts.services.sweep import sweep_run
 from accounts.services.volatility import instrument_volatility_refresh
 from core.commands import OperationCommand
+from demo.book import demo_book_generate, demo_book_write
 
 
 class Command(OperationCommand):

@@ -19,7 +19,7 @@ from django_otp.oath import totp
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.commands import OperationCommand
-from restructuring.roles import ADMINISTRATOR, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+from core.roles import ADMINISTRATOR, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 
 # Only ever set on a DEBUG machine (handle refuses otherwise), so a fixed, printed password is the point.
 DEMO_PASSWORD = "workout-demo"  # noqa: S105
