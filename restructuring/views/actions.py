@@ -4,6 +4,7 @@ The terms form is a page of its own: a refusal that names a field is shown there
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
@@ -17,7 +18,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 from accounts.models import Position
 from core.access import staff_view
 from core.errors import ValidationError, WorkoutError
-from core.web import refusal_show, service_run
 from restructuring.forms import ApproveForm, OfferForm, ReasonForm, RepaymentForm, SeenVersionForm, TermsForm
 from restructuring.models import Case, Installment, Proposal
 from restructuring.services.feasibility import terms_preview
@@ -47,6 +47,16 @@ def _case_of(proposal_id: int) -> int:
     return int(get_object_or_404(Proposal.objects.values_list("case_id", flat=True), pk=proposal_id))
 
 
+def _run(request: HttpRequest, act: Callable[[], str]) -> None:
+    """Call the service; its refusal becomes the message."""
+    try:
+        done = act()
+    except WorkoutError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
+
+
 def _seen_version(request: HttpRequest, form: SeenVersionForm) -> int | None:
     """The version of the proposal the form was loaded with; None (and the message) when the form carries none."""
     if form.is_valid():
@@ -70,7 +80,7 @@ def proposal_submit_view(request: HttpRequest, proposal_id: int) -> HttpResponse
         proposal_submit(proposal_id=proposal_id, actor=_actor(request))
         return f"Proposal {proposal_id} submitted for approval."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
 
 
@@ -92,7 +102,7 @@ def proposal_approve_view(request: HttpRequest, proposal_id: int) -> HttpRespons
             return f"Proposal {proposal_id} approved: it can be offered to the client."
         return f"Your approval of proposal {proposal_id} is recorded; a second approval is needed: {outcome.needs}."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
 
 
@@ -109,7 +119,7 @@ def proposal_reject_view(request: HttpRequest, proposal_id: int) -> HttpResponse
         proposal_reject(proposal_id=proposal_id, actor=_actor(request), reason=form.cleaned_data["reason"])
         return f"Proposal {proposal_id} rejected."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
 
 
@@ -128,7 +138,7 @@ def proposal_offer_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
         )
         return f"Proposal {proposal_id} offered to the client until {proposal.expires_at:%Y-%m-%d %H:%M} UTC."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
 
 
@@ -144,7 +154,7 @@ def proposal_execute_view(request: HttpRequest, proposal_id: int) -> HttpRespons
         proposal_execute(proposal_id=proposal_id, actor=_actor(request), version=version)
         return f"Proposal {proposal_id} executed: the case is restructured."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
 
 
@@ -160,7 +170,7 @@ def proposal_liquidate_view(request: HttpRequest, proposal_id: int) -> HttpRespo
         proposal_liquidate(proposal_id=proposal_id, actor=_actor(request), version=version)
         return f"Proposal {proposal_id} carried out: case {case_id} is in liquidation."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(case_id)
 
 
@@ -179,7 +189,7 @@ def repayment_record_view(request: HttpRequest, installment_id: int) -> HttpResp
         paid = repayment_record(installment_id=installment_id, amount=amount, actor=_actor(request))
         return f"Installment {paid.number} paid ({amount:f})."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
 
 
@@ -201,7 +211,7 @@ def case_liquidate_view(request: HttpRequest, case_id: int) -> HttpResponse:
         proposal = proposal_liquidation_draft(case_id=case_id, reason=reason, actor=_actor(request))
         return f"Liquidation proposed (proposal {proposal.pk}): another officer approves it before it is carried out."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(case_id)
 
 
@@ -234,7 +244,7 @@ def proposal_new(request: HttpRequest, case_id: int) -> HttpResponse:
         except ValidationError as exc:
             form.add_service_error(exc.context.get("field"), str(exc))
         except WorkoutError as exc:
-            refusal_show(request, exc)
+            messages.error(request, str(exc))
             return _back(case.pk)
         else:
             messages.success(request, f"Proposal {proposal.pk} drafted: submit it for approval when ready.")
@@ -258,7 +268,7 @@ def proposal_edit_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
         except ValidationError as exc:
             form.add_service_error(exc.context.get("field"), str(exc))
         except WorkoutError as exc:
-            refusal_show(request, exc)
+            messages.error(request, str(exc))
             return _back(case.pk, f"proposal-{proposal.pk}")
         else:
             messages.success(request, f"Proposal {proposal.pk} edited: it is a draft again; approvals given are void.")

@@ -5,6 +5,7 @@ message instead. A link just issued is shown once, on the page that answers the 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 from django import forms
@@ -23,7 +24,6 @@ from core.errors import WorkoutError
 from core.forms import DecimalTextField
 from core.roles import STAFF_ROLES
 from core.staff import IssuedEnrolment, enrolment_issue, staff_user_deactivate, staff_user_reactivate
-from core.web import refusal_show, service_run
 from restructuring.selectors import staff_members_load
 from restructuring.services.staff import (
     approval_limit_clear,
@@ -71,6 +71,16 @@ def _back(user_id: int | None = None) -> HttpResponseRedirect:
 
 def _username(user_id: int) -> str:
     return get_object_or_404(User, pk=user_id).get_username()
+
+
+def _run(request: HttpRequest, act: Callable[[], str]) -> None:
+    """Call the service; its refusal becomes the message."""
+    try:
+        done = act()
+    except WorkoutError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, done)
 
 
 def _form_errors(form: forms.Form) -> str:
@@ -123,7 +133,7 @@ def staff_create_view(request: HttpRequest) -> HttpResponse:
             actor=_actor(request),
         )
     except WorkoutError as exc:
-        refusal_show(request, exc)
+        messages.error(request, str(exc))
         return _back()
     return _link_issued(request, issued, created=True)
 
@@ -135,7 +145,7 @@ def enrolment_issue_view(request: HttpRequest, user_id: int) -> HttpResponse:
     try:
         issued = enrolment_issue(user_id=user_id, actor=_actor(request))
     except WorkoutError as exc:
-        refusal_show(request, exc)
+        messages.error(request, str(exc))
         return _back(user_id)
     return _link_issued(request, issued, created=False)
 
@@ -155,7 +165,7 @@ def role_grant_view(request: HttpRequest, user_id: int) -> HttpResponse:
             return f"{username} is now {role}."
         return f"{username} already was {role}."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(user_id)
 
 
@@ -174,7 +184,7 @@ def role_revoke_view(request: HttpRequest, user_id: int) -> HttpResponse:
             return f"{username} is no longer {role}."
         return f"{username} was not {role}."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(user_id)
 
 
@@ -193,7 +203,7 @@ def limit_set_view(request: HttpRequest, user_id: int) -> HttpResponse:
             return f"{username}'s authority limit in {currency.upper()} is now {amount}."
         return f"{username}'s authority limit in {currency.upper()} already was {amount}."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(user_id)
 
 
@@ -212,7 +222,7 @@ def limit_clear_view(request: HttpRequest, user_id: int) -> HttpResponse:
             return f"{username}'s own limit in {currency.upper()} is cleared: their roles' limit applies."
         return f"{username} had no limit of their own in {currency.upper()}."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(user_id)
 
 
@@ -226,7 +236,7 @@ def deactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
             return f"{username} is deactivated: they can no longer sign in, and their unused links are revoked."
         return f"{username} already was deactivated."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(user_id)
 
 
@@ -240,5 +250,5 @@ def reactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
             return f"{username} is active again."
         return f"{username} already was active."
 
-    service_run(request, act)
+    _run(request, act)
     return _back(user_id)
