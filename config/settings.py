@@ -193,7 +193,7 @@ AXES_CLIENT_IP_CALLABLE = "core.client_ip.client_ip"
 # `check --deploy` warns while it is local memory (workout.W002).
 CACHES = {"default": env.cache_url("CACHE_URL", default="locmemcache://")}
 
-# --- REST framework: the client API (core/api/ holds the policies named here) ---
+# --- REST framework: the client API (core/api/ and, for the tokens, accounts/tokens/ hold the policies named here) ---
 # Deny by default: a view without a declared policy refuses everyone. Bearer tokens only (no session: no CSRF
 # to get wrong); JSON only; errors in one shape; throttled per token; bounded pages and bodies.
 REST_FRAMEWORK = {

@@ -1,7 +1,7 @@
 """What the UI's views share about errors: a service's refusal (a core.errors.WorkoutError, of any kind) is shown
-to the member of staff as the page's error message, in the error's own words. This is the one place the errors
-meet the UI's messages, as core/api/errors.py is the one place they meet HTTP statuses. (A view with a form puts
-an `Invalid` on the form's field instead, where the input is.)"""
+to the member of staff as the page's error message, in the error's own words, as core/api/errors.py gives it its
+HTTP status. Views call `service_run`, or `refusal_show` where they do more than redirect. (A view with a form
+puts an `Invalid` on the form's field instead, where the input is.)"""
 
 from __future__ import annotations
 
@@ -17,13 +17,11 @@ def refusal_show(request: HttpRequest, error: WorkoutError, *, prefix: str = "")
     messages.error(request, f"{prefix}{error}")
 
 
-def service_run(request: HttpRequest, act: Callable[[], str]) -> bool:
-    """Call the service: what it did as the success message, or its refusal as the error message. Whether it
-    was done."""
+def service_run(request: HttpRequest, act: Callable[[], str]) -> None:
+    """Call the service: what it did is the success message, or its refusal is the error message."""
     try:
         done = act()
     except WorkoutError as error:
         refusal_show(request, error)
-        return False
-    messages.success(request, done)
-    return True
+    else:
+        messages.success(request, done)

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 
 from core.access import staff_view
 from core.errors import WorkoutError
-from core.web import refusal_show
+from core.web import refusal_show, service_run
 from rules.actions import ACTIONS
 from rules.forms import PARAMETER_PREFIX, RuleForm, check_url
 from rules.models import Rule, RuleSet, RuleSetStatus
@@ -160,12 +160,12 @@ def rule_delete_view(request: HttpRequest, rule_set_id: int, rule_id: int) -> Ht
     rule = get_object_or_404(Rule.objects.select_related("rule_set"), pk=rule_id, rule_set_id=rule_set_id)
     if refused := _editable(request, rule.rule_set):
         return refused
-    try:
+
+    def act() -> str:
         rule_delete(rule_set_id=rule_set_id, name=rule.name, actor=_user(request))
-    except WorkoutError as error:
-        refusal_show(request, error)
-    else:
-        messages.success(request, f"Rule {rule.name!r} deleted from draft v{rule.rule_set.version}.")
+        return f"Rule {rule.name!r} deleted from draft v{rule.rule_set.version}."
+
+    service_run(request, act)
     return redirect("rules-set", rule_set_id)
 
 
