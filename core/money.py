@@ -13,6 +13,8 @@ from decimal import Decimal
 from core.amounts import check_places
 from core.errors import ValidationError
 
+# What an absent amount is shown as (an en dash).
+NO_AMOUNT = "\u2013"
 # Decimal places of a currency the settings do not list.
 DEFAULT_DECIMALS = 2
 
@@ -34,3 +36,33 @@ def amount_check(amount: Decimal, currency: str, *, field: str) -> None:
     problem = check_places(amount, currency_places(currency))
     if problem:
         raise ValidationError(f"{field}: {problem}, the places of {currency}", field=field)
+
+
+def money_text(
+    amount: Decimal | int | float | str | None, currency: str, *, locale: str | None = None, places: int | None = None
+) -> str:
+    """`amount` of `currency` as a reader of `locale` writes it (the active language when not given): the
+    locale's currency pattern, symbol and separators from CLDR (Babel), with the currency's places from the
+    settings (currency_places), not CLDR's: BTC has 8 here, and USDT, which CLDR does not know, has 2 (`places`
+    overrides them: a chart's axis in whole units).
+    "700000.00000000" USD is "$700,000.00" in English and "700.000,00 $" in German. None is NO_AMOUNT."""
+    if amount is None or amount == "":
+        return NO_AMOUNT
+    from babel import Locale
+    from babel.numbers import format_currency
+
+    places = currency_places(currency) if places is None else places
+    language = Locale.parse(locale or _active_locale())
+    pattern = language.currency_formats["standard"].pattern
+    number, _, _rest = pattern.partition(";")
+    integer, _, _fraction = number.partition(".")
+    suffix = _fraction.lstrip("0#")  # the symbol's place after the number, in the patterns that put it there
+    number = f"{integer}.{'0' * places}{suffix}" if places else integer + suffix
+    value = Decimal(str(amount)).quantize(Decimal(1).scaleb(-places))
+    return format_currency(value, currency, format=number, locale=language, currency_digits=False)
+
+
+def _active_locale() -> str:
+    from django.utils import translation
+
+    return translation.to_locale(translation.get_language() or "en-us")

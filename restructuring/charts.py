@@ -16,6 +16,8 @@ from typing import Any
 import pygal
 from pygal.style import Style
 
+from core.money import money_text
+
 _STYLE = Style(
     background="transparent",
     plot_background="#ffffff",
@@ -49,8 +51,9 @@ _COMMON: dict[str, Any] = {
 }
 
 
-def _money(value: float) -> str:
-    return f"{value:,.0f}"
+def _money(currency: str) -> Any:
+    """An axis or value label: whole units of `currency`, by the reader's locale (core.money.money_text)."""
+    return lambda value: money_text(value, currency, places=0)
 
 
 def _without_scripts(root: Any) -> Any:
@@ -68,14 +71,14 @@ def _svg(chart: Any) -> str:
     return str(chart.render(is_unicode=True))
 
 
-def risk_history(snapshots: Sequence[Mapping[str, Any]]) -> str:
+def risk_history(snapshots: Sequence[Mapping[str, Any]], currency: str = "USD") -> str:
     """Equity against the maintenance and initial requirements over time, one point per risk snapshot."""
     if not snapshots:
         return ""
     chart = pygal.DateTimeLine(
         title="Risk history: equity and requirements",
         x_value_formatter=lambda at: at.strftime("%d %b %H:%M"),
-        value_formatter=_money,
+        value_formatter=_money(currency),
         x_label_rotation=20,
         show_dots=len(snapshots) < 40,
         dots_size=2.5,
@@ -91,7 +94,12 @@ def risk_history(snapshots: Sequence[Mapping[str, Any]]) -> str:
     return _svg(chart)
 
 
-def loss_curve(curve: Mapping[str, Sequence[Any]], maintenance_now: Decimal | None, equity_now: Decimal | None) -> str:
+def loss_curve(
+    curve: Mapping[str, Sequence[Any]],
+    maintenance_now: Decimal | None,
+    equity_now: Decimal | None,
+    currency: str = "USD",
+) -> str:
     """Equity (account value less debt) against a uniform move of every price, from the feasibility report, with
     the maintenance requirement over the same moves.
 
@@ -106,7 +114,7 @@ def loss_curve(curve: Mapping[str, Sequence[Any]], maintenance_now: Decimal | No
         title="Loss curve: equity against a uniform price move",
         x_title="price move",
         x_value_formatter=lambda m: f"{m:+.0%}",
-        value_formatter=_money,
+        value_formatter=_money(currency),
         show_dots=True,
         dots_size=2,
         **{k: v for k, v in _COMMON.items() if k != "show_dots"},
@@ -121,7 +129,7 @@ def loss_curve(curve: Mapping[str, Sequence[Any]], maintenance_now: Decimal | No
     return _svg(chart)
 
 
-def recovery_histogram(histogram: Mapping[str, Sequence[Any]], debt: Decimal | None) -> str:
+def recovery_histogram(histogram: Mapping[str, Sequence[Any]], debt: Decimal | None, currency: str = "USD") -> str:
     """The distribution of what liquidating would recover, over the Monte Carlo paths (bars: paths per bin)."""
     edges = [float(e) for e in histogram.get("edges", [])]
     counts = [int(c) for c in histogram.get("counts", [])]
@@ -129,10 +137,10 @@ def recovery_histogram(histogram: Mapping[str, Sequence[Any]], debt: Decimal | N
         return ""
     title = "Recovery distribution (liquidation proceeds)"
     if debt is not None:
-        title += f", debt {float(debt):,.2f}"
+        title += f", debt {money_text(debt, currency)}"
     chart = pygal.Histogram(
         title=title,
-        x_value_formatter=_money,
+        x_value_formatter=_money(currency),
         x_label_rotation=20,
         y_title="paths",
         **{**_COMMON, "show_legend": False},
@@ -141,9 +149,10 @@ def recovery_histogram(histogram: Mapping[str, Sequence[Any]], debt: Decimal | N
     return _svg(chart)
 
 
-def cascade_costs(liquidate_all: Any, by_rules: Any) -> str:
-    """Bad debt and market impact of the two cascade scenarios, side by side."""
-    chart = pygal.Bar(title="What the fall costs the lender", value_formatter=_money, **_COMMON)
+def cascade_costs(liquidate_all: Any, by_rules: Any, currency: str = "USD") -> str:
+    """Bad debt and market impact of the two cascade scenarios, side by side (in the book's currency: the cascade
+    simulates USD-based accounts)."""
+    chart = pygal.Bar(title="What the fall costs the lender", value_formatter=_money(currency), **_COMMON)
     chart.x_labels = ["bad debt", "market impact"]
     chart.add("liquidate every breached account", [float(liquidate_all.bad_debt), float(liquidate_all.impact_cost)])
     chart.add("restructure by the rules", [float(by_rules.bad_debt), float(by_rules.impact_cost)])

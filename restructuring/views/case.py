@@ -4,7 +4,6 @@ of the actions the signed-in officer may take."""
 
 from __future__ import annotations
 
-import json
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +18,7 @@ from restructuring import charts
 from restructuring.forms import OfferForm, ReasonForm, RepaymentForm, TermsForm
 from restructuring.models import CaseState, ProposalState
 from restructuring.views.reads import CasePage, case_page_load
+from restructuring.views.timeline import Names, timeline
 
 # Where the negotiation service takes a new proposal (an offer out or accepted waits for the client).
 DRAFTABLE_STATES = (CaseState.MARGIN_CALL, CaseState.PROPOSED)
@@ -46,16 +46,21 @@ def case_context(page: CasePage, terms_form: TermsForm | None = None) -> dict[st
         "account": case.account,
         "client": case.account.client,
         "now": timezone.now(),
-        "risk_chart": mark_safe(charts.risk_history(page.snapshots)),  # noqa: S308 (pygal's escaped SVG)
+        "risk_chart": mark_safe(charts.risk_history(page.snapshots, case.account.base_currency)),  # noqa: S308 (pygal's escaped SVG)
         "loss_chart": mark_safe(  # noqa: S308
             charts.loss_curve(
                 results.get("loss_capacity", {}).get("curve", {}),
                 risk.maintenance_requirement if risk else None,
                 risk.equity if risk else None,
+                case.account.base_currency,
             )
         ),
         "recovery_chart": mark_safe(  # noqa: S308
-            charts.recovery_histogram(results.get("recovery", {}).get("histogram", {}), report.debt if report else None)
+            charts.recovery_histogram(
+                results.get("recovery", {}).get("histogram", {}),
+                report.debt if report else None,
+                case.account.base_currency,
+            )
         ),
         "recovery": results.get("recovery", {}),
         "capacity": results.get("loss_capacity", {}),
@@ -68,7 +73,7 @@ def case_context(page: CasePage, terms_form: TermsForm | None = None) -> dict[st
         "repayment_form": RepaymentForm(),
         "can_draft": case.state in DRAFTABLE_STATES,
         "can_liquidate": case.state in LIQUIDATABLE_STATES,
-        "timeline": [(event, _readable(event.payload)) for event in page.events],
+        "timeline": timeline(page.events, _names(page)),
         "loan_rate_pct": _percent(page.loan.rate_annual if page.loan else None),
         "distance_pct": _percent(risk.distance_to_liquidation if risk else None, signed=True),
         "lgd_pct": _percent(report.loss_given_default if report else None),
@@ -83,14 +88,14 @@ def _percent(value: Any, *, signed: bool = False) -> str:
     return f"{number:+.2f}%" if signed else f"{number:.2f}%"
 
 
-def _readable(payload: Any) -> list[tuple[str, str]]:
-    """An audit payload as key and value, nested values as compact JSON."""
-    if not isinstance(payload, dict):
-        return [("", json.dumps(payload))]
-    return [
-        (key, value if isinstance(value, str) else json.dumps(value, separators=(", ", ": ")))
-        for key, value in payload.items()
-    ]
+def _names(page: CasePage) -> Names:
+    """What the timeline names the case's objects by, from what the page already read (no query)."""
+    return Names(
+        currency=page.case.account.base_currency,
+        proposals={v.proposal.pk: v.proposal.name for v in page.proposals},
+        installments={r.installment_id: r.number for v in page.proposals for r in v.schedule if r.installment_id},
+        symbols={h.position.instrument_id: h.position.instrument.symbol for h in page.positions},
+    )
 
 
 def _approvals_needed(page: CasePage) -> dict[int, str]:

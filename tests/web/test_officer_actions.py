@@ -160,7 +160,7 @@ def test_a_preview_shows_schedule_and_value_and_stores_nothing(alice: User, case
 
     page = text(response)
     assert "Preview on the current market (nothing stored)" in page
-    assert len(re.findall(r"\d{4}-\d\d-\d\d \d", page.split("Preview on the current market")[1])) == 6
+    assert len(re.findall(r"\d{4}-\d\d-\d\d \$\d", page.split("Preview on the current market")[1])) == 6
     assert not Proposal.objects.filter(source="officer").exists()
     assert AuditEvent.objects.count() == events
     # asked by htmx: the preview alone, for the form's preview box

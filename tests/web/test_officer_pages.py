@@ -64,6 +64,11 @@ def text(response: Any) -> str:
     return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", body)).split())
 
 
+def _usd(amount: Decimal) -> str:
+    """An amount of USD as an English reader writes it: -$114.97."""
+    return f"-${-amount:,.2f}" if amount < 0 else f"${amount:,.2f}"
+
+
 def queue_case_ids(response: Any) -> list[int]:
     return [int(i) for i in re.findall(r'<td><a href="/cases/(\d+)/">#', response.content.decode())]
 
@@ -240,9 +245,9 @@ def test_the_case_page_shows_the_account_feasibility_and_the_proposals_explained
     page = text(response)
     body = response.content.decode()
     # the account, its loan and its position at the latest price (10 BTC at 100)
-    assert "Debt 750.00" in page
-    assert "Cash 0.00 USD" in page
-    assert re.search(r"BTC Spot asset 10 90 100 1,000.00", page)
+    assert "Debt $750.00" in page
+    assert "Cash $0.00" in page
+    assert re.search(r"BTC Spot asset 10 90 100 \$1,000.00", page)
     # the charts: server-rendered SVG, no script
     for chart in ("chart-risk-history", "chart-loss-curve", "chart-recovery"):
         figure = body.split(f'id="{chart}"')[1].split("</figure>")[0]
@@ -252,7 +257,7 @@ def test_the_case_page_shows_the_account_feasibility_and_the_proposals_explained
     # the proposal: value, terms, the rules that fired with the facts they read, the schedule
     assert f"concentration #{proposal.pk}" in page
     assert "Pending approval" in page
-    assert f"{proposal.expected_pv:,.2f}" in page
+    assert f"${proposal.expected_pv:,.2f}" in page
     assert "collateral to add 300.00" in page
     assert "reduce BTC 50%" in page
     assert "concentrated_collateral → demand_collateral (amount 300.0)" in page
@@ -294,7 +299,7 @@ def test_the_case_page_reads_each_valuation_with_its_error_and_the_models_reason
 
     page = text(response)
     card = _card(response, proposal.pk)
-    assert f"Advantage over liquidating {advantage} ± {error} {verdict}" in card
+    assert f"Advantage over liquidating {_usd(advantage)} ± {_usd(error)} {verdict}" in card
     assert f"Payment missed for lack of funds {valuation['funding_miss_probability']['value']}" in card
     assert f"Affordable {'yes' if valuation['affordable'] else 'no'}" in card
     for why in valuation["why_not_affordable"]:
@@ -332,7 +337,7 @@ def test_the_schedule_shown_is_the_one_the_proposal_was_valued_on(web: Client) -
 
     page = text(web.get(f"/cases/{case.pk}/"))
 
-    rows = re.findall(r"(\d+) (\d{4}-\d\d-\d\d) ([\d,.]+) ([\d,.]+) ([\d,.]+) ([\d,.]+) ([\d,.]+)", page)
+    rows = re.findall(r"(\d+) (\d{4}-\d\d-\d\d) \$([\d,.]+) \$([\d,.]+) \$([\d,.]+) \$([\d,.]+) \$([\d,.]+)", page)
     expected = [
         (
             str(i.number),

@@ -1,0 +1,221 @@
+"""The case timeline as an officer reads it: each audit event with a label for its action, what it is about by name
+(the proposal "extend_12m", installment 3, not "restructuring.proposal 41"), and its payload as labelled values
+(money in the account's currency by the locale machinery, instruments by symbol, times as times), never JSON. The
+raw payload stays on the row, one click away (<details>), for compliance.
+
+Presentation only: it reads nothing from the database; the case page's read gives it the names it needs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.utils import formats
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
+from core.models import AuditEvent
+from core.money import money_text
+
+# Payload keys that hold an amount of the account's currency.
+MONEY_KEYS = frozenset(
+    {
+        "amount",
+        "balance",
+        "call_amount",
+        "debt",
+        "expected_loss",
+        "expected_proceeds",
+        "expected_pv",
+        "forgiven",
+        "impact_cost",
+        "limit",
+        "liquidation_value",
+        "paid",
+        "principal",
+        "interest",
+        "recovery_expected",
+        "recovery_p5",
+        "shortfall",
+        "shortfall_initial",
+        "shortfall_maintenance",
+        "written_off",
+        "collateral",
+        "top_up",
+    }
+)
+# Keys that are internal ids an officer does not need spelled out (the sweep's run, the model's seeds).
+HIDDEN_KEYS = frozenset({"sweep_id", "market_seed", "case_seed", "rule_set"})
+
+ACTION_LABELS: Mapping[str, Any] = {
+    "case.open": gettext_lazy("Case opened"),
+    "case.margin_call": gettext_lazy("Margin call"),
+    "case.cure": gettext_lazy("Cured"),
+    "case.propose": gettext_lazy("Proposals made"),
+    "case.rules_proposals": gettext_lazy("Proposals remade by the rules"),
+    "case.offer": gettext_lazy("Offer sent"),
+    "case.offer_expired": gettext_lazy("Offer expired"),
+    "case.expire": gettext_lazy("Offer expired"),
+    "case.accept": gettext_lazy("Offer accepted"),
+    "case.decline": gettext_lazy("Offer declined"),
+    "case.counter": gettext_lazy("Counter-offer"),
+    "case.reject": gettext_lazy("Rejected"),
+    "case.execute": gettext_lazy("Restructuring executed"),
+    "case.default": gettext_lazy("Defaulted"),
+    "case.liquidate": gettext_lazy("Sent to liquidation"),
+    "case.liquidated": gettext_lazy("Liquidated"),
+    "case.write_off": gettext_lazy("Written off"),
+    "case.close": gettext_lazy("Case closed"),
+    "case.reminder": gettext_lazy("Reminder sent"),
+    "feasibility.report": gettext_lazy("Feasibility report"),
+    "installment.paid": gettext_lazy("Payment recorded"),
+    "proposal.draft": gettext_lazy("Proposal drafted"),
+    "proposal.edit": gettext_lazy("Proposal edited"),
+    "proposal.submit": gettext_lazy("Submitted for approval"),
+    "proposal.approval": gettext_lazy("Approval given"),
+    "proposal.approve": gettext_lazy("Proposal approved"),
+    "proposal.reject": gettext_lazy("Proposal rejected"),
+    "proposal.withdraw": gettext_lazy("Proposal withdrawn"),
+    "proposal.offer": gettext_lazy("Proposal offered"),
+    "proposal.accept": gettext_lazy("Proposal accepted"),
+    "proposal.decline": gettext_lazy("Proposal declined"),
+    "proposal.counter": gettext_lazy("Client countered"),
+    "proposal.counter_offer": gettext_lazy("Counter-offer made"),
+    "proposal.expire": gettext_lazy("Proposal expired"),
+    "proposal.execute": gettext_lazy("Proposal executed"),
+    "proposal.liquidate": gettext_lazy("Liquidation proposed"),
+    "topup.declare": gettext_lazy("Top-up declared"),
+    "topup.confirm": gettext_lazy("Top-up confirmed"),
+}
+
+KEY_LABELS: Mapping[str, Any] = {
+    "band": gettext_lazy("band"),
+    "margin_ratio": gettext_lazy("margin ratio"),
+    "shortfall_initial": gettext_lazy("shortfall to initial"),
+    "shortfall_maintenance": gettext_lazy("shortfall to maintenance"),
+    "call_amount": gettext_lazy("margin call"),
+    "call_basis": gettext_lazy("basis"),
+    "deadline": gettext_lazy("deadline"),
+    "amount": gettext_lazy("amount"),
+    "balance": gettext_lazy("balance"),
+    "number": gettext_lazy("installment"),
+    "proposal_id": gettext_lazy("proposal"),
+    "case_id": gettext_lazy("case"),
+    "proposals": gettext_lazy("proposals"),
+    "expected_pv": gettext_lazy("expected PV"),
+    "expected_loss": gettext_lazy("expected loss"),
+    "recovery_expected": gettext_lazy("expected recovery"),
+    "recommended": gettext_lazy("recommended"),
+    "expires_at": gettext_lazy("expires"),
+    "reference": gettext_lazy("reference"),
+    "requires_senior": gettext_lazy("needs a senior"),
+    "rule_set_version": gettext_lazy("rule set version"),
+    "trigger": gettext_lazy("trigger"),
+    "model_version": gettext_lazy("model version"),
+    "as_of": gettext_lazy("as of"),
+    "needs": gettext_lazy("still needs"),
+    "reason": gettext_lazy("reason"),
+}
+
+
+@dataclass(frozen=True)
+class TimelineEntry:
+    event: AuditEvent
+    label: str  # what happened, in words
+    subject: str  # what it is about, by name ("" for the case itself)
+    details: list[tuple[str, str]]  # the payload, readable
+    raw: str  # the payload as stored, for compliance (indented JSON)
+
+
+@dataclass(frozen=True)
+class Names:
+    """What the timeline names objects by: proposals by name, installments by number, instruments by symbol."""
+
+    currency: str
+    proposals: Mapping[int, str]
+    installments: Mapping[int, int]
+    symbols: Mapping[int, str]
+
+
+def action_label(action: str) -> str:
+    label = ACTION_LABELS.get(action)
+    if label is not None:
+        return str(label)
+    kind, _dot, verb = action.partition(".")
+    return f"{kind.capitalize()}: {verb.replace('_', ' ')}" if verb else action
+
+
+def timeline(events: Sequence[AuditEvent], names: Names) -> list[TimelineEntry]:
+    return [
+        TimelineEntry(
+            event=e,
+            label=action_label(e.action),
+            subject=_subject(e, names),
+            details=_details(e.payload, names),
+            raw=json.dumps(e.payload, indent=2, sort_keys=True, ensure_ascii=False),
+        )
+        for e in events
+    ]
+
+
+def _subject(event: AuditEvent, names: Names) -> str:
+    kind = event.object_type.rpartition(".")[2]
+    if kind == "proposal":
+        name = names.proposals.get(event.object_id)
+        return _("proposal %(name)s") % {"name": name} if name else _("proposal #%(id)s") % {"id": event.object_id}
+    if kind == "installment":
+        number = names.installments.get(event.object_id)
+        return _("installment %(number)s") % {"number": number} if number else ""
+    if kind == "feasibilityreport":
+        return _("feasibility report")
+    return ""
+
+
+def _details(payload: Any, names: Names) -> list[tuple[str, str]]:
+    if not isinstance(payload, dict):
+        return [("", _text("", payload, names))]
+    return [
+        (str(KEY_LABELS.get(key, key.replace("_", " "))), _text(key, value, names))
+        for key, value in payload.items()
+        if key not in HIDDEN_KEYS and value not in (None, "", [], {})
+    ]
+
+
+def _text(key: str, value: Any, names: Names) -> str:
+    if key in MONEY_KEYS and isinstance(value, str | int | float) and not isinstance(value, bool):
+        try:
+            return money_text(value, names.currency)
+        except ArithmeticError:
+            return str(value)
+    if key == "proposal_id" and isinstance(value, int):
+        return names.proposals.get(value, f"#{value}")
+    if key == "case_id" and isinstance(value, int):
+        return f"#{value}"
+    if key in {"instrument_id", "instrument"} and isinstance(value, int):
+        return names.symbols.get(value, f"#{value}")
+    if isinstance(value, bool):
+        return _("yes") if value else _("no")
+    if isinstance(value, str) and len(value) >= 19 and value[4:5] == "-" and value[10:11] == "T":
+        try:
+            return formats.date_format(datetime.fromisoformat(value), "DATETIME_FORMAT")
+        except ValueError:
+            return value
+    if isinstance(value, list):
+        return ", ".join(_item(v, names) for v in value)
+    if isinstance(value, dict):
+        return "; ".join(f"{KEY_LABELS.get(k, k.replace('_', ' '))} {_text(k, v, names)}" for k, v in value.items())
+    if isinstance(value, float):
+        return formats.number_format(value, 4)
+    return str(value)
+
+
+def _item(value: Any, names: Names) -> str:
+    """One element of a list: a proposal summary by its name and value, else its readable text."""
+    if isinstance(value, dict) and "name" in value:
+        pv = value.get("expected_pv")
+        return f"{value['name']} ({money_text(pv, names.currency)})" if pv not in (None, "") else str(value["name"])
+    return _text("", value, names)
