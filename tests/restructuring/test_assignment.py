@@ -51,13 +51,16 @@ def test_a_sweep_assigns_its_new_cases_to_the_least_loaded_officers_of_a_team_au
     accounts(instrument, "warning", 2)
     cases_apply_risk(sweep_id=sweep_only().pk)
     cases = list(Case.objects.all())
-    assert len(cases) == 6 and all(c.assignee is not None and c.team_id == team.pk for c in cases)
+    assert len(cases) == 6
+    assert all(c.assignee is not None and c.team_id == team.pk for c in cases)
     # Four margin calls (3 points each) and two warnings (1 each): 7 points per officer.
     assert _owners() == {"alice": 3, "bob": 3}
     events = AuditEvent.objects.filter(action="case.assign")
     assert events.count() == 6
     event = events.first()
-    assert event is not None and event.system_actor == "assignment" and event.payload["to"] in {"alice", "bob"}
+    assert event is not None
+    assert event.system_actor == "assignment"
+    assert event.payload["to"] in {"alice", "bob"}
 
 
 def test_only_officers_whose_authority_covers_the_debt_within_capacity_and_not_on_leave_are_eligible() -> None:
@@ -102,9 +105,11 @@ def test_a_senior_reassigns_with_a_reason_an_officer_may_not_and_the_target_must
     with pytest.raises(ConflictError):
         case_reassign(case_id=case.pk, to=staff_user("nina", CREDIT_OFFICER).pk, actor=User.objects.get(username="sam"))
     moved = case_reassign(case_id=case.pk, to=other, actor=User.objects.get(username="sam"), reason="balance")
-    assert moved.assignee is not None and moved.assignee.username == other
+    assert moved.assignee is not None
+    assert moved.assignee.username == other
     event = AuditEvent.objects.get(action="case.reassign")
-    assert event.actor is not None and event.actor.username == "sam"
+    assert event.actor is not None
+    assert event.actor.username == "sam"
     assert (event.payload["from"], event.payload["to"], event.reason) == (holder.username, other, "balance")
 
 
