@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import UTC, datetime
+from decimal import Decimal
 
 from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
@@ -79,7 +80,7 @@ def sla_breaches_escalate(*, now: datetime | None = None) -> int:
                 "clock": clock,
                 "started_at": started,
                 "due_at": due,
-                "target_hours": hours,
+                "target_hours": Decimal(str(hours)),  # the trail records no floats
                 "escalated_to": senior or "",
                 "assignee": assignee or "",
             }
