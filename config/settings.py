@@ -46,6 +46,8 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "axes",
     "django_htmx",
+    "django_tables2",  # the queue's table (restructuring/views/queue_table.py)
+    "django_filters",  # the queue's filters (restructuring/queue_filters.py)
     "core",
     "accounts",
     "restructuring",

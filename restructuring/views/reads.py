@@ -7,17 +7,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Count, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Value
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.db.models.lookups import GreaterThanOrEqual
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 
 from accounts.models import LoanStatus, MarginLoan, Position, Price, RiskSnapshot, RiskState
 from core.models import AuditEvent
@@ -28,17 +29,18 @@ from restructuring.models import (
     OPEN_STATES,
     Approval,
     Case,
-    CaseState,
     FeasibilityReport,
     Installment,
     Proposal,
     ProposalKind,
     ProposalState,
 )
+from restructuring.queue_filters import QueueFilterSet
 from restructuring.schedules import ScheduleError
 from restructuring.selectors import RESTRUCTURED_STATES
 from restructuring.services.controls import approval_flags
 from restructuring.services.feasibility import report_facts, terms_price
+from restructuring.sla import sla_annotate
 from restructuring.terms import Terms, TermsError, terms_hash, terms_lines
 
 QUEUE_PAGE_SIZE = 50
@@ -52,18 +54,32 @@ _RATIO = DecimalField(max_digits=20, decimal_places=8)
 
 @dataclass(frozen=True)
 class QueueFilters:
+    """The queue's filters by name (restructuring/queue_filters.py says what each means)."""
+
     state: str = ""
     band: str = ""
-    officer: str = ""  # a username: cases where that officer drafted, edited or approved a proposal
-    asset: str = ""  # an instrument symbol held (directly, or as the underlying of a derivative held)
-    group: str = ""  # a client group's code
-    search: str = ""  # account code, client code or name
+    officer: str = ""
+    asset: str = ""
+    group: str = ""
+    search: str = ""
+    assignee: str = ""
+
+    def data(self) -> dict[str, str]:
+        names = {"search": "q"}
+        return {names.get(k, k): v for k, v in self.__dict__.items() if v}
 
 
-def cases_for_queue(filters: QueueFilters) -> QuerySet[Case]:
+def queue_filterset(data: Mapping[str, Any], request: Any = None) -> QueueFilterSet:
+    """The queue's filters bound to a query string, over the open cases (no query run)."""
+    return QueueFilterSet(data, queryset=Case.objects.filter(state__in=OPEN_STATES), request=request)
+
+
+def cases_for_queue(filters: QueueFilters | QueueFilterSet, now: datetime | None = None) -> QuerySet[Case]:
     """Open cases, most urgent first: the nearest deadline, then the largest shortfall, then the largest expected
-    loss of the latest feasibility report. Each row carries its figures as annotations (one query for a page)."""
-    return _queue_filtered(filters, with_state=True).order_by(
+    loss of the latest feasibility report. Each row carries its figures as annotations (one query for a page), its
+    assignee, and its SLA clock (restructuring/sla.py): what it waits for, since when, against which target."""
+    filterset = queue_filterset(filters.data()) if isinstance(filters, QueueFilters) else filters
+    return queue_annotate(filterset.qs, now or timezone.now()).order_by(
         F("deadline").asc(nulls_last=True),
         F("shortfall").desc(nulls_last=True),
         F("expected_loss").desc(nulls_last=True),
@@ -71,11 +87,12 @@ def cases_for_queue(filters: QueueFilters) -> QuerySet[Case]:
     )
 
 
-def queue_state_counts(filters: QueueFilters) -> dict[str, int]:
+def queue_state_counts(filterset: QueueFilterSet) -> dict[str, int]:
     """Open cases per state under every filter but the state's own (what each state tab would show)."""
+    data = {k: v for k, v in filterset.data.items() if k != "state"}
     rows = (
-        _queue_filtered(filters, with_state=False, annotate=False)
-        .order_by()
+        queue_filterset(data, filterset.request)
+        .qs.order_by()
         .values("state")
         .annotate(n=Count("pk"))
         .values_list("state", "n")
@@ -93,33 +110,7 @@ def queue_officers() -> list[str]:
     )
 
 
-def _queue_filtered(filters: QueueFilters, *, with_state: bool, annotate: bool = True) -> QuerySet[Case]:
-    cases = Case.objects.filter(state__in=OPEN_STATES)
-    if with_state and filters.state:
-        cases = cases.filter(state=filters.state)
-    if filters.band:
-        cases = cases.filter(account__risk__band=filters.band)
-    if filters.group:
-        cases = cases.filter(account__client__group__code__iexact=filters.group)
-    if filters.search:
-        term = filters.search
-        cases = cases.filter(
-            Q(account__code__icontains=term)
-            | Q(account__client__code__icontains=term)
-            | Q(account__client__name__icontains=term)
-        )
-    if filters.asset:
-        symbol = filters.asset
-        held = Position.objects.filter(account_id=OuterRef("account_id")).exclude(quantity=0)
-        cases = cases.filter(
-            Exists(held.filter(Q(instrument__symbol__iexact=symbol) | Q(instrument__underlying__symbol__iexact=symbol)))
-        )
-    if filters.officer:
-        made = Proposal.objects.filter(case_id=OuterRef("pk"), made_by__username=filters.officer)
-        approved = Approval.objects.filter(proposal__case_id=OuterRef("pk"), approver__username=filters.officer)
-        cases = cases.filter(Exists(made) | Exists(approved))
-    if not annotate:
-        return cases
+def queue_annotate(cases: QuerySet[Case], now: datetime) -> QuerySet[Case]:
     latest = FeasibilityReport.objects.filter(case_id=OuterRef("pk")).order_by("-created_at", "-pk")
     debt = (
         MarginLoan.objects.filter(account_id=OuterRef("account_id"), status=LoanStatus.ACTIVE)
@@ -129,7 +120,7 @@ def _queue_filtered(filters: QueueFilters, *, with_state: bool, annotate: bool =
     pending = Proposal.objects.filter(case_id=OuterRef("pk"), state=ProposalState.PENDING_APPROVAL).order_by()
     waiting = pending.values("case_id").annotate(n=Count("pk")).values("n")
     flagged = pending.filter(flagged_proposals()).values("case_id").annotate(n=Count("pk")).values("n")
-    return cases.select_related("account__client__group").annotate(
+    annotated = cases.select_related("account__client__group", "assignee").annotate(
         risk_band=F("account__risk__band"),
         risk_margin_ratio=F("account__risk__margin_ratio"),
         risk_equity=F("account__risk__equity"),
@@ -140,7 +131,9 @@ def _queue_filtered(filters: QueueFilters, *, with_state: bool, annotate: bool =
         recommended=Subquery(latest.values("recommended")[:1]),
         pending_approval=Coalesce(Subquery(waiting), Value(0)),
         flagged_approval=Coalesce(Subquery(flagged), Value(0)),
+        in_state_since=Coalesce("state_changed_at", "opened_at"),
     )
+    return sla_annotate(annotated, now)
 
 
 def flagged_proposals() -> Q:
@@ -444,7 +437,3 @@ def _row(data: Mapping[str, Any]) -> ScheduleRow:
 def _params(data: Mapping[str, Any]) -> feasibility.Params:
     """The model parameters a report was computed with (what its terms were valued under)."""
     return feasibility.Params(**{**data, "jumps": feasibility.Jumps(**data["jumps"])})
-
-
-def open_case_states() -> list[tuple[str, str]]:
-    return [(s.value, s.label) for s in CaseState if s in OPEN_STATES]

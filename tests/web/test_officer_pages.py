@@ -123,7 +123,7 @@ def test_the_queue_lists_open_cases_by_deadline_then_shortfall_then_expected_los
     Case.objects.filter(pk__in=[cases["CALL"].pk, cases["CRIT"].pk]).update(deadline=deadline)
     Case.objects.filter(pk=cases["GRP"].pk).update(deadline=deadline - timedelta(hours=1))
 
-    response = web.get("/queue/")
+    response = web.get("/queue/?show=deadline")  # the deadline column is behind the column chooser
 
     assert response.status_code == 200
     assert queue_case_ids(response) == [cases[c].pk for c in ("GRP", "CRIT", "CALL", "WARN")]

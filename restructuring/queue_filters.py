@@ -1,0 +1,77 @@
+"""The queue's filters, as a django-filter FilterSet: each query parameter, its validation, and the SQL it adds.
+
+A bad value in one filter drops that filter only (django-filter leaves an invalid field out of `cleaned_data`).
+The filters read no row themselves: the choices are the case states and bands (constants), the officer and
+assignee are usernames matched in SQL, so building the set costs no query.
+
+- `state`, `band`: one of the open states / health bands.
+- `officer`: cases where that officer drafted, edited or approved a proposal.
+- `assignee`: `me` (the signed-in user), `none` (unassigned), or a username.
+- `asset`: an instrument symbol held (directly, or as the underlying of a derivative held).
+- `group`: a client group's code; `q`: account code, client code or name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils.translation import gettext_lazy as _
+
+from accounts.models import HealthBand, Position
+from restructuring.models import OPEN_STATES, Approval, Case, CaseState, Proposal
+
+
+def open_case_states() -> list[tuple[str, str]]:
+    return [(value, label) for value, label in CaseState.choices if value in OPEN_STATES]
+
+
+class QueueFilterSet(django_filters.FilterSet):
+    state = django_filters.ChoiceFilter(choices=open_case_states, empty_label=_("every open state"))
+    band = django_filters.ChoiceFilter(
+        choices=HealthBand.choices, method="band_filter", empty_label=_("every band"), label=_("Band")
+    )
+    officer = django_filters.CharFilter(method="officer_filter", label=_("Officer"))
+    assignee = django_filters.CharFilter(method="assignee_filter", max_length=150, label=_("Assignee"))
+    asset = django_filters.CharFilter(method="asset_filter", max_length=64, label=_("Asset"))
+    group = django_filters.CharFilter(
+        field_name="account__client__group__code", lookup_expr="iexact", max_length=64, label=_("Group")
+    )
+    q = django_filters.CharFilter(method="search_filter", max_length=100, label=_("Account or client"))
+
+    class Meta:
+        model = Case
+        fields: list[str] = []
+
+    def band_filter(self, cases: QuerySet[Case], name: str, value: str) -> QuerySet[Case]:
+        return cases.filter(account__risk__band=value)
+
+    def officer_filter(self, cases: QuerySet[Case], name: str, value: str) -> QuerySet[Case]:
+        made = Proposal.objects.filter(case_id=OuterRef("pk"), made_by__username=value)
+        approved = Approval.objects.filter(proposal__case_id=OuterRef("pk"), approver__username=value)
+        return cases.filter(Exists(made) | Exists(approved))
+
+    def assignee_filter(self, cases: QuerySet[Case], name: str, value: str) -> QuerySet[Case]:
+        value = value.strip()
+        if value == "none":
+            return cases.filter(assignee__isnull=True)
+        if value == "me":
+            user: Any = getattr(self.request, "user", None)
+            return cases.filter(assignee_id=user.pk) if user is not None and user.pk else cases.none()
+        return cases.filter(assignee__username=value)
+
+    def asset_filter(self, cases: QuerySet[Case], name: str, value: str) -> QuerySet[Case]:
+        symbol = value.strip()
+        held = Position.objects.filter(account_id=OuterRef("account_id")).exclude(quantity=0)
+        return cases.filter(
+            Exists(held.filter(Q(instrument__symbol__iexact=symbol) | Q(instrument__underlying__symbol__iexact=symbol)))
+        )
+
+    def search_filter(self, cases: QuerySet[Case], name: str, value: str) -> QuerySet[Case]:
+        term = value.strip()
+        return cases.filter(
+            Q(account__code__icontains=term)
+            | Q(account__client__code__icontains=term)
+            | Q(account__client__name__icontains=term)
+        )

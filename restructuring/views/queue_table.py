@@ -1,0 +1,209 @@
+"""The queue as a django-tables2 table: what an officer decides on shown by default, at 1280 px without a
+horizontal scroll (case, client, state, band, debt, shortfall, expected loss, the recommended proposal, assignee,
+time in state against its SLA target, what it waits for), the rest behind the column chooser (`?show=<column>`).
+Every column sorts (`?sort=<column>`, `-<column>` descending; empty figures last either way); without `sort`
+the queue keeps its urgency order (restructuring/views/reads.py cases_for_queue)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any
+
+import django_tables2 as tables
+from django.db.models import F, QuerySet
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from core.money import money_text
+from restructuring import sla
+from restructuring.models import Case
+
+# Shown unless the officer hides them; the optional columns are shown only when chosen.
+DECISION_COLUMNS = (
+    "case",
+    "client",
+    "state",
+    "band",
+    "debt",
+    "shortfall",
+    "expected_loss",
+    "recommended",
+    "assignee",
+    "in_state",
+    "waits_for",
+)
+OPTIONAL_COLUMNS = ("account", "group", "margin_ratio", "deadline", "recovery", "to_approve")
+NUM = {"td": {"class": "num"}, "th": {"class": "num"}}
+
+
+def _nulls_last(field: str) -> Any:
+    def order(table: QueueTable, cases: QuerySet[Case], is_descending: bool) -> tuple[QuerySet[Case], bool]:
+        key = F(field).desc(nulls_last=True) if is_descending else F(field).asc(nulls_last=True)
+        return cases.order_by(key, "pk"), True
+
+    return order
+
+
+class MoneyColumn(tables.Column):
+    """An amount in the case's account currency, by the locale machinery (core.money.money_text)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(attrs=NUM, **kwargs)
+
+    def render(self, value: Any, record: Case) -> str:
+        return money_text(value, record.account.base_currency)
+
+
+class QueueTable(tables.Table):
+    case = tables.Column(accessor="pk", verbose_name=_("Case"))
+    account = tables.Column(accessor="account__code", verbose_name=_("Account"))
+    client = tables.Column(accessor="account__client__name", verbose_name=_("Client"), attrs={"td": {"class": "wrap"}})
+    group = tables.Column(accessor="account__client__group__code", verbose_name=_("Group"), default="")
+    state = tables.Column(verbose_name=_("State"))
+    band = tables.Column(accessor="risk_band", verbose_name=_("Band"), default="")
+    margin_ratio = tables.Column(accessor="risk_margin_ratio", verbose_name=_("Margin ratio"), attrs=NUM)
+    debt = MoneyColumn(verbose_name=_("Debt"))
+    shortfall = MoneyColumn(verbose_name=_("Shortfall"))
+    deadline = tables.Column(verbose_name=_("Deadline"))
+    expected_loss = MoneyColumn(verbose_name=_("Expected loss"))
+    recovery = MoneyColumn(accessor="recovery_expected", verbose_name=_("Recovery"))
+    recommended = tables.Column(verbose_name=_("Recommended"), empty_values=(), attrs={"td": {"class": "wrap"}})
+    to_approve = tables.Column(accessor="pending_approval", verbose_name=_("To approve"), attrs=NUM)
+    assignee = tables.Column(accessor="assignee__username", verbose_name=_("Assignee"), default="")
+    in_state = tables.Column(accessor="in_state_since", verbose_name=_("In state / SLA"))
+    waits_for = tables.Column(accessor="sla_clock", verbose_name=_("Waits for"), default="")
+
+    order_debt = _nulls_last("debt")
+    order_shortfall = _nulls_last("shortfall")
+    order_expected_loss = _nulls_last("expected_loss")
+    order_recovery = _nulls_last("recovery_expected")
+    order_margin_ratio = _nulls_last("risk_margin_ratio")
+    order_deadline = _nulls_last("deadline")
+    order_recommended = _nulls_last("recommended")
+    order_band = _nulls_last("risk_band")
+    order_waits_for = _nulls_last("sla_due_at")
+
+    class Meta:
+        model = Case
+        fields: tuple[str, ...] = ()
+        sequence = (
+            "case",
+            "account",
+            "client",
+            "group",
+            "state",
+            "band",
+            "margin_ratio",
+            "debt",
+            "shortfall",
+            "deadline",
+            "expected_loss",
+            "recovery",
+            "recommended",
+            "to_approve",
+            "assignee",
+            "in_state",
+            "waits_for",
+        )
+        template_name = "restructuring/_queue_table.html"
+        orderable = True
+        attrs = {"class": "queue"}
+        empty_text = _("No open case matches.")
+
+    def __init__(self, *args: Any, shown: Iterable[str] = (), now: datetime | None = None, **kwargs: Any) -> None:
+        hidden = [c for c in OPTIONAL_COLUMNS if c not in set(shown)]
+        super().__init__(*args, exclude=hidden, order_by_field="sort", **kwargs)
+        self.now = now or timezone.now()
+
+    def order_in_state(self, cases: QuerySet[Case], is_descending: bool) -> tuple[QuerySet[Case], bool]:
+        # time in state grows as its start recedes: ascending time is descending start
+        key = F("in_state_since").asc() if is_descending else F("in_state_since").desc()
+        return cases.order_by(key, "pk"), True
+
+    def order_case(self, cases: QuerySet[Case], is_descending: bool) -> tuple[QuerySet[Case], bool]:
+        return cases.order_by("-pk" if is_descending else "pk"), True
+
+    def render_case(self, value: int) -> str:
+        return format_html('<a href="{}">#{}</a>', reverse("case", args=[value]), value)
+
+    def render_account(self, value: str, record: Case) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("case", args=[record.pk]), value)
+
+    def render_client(self, value: str, record: Case) -> str:
+        client = record.account.client
+        return format_html('{} <span class="badge" title="credit tier">{}</span>', value, client.credit_tier)
+
+    def render_state(self, value: str, record: Case) -> str:
+        return format_html('<span class="badge {}">{}</span>', value, record.get_state_display())
+
+    def render_band(self, value: str, record: Case) -> str:
+        return format_html('<span class="badge {}">{}</span>', value, getattr(record, "band_label", value))
+
+    def render_margin_ratio(self, value: Any) -> str:
+        return f"{value:.3f}"
+
+    def render_deadline(self, value: datetime) -> str:
+        overdue = value < self.now
+        return format_html(
+            '<span class="{}" title="{} UTC">{}</span>',
+            "error" if overdue else "",
+            value.strftime("%Y-%m-%d %H:%M"),
+            deadline_left(value, self.now),
+        )
+
+    def render_to_approve(self, value: int, record: Case) -> str:
+        flagged = getattr(record, "flagged_approval", 0)
+        text = format_html("<strong>{}</strong>", value) if value else ""
+        if flagged:
+            text += format_html(
+                ' <span class="badge warning" data-flagged="{}" title="{}">{}</span>',
+                flagged,
+                _("pending proposals the model advises against: approving needs an override reason"),
+                ngettext("%(n)d flagged", "%(n)d flagged", flagged) % {"n": flagged},
+            )
+        return text
+
+    def render_in_state(self, value: datetime, record: Case) -> str:
+        waited = duration_text((self.now - value).total_seconds())
+        target = getattr(record, "sla_target_hours", None)
+        if target is None:
+            return waited
+        breached = getattr(record, "sla_breached", False)
+        return format_html(
+            '<span class="{}" data-sla-breached="{}">{} / {}</span>',
+            "error" if breached else "",
+            "1" if breached else "0",
+            waited,
+            duration_text(float(target) * 3600),
+        )
+
+    def render_recommended(self, value: str | None, record: Case) -> str:
+        """The latest report's recommendation by the proposal's name; a report that recommends none says liquidate
+        (no affordable restructuring beats it); no report yet, nothing."""
+        if value:
+            return value.replace("_", " ")
+        return str(_("liquidate")) if getattr(record, "expected_loss", None) is not None else ""
+
+    def render_waits_for(self, value: str) -> str:
+        label = sla.LABELS.get(value, value)
+        return str(_(label)) if label else ""
+
+
+def duration_text(seconds: float) -> str:
+    """A duration in its two largest units: "3d 4h", "2h 10m", "45m"."""
+    minutes = int(abs(seconds) // 60)
+    days, hours, minutes = minutes // 1440, minutes // 60 % 24, minutes % 60
+    return f"{days}d {hours}h" if days else f"{hours}h {minutes}m" if hours else f"{minutes}m"
+
+
+def deadline_left(deadline: datetime | None, now: datetime) -> str:
+    """The time to a deadline in its two largest units: "in 3d 4h", "in 2h 10m", "45m overdue"."""
+    if deadline is None:
+        return ""
+    seconds = (deadline - now).total_seconds()
+    text = duration_text(seconds)
+    return _("in %(time)s") % {"time": text} if seconds >= 0 else _("%(time)s overdue") % {"time": text}
