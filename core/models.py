@@ -157,3 +157,15 @@ class StaffEnrolment(models.Model):
 
     def __str__(self) -> str:
         return f"enrolment of {self.user_id} issued {self.issued_at:%Y-%m-%d %H:%M}"
+
+
+class UserPreference(models.Model):
+    """What a member of staff chose for themselves: the language of the pages (one of settings.LANGUAGES). Set by
+    core/preferences.py, audited; read once at sign-in into the session (no query per page)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="preference")
+    language = models.CharField(max_length=16)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.user_id}: {self.language}"

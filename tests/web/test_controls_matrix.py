@@ -405,6 +405,16 @@ MATRIX = [
     ),
 ]
 
+MATRIX.append(
+    # a member of staff's own preference (core/preferences.py): anyone of staff, for themselves only
+    Action(
+        "choose one's language",
+        "language-choose",
+        lambda w, _: ("/account/language/", {"language": "de"}),
+        {**{actor: "ok" for actor in ACTORS}, "client": "forbidden", "anonymous": "login"},
+    )
+)
+
 # The UI's URLs that change nothing: GET pages, and POSTs that only compute (their rows check that they write
 # nothing). Sign-in and sign-out change the session only (django-axes records failed sign-ins). Every other URL of
 # the UI must have a row in MATRIX.
