@@ -86,7 +86,7 @@ def workloads(now: datetime) -> Workloads:
     )
 
 
-def queue_sla(cases: QuerySet[Case], now: datetime, *, breached_only: bool = False) -> QuerySet[Case]:
+def queue_sla(cases: QuerySet[Case], now: datetime, *, breached_only: bool = False) -> QuerySet[Any]:
     """The SLA annotations on the queue's cases (sortable as `sla_due_at`), or only the breaching ones."""
     annotated = sla_annotate(cases, now)
     return annotated.filter(sla_breached=True) if breached_only else annotated

@@ -70,7 +70,7 @@ def test_workload_counts_per_officer_and_team_in_one_query() -> None:
     breaching = queue_sla(_open(), timezone.now(), breached_only=True)
     assert breaching.values_list("assignee__username", flat=True).get() == "alice"
     by_due = queue_sla(_open(), timezone.now()).order_by("sla_due_at", "pk").values_list("sla_breached", flat=True)
-    assert list(by_due)[0] is True
+    assert next(iter(by_due)) is True
 
 
 def test_the_case_shows_its_owner_its_clock_against_target_and_escalations() -> None:
