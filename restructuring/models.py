@@ -79,9 +79,7 @@ class Team(models.Model):
     senior = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="teams_led"
     )
-    members = models.ManyToManyField(  # type: ignore[var-annotated]
-        settings.AUTH_USER_MODEL, through="TeamMembership", related_name="teams"
-    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="TeamMembership", related_name="teams")
     # Hours by SLA clock (restructuring/sla.py CLOCKS) where this team's target differs from WORKOUT_SLA_HOURS.
     sla_hours = models.JSONField(default=dict, blank=True)
 

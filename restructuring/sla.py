@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db.models import (
@@ -90,7 +91,7 @@ def target_hours(clock: str) -> float:
     return float(settings.WORKOUT_SLA_HOURS[clock])
 
 
-def sla_annotate(cases: QuerySet, now: datetime) -> QuerySet:  # type: ignore[type-arg]
+def sla_annotate(cases: QuerySet[Any], now: datetime) -> QuerySet[Any]:
     """Annotate `sla_clock` ("" when none runs), `sla_started_at`, `sla_target_hours`, `sla_due_at` and
     `sla_breached` (due at or before `now`) on a queryset of cases."""
     clocks = _clocks()
@@ -105,7 +106,7 @@ def sla_annotate(cases: QuerySet, now: datetime) -> QuerySet:  # type: ignore[ty
     cases = cases.annotate(
         sla_clock=CaseWhen(*(When(clock.condition, then=Value(clock.name)) for clock in clocks), default=Value("")),
         sla_started_at=CaseWhen(
-            *(When(sla_clock=clock.name, then=clock.started) for clock in clocks),  # type: ignore[misc]
+            *(When(sla_clock=clock.name, then=clock.started) for clock in clocks),
             default=None,
             output_field=DateTimeField(),
         ),

@@ -61,6 +61,7 @@ def test_a_margin_call_without_a_proposal_runs_its_clock_against_the_setting_and
     now = timezone.now()
     row = sla_annotate(Case.objects.filter(pk=case.pk), now).get()
     assert (row.sla_clock, row.sla_target_hours, row.sla_breached) == (MARGIN_CALL_NO_PROPOSAL, 24.0, False)
+    assert case.state_changed_at is not None
     assert row.sla_due_at == case.state_changed_at + timedelta(hours=24)
     _waited(25)
     assert sla_annotate(Case.objects.all(), timezone.now()).get().sla_breached is True
@@ -129,7 +130,7 @@ def test_a_pending_proposal_then_an_accepted_offer_each_run_their_own_clock_from
     row = sla_annotate(Case.objects.filter(pk=case.pk), timezone.now()).get()
     assert (row.state, row.sla_clock, row.sla_target_hours) == (CaseState.ACCEPTED, ACCEPTED_NOT_EXECUTED, 24.0)
     assert row.sla_started_at == Case.objects.get(pk=case.pk).state_changed_at
-    assert row.sla_started_at >= accepted.offered_at  # type: ignore[operator]
+    assert row.sla_started_at >= accepted.offered_at
 
 
 def test_the_pending_approval_clock_counts_from_the_oldest_pending_proposal() -> None:
@@ -142,7 +143,7 @@ def test_the_pending_approval_clock_counts_from_the_oldest_pending_proposal() ->
     pending = Proposal.objects.filter(case=case, state=ProposalState.PENDING_APPROVAL)
     assert pending.exists()
     old = timezone.now() - timedelta(hours=9)
-    pending.filter(pk=pending.order_by("pk").first().pk).update(state_changed_at=old)  # type: ignore[union-attr]
+    pending.filter(pk__in=pending.order_by("pk").values("pk")[:1]).update(state_changed_at=old)
     row = sla_annotate(Case.objects.all(), timezone.now()).get()
     assert (row.sla_clock, row.sla_started_at, row.sla_target_hours) == (PROPOSAL_PENDING_APPROVAL, old, 8.0)
     assert row.sla_breached is True
