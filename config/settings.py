@@ -456,6 +456,10 @@ WORKOUT_COUNTER_MIN_COLLATERAL_SHARE = env.str("WORKOUT_COUNTER_MIN_COLLATERAL_S
 # days after its due date is missed and the case defaults.
 WORKOUT_COLLATERAL_DUE_DAYS = env.int("WORKOUT_COLLATERAL_DUE_DAYS", default=7)
 WORKOUT_PAYMENT_GRACE_DAYS = env.int("WORKOUT_PAYMENT_GRACE_DAYS", default=5)
+# Bulk actions on the queue (restructuring/services/bulk.py): the most cases one action takes, and how long after a
+# reminder notification another one for the same case is refused.
+WORKOUT_BULK_MAX_CASES = env.int("WORKOUT_BULK_MAX_CASES", default=200)
+WORKOUT_REMINDER_MIN_HOURS = env.float("WORKOUT_REMINDER_MIN_HOURS", default=24.0)
 
 # --- Workout: the officer's desk (restructuring/services/assignment.py, restructuring/sla.py; README "The desk") ---
 # Auto-assignment gives a new case to the least-loaded eligible officer (on a team, not on leave, whose authority

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from restructuring.views import actions, cascade, case, queue, rules_trial
+from restructuring.views import actions, bulk, cascade, case, queue, rules_trial
 
 urlpatterns: list[URLPattern] = [
     path("queue/", queue.queue, name="queue"),
+    path("queue/bulk/", bulk.queue_bulk, name="queue-bulk"),
     path("cascade/", cascade.cascade_page, name="cascade"),
     path("cases/<int:case_id>/", case.case_detail, name="case"),
     path("cases/<int:case_id>/proposals/new/", actions.proposal_new, name="proposal-new"),

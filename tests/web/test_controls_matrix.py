@@ -415,6 +415,17 @@ MATRIX.append(
     )
 )
 
+MATRIX.append(
+    # the queue's bulk actions (restructuring/services/bulk.py): the world's case waits on staff (proposals pending),
+    # so a reminder is refused for it, case by case; tests/web/test_bulk_actions.py holds the reminders sent
+    Action(
+        "remind the selected cases' clients",
+        "queue-bulk",
+        lambda w, _: ("/queue/bulk/", {"action": "remind", "cases": [w.case.pk]}),
+        _staff(ok=(), refused=CREDIT_STAFF),
+    )
+)
+
 # The UI's URLs that change nothing: GET pages, and POSTs that only compute (their rows check that they write
 # nothing). Sign-in and sign-out change the session only (django-axes records failed sign-ins). Every other URL of
 # the UI must have a row in MATRIX.
