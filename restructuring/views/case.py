@@ -4,6 +4,8 @@ of the actions the signed-in officer may take."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import date
 from decimal import Decimal
 from typing import Any
 
@@ -11,18 +13,63 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.safestring import mark_safe
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from core.access import staff_view
 from restructuring import charts
 from restructuring.forms import OfferForm, ReasonForm, RepaymentForm, TermsForm
 from restructuring.models import CaseState, ProposalState
-from restructuring.views.reads import CasePage, case_page_load
+from restructuring.views.reads import CasePage, ScheduleRow, case_page_load
 from restructuring.views.timeline import Names, timeline
 
 # Where the negotiation service takes a new proposal (an offer out or accepted waits for the client).
 DRAFTABLE_STATES = (CaseState.MARGIN_CALL, CaseState.PROPOSED)
 LIQUIDATABLE_STATES = (CaseState.MARGIN_CALL, CaseState.PROPOSED, CaseState.OFFERED, CaseState.DEFAULTED)
+# While the margin call stands: its amount and deadline are what the case is about.
+MARGIN_CALL_STATES = (CaseState.MARGIN_CALL, CaseState.PROPOSED, CaseState.OFFERED, CaseState.ACCEPTED)
+
+
+@dataclass(frozen=True)
+class ScheduleLine:
+    """One installment of the executed restructuring as the officer works it: how far it is paid, and whether it
+    is due or overdue on `today`."""
+
+    row: ScheduleRow
+    status: str  # paid, partly_paid, due, overdue (ScheduleLine.LABELS)
+    paid: Decimal
+    left: Decimal
+
+    LABELS = {
+        "paid": gettext_lazy("paid"),
+        "partly_paid": gettext_lazy("partly paid"),
+        "due": gettext_lazy("due"),
+        "overdue": gettext_lazy("overdue"),
+    }
+
+    @property
+    def label(self) -> str:
+        return str(self.LABELS[self.status])
+
+
+def restructured_schedule(page: CasePage, today: date) -> list[ScheduleLine]:
+    """The executed proposal's installments (none before execution), each with its standing on `today`."""
+    executed = next((v for v in page.proposals if v.proposal.state == ProposalState.EXECUTED), None)
+    lines = []
+    for row in executed.schedule if executed else []:
+        if not row.installment_id:
+            continue
+        paid = row.paid_amount or Decimal(0)
+        if row.status == "paid" or paid >= row.total:
+            status = "paid"
+        elif paid > 0:
+            status = "partly_paid"
+        elif row.status == "missed" or row.due < today:
+            status = "overdue"
+        else:
+            status = "due"
+        lines.append(ScheduleLine(row=row, status=status, paid=paid, left=max(row.total - paid, Decimal(0))))
+    return lines
 
 
 @staff_view("restructuring.view_case", "restructuring.view_proposal")
@@ -74,6 +121,10 @@ def case_context(page: CasePage, terms_form: TermsForm | None = None) -> dict[st
         "can_draft": case.state in DRAFTABLE_STATES,
         "can_liquidate": case.state in LIQUIDATABLE_STATES,
         "timeline": timeline(page.events, _names(page)),
+        "restructured_schedule": restructured_schedule(page, timezone.localdate()),
+        # the margin call's amount and deadline stand while the call does; once restructured (or closed) they are
+        # history, in the timeline, not a deadline to meet
+        "margin_call_current": case.state in MARGIN_CALL_STATES,
         "loan_rate_pct": _percent(page.loan.rate_annual if page.loan else None),
         "distance_pct": _percent(risk.distance_to_liquidation if risk else None, signed=True),
         "lgd_pct": _percent(report.loss_given_default if report else None),
