@@ -8,7 +8,9 @@ the grammar of core.amounts and has at most its currency's places (`amount_check
 
 from __future__ import annotations
 
+import functools
 from decimal import Decimal
+from typing import Any
 
 from core.amounts import check_places
 from core.errors import ValidationError
@@ -48,18 +50,24 @@ def money_text(
     "700000.00000000" USD is "$700,000.00" in English and "700.000,00 $" in German. None is NO_AMOUNT."""
     if amount is None or amount == "":
         return NO_AMOUNT
-    from babel import Locale
-    from babel.numbers import format_currency
-
     places = currency_places(currency) if places is None else places
-    language = Locale.parse(locale or _active_locale())
+    language, pattern = _pattern(locale or _active_locale(), places)
+    value = Decimal(str(amount)).quantize(Decimal(1).scaleb(-places))
+    return str(pattern.apply(value, language, currency=currency, currency_digits=False))
+
+
+@functools.lru_cache(maxsize=64)
+def _pattern(locale: str, places: int) -> tuple[Any, Any]:
+    """The locale and its currency pattern with `places` decimals ("¤#,##0.00" for en, 2 places), parsed once."""
+    from babel import Locale
+    from babel.numbers import parse_pattern
+
+    language = Locale.parse(locale)
     pattern = language.currency_formats["standard"].pattern
     number, _, _rest = pattern.partition(";")
-    integer, _, _fraction = number.partition(".")
-    suffix = _fraction.lstrip("0#")  # the symbol's place after the number, in the patterns that put it there
-    number = f"{integer}.{'0' * places}{suffix}" if places else integer + suffix
-    value = Decimal(str(amount)).quantize(Decimal(1).scaleb(-places))
-    return format_currency(value, currency, format=number, locale=language, currency_digits=False)
+    integer, _, fraction = number.partition(".")
+    suffix = fraction.lstrip("0#")  # the symbol's place after the number, in the patterns that put it there
+    return language, parse_pattern(f"{integer}.{'0' * places}{suffix}" if places else integer + suffix)
 
 
 def _active_locale() -> str:

@@ -10,6 +10,7 @@ from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from django_tables2 import RequestConfig
+from django_tables2.rows import BoundRows
 
 from accounts.models import HealthBand
 from core.access import staff_view
@@ -20,6 +21,7 @@ from restructuring.views.reads import (
     cases_for_queue,
     queue_filterset,
     queue_officers,
+    queue_page,
     queue_state_counts,
 )
 
@@ -35,11 +37,15 @@ def queue(request: HttpRequest) -> HttpResponse:
     filterset.form.is_valid()  # a bad value in one filter drops that filter only
     state = filterset.form.cleaned_data.get("state") or ""
     shown = [c for c in request.GET.getlist("show") if c in OPTIONAL_COLUMNS]
-    table = QueueTable(cases_for_queue(filterset, now), shown=shown, now=now)
+    cases = cases_for_queue(filterset, now)
+    # the table sorts and pages the cases without their joins; the page's rows are then read whole (queue_page)
+    table = QueueTable(cases.select_related(None), shown=shown, now=now)
     RequestConfig(request, paginate={"per_page": QUEUE_PAGE_SIZE}).configure(table)
+    rows = queue_page(cases, table.page.object_list.data)
     bands = dict(HealthBand.choices)
-    for row in table.page.object_list:
-        row.record.band_label = bands.get(row.record.risk_band or "", row.record.risk_band or "")
+    for record in rows:
+        record.band_label = bands.get(record.risk_band or "", record.risk_band or "")  # type: ignore[attr-defined]
+    table.page.object_list = BoundRows(data=rows, table=table)
     counts = queue_state_counts(filterset)
     filters = {k: v for k, v in request.GET.items() if k not in VIEW_PARAMETERS and v}
     kept = [(k, v) for k in request.GET for v in request.GET.getlist(k) if k != "page" and v]

@@ -38,6 +38,13 @@ DECISION_COLUMNS = (
 )
 OPTIONAL_COLUMNS = ("account", "group", "margin_ratio", "deadline", "recovery", "to_approve")
 NUM = {"td": {"class": "num"}, "th": {"class": "num"}}
+# What a case waits for, by SLA clock (restructuring/sla.py), in the reader's language.
+WAITS_FOR = {
+    sla.MARGIN_CALL_NO_PROPOSAL: _("Margin call without a proposal"),
+    sla.PROPOSAL_PENDING_APPROVAL: _("Proposal pending approval"),
+    sla.ACCEPTED_NOT_EXECUTED: _("Accepted offer not executed"),
+    sla.BROKEN_PROMISE_NO_FOLLOW_UP: _("Broken promise not followed up"),
+}
 
 
 def _nulls_last(field: str) -> Any:
@@ -138,7 +145,8 @@ class QueueTable(tables.Table):
         return format_html('{} <span class="badge" title="credit tier">{}</span>', value, client.credit_tier)
 
     def render_state(self, value: str, record: Case) -> str:
-        return format_html('<span class="badge {}">{}</span>', value, record.get_state_display())
+        # `value` is the choice's label (django-tables2 shows a choice field's display); the class is the state
+        return format_html('<span class="badge {}">{}</span>', record.state, record.get_state_display())
 
     def render_band(self, value: str, record: Case) -> str:
         return format_html('<span class="badge {}">{}</span>', value, getattr(record, "band_label", value))
@@ -189,8 +197,7 @@ class QueueTable(tables.Table):
         return str(_("liquidate")) if getattr(record, "expected_loss", None) is not None else ""
 
     def render_waits_for(self, value: str) -> str:
-        label = sla.LABELS.get(value, value)
-        return str(_(label)) if label else ""
+        return str(WAITS_FOR.get(value, value))
 
 
 def duration_text(seconds: float) -> str:

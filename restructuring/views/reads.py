@@ -87,6 +87,14 @@ def cases_for_queue(filters: QueueFilters | QueueFilterSet, now: datetime | None
     )
 
 
+def queue_page(cases: QuerySet[Case], page: QuerySet[Case]) -> list[Case]:
+    """The rows of one page of the queue, with every annotation and related row: `page` is the page's slice of the
+    same cases ordered and cut without the joins the columns need (a "deferred join": PostgreSQL sorts the open
+    cases on their sort keys alone, then joins client, group, assignee and team for the page's rows only). One
+    query, as a subquery: with 10,000 open cases it halves the page's time (bench/desk.py)."""
+    return list(cases.filter(pk__in=page.values("pk")).order_by(*page.query.order_by))
+
+
 def queue_state_counts(filterset: QueueFilterSet) -> dict[str, int]:
     """Open cases per state under every filter but the state's own (what each state tab would show)."""
     data = {k: v for k, v in filterset.data.items() if k != "state"}
