@@ -21,6 +21,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -33,10 +34,12 @@ from django_fsm import TransitionNotAllowed
 from accounts import risk
 from accounts.models import InstrumentKind, LoanStatus, MarginAccount, MarginLoan, Position, ScenarioClass
 from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
-from core.audit import AuditEntry, audit_record
+from core.audit import audit_record
+from core.audit_catalogue import AuditAction
 from core.errors import ConflictError, ValidationError, WorkoutError
 from core.money import currency_quantum
 from restructuring import liquidation
+from restructuring.audit_events import CASE_LIQUIDATE, CASE_LIQUIDATED, CASE_WRITE_OFF, transition_event
 from restructuring.models import (
     Case,
     CaseState,
@@ -82,27 +85,16 @@ def _decimal(value: float, places: str = "1E-8") -> Decimal:
 
 def _audit(
     case: Case,
-    action: str,
+    action: AuditAction[Case],
     before: str,
     *,
     actor: AbstractUser | None,
     system_actor: str,
     reason: str,
-    **payload: object,
+    **payload: Any,
 ) -> None:
     audit_record(
-        AuditEntry(
-            action=action,
-            object_type="restructuring.case",
-            object_id=case.pk,
-            account_id=case.account_id,
-            actor=actor,
-            system_actor="" if actor is not None else system_actor,
-            from_state=before,
-            to_state=case.state,
-            reason=reason,
-            payload=payload,
-        )
+        transition_event(action, case, before, actor=actor, system_actor=system_actor, reason=reason, **payload)
     )
 
 
@@ -244,7 +236,7 @@ def case_liquidate(
         case.save(update_fields=["state", "updated_at"])
         _audit(
             case,
-            "case.liquidate",
+            CASE_LIQUIDATE,
             before,
             actor=actor,
             system_actor=system_actor,
@@ -454,7 +446,7 @@ def _settle(
     case.complete_liquidation(at=now)
     case.save(update_fields=["state", "closed_at", "updated_at"])
     amounts = {"cash_realised": plan.cash_realised, "debt_repaid": repaid, "shortfall": shortfall, "plan_id": plan.pk}
-    _audit(case, "case.liquidated", before, actor=actor, system_actor=system_actor, reason="", **amounts)
+    _audit(case, CASE_LIQUIDATED, before, actor=actor, system_actor=system_actor, reason="", **amounts)
     if shortfall > 0:
         assert loan is not None
         loan.principal, loan.accrued_interest = Decimal(0), Decimal(0)
@@ -463,7 +455,7 @@ def _settle(
         reason = "liquidation proceeds below the debt"
         _audit(
             case,
-            "case.write_off",
+            CASE_WRITE_OFF,
             CaseState.LIQUIDATED,
             actor=actor,
             system_actor=system_actor,

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -24,7 +24,7 @@ from core.errors import WorkoutError
 from core.forms import DecimalTextField
 from core.staff import IssuedEnrolment, enrolment_issue, staff_user_deactivate, staff_user_reactivate
 from restructuring.roles import STAFF_ROLES
-from restructuring.selectors import staff_members_load
+from restructuring.selectors.staff import staff_members_load, staff_username
 from restructuring.services.staff import (
     approval_limit_clear,
     approval_limit_set,
@@ -67,10 +67,6 @@ def _actor(request: HttpRequest) -> User:
 
 def _back(user_id: int | None = None) -> HttpResponseRedirect:
     return redirect(reverse("staff") + (f"#user-{user_id}" if user_id else ""))
-
-
-def _username(user_id: int) -> str:
-    return get_object_or_404(User, pk=user_id).get_username()
 
 
 def _run(request: HttpRequest, act: Callable[[], str]) -> None:
@@ -153,7 +149,7 @@ def enrolment_issue_view(request: HttpRequest, user_id: int) -> HttpResponse:
 @staff_view("auth.change_user")
 @require_POST
 def role_grant_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
+    username = staff_username(user_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
@@ -172,7 +168,7 @@ def role_grant_view(request: HttpRequest, user_id: int) -> HttpResponse:
 @staff_view("auth.change_user")
 @require_POST
 def role_revoke_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
+    username = staff_username(user_id)
     form = RoleForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
@@ -191,7 +187,7 @@ def role_revoke_view(request: HttpRequest, user_id: int) -> HttpResponse:
 @staff_view("auth.change_user")
 @require_POST
 def limit_set_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
+    username = staff_username(user_id)
     form = LimitForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
@@ -210,7 +206,7 @@ def limit_set_view(request: HttpRequest, user_id: int) -> HttpResponse:
 @staff_view("auth.change_user")
 @require_POST
 def limit_clear_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
+    username = staff_username(user_id)
     form = CurrencyForm(request.POST)
     if not form.is_valid():
         messages.error(request, _form_errors(form))
@@ -229,7 +225,7 @@ def limit_clear_view(request: HttpRequest, user_id: int) -> HttpResponse:
 @staff_view("auth.change_user")
 @require_POST
 def deactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
+    username = staff_username(user_id)
 
     def act() -> str:
         if staff_user_deactivate(user_id=user_id, actor=_actor(request)):
@@ -243,7 +239,7 @@ def deactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
 @staff_view("auth.change_user")
 @require_POST
 def reactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
-    username = _username(user_id)
+    username = staff_username(user_id)
 
     def act() -> str:
         if staff_user_reactivate(user_id=user_id, actor=_actor(request)):
