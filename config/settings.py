@@ -419,7 +419,7 @@ WORKOUT_FEASIBILITY_CANDIDATES = {
 # A package of rule actions that sets no term keeps the loan over this many months.
 WORKOUT_RULES_DEFAULT_TERM_MONTHS = env.int("WORKOUT_RULES_DEFAULT_TERM_MONTHS", default=12)
 
-# --- Workout: negotiation (restructuring/services/negotiation.py; README "Negotiation") ---
+# --- Workout: negotiation (restructuring/services/negotiation/; README "Negotiation") ---
 # Approval authority by role, per account currency (a user's ApprovalLimit overrides it). A proposal whose debt
 # exceeds the approver's authority needs a further approval by someone whose authority covers it.
 WORKOUT_APPROVAL_LIMITS = {

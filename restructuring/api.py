@@ -2,7 +2,7 @@
 to them (accept, decline, counter-propose), their loan and its repayment schedule, and collateral top-ups.
 
 Every query starts from the caller's client, so another client's id is simply not found (404). The state changes
-are the negotiation services' (restructuring/services/negotiation.py), called once per Idempotency-Key.
+are the negotiation services' (restructuring/services/negotiation/), called once per Idempotency-Key.
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from restructuring.selectors.client import (
 )
 from restructuring.selectors.events import case_events
 from restructuring.selectors.offers import Outlook, offer_outlook, offer_terms
-from restructuring.services.negotiation import offer_accept, offer_counter, offer_decline, topup_declare
+from restructuring.services.negotiation.offers import offer_accept, offer_counter, offer_decline
+from restructuring.services.negotiation.topups import topup_declare
 from restructuring.terms import Terms, terms_hash
 
 # ------------------------------------------------------------------------------------------------ cases

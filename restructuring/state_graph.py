@@ -10,7 +10,7 @@ HEADER = """# Case states
 Generated from `restructuring/models.py` by `manage.py case_graph --write`; a test fails when it is stale.
 Closed states (no open case remains): {closed}.
 
-What happens to a case's proposals (`restructuring/services/case_end.py`, `negotiation.py`):
+What happens to a case's proposals (`restructuring/services/case_end.py`, `negotiation/`):
 
 - A case that leaves negotiation takes its proposals with it: when it is restructured, sent to liquidation,
   cured, defaulted or closed, every other proposal still in play (draft, pending approval, approved, offered)

@@ -28,7 +28,7 @@ from accounts.models import (
 from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
 from core.money import DEFAULT_DECIMALS
 from restructuring import feasibility
-from restructuring.models import Case, CaseState, FeasibilityReport, FeasibilityTrigger
+from restructuring.models import Case, CaseState, FeasibilityReport, FeasibilityTrigger, Proposal, ProposalState
 from rules.models import RuleSet, RuleSetStatus
 
 # Cases whose accounts would be liquidating at the same time as this one: they share the market's liquidity.
@@ -359,3 +359,37 @@ def proposals_due_case_ids(limit: int = 1000) -> list[int]:
         .filter(Q(facts_at__isnull=True) | Q(facts_at__lt=F("report_at")))
     )
     return list(due.order_by("pk").values_list("pk", flat=True)[:limit])
+
+
+def counter_report_key(offer_id: int) -> str:
+    """The key of the feasibility report a counter-offer's follow-up stores."""
+    return f"counter:{offer_id}"
+
+
+def counter_followups_due(limit: int = 1000) -> list[tuple[int, int]]:
+    """(case id, offer id) of the counter-offers whose follow-up never ran (its task lost with the broker): the
+    case's latest countered offer, the case still PROPOSED, and no report keyed by that offer yet, or the
+    published rules have not read it (they stamp `facts_at` on the cases they evaluate). The beat re-drives
+    them; the follow-up is idempotent."""
+    latest: dict[int, int] = {}
+    countered = Proposal.objects.filter(state=ProposalState.COUNTERED, case__state=CaseState.PROPOSED)
+    for case_id, offer_id in countered.order_by("case_id", "-pk").values_list("case_id", "pk"):
+        latest.setdefault(case_id, offer_id)
+    if not latest:
+        return []
+    reported = {
+        case_id: created_at
+        for case_id, key, created_at in FeasibilityReport.objects.filter(
+            case_id__in=list(latest), key__in=[counter_report_key(o) for o in latest.values()]
+        ).values_list("case_id", "key", "created_at")
+        if key == counter_report_key(latest[case_id])
+    }
+    rules_read = RuleSet.objects.filter(status=RuleSetStatus.PUBLISHED).exists()
+    facts_at = dict(Case.objects.filter(pk__in=list(reported)).values_list("pk", "facts_at"))
+    due = [
+        (case_id, offer_id)
+        for case_id, offer_id in sorted(latest.items())
+        if case_id not in reported
+        or (rules_read and (facts_at.get(case_id) is None or facts_at[case_id] < reported[case_id]))
+    ]
+    return due[:limit]

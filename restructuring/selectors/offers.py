@@ -14,7 +14,7 @@ from core.money import currency_quantum
 from restructuring.models import Installment, Proposal, ProposalState
 from restructuring.schedules import Schedule, ScheduleError
 from restructuring.selectors.schedules import ScheduleRow, installment_rows, preview_rows
-from restructuring.services.negotiation import execution_schedule
+from restructuring.services.negotiation.execution import execution_schedule
 from restructuring.terms import Terms, TermsError
 
 

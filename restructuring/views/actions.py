@@ -30,18 +30,17 @@ from restructuring.selectors.lookups import (
 )
 from restructuring.selectors.schedules import ScheduleRow
 from restructuring.services.feasibility import terms_preview
-from restructuring.services.negotiation import (
-    offer_send,
+from restructuring.services.negotiation.execution import proposal_execute, proposal_liquidate
+from restructuring.services.negotiation.offers import offer_send
+from restructuring.services.negotiation.proposals import (
     proposal_approve,
     proposal_draft,
     proposal_edit,
-    proposal_execute,
-    proposal_liquidate,
     proposal_liquidation_draft,
     proposal_reject,
     proposal_submit,
-    repayment_record,
 )
+from restructuring.services.negotiation.repayments import repayment_record
 
 
 def _actor(request: HttpRequest) -> User:

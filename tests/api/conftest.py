@@ -23,7 +23,9 @@ from core.api.tokens import api_token_create
 from core.models import ApiToken
 from restructuring.models import Case, CaseState, CollateralTopUp, Proposal, ProposalSource, ProposalState
 from restructuring.services.case_sweep import cases_apply_risk
-from restructuring.services.negotiation import offer_send, proposal_approve, topup_declare
+from restructuring.services.negotiation.offers import offer_send
+from restructuring.services.negotiation.proposals import proposal_approve
+from restructuring.services.negotiation.topups import topup_declare
 from tests.restructuring.helpers import account, btc, sweep_only
 from tests.web.helpers import policy_in_force
 

@@ -48,7 +48,8 @@ from restructuring.models import (
 )
 from restructuring.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.case_sweep import cases_apply_risk
-from restructuring.services.negotiation import proposal_approve, topup_declare
+from restructuring.services.negotiation.proposals import proposal_approve
+from restructuring.services.negotiation.topups import topup_declare
 from rules.models import Rule, RuleSet
 from tests.restructuring.helpers import account, btc, sweep_only
 from tests.web.helpers import PASSWORD, current_code, policy_in_force, signed_in, staff_user

@@ -11,9 +11,9 @@ import pytest
 from django.apps import apps
 
 from core.audit_catalogue import (
+    Audience,
     AuditAction,
     AuditActionFamily,
-    Audience,
     action_names,
     actions_for,
     audit_action,
@@ -133,5 +133,5 @@ def test_a_name_outside_the_scheme_is_refused(name: str) -> None:
 
     from core.audit_catalogue import STAFF, declare
 
-    with pytest.raises(ValueError, match="object.verb"):
+    with pytest.raises(ValueError, match=r"object\.verb"):
         declare(name, User, audience=STAFF, summary="")

@@ -75,12 +75,9 @@ from restructuring.services.liquidation import (
     deadlines_run,
     liquidation_book,
 )
-from restructuring.services.negotiation import (
-    NegotiationError,
-    proposal_approve,
-    proposal_liquidate,
-    proposal_liquidation_draft,
-)
+from restructuring.services.negotiation.common import NegotiationError
+from restructuring.services.negotiation.execution import proposal_liquidate
+from restructuring.services.negotiation.proposals import proposal_approve, proposal_liquidation_draft
 
 CENT = Decimal("0.01")
 UNIT = Decimal("1E-8")  # quantities and prices: 8 places

@@ -32,20 +32,18 @@ from restructuring.models import (
 )
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.liquidation import PermissionDeniedError, case_liquidate
-from restructuring.services.negotiation import (
+from restructuring.services.negotiation.common import (
     ApprovalRefusedError,
     NegotiationError,
     OverrideRequiredError,
     StaleTermsError,
-    offer_accept,
-    offer_counter,
-    offer_decline,
-    offer_send,
+)
+from restructuring.services.negotiation.execution import proposal_execute, proposal_liquidate
+from restructuring.services.negotiation.offers import offer_accept, offer_counter, offer_decline, offer_send
+from restructuring.services.negotiation.proposals import (
     proposal_approve,
     proposal_draft,
     proposal_edit,
-    proposal_execute,
-    proposal_liquidate,
     proposal_liquidation_draft,
     proposal_reject,
     proposal_submit,

@@ -260,7 +260,8 @@ def test_an_officer_without_the_permission_cannot_liquidate(btc: Instrument) -> 
 
 def test_an_officer_with_the_permissions_liquidates_and_books_in_their_name(btc: Instrument) -> None:
     from restructuring.services.liquidation import PermissionDeniedError
-    from restructuring.services.negotiation import proposal_approve, proposal_liquidate, proposal_liquidation_draft
+    from restructuring.services.negotiation.execution import proposal_liquidate
+    from restructuring.services.negotiation.proposals import proposal_approve, proposal_liquidation_draft
 
     account = _account("OFFICER", btc, quantity="10", loan="750")
     case = _margin_call_past_deadline(account)

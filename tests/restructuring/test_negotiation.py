@@ -28,25 +28,20 @@ from restructuring.models import (
     ReductionOrder,
 )
 from restructuring.services.case_sweep import cases_apply_risk
-from restructuring.services.negotiation import (
+from restructuring.services.negotiation.common import ApprovalRefusedError, NegotiationError
+from restructuring.services.negotiation.deadlines import negotiation_deadlines_run
+from restructuring.services.negotiation.execution import proposal_execute
+from restructuring.services.negotiation.offers import offer_accept, offer_counter, offer_decline, offer_send
+from restructuring.services.negotiation.proposals import (
     ApprovalOutcome,
-    ApprovalRefusedError,
-    NegotiationError,
-    negotiation_deadlines_run,
-    offer_accept,
-    offer_counter,
-    offer_decline,
-    offer_send,
     proposal_approve,
     proposal_draft,
     proposal_edit,
-    proposal_execute,
     proposal_reject,
     proposal_submit,
-    repayment_record,
-    topup_confirm,
-    topup_declare,
 )
+from restructuring.services.negotiation.repayments import repayment_record
+from restructuring.services.negotiation.topups import topup_confirm, topup_declare
 from tests.restructuring.helpers import account, btc, run_together, sweep_only
 from tests.web.helpers import policy_in_force, staff_user
 

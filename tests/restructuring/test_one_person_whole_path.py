@@ -100,27 +100,20 @@ from restructuring.models import (
 from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.controls import proposal_makers
 from restructuring.services.liquidation import PermissionDeniedError, case_liquidate, deadlines_run
-from restructuring.services.negotiation import (
-    ApprovalRefusedError,
-    NegotiationError,
-    StaleTermsError,
-    negotiation_deadlines_run,
-    offer_accept,
-    offer_counter,
-    offer_decline,
-    offer_send,
+from restructuring.services.negotiation.common import ApprovalRefusedError, NegotiationError, StaleTermsError
+from restructuring.services.negotiation.deadlines import negotiation_deadlines_run
+from restructuring.services.negotiation.execution import proposal_execute, proposal_liquidate
+from restructuring.services.negotiation.offers import offer_accept, offer_counter, offer_decline, offer_send
+from restructuring.services.negotiation.proposals import (
     proposal_approve,
     proposal_draft,
     proposal_edit,
-    proposal_execute,
-    proposal_liquidate,
     proposal_liquidation_draft,
     proposal_reject,
     proposal_submit,
-    repayment_record,
-    topup_confirm,
-    topup_declare,
 )
+from restructuring.services.negotiation.repayments import repayment_record
+from restructuring.services.negotiation.topups import topup_confirm, topup_declare
 from restructuring.services.proposals import proposals_from_rules
 from rules import services as rules_services
 from rules.models import RuleSet, RuleSetStatus
@@ -220,7 +213,8 @@ PUSH_ANSWERS = ["accept", "counter", "counter", "decline", "leave it out"]  # th
 MONEY_MOVES = ["repayment", "repayment of another amount", "every repayment due", "top-up"]
 POLICY_MOVES = ["clone", "add a rule", "replace a rule", "delete a rule", "publish", "publish as a command"]
 
-# Where a case must be for each proposal event (restructuring/services/negotiation.py _APPROVABLE and the edges).
+# Where a case must be for each proposal event (restructuring/services/negotiation/proposals.py _APPROVABLE and
+# the edges).
 _APPROVING = {
     ProposalKind.RESTRUCTURE: {CaseState.PROPOSED, CaseState.OFFERED},
     ProposalKind.LIQUIDATE: {CaseState.MARGIN_CALL, CaseState.PROPOSED, CaseState.OFFERED, CaseState.DEFAULTED},

@@ -34,7 +34,7 @@ from core.staff import (
 )
 from restructuring.models import ApprovalLimit
 from restructuring.roles import ADMINISTRATOR, CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
-from restructuring.services.negotiation import approval_limit
+from restructuring.services.negotiation.proposals import approval_limit
 from restructuring.services.staff import (
     approval_limit_clear,
     approval_limit_set,

@@ -24,12 +24,9 @@ from core.models import AuditEvent
 from restructuring.models import Case, CaseState, LiquidationPlan, LiquidationStatus
 from restructuring.services.case_sweep import CaseMoves, cases_apply_risk
 from restructuring.services.liquidation import CaseTransitionError, case_liquidate, deadlines_run, liquidation_book
-from restructuring.services.negotiation import (
-    NegotiationError,
-    proposal_approve,
-    proposal_liquidate,
-    proposal_liquidation_draft,
-)
+from restructuring.services.negotiation.common import NegotiationError
+from restructuring.services.negotiation.execution import proposal_liquidate
+from restructuring.services.negotiation.proposals import proposal_approve, proposal_liquidation_draft
 
 pytestmark = pytest.mark.django_db
 

@@ -21,7 +21,7 @@ from playwright.sync_api import Page, expect
 
 from restructuring.models import Approval, ApprovalLimit, Case, CaseState, Proposal, ProposalState
 from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
-from restructuring.services.negotiation import proposal_edit, proposal_submit
+from restructuring.services.negotiation.proposals import proposal_edit, proposal_submit
 from rules.services import DEFAULT_RULES, ruleset_load
 from tests.restructuring.helpers import account, btc, price_set
 from tests.web.helpers import PASSWORD, current_code, staff_user

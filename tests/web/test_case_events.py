@@ -83,6 +83,7 @@ def test_the_officer_page_and_the_compliance_history_list_the_same_events_of_a_c
     assert in_history == sorted(in_history)
     events = AuditEvent.objects.filter(sequence__in=in_history)
     actions = set(events.values_list("action", flat=True))
+    assert all(audit_action(a) is not None for a in actions)  # every stored name is read by the catalogue
     assert {"case.open", "case.margin_call", "feasibility.report", "proposal.draft", "proposal.offer"} <= actions
     assert {"topup.declare", "topup.confirm", "proposal.execute", "case.close"} <= actions
     # the last repayment, recorded in the transaction that closed the case (after closed_at), is the case's too

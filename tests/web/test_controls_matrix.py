@@ -37,12 +37,11 @@ from core.models import AuditEvent
 from restructuring.models import ApprovalLimit, Case, Installment, Proposal, ProposalKind
 from restructuring.roles import ADMINISTRATOR, CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.case_sweep import cases_apply_risk
-from restructuring.services.negotiation import (
-    offer_accept,
-    offer_send,
+from restructuring.services.negotiation.execution import proposal_execute
+from restructuring.services.negotiation.offers import offer_accept, offer_send
+from restructuring.services.negotiation.proposals import (
     proposal_approve,
     proposal_draft,
-    proposal_execute,
     proposal_liquidation_draft,
     proposal_submit,
 )

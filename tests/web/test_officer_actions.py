@@ -27,7 +27,8 @@ from restructuring.models import (
     ProposalState,
 )
 from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
-from restructuring.services.negotiation import offer_accept, offer_send, proposal_approve
+from restructuring.services.negotiation.offers import offer_accept, offer_send
+from restructuring.services.negotiation.proposals import proposal_approve
 from tests.web.helpers import signed_in, staff_user
 from tests.web.test_officer_pages import proposed_case, text
 

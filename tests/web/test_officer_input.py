@@ -14,7 +14,8 @@ from core.errors import ValidationError
 from core.models import AuditEvent
 from restructuring.models import Case, Proposal, ProposalState
 from restructuring.roles import CREDIT_OFFICER
-from restructuring.services.negotiation import offer_send, proposal_approve
+from restructuring.services.negotiation.offers import offer_send
+from restructuring.services.negotiation.proposals import proposal_approve
 from tests.web.helpers import signed_in, staff_user
 from tests.web.test_officer_actions import TERMS_FORM
 from tests.web.test_officer_pages import proposed_case

@@ -20,7 +20,7 @@ from restructuring.models import Case, CaseState, Proposal
 from restructuring.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.feasibility import terms_value
-from restructuring.services.negotiation import proposal_draft
+from restructuring.services.negotiation.proposals import proposal_draft
 from restructuring.terms import Terms
 from rules.models import RuleSet, RuleSetStatus
 from tests.restructuring.helpers import account, btc, sweep_only

@@ -1,0 +1,194 @@
+"""Carrying out an agreed proposal: an accepted restructuring is executed on the loan (its schedule, collateral
+demand and reduction orders); an approved liquidation sends the case to liquidation."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import LoanStatus, MarginLoan, Position
+from core.errors import ValidationError
+from restructuring.audit_events import (
+    CASE_EXECUTE,
+    PROPOSAL_EXECUTE,
+    PROPOSAL_LIQUIDATE,
+)
+from restructuring.models import (
+    CollateralDemand,
+    Installment,
+    InstallmentStatus,
+    Proposal,
+    ProposalKind,
+    ProposalState,
+    ReductionOrder,
+)
+from restructuring.schedules import Schedule, ScheduleError, ScheduleTerms, schedule_build
+from restructuring.services.case_end import proposals_withdraw_for_cases
+from restructuring.services.liquidation import case_liquidate
+from restructuring.services.negotiation.common import (
+    NegotiationError,
+    _audit,
+    _event,
+    _move,
+    _proposal,
+    _quantum,
+    _require,
+    _seen,
+    _terms,
+)
+from restructuring.terms import Terms
+
+
+def proposal_execute(*, proposal_id: int, actor: User, version: int) -> Proposal:
+    """Apply accepted terms (the version the officer was shown) in one transaction: the loan's principal (haircut,
+    capitalised arrears), rate and maturity; the repayment schedule; the collateral demand with its due date; the
+    position reductions as orders for the desk. The case is RESTRUCTURED and its other proposals withdrawn."""
+    _require(actor, "restructuring.execute_proposal", "execute restructurings")
+    with transaction.atomic():
+        proposal = _proposal(proposal_id)
+        case = proposal.case
+        if proposal.state != ProposalState.ACCEPTED:
+            raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: only an accepted offer is executed")
+        _seen(proposal, version)
+        terms = _terms(proposal.terms)
+        loan = MarginLoan.objects.select_for_update().filter(account=case.account, status=LoanStatus.ACTIVE).first()
+        if loan is None:
+            raise NegotiationError(f"case {case.pk}: the account has no active loan to restructure")
+        now = timezone.now()
+        try:
+            schedule = execution_schedule(loan, terms, _quantum(proposal), now.date())
+        except ScheduleError as exc:
+            raise ValidationError(f"proposal {proposal_id}: {exc}", field="terms") from None
+        before_loan = {"principal": loan.principal, "rate": loan.rate_annual, "accrued": loan.accrued_interest}
+        loan.principal = schedule.terms.principal + schedule.capitalised
+        loan.accrued_interest = Decimal(0)  # capitalised, or scheduled as arrears
+        loan.rate_annual = schedule.terms.rate_annual
+        loan.maturity_date = schedule.installments[-1].due
+        loan.save(update_fields=["principal", "accrued_interest", "rate_annual", "maturity_date"])
+        Installment.objects.bulk_create(
+            Installment(
+                proposal=proposal,
+                number=i.number,
+                due=i.due,
+                principal=i.principal,
+                interest=i.interest,
+                arrears=i.arrears,
+                total=i.total,
+                balance=i.balance,
+                status=InstallmentStatus.PAID if i.total == 0 else InstallmentStatus.DUE,
+                paid_at=now if i.total == 0 else None,
+            )
+            for i in schedule.installments
+        )
+        if terms.collateral_to_add > 0:
+            CollateralDemand.objects.create(
+                proposal=proposal,
+                amount=terms.collateral_to_add,
+                due=now + timedelta(days=settings.WORKOUT_COLLATERAL_DUE_DAYS),
+            )
+        _reductions(proposal, terms, now)
+        before = _move(proposal, "execute", f"proposal {proposal_id}")
+        case_before = _move(case, "execute", f"case {case.pk}")
+        proposal.save(update_fields=["state", "updated_at"])
+        case.save(update_fields=["state", "updated_at"])
+        _audit(
+            _event(proposal, PROPOSAL_EXECUTE, before, actor=actor, loan_before=before_loan),
+            _event(
+                case,
+                CASE_EXECUTE,
+                case_before,
+                actor=actor,
+                proposal_id=proposal.pk,
+                principal=loan.principal,
+                rate=loan.rate_annual,
+                maturity=loan.maturity_date.isoformat(),
+                installments=len(schedule.installments),
+                haircut=terms.principal_haircut,
+                collateral=terms.collateral_to_add,
+            ),
+        )
+        proposals_withdraw_for_cases(
+            case_ids=[case.pk],
+            reason=f"case {case.pk} restructured by proposal {proposal_id}",
+            now=now,
+            actor=actor,
+            keep=[proposal.pk],
+        )
+    return proposal
+
+
+def _liquidation_reason(proposal: Proposal) -> str:
+    """Why the case goes to liquidation, as the proposal says: the officer's reason, or the rules that fired."""
+    officer = [str(e["parameters"].get("reason", "")) for e in proposal.explanation if not e.get("rule")]
+    rules = [str(e["rule"]) for e in proposal.explanation if e.get("rule") and e.get("action") == "liquidate"]
+    why = "; ".join(r for r in officer if r) or ("the rules: " + ", ".join(rules) if rules else "approved")
+    return f"proposal {proposal.pk}: {why}"
+
+
+def proposal_liquidate(*, proposal_id: int, actor: User, version: int) -> Proposal:
+    """Carry out an approved liquidation proposal (the version the officer was shown): the case goes to
+    liquidation with its plan, its other proposals are withdrawn, the proposal is EXECUTED."""
+    _require(actor, "restructuring.liquidate_case", "send cases to liquidation")
+    with transaction.atomic():
+        proposal = _proposal(proposal_id)
+        if proposal.kind != ProposalKind.LIQUIDATE:
+            raise NegotiationError(f"proposal {proposal_id} restructures: it is offered to the client, not liquidated")
+        if proposal.state != ProposalState.APPROVED:
+            raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: only an approved liquidation is sent")
+        _seen(proposal, version)
+        before = _move(proposal, "carry_out_liquidation", f"proposal {proposal_id}")
+        proposal.decided_at = timezone.now()
+        proposal.save(update_fields=["state", "decided_at", "updated_at"])
+        # The proposal is executed first, so the case's move withdraws only the others.
+        plan = case_liquidate(
+            case_id=proposal.case_id, reason=_liquidation_reason(proposal), actor=actor, proposal_id=proposal_id
+        )
+        _audit(_event(proposal, PROPOSAL_LIQUIDATE, before, actor=actor, plan_id=plan.pk, version=version))
+    return proposal
+
+
+def execution_schedule(loan: MarginLoan, terms: Terms, quantum: Decimal, start: date) -> Schedule:
+    """The schedule executing `terms` on `loan` builds when it starts on `start`: the haircut off the principal, the
+    accrued interest as arrears, the offer's rate or else the loan's. The client API's preview of an offer is this
+    same schedule. Raises ScheduleError for terms that make no schedule."""
+    return schedule_build(
+        ScheduleTerms(
+            principal=max(loan.principal - terms.principal_haircut, Decimal(0)).quantize(quantum),
+            rate_annual=terms.rate_annual if terms.rate_annual is not None else loan.rate_annual,
+            term_months=terms.term_months,
+            kind=terms.kind,
+            moratorium_months=terms.moratorium_months,
+            grace_interest_months=terms.grace_interest_months,
+            grace_principal_months=terms.grace_principal_months,
+            arrears=loan.accrued_interest.quantize(quantum),
+            arrears_treatment=terms.arrears_treatment,
+            start=start,
+            quantum=quantum,
+        )
+    )
+
+
+def _reductions(proposal: Proposal, terms: Terms, now: datetime) -> None:
+    if not terms.reduce:
+        return
+    positions = {p.pk: p for p in Position.objects.filter(pk__in=[p for p, _ in terms.reduce])}
+    orders = []
+    for position_id, fraction in terms.reduce:
+        position = positions.get(position_id)
+        if position is None or position.account_id != proposal.case.account_id:
+            raise ValidationError(f"reduce: position {position_id} is not open in this account", field="reduce")
+        orders.append(
+            ReductionOrder(
+                proposal=proposal,
+                position_id=position_id,
+                instrument_id=position.instrument_id,
+                quantity=(position.quantity * fraction).quantize(Decimal("1E-8")),
+                created_at=now,
+            )
+        )
+    ReductionOrder.objects.bulk_create(orders)

@@ -1,0 +1,293 @@
+"""Offers: the officer sends an approved proposal; the client accepts, declines or counter-proposes within the
+offer's bounds; a counter-offer's follow-up (feasibility and the rules again) and its re-drive."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import fields
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import LoanStatus, MarginLoan
+from core.dispatch import dispatch_on_commit
+from core.errors import ValidationError
+from restructuring.audit_events import (
+    CASE_ACCEPT,
+    CASE_COUNTER,
+    CASE_DECLINE,
+    CASE_OFFER,
+    PROPOSAL_ACCEPT,
+    PROPOSAL_COUNTER,
+    PROPOSAL_COUNTER_OFFER,
+    PROPOSAL_DECLINE,
+    PROPOSAL_OFFER,
+)
+from restructuring.models import (
+    LIVE_PROPOSAL_STATES,
+    NotificationKind,
+    Proposal,
+    ProposalKind,
+    ProposalSource,
+    ProposalState,
+)
+from restructuring.selectors.feasibility import counter_report_key
+from restructuring.services.feasibility import feasibility_compute
+from restructuring.services.negotiation.common import (
+    NegotiationError,
+    StaleTermsError,
+    _amounts_check,
+    _audit,
+    _client_actor,
+    _clients_proposal,
+    _event,
+    _latest_report,
+    _move,
+    _proposal,
+    _quantum,
+    _require,
+    _seen,
+    _set_terms,
+    _terms,
+)
+from restructuring.services.notifications import notification_enqueue
+from restructuring.terms import Terms, terms_hash
+
+
+def offer_send(
+    *,
+    proposal_id: int,
+    actor: User,
+    version: int,
+    hours: float | None = None,
+    counter_bounds: Mapping[str, Any] | None = None,
+) -> Proposal:
+    """Send an approved proposal (the version the officer was shown) to the client: the case is OFFERED until the
+    offer expires; the client may counter within the bounds (by default: WORKOUT_COUNTER_* around the offered
+    terms). A liquidation is never offered."""
+    _require(actor, "restructuring.offer_proposal", "send offers")
+    offer_hours = offer_hours_check(hours)
+    with transaction.atomic():
+        proposal = _proposal(proposal_id)
+        case = proposal.case
+        if proposal.kind == ProposalKind.LIQUIDATE:
+            raise NegotiationError(
+                f"proposal {proposal_id} is a liquidation: it is not offered to the client; once approved, send the "
+                "case to liquidation"
+            )
+        _seen(proposal, version)
+        before = _move(proposal, "offer", f"proposal {proposal_id}")
+        case_before = _move(case, "offer", f"case {case.pk}")
+        now = timezone.now()
+        proposal.offered_at = now
+        proposal.expires_at = now + timedelta(hours=offer_hours)
+        proposal.counter_bounds = dict(counter_bounds) if counter_bounds else _default_bounds(proposal)
+        proposal.save(update_fields=["state", "offered_at", "expires_at", "counter_bounds", "updated_at"])
+        case.save(update_fields=["state", "updated_at"])
+        _audit(
+            _event(proposal, PROPOSAL_OFFER, before, actor=actor, expires_at=proposal.expires_at.isoformat()),
+            _event(case, CASE_OFFER, case_before, actor=actor, proposal_id=proposal.pk),
+        )
+        notification_enqueue(
+            case=case,
+            kind=NotificationKind.OFFER,
+            payload={
+                "proposal_id": proposal.pk,
+                "terms": proposal.terms,
+                "expires_at": proposal.expires_at.isoformat(),
+            },
+            dedupe_key=f"offer:{proposal.pk}",
+        )
+    return proposal
+
+
+def offer_hours_check(hours: float | Decimal | None) -> float:
+    """How long an offer stands: the house default when not given, else more than 0 and at most
+    WORKOUT_OFFER_MAX_HOURS (ValidationError on `hours`). Unbounded, 1e8 hours was past the year 9999: a 500."""
+    if hours is None:
+        return float(settings.WORKOUT_OFFER_HOURS)
+    limit = float(settings.WORKOUT_OFFER_MAX_HOURS)
+    if isinstance(hours, bool) or not isinstance(hours, int | float | Decimal) or not 0 < hours <= limit:
+        raise ValidationError(f"hours {hours}: an offer stands more than 0 and at most {limit:g} hours", field="hours")
+    return float(hours)
+
+
+def _default_bounds(proposal: Proposal) -> dict[str, str | int]:
+    terms = proposal.terms
+    rate = terms.get("rate_annual")
+    loan_rate = (
+        MarginLoan.objects.filter(account_id=proposal.case.account_id, status=LoanStatus.ACTIVE)
+        .values_list("rate_annual", flat=True)
+        .first()
+    )
+    offered_rate = Decimal(rate) if rate is not None else Decimal(loan_rate or 0)
+    collateral = Decimal(terms.get("collateral_to_add", "0"))
+    min_rate = max(offered_rate - Decimal(settings.WORKOUT_COUNTER_MAX_RATE_CUT), Decimal(0))
+    min_collateral = collateral * Decimal(settings.WORKOUT_COUNTER_MIN_COLLATERAL_SHARE)
+    return {
+        "max_term_months": int(terms["term_months"]) + settings.WORKOUT_COUNTER_MAX_EXTRA_MONTHS,
+        "min_rate": f"{min_rate.quantize(Decimal('0.000001')).normalize():f}",
+        "min_collateral": str(min_collateral.quantize(_quantum(proposal))),
+    }
+
+
+def _hash_of(proposal: Proposal) -> str:
+    return proposal.terms_hash or terms_hash(proposal.terms)
+
+
+def _offered(proposal: Proposal, now: datetime) -> None:
+    if proposal.state != ProposalState.OFFERED:
+        raise NegotiationError(f"proposal {proposal.pk} is {proposal.state}: it is not an open offer")
+    if proposal.expires_at is not None and proposal.expires_at <= now:
+        raise NegotiationError(f"the offer of proposal {proposal.pk} expired at {proposal.expires_at.isoformat()}")
+
+
+def offer_accept(*, proposal_id: int, client_id: int, terms_hash: str | None = None) -> Proposal:
+    """The client accepts the offer as it stands; `terms_hash`, when given, must be the offer's (what the client
+    read), else nothing happens (StaleTermsError)."""
+    with transaction.atomic():
+        proposal = _clients_proposal(proposal_id, client_id)
+        now = timezone.now()
+        _offered(proposal, now)
+        if terms_hash is not None and terms_hash != _hash_of(proposal):
+            raise StaleTermsError(
+                f"offer {proposal_id}: terms_hash {terms_hash} is not the offer's ({_hash_of(proposal)}): read the "
+                "offer again before accepting",
+                proposal_id=proposal_id,
+                terms_hash=_hash_of(proposal),
+            )
+        before = _move(proposal, "accept", f"proposal {proposal_id}")
+        case_before = _move(proposal.case, "accept", f"case {proposal.case_id}")
+        proposal.decided_at = now
+        proposal.save(update_fields=["state", "decided_at", "updated_at"])
+        proposal.case.save(update_fields=["state", "updated_at"])
+        actor = _client_actor(proposal)
+        _audit(
+            _event(proposal, PROPOSAL_ACCEPT, before, system_actor=actor),
+            _event(proposal.case, CASE_ACCEPT, case_before, system_actor=actor, proposal_id=proposal.pk),
+        )
+    return proposal
+
+
+def offer_decline(*, proposal_id: int, client_id: int, reason: str) -> Proposal:
+    if not reason.strip():
+        raise ValidationError("a decline needs a reason", field="reason")
+    with transaction.atomic():
+        proposal = _clients_proposal(proposal_id, client_id)
+        now = timezone.now()
+        _offered(proposal, now)
+        before = _move(proposal, "decline", f"proposal {proposal_id}")
+        case_before = _move(proposal.case, _after_offer(proposal, "decline"), f"case {proposal.case_id}")
+        proposal.decided_at = now
+        proposal.decision_reason = reason
+        proposal.save(update_fields=["state", "decided_at", "decision_reason", "updated_at"])
+        proposal.case.save(update_fields=["state", "updated_at"])
+        actor = _client_actor(proposal)
+        _audit(
+            _event(proposal, PROPOSAL_DECLINE, before, system_actor=actor, reason=reason),
+            _event(proposal.case, CASE_DECLINE, case_before, system_actor=actor, proposal_id=proposal.pk),
+        )
+    return proposal
+
+
+def _after_offer(offer: Proposal, transition: str) -> str:
+    """The case's transition when an offer is declined or expires: back among its proposals while others of the
+    case are live (they stay approvable and offerable), else back to margin call (docs/case-states.md)."""
+    others = Proposal.objects.filter(case_id=offer.case_id, state__in=LIVE_PROPOSAL_STATES).exclude(pk=offer.pk)
+    return "return_to_proposals" if others.exists() else transition
+
+
+def offer_counter(*, proposal_id: int, client_id: int, terms: Mapping[str, Any]) -> Proposal:
+    """The client's counter-offer: the offered terms with what the client asks instead (`terms`; only
+    COUNTER_MAY_CHANGE may move, within the offer's bounds), valued, as a new proposal in the next round pending
+    the officers' approval; the offer is COUNTERED and the case back to PROPOSED."""
+    with transaction.atomic():
+        offer = _clients_proposal(proposal_id, client_id)
+        now = timezone.now()
+        _offered(offer, now)
+        parsed = _terms({**offer.terms, **terms})
+        if "collateral_to_add" in terms:  # what the client typed; the rest is as offered
+            _amounts_check(parsed, offer.case.account.base_currency, ("collateral_to_add",))
+        _within_bounds(parsed, offer)
+        before = _move(offer, "counter", f"proposal {proposal_id}")
+        case_before = _move(offer.case, "counter", f"case {offer.case_id}")
+        offer.decided_at = now
+        offer.save(update_fields=["state", "decided_at", "updated_at"])
+        offer.case.save(update_fields=["state", "updated_at"])
+        counter = Proposal(
+            case=offer.case,
+            round=offer.round + 1,
+            source=ProposalSource.CLIENT,
+            source_key=f"counter:{offer.pk}",
+            name=f"counter to {offer.name}"[:100],
+            countered_from=offer,
+            requires_senior=offer.requires_senior,
+            created_at=now,
+        )
+        _set_terms(counter, parsed, _latest_report(offer.case))
+        counter.save()
+        _move(counter, "submit", "the counter-offer")
+        counter.save(update_fields=["state"])
+        actor = _client_actor(offer)
+        _audit(
+            _event(offer, PROPOSAL_COUNTER, before, system_actor=actor, counter_id=counter.pk),
+            _event(counter, PROPOSAL_COUNTER_OFFER, "", system_actor=actor, terms=counter.terms),
+            _event(offer.case, CASE_COUNTER, case_before, system_actor=actor, proposal_id=counter.pk),
+        )
+        _counter_followup(offer.case_id, offer.pk)
+    return counter
+
+
+def _counter_followup(case_id: int, offer_id: int) -> None:
+    # Imported here: the tasks module imports this service.
+    from restructuring.tasks import counter_followup_task
+
+    dispatch_on_commit(
+        counter_followup_task,
+        {"case_id": case_id, "offer_id": offer_id},
+        redrive="the feasibility re-drive beat (feasibility_redrive_task, counter-offers without their follow-up)",
+    )
+
+
+def counter_followup(*, case_id: int, offer_id: int) -> list[int]:
+    """After a counter-offer: feasibility again on today's book and market, then the rules on it, for the new
+    round beside the client's proposal. Idempotent (the report is keyed by the offer, the proposals by report)."""
+    from restructuring.services.proposals import proposals_from_rules
+
+    feasibility_compute(case_ids=[case_id], key=counter_report_key(offer_id))
+    return proposals_from_rules(case_ids=[case_id])
+
+
+# What a counter-offer may move, each within the offer's bounds. Everything else (a haircut, grace, a moratorium,
+# reductions, the kind of schedule, the arrears) stays as offered: the offer's approvers, whose record a counter
+# borrows, approved those and the bounds, nothing beyond (issue 13: a counter forgiving principal nobody saw).
+COUNTER_MAY_CHANGE = ("term_months", "rate_annual", "collateral_to_add")
+
+
+def _within_bounds(terms: Terms, offer: Proposal) -> None:
+    offered = _terms(offer.terms)
+    for name in (f.name for f in fields(Terms)):
+        if name not in COUNTER_MAY_CHANGE and getattr(terms, name) != getattr(offered, name):
+            raise ValidationError(
+                f"{name}: a counter-offer may change only {', '.join(COUNTER_MAY_CHANGE)}; {name} stays as offered",
+                field=name,
+            )
+    bounds = offer.counter_bounds or {}
+    if "max_term_months" in bounds and terms.term_months > int(bounds["max_term_months"]):
+        raise ValidationError(
+            f"term_months {terms.term_months}: at most {bounds['max_term_months']} for this offer", field="term_months"
+        )
+    if "min_rate" in bounds and terms.rate_annual is not None and terms.rate_annual < Decimal(bounds["min_rate"]):
+        raise ValidationError(
+            f"rate_annual {terms.rate_annual}: at least {bounds['min_rate']} for this offer", field="rate_annual"
+        )
+    if "min_collateral" in bounds and terms.collateral_to_add < Decimal(bounds["min_collateral"]):
+        raise ValidationError(
+            f"collateral_to_add {terms.collateral_to_add}: at least {bounds['min_collateral']} for this offer",
+            field="collateral_to_add",
+        )
