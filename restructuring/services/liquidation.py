@@ -4,13 +4,11 @@ a WRITTEN_OFF one that records the bad debt.
 
 This system does not trade. `case_liquidate` issues the orders (restructuring.liquidation plans them under a
 participation cap with square-root impact); `liquidation_book` books the fills it is given (the demo fills
-every order at its expected price). Money moves in Decimal, rounded to the account currency's quantum:
-- a spot or option sale brings quantity x price into cash (a buy-back takes it out);
-- closing a perpetual or future realises its PnL, quantity x (price - entry);
-- an isolated position returns its allocated margin plus PnL, never less than 0 (its loss is capped there);
-- a debit cash balance becomes loan principal (cash never goes below 0);
-- once every order is filled, cash repays accrued interest, then principal; debt left with nothing to sell
-  is written off.
+every order at its expected price). The book's side, how fills move positions, cash and the loan, is the
+ledger's (accounts/services/ledger.py), in Decimal rounded to the account currency's quantum: a sale brings its
+proceeds into cash, a derivative closed realises its PnL, an isolated position returns its margin plus PnL (never
+below 0), a debit cash balance becomes loan principal; once every order is filled, cash repays accrued interest,
+then principal, and debt left with nothing to sell is written off.
 """
 
 from __future__ import annotations
@@ -32,8 +30,9 @@ from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
 from accounts import risk
-from accounts.models import InstrumentKind, LoanStatus, MarginAccount, MarginLoan, Position, ScenarioClass
+from accounts.models import InstrumentKind, MarginAccount, Position, ScenarioClass
 from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
+from accounts.services import ledger
 from core.audit import audit_record
 from core.audit_catalogue import AuditAction
 from core.errors import ConflictError, ValidationError, WorkoutError
@@ -57,7 +56,6 @@ from restructuring.services.notifications import notification_enqueue
 logger = logging.getLogger(__name__)
 
 DEADLINES_ACTOR = "deadlines"
-_LINEAR_DERIVATIVES = (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
 
 
 class CaseTransitionError(ConflictError):
@@ -333,20 +331,6 @@ def _order_fill(order: LiquidationOrder, quantity: Decimal, price: Decimal) -> N
     order.filled_quantity = filled
 
 
-def _cash_effect(position: Position, quantity: Decimal, price: Decimal) -> Decimal:
-    size = position.instrument.contract_size
-    units = quantity * size
-    if position.instrument.kind in _LINEAR_DERIVATIVES:
-        effect = units * (price - position.entry_price)
-    else:
-        effect = units * price
-    if position.isolated_margin is not None:
-        # The isolated allocation comes back with the PnL, in proportion to what is closed, never below 0.
-        share = quantity / position.quantity if position.quantity else Decimal(1)
-        effect = max(position.isolated_margin * share + effect, Decimal(0))
-    return effect
-
-
 def liquidation_book(
     *,
     plan_id: int,
@@ -366,22 +350,13 @@ def liquidation_book(
         if plan.status == LiquidationStatus.BOOKED:
             return plan
         case = Case.objects.select_for_update(of=("self",)).get(pk=plan.case_id)
-        account = MarginAccount.objects.select_for_update().get(pk=case.account_id)
-        quantum = _quantum(account)
+        book = ledger.account_book_lock(case.account_id)
         orders = list(plan.orders.select_for_update().filter(_OPEN_ORDER).order_by("sequence"))
         given = fills if fills is not None else {o.pk: (_remaining(o), o.expected_price) for o in orders}
         unknown = set(given) - {o.pk for o in orders}
         if unknown:
             raise ValidationError(f"plan {plan_id}: no open order {sorted(unknown)}", plan_id=plan_id)
-        # of=("self",): a joined FOR UPDATE would also lock the shared Instrument rows, which other accounts'
-        # transactions need (foreign-key checks of their new orders) while this one waits for the audit lock.
-        positions = {
-            p.pk: p
-            for p in Position.objects.select_for_update(of=("self",))
-            .select_related("instrument")
-            .filter(pk__in=[o.position_id for o in orders if o.pk in given])
-        }
-        realised = Decimal(0)
+        booked = []
         for order in orders:
             if order.pk not in given:
                 continue
@@ -392,31 +367,18 @@ def liquidation_book(
                     f"({_remaining(order)} of {order.quantity} left)",
                     order_id=order.pk,
                 )
-            position = positions[order.position_id]
-            realised += _cash_effect(position, quantity, price)
-            if position.isolated_margin is not None and position.quantity:
-                position.isolated_margin -= position.isolated_margin * quantity / position.quantity
-            position.quantity -= quantity
+            booked.append(ledger.Fill(position_id=order.position_id, quantity=quantity, price=price))
             _order_fill(order, quantity, price)
+        realised = book.fills_book(booked)
         LiquidationOrder.objects.bulk_update([o for o in orders if o.pk in given], ["filled_quantity", "fill_price"])
-        Position.objects.bulk_update(list(positions.values()), ["quantity", "isolated_margin"])
-        realised = realised.quantize(quantum, rounding=ROUND_HALF_EVEN)
-        loan = MarginLoan.objects.select_for_update().filter(account=account, status=LoanStatus.ACTIVE).first()
-        account.cash += realised
-        if account.cash < 0:  # a debit balance is borrowed: it joins the loan
-            loan = loan or MarginLoan(account=account, principal=Decimal(0), rate_annual=Decimal(0))
-            loan.principal += -account.cash
-            account.cash = Decimal(0)
         plan.cash_realised = (plan.cash_realised or Decimal(0)) + realised
         all_filled = (
             all(_remaining(o) == 0 for o in orders)
             and not plan.orders.filter(_OPEN_ORDER).exclude(pk__in=[o.pk for o in orders]).exists()
         )
         if all_filled:
-            _settle(plan, case, account, loan, actor=actor, system_actor=system_actor, now=now)
-        account.save(update_fields=["cash", "updated_at"])
-        if loan is not None:
-            loan.save()
+            _settle(plan, case, book, actor=actor, system_actor=system_actor, now=now)
+        book.save()
         plan.save()
     return plan
 
@@ -424,22 +386,13 @@ def liquidation_book(
 def _settle(
     plan: LiquidationPlan,
     case: Case,
-    account: MarginAccount,
-    loan: MarginLoan | None,
+    book: ledger.AccountBook,
     *,
     actor: AbstractUser | None,
     system_actor: str,
     now: datetime,
 ) -> None:
-    quantum = _quantum(account)
-    debt = ((loan.principal + loan.accrued_interest) if loan is not None else Decimal(0)).quantize(quantum)
-    repaid = min(account.cash, debt).quantize(quantum)
-    account.cash -= repaid
-    if loan is not None:
-        to_interest = min(repaid, loan.accrued_interest)
-        loan.accrued_interest -= to_interest
-        loan.principal -= repaid - to_interest
-    shortfall = debt - repaid
+    repaid, shortfall = book.debt_settle()
     plan.status, plan.booked_at = LiquidationStatus.BOOKED, now
     plan.debt_repaid, plan.shortfall = repaid, shortfall
     before = case.state
@@ -448,8 +401,6 @@ def _settle(
     amounts = {"cash_realised": plan.cash_realised, "debt_repaid": repaid, "shortfall": shortfall, "plan_id": plan.pk}
     _audit(case, CASE_LIQUIDATED, before, actor=actor, system_actor=system_actor, reason="", **amounts)
     if shortfall > 0:
-        assert loan is not None
-        loan.principal, loan.accrued_interest = Decimal(0), Decimal(0)
         case.write_off(amount=shortfall, at=now)
         case.save(update_fields=["state", "written_off_amount", "closed_at", "updated_at"])
         reason = "liquidation proceeds below the debt"
@@ -463,5 +414,3 @@ def _settle(
             **amounts,
         )
     notification_enqueue(case=case, kind=NotificationKind(case.state), payload=amounts)  # liquidated or written off
-    if loan is not None and loan.principal == 0 and loan.accrued_interest == 0:
-        loan.status = LoanStatus.CLOSED

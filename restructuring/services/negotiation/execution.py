@@ -11,7 +11,8 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import LoanStatus, MarginLoan, Position
+from accounts.models import MarginLoan, Position
+from accounts.services import ledger
 from core.errors import ValidationError
 from restructuring.audit_events import (
     CASE_EXECUTE,
@@ -56,7 +57,7 @@ def proposal_execute(*, proposal_id: int, actor: User, version: int) -> Proposal
             raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: only an accepted offer is executed")
         _seen(proposal, version)
         terms = _terms(proposal.terms)
-        loan = MarginLoan.objects.select_for_update().filter(account=case.account, status=LoanStatus.ACTIVE).first()
+        loan = ledger.loan_active_lock(case.account_id)
         if loan is None:
             raise NegotiationError(f"case {case.pk}: the account has no active loan to restructure")
         now = timezone.now()
@@ -65,11 +66,13 @@ def proposal_execute(*, proposal_id: int, actor: User, version: int) -> Proposal
         except ScheduleError as exc:
             raise ValidationError(f"proposal {proposal_id}: {exc}", field="terms") from None
         before_loan = {"principal": loan.principal, "rate": loan.rate_annual, "accrued": loan.accrued_interest}
-        loan.principal = schedule.terms.principal + schedule.capitalised
-        loan.accrued_interest = Decimal(0)  # capitalised, or scheduled as arrears
-        loan.rate_annual = schedule.terms.rate_annual
-        loan.maturity_date = schedule.installments[-1].due
-        loan.save(update_fields=["principal", "accrued_interest", "rate_annual", "maturity_date"])
+        maturity = schedule.installments[-1].due
+        ledger.loan_restructure(
+            loan,
+            principal=schedule.terms.principal + schedule.capitalised,
+            rate_annual=schedule.terms.rate_annual,
+            maturity_date=maturity,
+        )
         Installment.objects.bulk_create(
             Installment(
                 proposal=proposal,
@@ -106,7 +109,7 @@ def proposal_execute(*, proposal_id: int, actor: User, version: int) -> Proposal
                 proposal_id=proposal.pk,
                 principal=loan.principal,
                 rate=loan.rate_annual,
-                maturity=loan.maturity_date.isoformat(),
+                maturity=maturity.isoformat(),
                 installments=len(schedule.installments),
                 haircut=terms.principal_haircut,
                 collateral=terms.collateral_to_add,

@@ -8,7 +8,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import LoanStatus, MarginLoan
+from accounts.services import ledger
 from core.audit import audit_record
 from core.errors import NotFoundError, ValidationError
 from restructuring.audit_events import (
@@ -48,12 +48,8 @@ def repayment_record(*, installment_id: int, amount: Decimal, actor: User) -> In
         now = timezone.now()
         installment.status, installment.paid_amount, installment.paid_at = InstallmentStatus.PAID, amount, now
         installment.save(update_fields=["status", "paid_amount", "paid_at"])
-        loan = MarginLoan.objects.select_for_update().get(account_id=case.account_id, status=LoanStatus.ACTIVE)
-        loan.principal = installment.balance
         last = not Installment.objects.filter(proposal=installment.proposal, status=InstallmentStatus.DUE).exists()
-        if last:
-            loan.status = LoanStatus.CLOSED
-        loan.save(update_fields=["principal", "status"])
+        ledger.loan_repay(account_id=case.account_id, principal=installment.balance, close=last)
         audit_record(
             INSTALLMENT_PAID.entry(
                 installment,

@@ -6,10 +6,10 @@ from decimal import Decimal
 
 from django.contrib.auth.models import User
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import MarginAccount
+from accounts.services import ledger
 from core.audit import audit_record
 from core.dispatch import dispatch_on_commit
 from core.errors import NotFoundError, ValidationError
@@ -61,7 +61,7 @@ def topup_confirm(*, topup_id: int, actor: User) -> CollateralTopUp:
         if topup.status != TopUpStatus.PENDING:
             raise NegotiationError(f"top-up {topup_id} is {topup.status}")
         now = timezone.now()
-        MarginAccount.objects.filter(pk=topup.account_id).update(cash=F("cash") + topup.amount, updated_at=now)
+        ledger.cash_credit(account_id=topup.account_id, amount=topup.amount, now=now)
         topup.status, topup.decided_at, topup.decided_by = TopUpStatus.CONFIRMED, now, actor
         topup.save(update_fields=["status", "decided_at", "decided_by"])
         CollateralDemand.objects.filter(
