@@ -16,7 +16,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("enrol/<str:token>/", sign_in.enrol, name="enrol"),
     path("account/language/", preference_views.language_choose, name="language-choose"),
     path("", sign_in.home, name="home"),
-    path("", include("core.urls")),
+    path("", include("restructuring.compliance_urls")),
     path("", include("restructuring.urls")),
     path("rules/", include("rules.urls")),
     path("staff/", include("restructuring.staff_urls")),

@@ -17,12 +17,12 @@ from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
 
-from core.audit import AuditEntry, audit_record
+from core.audit import audit_record
+from core.audit_events import STAFF_LANGUAGE_SET
 from core.errors import ValidationError
 from core.models import UserPreference
 
 SESSION_KEY = "workout_language"
-USER_OBJECT = "auth.user"
 
 
 def languages() -> list[str]:
@@ -42,12 +42,8 @@ def language_set(*, user: Any, language: str) -> UserPreference:
             preference.language = language
             preference.save(update_fields=["language", "updated_at"])
         audit_record(
-            AuditEntry(
-                action="staff.language_set",
-                object_type=USER_OBJECT,
-                object_id=user.pk,
-                actor=user,
-                payload={"username": user.get_username(), "language": language, "before": before},
+            STAFF_LANGUAGE_SET.entry(
+                user, actor=user, payload={"username": user.get_username(), "language": language, "before": before}
             )
         )
     return preference

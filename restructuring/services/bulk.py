@@ -27,8 +27,9 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
 
-from core.audit import AuditEntry, audit_record
+from core.audit import audit_record
 from core.errors import ConflictError, NotFoundError, ValidationError, WorkoutError
+from restructuring.audit_events import CASE_REMINDER
 from restructuring.models import Case, CaseState, Notification, NotificationKind
 from restructuring.services.notifications import notification_enqueue
 
@@ -112,15 +113,8 @@ def case_remind(case_id: int, actor: User, params: Mapping[str, str], now: datet
     if not sent:
         raise ConflictError(f"case #{case_id}: the client has no email or webhook to remind")
     audit_record(
-        AuditEntry(
-            action="case.reminder",
-            object_type="restructuring.case",
-            object_id=case.pk,
-            account_id=case.account_id,
-            actor=actor,
-            from_state=case.state,
-            to_state=case.state,
-            payload=payload,
+        CASE_REMINDER.entry(
+            case, actor=actor, account_id=case.account_id, from_state=case.state, to_state=case.state, payload=payload
         )
     )
     return f"case #{case_id}: reminder of the {awaited} sent"

@@ -15,8 +15,7 @@ from django_tables2.rows import BoundRows
 from accounts.models import HealthBand
 from core.access import staff_view
 from restructuring.queue_filters import open_case_states
-from restructuring.views.queue_table import DECISION_COLUMNS, OPTIONAL_COLUMNS, QueueTable
-from restructuring.views.reads import (
+from restructuring.selectors.queue import (
     QUEUE_PAGE_SIZE,
     cases_for_queue,
     queue_filterset,
@@ -24,6 +23,7 @@ from restructuring.views.reads import (
     queue_page,
     queue_state_counts,
 )
+from restructuring.views.queue_table import DECISION_COLUMNS, OPTIONAL_COLUMNS, QueueTable
 
 # Query parameters that are not filters: they neither count as "filtered" nor leave the state tabs.
 VIEW_PARAMETERS = ("page", "sort", "show")
