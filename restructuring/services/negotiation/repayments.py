@@ -9,8 +9,12 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import ledger
-from core.audit import AuditEntry, audit_record
+from core.audit import audit_record
 from core.errors import NotFoundError, ValidationError
+from restructuring.audit_events import (
+    CASE_CLOSE,
+    INSTALLMENT_PAID,
+)
 from restructuring.models import (
     Case,
     CaseState,
@@ -47,10 +51,8 @@ def repayment_record(*, installment_id: int, amount: Decimal, actor: User) -> In
         last = not Installment.objects.filter(proposal=installment.proposal, status=InstallmentStatus.DUE).exists()
         ledger.loan_repay(account_id=case.account_id, principal=installment.balance, close=last)
         audit_record(
-            AuditEntry(
-                action="installment.paid",
-                object_type="restructuring.installment",
-                object_id=installment.pk,
+            INSTALLMENT_PAID.entry(
+                installment,
                 account_id=case.account_id,
                 actor=actor,
                 from_state=InstallmentStatus.DUE,
@@ -62,6 +64,6 @@ def repayment_record(*, installment_id: int, amount: Decimal, actor: User) -> In
             before = str(case.state)
             case.close(at=now)
             case.save(update_fields=["state", "closed_at", "updated_at"])
-            _audit(_event(case, "case.close", before, actor=actor, reason="repaid in full"))
+            _audit(_event(case, CASE_CLOSE, before, actor=actor, reason="repaid in full"))
             proposals_withdraw_for_cases(case_ids=[case.pk], reason="the case is closed: repaid", now=now, actor=actor)
     return installment
