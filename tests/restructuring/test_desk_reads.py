@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.roles import CREDIT_OFFICER
-from restructuring.desk import case_desk, cases_by_assignee, default_assignee, queue_sla, workloads
 from restructuring.models import OPEN_STATES, Case
+from restructuring.selectors.desk import case_desk, cases_by_assignee, default_assignee, queue_sla, workloads
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.sla import sla_breaches_escalate
 from tests.api.conftest import staff_user

@@ -1,5 +1,5 @@
 """Reads of the desk: the queue's assignee filter and the workload counts per officer and team, each one query
-whatever the number of cases. (Selectors: they move into restructuring/selectors/ with the queue's.)
+whatever the number of cases, and what the case page shows of its owner and SLA.
 
 The queue takes `?assignee=me` (the signed-in officer's cases: "My cases", an officer's default queue),
 `?assignee=<username>`, `?assignee=none` (the senior's "Unassigned") and `?assignee=team` (the cases of the teams
