@@ -21,18 +21,19 @@ from restructuring.sla import sla_annotate
 ME, NONE, TEAM = "me", "none", "team"
 
 
-def cases_by_assignee(cases: QuerySet[Case], value: str, user: User) -> QuerySet[Case]:
+def cases_by_assignee(cases: QuerySet[Case], value: str, user: User | int | None) -> QuerySet[Case]:
     """Narrow a queryset of cases by the queue's `assignee` parameter ("" leaves it as it is). A username that
     is nobody's gives no case, not every case."""
     value = value.strip()
+    user_id = user.pk if isinstance(user, User) else user
     if not value:
         return cases
     if value == ME:
-        return cases.filter(assignee_id=user.pk)
+        return cases.filter(assignee_id=user_id)
     if value == NONE:
         return cases.filter(assignee__isnull=True)
     if value == TEAM:
-        teams = Team.objects.filter(Q(senior_id=user.pk) | Q(memberships__user_id=user.pk)).values("pk")
+        teams = Team.objects.filter(Q(senior_id=user_id) | Q(memberships__user_id=user_id)).values("pk")
         return cases.filter(team_id__in=teams)
     return cases.filter(assignee__username=value)
 
