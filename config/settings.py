@@ -47,7 +47,7 @@ INSTALLED_APPS = [
     "axes",
     "django_htmx",
     "django_tables2",  # the queue's table (restructuring/views/queue_table.py)
-    "django_filters",  # the queue's filters (restructuring/queue_filters.py)
+    "django_filters",  # the queue's filters (restructuring/selectors/queue_filters.py)
     "core",
     "accounts",
     "restructuring",

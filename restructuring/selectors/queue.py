@@ -26,8 +26,8 @@ from restructuring.models import (
     ProposalKind,
     ProposalState,
 )
-from restructuring.queue_filters import QueueFilterSet, open_case_states
 from restructuring.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+from restructuring.selectors.queue_filters import QueueFilterSet, open_case_states
 from restructuring.sla import sla_annotate
 
 QUEUE_PAGE_SIZE = 50
@@ -38,7 +38,7 @@ _RATIO = DecimalField(max_digits=20, decimal_places=8)
 
 @dataclass(frozen=True)
 class QueueFilters:
-    """The queue's filters by name (restructuring/queue_filters.py says what each means)."""
+    """The queue's filters by name (restructuring/selectors/queue_filters.py says what each means)."""
 
     state: str = ""
     band: str = ""
@@ -122,7 +122,8 @@ def queue_annotate(cases: QuerySet[Case], now: datetime) -> QuerySet[Case]:
         flagged_approval=Coalesce(Subquery(flagged), Value(0)),
         in_state_since=Coalesce("state_changed_at", "opened_at"),
     )
-    return sla_annotate(annotated, now)
+    # the SLA clock on every row (sortable by `sla_due_at`), unless the `sla` filter annotated it already
+    return annotated if "sla_clock" in annotated.query.annotations else sla_annotate(annotated, now)
 
 
 def flagged_proposals() -> Q:
@@ -138,4 +139,6 @@ def flagged_proposals() -> Q:
     )
 
 
-__all__ = ["open_case_states"]  # re-exported: the queue's states are the filters' (restructuring/queue_filters.py)
+__all__ = [
+    "open_case_states"
+]  # re-exported: the queue's states are the filters' (restructuring/selectors/queue_filters.py)

@@ -27,6 +27,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import cast
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -35,17 +36,17 @@ from django.db.models import Count, F, QuerySet
 from django.utils import timezone
 
 from accounts.models import LoanStatus, MarginLoan
-from core.audit import AuditEntry, audit_record_many
+from core.audit import audit_record_many
+from core.audit_catalogue import AuditAction
 from core.errors import ConflictError, NotFoundError, PermissionRefusedError, ValidationError
 from core.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+from restructuring.audit_events import CASE_ASSIGN, CASE_REASSIGN, STAFF_LEAVE_END, STAFF_LEAVE_START
 from restructuring.models import OPEN_STATES, ApprovalLimit, Case, TeamMembership
 
 ASSIGN = "restructuring.assign_case"
 SYSTEM_ACTOR = "assignment"
 _LOCK_KEY = 0x5752_4B41_5353_4947  # "WRKASSIG": one balancing run at a time
 _CREDIT_ROLES = (CREDIT_OFFICER, SENIOR_CREDIT_OFFICER)
-_CASE = "restructuring.case"
-_USER = "auth.user"
 
 
 @dataclass(frozen=True)
@@ -202,7 +203,7 @@ def _open_cases(queryset: QuerySet[Case]) -> list[_Open]:
 def _write(
     moves: Sequence[tuple[_Open, _Officer | None]],
     *,
-    action: str,
+    action: AuditAction[Case],
     now: datetime,
     actor: User | None,
     system_actor: str,
@@ -229,10 +230,8 @@ def _write(
         )
     audit_record_many(
         [
-            AuditEntry(
-                action=action,
-                object_type=_CASE,
-                object_id=case.pk,
+            action.entry(
+                cast(Case, case),  # the builder reads the pk only: no model is built per row
                 account_id=case.account_id,
                 actor=actor,
                 system_actor="" if actor is not None else system_actor,
@@ -285,7 +284,7 @@ def cases_balance(
         placed = _place(found, officers)
         moves = [(case, placed[case.pk]) for case in found]
         done = [(case, officer) for case, officer in moves if officer is not None]
-        _write(done, action="case.assign", now=now, actor=actor, system_actor=system_actor, reason="", usernames={})
+        _write(done, action=CASE_ASSIGN, now=now, actor=actor, system_actor=system_actor, reason="", usernames={})
         return _result(moves)
 
 
@@ -332,7 +331,7 @@ def case_reassign(*, case_id: int, to: str | int, actor: User, reason: str = "",
         usernames = dict(User.objects.filter(pk__in=[case.assignee_id]).values_list("pk", "username"))
         _write(
             [(case, officer)],
-            action="case.reassign",
+            action=CASE_REASSIGN,
             now=now,
             actor=actor,
             system_actor="",
@@ -364,7 +363,7 @@ def officer_cases_move(
         moves = [(case, receiver) for case in found]
         _write(
             moves,
-            action="case.reassign",
+            action=CASE_REASSIGN,
             now=now,
             actor=actor,
             system_actor=system_actor,
@@ -402,10 +401,8 @@ def officer_leave_start(
         result = _result(moves)
         audit_record_many(
             [
-                AuditEntry(
-                    action="staff.leave_start",
-                    object_type=_USER,
-                    object_id=user.pk,
+                STAFF_LEAVE_START.entry(
+                    user,
                     actor=actor,
                     system_actor="" if actor is not None else system_actor,
                     payload={"username": user.get_username(), **result.as_dict()},
@@ -414,7 +411,7 @@ def officer_leave_start(
         )
         _write(
             moves,
-            action="case.reassign",
+            action=CASE_REASSIGN,
             now=now,
             actor=actor,
             system_actor=system_actor,
@@ -436,10 +433,8 @@ def officer_leave_end(*, officer: str | int, actor: User | None = None, system_a
         membership.save(update_fields=["on_leave"])
         audit_record_many(
             [
-                AuditEntry(
-                    action="staff.leave_end",
-                    object_type=_USER,
-                    object_id=user.pk,
+                STAFF_LEAVE_END.entry(
+                    user,
                     actor=actor,
                     system_actor="" if actor is not None else system_actor,
                     payload={"username": user.get_username()},

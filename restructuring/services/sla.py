@@ -17,7 +17,8 @@ from django.db import connection, transaction
 from django.db.models import Exists, OuterRef
 from django.utils import timezone
 
-from core.audit import AuditEntry, audit_record_many
+from core.audit import audit_record_many
+from restructuring.audit_events import CASE_SLA_BREACH
 from restructuring.models import (
     OPEN_STATES,
     Case,
@@ -85,10 +86,8 @@ def sla_breaches_escalate(*, now: datetime | None = None) -> int:
                 "assignee": assignee or "",
             }
             entries.append(
-                AuditEntry(
-                    action="case.sla_breach",
-                    object_type="restructuring.case",
-                    object_id=pk,
+                CASE_SLA_BREACH.entry(
+                    Case(pk=pk),  # a handle for the builder, which reads the pk
                     account_id=account_id,
                     system_actor=SYSTEM_ACTOR,
                     payload=details,

@@ -14,7 +14,7 @@ from django_tables2.rows import BoundRows
 
 from accounts.models import HealthBand
 from core.access import staff_view
-from restructuring.queue_filters import open_case_states
+from restructuring.selectors.desk import MINE_IF_ON_TEAM, default_assignee
 from restructuring.selectors.queue import (
     QUEUE_PAGE_SIZE,
     cases_for_queue,
@@ -23,6 +23,7 @@ from restructuring.selectors.queue import (
     queue_page,
     queue_state_counts,
 )
+from restructuring.selectors.queue_filters import open_case_states
 from restructuring.views.queue_table import DECISION_COLUMNS, OPTIONAL_COLUMNS, QueueTable
 
 # Query parameters that are not filters: they neither count as "filtered" nor leave the state tabs.
@@ -33,7 +34,10 @@ VIEW_PARAMETERS = ("page", "sort", "show")
 @require_GET
 def queue(request: HttpRequest) -> HttpResponse:
     now = timezone.now()
-    filterset = queue_filterset(request.GET, request)
+    data = request.GET.copy()
+    if "assignee" not in data:  # an officer's queue opens on their own cases (restructuring/selectors/desk.py)
+        data["assignee"] = default_assignee(request.user)  # type: ignore[arg-type]
+    filterset = queue_filterset(data, request)
     filterset.form.is_valid()  # a bad value in one filter drops that filter only
     state = filterset.form.cleaned_data.get("state") or ""
     shown = [c for c in request.GET.getlist("show") if c in OPTIONAL_COLUMNS]
@@ -62,6 +66,9 @@ def queue(request: HttpRequest) -> HttpResponse:
             for value, label in open_case_states()
         ],
         "state": state,
+        "my_cases": filterset.form.data.get("assignee") in ("me", MINE_IF_ON_TEAM),
+        # an officer's default ("my cases if on a team, else every case") stays the default when the form is sent
+        "my_cases_value": MINE_IF_ON_TEAM if filterset.form.data.get("assignee") == MINE_IF_ON_TEAM else "me",
         "total_open": sum(counts.values()),
         "query": urlencode(kept),
         "query_without_state": urlencode(without_state),

@@ -14,8 +14,8 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from core.roles import CREDIT_OFFICER
-from restructuring.desk import case_desk, cases_by_assignee, default_assignee, queue_sla, workloads
 from restructuring.models import OPEN_STATES, Case
+from restructuring.selectors.desk import case_desk, cases_by_assignee, default_assignee, queue_sla, workloads
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.sla import sla_breaches_escalate
 from tests.api.conftest import staff_user
@@ -46,11 +46,10 @@ def test_the_assignee_filter_me_a_username_none_and_team() -> None:
     assert cases_by_assignee(cases, "team", sam).count() == 4  # the team sam leads
     assert cases_by_assignee(cases, "nobody", sam).count() == 0
     assert cases_by_assignee(cases, "", sam).count() == 5
-    assert (default_assignee(alice), default_assignee(sam), default_assignee(staff_user("x", CREDIT_OFFICER))) == (
-        "me",
-        "",
-        "",
-    )
+    newcomer = staff_user("x", CREDIT_OFFICER)  # on no team: their default queue is every case
+    assert (default_assignee(alice), default_assignee(sam)) == ("mine-if-on-team", "")
+    assert cases_by_assignee(cases, default_assignee(alice), alice).count() == 2
+    assert cases_by_assignee(cases, default_assignee(newcomer), newcomer).count() == 5
 
 
 def test_workload_counts_per_officer_and_team_in_one_query() -> None:

@@ -1,5 +1,5 @@
 """Reads of the desk: the queue's assignee filter and the workload counts per officer and team, each one query
-whatever the number of cases. (Selectors: they move into restructuring/selectors/ with the queue's.)
+whatever the number of cases, and what the case page shows of its owner and SLA.
 
 The queue takes `?assignee=me` (the signed-in officer's cases: "My cases", an officer's default queue),
 `?assignee=<username>`, `?assignee=none` (the senior's "Unassigned") and `?assignee=team` (the cases of the teams
@@ -13,35 +13,43 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import User
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, Exists, Q, QuerySet
 
-from restructuring.models import OPEN_STATES, Case, Team
+from restructuring.models import OPEN_STATES, Case, Team, TeamMembership
 from restructuring.sla import sla_annotate
 
 ME, NONE, TEAM = "me", "none", "team"
+# An officer's queue when they name no assignee: their own cases if they are on a team (decided in the queue's
+# query, so it costs no query of its own), else every case.
+MINE_IF_ON_TEAM = "mine-if-on-team"
 
 
-def cases_by_assignee(cases: QuerySet[Case], value: str, user: User) -> QuerySet[Case]:
+def cases_by_assignee(cases: QuerySet[Case], value: str, user: User | int | None) -> QuerySet[Case]:
     """Narrow a queryset of cases by the queue's `assignee` parameter ("" leaves it as it is). A username that
     is nobody's gives no case, not every case."""
     value = value.strip()
+    user_id = user.pk if isinstance(user, User) else user
     if not value:
         return cases
     if value == ME:
-        return cases.filter(assignee_id=user.pk)
+        return cases.filter(assignee_id=user_id)
     if value == NONE:
         return cases.filter(assignee__isnull=True)
+    if value == MINE_IF_ON_TEAM:
+        on_team = TeamMembership.objects.filter(user_id__in=[user_id])
+        return cases.filter(Q(assignee_id=user_id) | ~Exists(on_team))
     if value == TEAM:
-        teams = Team.objects.filter(Q(senior_id=user.pk) | Q(memberships__user_id=user.pk)).values("pk")
+        teams = Team.objects.filter(Q(senior_id=user_id) | Q(memberships__user_id=user_id)).values("pk")
         return cases.filter(team_id__in=teams)
     return cases.filter(assignee__username=value)
 
 
 def default_assignee(user: User) -> str:
-    """An officer's queue opens on their own cases; anyone else's (a senior, compliance) on all of them."""
-    if user.has_perm("restructuring.assign_case") or not hasattr(user, "team_membership"):
+    """An officer's queue opens on their own cases ("My cases", when they are on a team); a senior's and
+    compliance's on all of them. No query: the permissions are read already, the team in the queue's query."""
+    if user.has_perm("restructuring.assign_case") or not user.has_perm("restructuring.draft_proposal"):
         return ""
-    return ME
+    return MINE_IF_ON_TEAM
 
 
 @dataclass(frozen=True)

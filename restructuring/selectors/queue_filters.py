@@ -6,7 +6,9 @@ assignee are usernames matched in SQL, so building the set costs no query.
 
 - `state`, `band`: one of the open states / health bands.
 - `officer`: cases where that officer drafted, edited or approved a proposal.
-- `assignee`: `me` (the signed-in user), `none` (unassigned), or a username.
+- `assignee`: `me` (the signed-in user), `none` (unassigned), `team` (the teams the user leads or is on), or a
+  username (restructuring/selectors/desk.py `cases_by_assignee`); absent, an officer's own cases when on a team.
+- `sla`: `breached`, only the cases past their SLA target.
 - `asset`: an instrument symbol held (directly, or as the underlying of a derivative held).
 - `group`: a client group's code; `q`: account code, client code or name.
 """
@@ -17,10 +19,12 @@ from typing import Any
 
 import django_filters
 from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from accounts.models import HealthBand, Position
 from restructuring.models import OPEN_STATES, Approval, Case, CaseState, Proposal
+from restructuring.selectors.desk import cases_by_assignee, queue_sla
 
 
 def open_case_states() -> list[tuple[str, str]]:
@@ -34,6 +38,9 @@ class QueueFilterSet(django_filters.FilterSet):
     )
     officer = django_filters.CharFilter(method="officer_filter", label=_("Officer"))
     assignee = django_filters.CharFilter(method="assignee_filter", max_length=150, label=_("Assignee"))
+    sla = django_filters.ChoiceFilter(
+        choices=[("breached", _("past its SLA target"))], method="sla_filter", empty_label=_("any"), label=_("SLA")
+    )
     asset = django_filters.CharFilter(method="asset_filter", max_length=64, label=_("Asset"))
     group = django_filters.CharFilter(
         field_name="account__client__group__code", lookup_expr="iexact", max_length=64, label=_("Group")
@@ -53,13 +60,11 @@ class QueueFilterSet(django_filters.FilterSet):
         return cases.filter(Exists(made) | Exists(approved))
 
     def assignee_filter(self, cases: QuerySet[Case], name: str, value: str) -> QuerySet[Case]:
-        value = value.strip()
-        if value == "none":
-            return cases.filter(assignee__isnull=True)
-        if value == "me":
-            user: Any = getattr(self.request, "user", None)
-            return cases.filter(assignee_id=user.pk) if user is not None and user.pk else cases.none()
-        return cases.filter(assignee__username=value)
+        user: Any = getattr(self.request, "user", None)
+        return cases_by_assignee(cases, value, user.pk if user is not None else None)
+
+    def sla_filter(self, cases: QuerySet[Case], name: str, value: str) -> QuerySet[Case]:
+        return queue_sla(cases, timezone.now(), breached_only=True) if value == "breached" else cases
 
     def asset_filter(self, cases: QuerySet[Case], name: str, value: str) -> QuerySet[Case]:
         symbol = value.strip()
