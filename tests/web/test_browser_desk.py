@@ -1,6 +1,7 @@
 """Issue 17, the desk in a real browser (Debian's Chromium, Playwright, a live server): the queue at 1280 px shows
 its decision columns without any horizontal scroll, sorts by time in state; at 390 px the header and navigation
-wrap and neither the queue nor the case page scrolls sideways (a wide table scrolls inside its own box).
+wrap and neither the queue nor the case page scrolls sideways (a wide table scrolls inside its own box); a senior
+bulk-reassigns an officer's cases.
 Screenshots go to artifacts/screenshots/desk-*.png."""
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import Page, expect
 
-from core.roles import CREDIT_OFFICER
-from restructuring.models import Case
+from core.models import AuditEvent
+from core.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+from restructuring.models import Case, Team, TeamMembership
 from tests.web.helpers import staff_user
 from tests.web.test_browser import SCREENSHOTS, _book, _plain_http, _sign_in, browser_type_launch_args  # noqa: F401
 
@@ -94,3 +96,29 @@ def test_the_queue_fits_1280_and_390_px_and_sorts_by_time_in_state(page: Page, l
     page.goto(f"{base}/cases/{case.pk}/")
     assert page.evaluate(PAGE_OVERFLOW) == 0
     page.screenshot(path=SCREENSHOTS / "desk-case-1280.png", full_page=True)
+
+
+def test_a_senior_bulk_reassigns_alices_cases_to_bob(page: Page, live_server: Any) -> None:
+    _book()
+    sam = staff_user("sam", SENIOR_CREDIT_OFFICER)
+    team = Team.objects.create(name="Desk A", senior=sam)
+    alice, bob = staff_user("alice", CREDIT_OFFICER), staff_user("bob", CREDIT_OFFICER)
+    for officer in (alice, bob):
+        TeamMembership.objects.create(team=team, user=officer)
+    Case.objects.update(assignee=alice, team=team)
+    base = live_server.url
+    page.set_viewport_size({"width": 1280, "height": 900})
+    _sign_in(page, base, sam)
+
+    page.goto(f"{base}/queue/?assignee=alice")
+    expect(page.locator("table.queue tbody tr")).to_have_count(3)
+    page.locator("[data-pick-all]").check()  # every case on the page (static/workout/queue.js)
+    page.select_option("#bulk select[name=action]", "reassign")
+    page.select_option("#bulk select[name=to]", "bob")
+    page.fill("#bulk input[name=reason]", "alice on leave")
+    page.get_by_role("button", name="Apply to the selected cases").click()
+
+    expect(page.locator(".messages")).to_contain_text("3 cases done")
+    page.screenshot(path=SCREENSHOTS / "desk-bulk-reassigned-1280.png", full_page=True)
+    assert set(Case.objects.values_list("assignee__username", flat=True)) == {"bob"}
+    assert AuditEvent.objects.filter(action="case.reassign", actor=sam).count() == 3
