@@ -13,6 +13,7 @@ from restructuring.services.negotiation.deadlines import negotiation_deadlines_r
 from restructuring.services.negotiation.offers import counter_followup
 from restructuring.services.notifications import notifications_drain, notifications_remind_deadlines, notifications_send
 from restructuring.services.proposals import proposals_from_rules
+from restructuring.services.sla import sla_breaches_escalate
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
@@ -91,3 +92,9 @@ def negotiation_deadlines_task() -> dict[str, list[int]]:
 def counter_followup_task(*, case_id: int, offer_id: int) -> list[int]:
     """Queued on commit by a counter-offer: feasibility and the rules again for the new round."""
     return counter_followup(case_id=case_id, offer_id=offer_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
+def sla_escalate_task() -> int:
+    """The beat: escalate each SLA breach not yet escalated to its team's senior. Run twice, it escalates once."""
+    return sla_breaches_escalate()
