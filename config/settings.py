@@ -302,6 +302,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "restructuring.tasks.negotiation_deadlines_task",
         "schedule": env.float("WORKOUT_DEADLINES_EVERY_SECONDS", default=60.0),
     },
+    "promises": {
+        "task": "restructuring.tasks.promises_track_task",
+        "schedule": env.float("WORKOUT_PROMISES_EVERY_SECONDS", default=300.0),
+    },
     "api-idempotency-purge": {
         "task": "core.tasks.idempotency_purge_task",
         "schedule": env.float("WORKOUT_API_IDEMPOTENCY_PURGE_EVERY_SECONDS", default=3600.0),
@@ -445,6 +449,10 @@ WORKOUT_COUNTER_MIN_COLLATERAL_SHARE = env.str("WORKOUT_COUNTER_MIN_COLLATERAL_S
 # days after its due date is missed and the case defaults.
 WORKOUT_COLLATERAL_DUE_DAYS = env.int("WORKOUT_COLLATERAL_DUE_DAYS", default=7)
 WORKOUT_PAYMENT_GRACE_DAYS = env.int("WORKOUT_PAYMENT_GRACE_DAYS", default=5)
+# A promise to pay is kept when at least its amount x (1 - tolerance) arrives by the end of its date plus the
+# grace days (restructuring/services/promises.py): a bank's charges or a day's clearing do not break it.
+WORKOUT_PROMISE_GRACE_DAYS = env.int("WORKOUT_PROMISE_GRACE_DAYS", default=1)
+WORKOUT_PROMISE_TOLERANCE = env.str("WORKOUT_PROMISE_TOLERANCE", default="0.01")
 
 # Tasks queued (on commit) when a sweep finishes, each called with sweep_id: the book does not import the
 # workflow that is built on it.
