@@ -44,7 +44,16 @@ from core.models import StaffEnrolment
 from core.money import DEFAULT_DECIMALS
 from core.roles import CLIENT
 from restructuring import feasibility
-from restructuring.models import ApprovalLimit, Case, CaseState, FeasibilityReport, Proposal, ProposalSource
+from restructuring.models import (
+    ApprovalLimit,
+    Case,
+    CaseState,
+    FeasibilityReport,
+    PromiseStatus,
+    PromiseToPay,
+    Proposal,
+    ProposalSource,
+)
 from rules.actions import CaseHoldings
 
 # Cases whose accounts would be liquidating at the same time as this one: they share the market's liquidity.
@@ -354,6 +363,7 @@ def rule_facts_load(cases: Sequence[Case], now: datetime) -> RuleFacts:
         .annotate(n=Count("pk"))
         .values_list("account_id", "n")
     )
+    promises = client_promise_record({c.account.client_id for c in cases})
     groups = {c.account.client.group_id for c in cases} - {None}
     group_debt = dict(
         MarginLoan.objects.filter(status=LoanStatus.ACTIVE, account__client__group_id__in=groups)
@@ -371,10 +381,32 @@ def rule_facts_load(cases: Sequence[Case], now: datetime) -> RuleFacts:
         row["prior_restructurings"] = float(prior.get(case.account_id, 0) - (case.state in RESTRUCTURED_STATES))
         group = case.account.client.group_id
         row["group_exposure"] = float(group_debt[group]) if group in group_debt else row["debt"]
+        row.update(promises.get(case.account.client_id, _NO_PROMISES))
         rows.append(row)
         holdings.append(_holdings(figures))
         report_ids.append(figures.pk if figures else None)
     return RuleFacts(cases=list(cases), rows=rows, holdings=holdings, report_ids=report_ids)
+
+
+_NO_PROMISES = {"promises_made": 0.0, "promises_kept": 0.0, "promises_broken": 0.0}
+
+
+def client_promise_record(client_ids: set[int]) -> dict[int, dict[str, float]]:
+    """The clients' promises to pay, made (every status), kept and broken, over all their accounts: one query."""
+    rows = (
+        PromiseToPay.objects.filter(case__account__client_id__in=client_ids)
+        .values("case__account__client_id")
+        .annotate(
+            made=Count("pk"),
+            kept=Count("pk", filter=Q(status=PromiseStatus.KEPT)),
+            broken=Count("pk", filter=Q(status=PromiseStatus.BROKEN)),
+        )
+        .values_list("case__account__client_id", "made", "kept", "broken")
+    )
+    return {
+        client: {"promises_made": float(made), "promises_kept": float(kept), "promises_broken": float(broken)}
+        for client, made, kept, broken in rows
+    }
 
 
 def reports_load(report_ids: Sequence[int | None]) -> dict[int, FeasibilityReport]:

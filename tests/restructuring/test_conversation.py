@@ -17,11 +17,13 @@ from core.audit import audit_verify
 from core.errors import NotFoundError, PermissionDenied, ValidationError
 from core.models import AuditEvent
 from restructuring.models import Case, CaseState, CollateralTopUp, Note, PromiseStatus, PromiseToPay
+from restructuring.selectors import rule_facts_load
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.conversation import PromiseConflict, contact_log, note_add, promise_make
 from restructuring.services.negotiation.repayments import repayment_record
 from restructuring.services.negotiation.topups import topup_confirm, topup_declare
 from restructuring.services.promises import promises_track
+from rules.expressions import ResultKind, columns_from_rows, expression_compile
 from tests.restructuring.helpers import account, accounts, btc, sweep_only, worker
 from tests.restructuring.restructured import restructured
 from tests.web.helpers import staff_user
@@ -270,3 +272,27 @@ def test_the_promises_task_delivered_twice_on_a_real_worker_breaks_each_promise_
     assert PromiseToPay.objects.filter(status=PromiseStatus.BROKEN).count() == 3
     assert len(_events("promise.broken")) == len(_events("case.follow_up")) == 3
     assert Case.objects.filter(follow_up_since__isnull=False).count() == 3
+
+
+@pytest.mark.django_db
+@override_settings(WORKOUT_PROMISE_GRACE_DAYS=0)
+def test_the_rules_read_the_clients_promise_history() -> None:
+    case = _margin_call_case()
+    alice = staff_user("alice", "credit_officer")
+    today = timezone.localdate()
+    promise_make(case_id=case.pk, amount=D("10"), due=today, method="card", actor=alice)
+    promises_track(now=timezone.now() + timedelta(days=2))  # broken
+    promise_make(case_id=case.pk, amount=D("10"), due=today, method="card", actor=alice)
+    topup = topup_declare(account_id=case.account_id, client_id=case.account.client_id, amount=D("10"))
+    topup_confirm(topup_id=topup.pk, actor=alice)
+    promises_track()  # kept
+    promise_make(case_id=case.pk, amount=D("10"), due=today, method="card", actor=alice)  # open
+
+    cases = list(Case.objects.select_related("account__client").filter(pk=case.pk))
+    [row] = rule_facts_load(cases, timezone.now()).rows
+    assert (row["promises_made"], row["promises_kept"], row["promises_broken"]) == (3.0, 1.0, 1.0)
+    condition = expression_compile(
+        "promises_broken >= 1 and promises_kept < promises_made", ResultKind.CONDITION, rule="r", field="when"
+    )
+    columns = columns_from_rows([row], condition.facts_read)
+    assert condition.evaluate(columns, 1).tolist() == [True]
