@@ -302,6 +302,12 @@ MATRIX = [
         lambda w, _: (f"/installments/{w.installment.pk}/repayment/", {"amount": str(w.installment.total)}),
         _staff(),
     ),
+    Action(
+        "record a partial payment (less than the installment: allocated by the waterfall, the rest carried)",
+        "repayment-record",
+        lambda w, _: (f"/installments/{w.installment.pk}/repayment/", {"amount": "1.00"}),
+        _staff(),
+    ),
     Action("clone a rule set", "rules-clone", lambda w, _: (f"/rules/{w.policy.pk}/clone/", {}), _staff()),
     Action(
         "add a rule to a draft",
