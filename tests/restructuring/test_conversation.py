@@ -5,10 +5,12 @@ its state, until an officer follows it up."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.management import call_command
 from django.db import ProgrammingError, connection, transaction
 from django.test import override_settings
 from django.utils import timezone
@@ -16,7 +18,7 @@ from django.utils import timezone
 from core.audit import audit_verify
 from core.errors import NotFoundError, PermissionDenied, ValidationError
 from core.models import AuditEvent
-from restructuring.models import Case, CaseState, CollateralTopUp, Note, PromiseStatus, PromiseToPay
+from restructuring.models import Case, CaseState, CollateralTopUp, Note, PromiseStatus, PromiseToPay, Repayment
 from restructuring.selectors import rule_facts_load
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.conversation import PromiseConflict, contact_log, note_add, promise_make
@@ -296,3 +298,20 @@ def test_the_rules_read_the_clients_promise_history() -> None:
     )
     columns = columns_from_rows([row], condition.facts_read)
     assert condition.evaluate(columns, 1).tolist() == [True]
+
+
+@pytest.mark.django_db
+@FAST
+@override_settings(DEBUG=True)
+def test_the_demos_reset_clears_the_append_only_tables_with_the_cases() -> None:
+    case, schedule, alice = restructured(TERMS, accrued=D("30.00"))
+    repayment_record(installment_id=schedule[0].pk, amount=D("10.00"), actor=alice)
+    note_add(case_id=case.pk, text="n", actor=alice)
+    contact = contact_log(case_id=case.pk, channel="call", direction="inbound", outcome="promise", actor=alice)
+    promise_make(
+        case_id=case.pk, amount=D("5"), due=timezone.localdate(), method="card", actor=alice, contact_id=contact.pk
+    )
+    call_command("demo_workflow_clear", stdout=io.StringIO())
+    assert not Case.objects.exists()
+    for model in (Note, PromiseToPay, Repayment):
+        assert not model.objects.exists()
