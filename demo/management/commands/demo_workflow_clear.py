@@ -48,8 +48,8 @@ class Command(OperationCommand):
                     cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
                     cursor.execute(f"TRUNCATE {tables}")
             else:
-                for model in _APPEND_ONLY:
-                    model.objects.all().delete()
+                for append_only in _APPEND_ONLY:
+                    append_only.objects.all().delete()
             for model in (
                 Installment,  # what an executed proposal leaves, then the proposals
                 Approval,
