@@ -91,7 +91,7 @@ def main() -> None:
     from accounts.models import MarginAccount
     from demo.book import demo_book_generate, demo_book_write
     from restructuring.models import Case, FeasibilityReport
-    from restructuring.selectors import rule_facts_load
+    from restructuring.selectors.rule_facts import rule_facts_load
     from rules.actions import CaseHoldings
     from rules.models import RuleSet
     from rules.services import DEFAULT_RULES, published_rules, ruleset_load

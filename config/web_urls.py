@@ -14,7 +14,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("account/two-factor/", sign_in.two_factor_setup, name="two-factor-setup"),
     path("enrol/<str:token>/", sign_in.enrol, name="enrol"),
     path("", sign_in.home, name="home"),
-    path("", include("core.urls")),
+    path("", include("restructuring.compliance_urls")),
     path("", include("restructuring.urls")),
     path("rules/", include("rules.urls")),
     path("staff/", include("restructuring.staff_urls")),

@@ -38,7 +38,8 @@ from django.http import HttpRequest, HttpResponse
 from django_otp.admin import OTPAdminAuthenticationForm, OTPAdminSite
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from core.audit import AuditEntry, audit_record
+from core.audit import audit_record
+from core.audit_events import STAFF_PASSWORD_CHANGE
 
 _AdminT = TypeVar("_AdminT", bound=type)
 
@@ -148,15 +149,7 @@ class WorkoutAdminSite(OTPAdminSite):
         with transaction.atomic():
             response = super().password_change(request, extra_context)
             if request.method == "POST" and response.status_code == 302:  # Django's view redirects once done
-                audit_record(
-                    AuditEntry(
-                        action="staff.password_change",
-                        object_type="auth.user",
-                        object_id=user.pk,
-                        actor=user,
-                        payload={"via": "admin"},
-                    )
-                )
+                audit_record(STAFF_PASSWORD_CHANGE.entry(user, actor=user, payload={"via": "admin"}))
         return response
 
     def admin_view(self, view: Callable[..., Any], cacheable: bool = False) -> Callable[..., Any]:

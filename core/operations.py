@@ -37,7 +37,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.access import is_staff_member
-from core.audit import AuditEntry, audit_record
+from core.audit import audit_record
+from core.audit_events import OPERATION
 from core.errors import ValidationError
 from core.models import Operation, OperationChannel
 
@@ -180,10 +181,9 @@ def operation_record(run: OperationRun) -> Operation:
         outcome=outcome,
     )
     audit_record(
-        AuditEntry(
-            action=f"operation.{run.name}",
-            object_type="core.operation",
-            object_id=op.pk,
+        OPERATION.entry(
+            op,
+            run.name,
             actor=run.actor,
             system_actor=run.system_actor,
             payload={

@@ -46,11 +46,19 @@ from django.urls import reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from core.audit import AuditEntry, audit_record
+from core.audit import audit_record
+from core.audit_catalogue import AuditAction
+from core.audit_events import (
+    STAFF_CREATE,
+    STAFF_DEACTIVATE,
+    STAFF_ENROL,
+    STAFF_ENROLMENT_ISSUE,
+    STAFF_REACTIVATE,
+    staff_event,
+)
 from core.errors import ConflictError, NotFoundError, PermissionRefusedError, ValidationError
 from core.models import StaffEnrolment
 
-USER_OBJECT = "auth.user"  # the audit trail's object type for every event about a member of staff
 ADMINISTER_STAFF = "auth.change_user"
 CREATE_STAFF = "auth.add_user"
 _KEY_BYTES = 20  # the authenticator's secret: 160 bits, as RFC 4226 recommends and django-otp makes by default
@@ -110,7 +118,7 @@ def staff_target_lock(user_id: int, actor: User | None, what: str) -> User:
 
 
 def _audit(
-    action: str,
+    action: AuditAction[User],
     user: User,
     actor: User | None,
     system_actor: str,
@@ -119,18 +127,7 @@ def _audit(
     to_state: str = "",
     **payload: object,
 ) -> None:
-    audit_record(
-        AuditEntry(
-            action=action,
-            object_type=USER_OBJECT,
-            object_id=user.pk,
-            actor=actor,
-            system_actor="" if actor is not None else system_actor,
-            from_state=from_state,
-            to_state=to_state,
-            payload={"username": user.get_username(), **payload},
-        )
-    )
+    audit_record(staff_event(action, user, actor, system_actor, from_state=from_state, to_state=to_state, **payload))
 
 
 def _unused_links(user: User) -> QuerySet[StaffEnrolment]:
@@ -174,7 +171,7 @@ def staff_user_create(
                 user.save()
         except IntegrityError as error:  # created at the same moment by someone else
             raise ConflictError(f"a user named {user.username} already exists", field="username") from error
-        _audit("staff.create", user, actor, system_actor, to_state="active", email=user.email)
+        _audit(STAFF_CREATE, user, actor, system_actor, to_state="active", email=user.email)
     return user
 
 
@@ -189,7 +186,7 @@ def staff_user_deactivate(*, user_id: int, actor: User | None = None, system_act
         user.save(update_fields=["is_active"])
         revoked = _revoke_unused(user, timezone.now())
         _audit(
-            "staff.deactivate",
+            STAFF_DEACTIVATE,
             user,
             actor,
             system_actor,
@@ -209,7 +206,7 @@ def staff_user_reactivate(*, user_id: int, actor: User | None = None, system_act
             return False
         user.is_active = True
         user.save(update_fields=["is_active"])
-        _audit("staff.reactivate", user, actor, system_actor, from_state="inactive", to_state="active")
+        _audit(STAFF_REACTIVATE, user, actor, system_actor, from_state="inactive", to_state="active")
     return True
 
 
@@ -242,7 +239,7 @@ def enrolment_issue(*, user_id: int, actor: User | None = None, system_actor: st
             expires_at=now + timedelta(hours=hours),
         )
         _audit(
-            "staff.enrolment_issue",
+            STAFF_ENROLMENT_ISSUE,
             user,
             actor,
             system_actor,
@@ -338,5 +335,5 @@ def enrolment_redeem(*, token: str, password: str, password_again: str, signed_k
         enrolment.used_at = now
         enrolment.save(update_fields=["used_at"])
         _revoke_unused(user, now)  # none should be left (a new link revokes the older); kept in step all the same
-        _audit("staff.enrol", user, user, "", to_state="enrolled", enrolment_id=enrolment.pk, devices_replaced=replaced)
+        _audit(STAFF_ENROL, user, user, "", to_state="enrolled", enrolment_id=enrolment.pk, devices_replaced=replaced)
     return device

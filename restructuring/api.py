@@ -7,12 +7,10 @@ are the negotiation services' (restructuring/services/negotiation/), called once
 
 from __future__ import annotations
 
-from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Q, QuerySet
-from django.utils import timezone
+from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
@@ -20,65 +18,38 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.api import client_accounts
-from accounts.models import LoanStatus, MarginLoan
+from accounts.models import MarginLoan
 from accounts.tokens.views import ClientView
 from core.api.fields import DecimalString, FastRepresentation, MoneyString, StrictSerializer, WholeNumber
 from core.api.idempotency import idempotent
+from core.audit_catalogue import Audience
 from core.models import AuditEvent
-from core.money import currency_quantum
-from restructuring.models import (
-    CallBasis,
-    Case,
-    CaseState,
-    CollateralTopUp,
-    Installment,
-    Proposal,
-    ProposalSource,
-    ProposalState,
+from restructuring.audit_events import CASE_OBJECT, INSTALLMENT_OBJECT, PROPOSAL_OBJECT, TOP_UP_OBJECT
+from restructuring.models import CallBasis, Case, CaseState, CollateralTopUp, Proposal, ProposalSource, ProposalState
+from restructuring.selectors.client import (
+    account_loan,
+    client_cases,
+    client_offer,
+    client_offers,
+    client_top_ups,
+    loan_schedule,
 )
-from restructuring.schedules import Schedule, ScheduleError
-from restructuring.selectors import client_proposals
-from restructuring.services.negotiation.execution import execution_schedule
+from restructuring.selectors.events import case_events
+from restructuring.selectors.offers import Outlook, offer_outlook, offer_terms
 from restructuring.services.negotiation.offers import offer_accept, offer_counter, offer_decline
 from restructuring.services.negotiation.topups import topup_declare
-from restructuring.terms import Terms, TermsError, terms_hash
+from restructuring.terms import Terms, terms_hash
 
 # ------------------------------------------------------------------------------------------------ cases
 
-# What a client sees of the audit trail of its case: the transitions, never the officers' notes, payloads or
-# names. `reason` is shown only when the client gave it (a decline).
-_CASE_ACTIONS = (
-    "case.open",
-    "case.margin_call",
-    "case.cure",
-    "case.propose",
-    "case.reject",
-    "case.offer",
-    "case.accept",
-    "case.decline",
-    "case.counter",
-    "case.offer_expired",
-    "case.execute",
-    "case.close",
-    "case.default",
-    "case.liquidate",
-    "case.liquidated",
-    "case.write_off",
-)
-_PROPOSAL_ACTIONS = (
-    "proposal.offer",
-    "proposal.accept",
-    "proposal.decline",
-    "proposal.counter",
-    "proposal.counter_offer",
-    "proposal.expire",
-    "proposal.execute",
-)
+# What a client sees of the audit trail of its case (restructuring.selectors.events, the actions declared visible to
+# clients): the transitions, never the officers' notes, payloads or names. `reason` is shown only when the client
+# gave it (a decline). The objects by the names the client knows them by.
 _OBJECT_NAMES = {
-    "restructuring.case": "case",
-    "restructuring.proposal": "offer",
-    "restructuring.installment": "installment",
-    "restructuring.collateraltopup": "top_up",
+    CASE_OBJECT: "case",
+    PROPOSAL_OBJECT: "offer",
+    INSTALLMENT_OBJECT: "installment",
+    TOP_UP_OBJECT: "top_up",
 }
 
 
@@ -144,30 +115,18 @@ class CaseDetailSerializer(CaseSerializer):
 
 
 def case_timeline(case: Case) -> list[dict[str, Any]]:
-    """The events of the case, of its offers (those shown to the client and its own counter-offers), of their
-    installments and of the account's top-ups while the case was open, oldest first."""
-    visible = client_proposals(case.account.client_id).filter(case=case)
-    proposal_ids = list(visible.values_list("pk", flat=True))
-    installment_ids = list(Installment.objects.filter(proposal_id__in=proposal_ids).values_list("pk", flat=True))
-    top_ups = Q(object_type="restructuring.collateraltopup", account_id=case.account_id, created_at__gte=case.opened_at)
-    if case.closed_at is not None:
-        top_ups &= Q(created_at__lte=case.closed_at)
-    events = AuditEvent.objects.filter(
-        Q(object_type="restructuring.case", object_id=case.pk, action__in=_CASE_ACTIONS)
-        | Q(object_type="restructuring.proposal", object_id__in=proposal_ids, action__in=_PROPOSAL_ACTIONS)
-        | Q(object_type="restructuring.installment", object_id__in=installment_ids, action="installment.paid")
-        | (top_ups & Q(action__startswith="topup."))
-    ).order_by("sequence")
+    """The events of the case the client reads (restructuring.selectors.events), oldest first."""
+    events = case_events(case, Audience.CLIENT).select_related(None)
     return [
         {
             "created_at": event.created_at,
             "action": event.action,
-            "by": "you" if event.system_actor.startswith("client:") else "lender",
+            "by": "you" if _by_client(event) else "lender",
             "object": _OBJECT_NAMES[event.object_type],
             "object_id": event.object_id,
             "from_state": event.from_state,
             "to_state": event.to_state,
-            "reason": event.reason if event.system_actor.startswith("client:") else "",
+            "reason": event.reason if _by_client(event) else "",
         }
         for event in events.only(
             "created_at", "action", "system_actor", "object_type", "object_id", "from_state", "to_state", "reason"
@@ -175,8 +134,8 @@ def case_timeline(case: Case) -> list[dict[str, Any]]:
     ]
 
 
-def client_cases(client_id: int) -> QuerySet[Case]:
-    return Case.objects.filter(account__client_id=client_id).select_related("account")
+def _by_client(event: AuditEvent) -> bool:
+    return event.system_actor.startswith("client:")
 
 
 @extend_schema(tags=["cases"])
@@ -200,10 +159,6 @@ class CaseDetailView(ClientView, generics.RetrieveAPIView[Case]):
 
 
 # ----------------------------------------------------------------------------------------------- offers
-
-
-def client_offers(client_id: int) -> QuerySet[Proposal]:
-    return client_proposals(client_id).select_related("case__account")
 
 
 class ReductionSerializer(FastRepresentation, serializers.Serializer):
@@ -346,9 +301,9 @@ class OfferDetailSerializer(OfferSerializer):
         bounds["currency"] = proposal.case.account.base_currency
         return CounterBoundsSerializer().to_representation(bounds)
 
-    def _outlook(self, proposal: Proposal) -> _Outlook:
+    def _outlook(self, proposal: Proposal) -> Outlook:
         """Computed once per proposal for the three fields that show it."""
-        cache: dict[int, _Outlook] = self.__dict__.setdefault("_outlooks", {})
+        cache: dict[int, Outlook] = self.__dict__.setdefault("_outlooks", {})
         if proposal.pk not in cache:
             cache[proposal.pk] = offer_outlook(proposal)
         return cache[proposal.pk]
@@ -368,110 +323,16 @@ class OfferDetailSerializer(OfferSerializer):
         return None if changes is None else ChangesSerializer().to_representation(changes)
 
 
-def _terms(proposal: Proposal) -> Terms | None:
-    try:
-        return Terms.from_json(proposal.terms)
-    except TermsError:
-        return None
-
-
 def _terms_view(proposal: Proposal) -> dict[str, Any]:
     """The terms as TermsSerializer reads them, with the currency their amounts are in."""
     currency = proposal.case.account.base_currency
-    terms = _terms(proposal)
+    terms = offer_terms(proposal)
     if terms is None:  # never for a stored proposal (its terms were validated), but never a 500 either
         return {**Terms(term_months=0).to_json(), "reduce": [], "currency": currency}
     data = terms.to_json()
     data["reduce"] = [{"position": p, "fraction": f} for p, f in data["reduce"]]
     data["currency"] = currency
     return data
-
-
-class _Outlook:
-    def __init__(self, basis: str, installments: list[dict[str, Any]], changes: dict[str, Any] | None) -> None:
-        self.basis = basis
-        self.installments = installments
-        self.changes = changes
-
-
-def offer_outlook(proposal: Proposal) -> _Outlook:
-    """The schedule of an offer: the stored one once executed, else a preview as the execution would build it
-    today (restructuring.services.negotiation.proposal_execute: the haircut off the principal, the accrued
-    interest as arrears, the offer's rate or the loan's), with what changes for the client."""
-    currency = proposal.case.account.base_currency
-    if proposal.state == ProposalState.EXECUTED:
-        stored = Installment.objects.filter(proposal=proposal).order_by("number")
-        return _Outlook("executed", [_installment_row(i, currency) for i in stored], None)
-    terms = _terms(proposal)
-    loan = MarginLoan.objects.filter(account_id=proposal.case.account_id, status=LoanStatus.ACTIVE).first()
-    if terms is None or loan is None:
-        return _Outlook("none", [], None)
-    quantum = currency_quantum(currency)
-    try:
-        schedule = execution_schedule(loan, terms, quantum, timezone.now().date())
-    except ScheduleError:
-        return _Outlook("none", [], None)
-    rows = [_preview_row(row, currency) for row in schedule.installments]
-    return _Outlook("preview", rows, _changes(loan, terms, schedule, currency))
-
-
-def _installment_row(installment: Installment, currency: str) -> dict[str, Any]:
-    return {
-        "currency": currency,
-        "number": installment.number,
-        "due": installment.due,
-        "principal": installment.principal,
-        "interest": installment.interest,
-        "arrears": installment.arrears,
-        "total": installment.total,
-        "balance": installment.balance,
-        "status": installment.status,
-        "paid_amount": installment.paid_amount,
-        "paid_at": installment.paid_at,
-    }
-
-
-def _preview_row(row: Any, currency: str) -> dict[str, Any]:
-    return {
-        "currency": currency,
-        "number": row.number,
-        "due": row.due,
-        "principal": row.principal,
-        "interest": row.interest,
-        "arrears": row.arrears,
-        "total": row.total,
-        "balance": row.balance,
-        "status": "due",
-        "paid_amount": Decimal(0),
-        "paid_at": None,
-    }
-
-
-def _changes(loan: MarginLoan, terms: Terms, schedule: Schedule, currency: str) -> dict[str, Any]:
-    last_due: date = schedule.installments[-1].due
-    return {
-        "currency": currency,
-        "loan_before": {
-            "currency": currency,
-            "principal": loan.principal,
-            "rate_annual": loan.rate_annual,
-            "accrued_interest": loan.accrued_interest,
-            "maturity_date": loan.maturity_date,
-        },
-        "loan_after": {
-            "currency": currency,
-            "principal": schedule.terms.principal + schedule.capitalised,
-            "rate_annual": schedule.terms.rate_annual,
-            "maturity_date": last_due,
-            "installments": len(schedule.installments),
-            "level_payment": schedule.level_payment,
-            "total_interest": schedule.total_interest,
-            "total_paid": schedule.total_paid,
-        },
-        "collateral_to_add": terms.collateral_to_add,
-        "principal_haircut": terms.principal_haircut,
-        "reductions": [{"position": p, "fraction": f} for p, f in terms.reduce],
-    }
 
 
 _STATE_FILTER = OpenApiParameter(
@@ -552,7 +413,7 @@ class CounterSerializer(StrictSerializer):
 
 class _OfferActionView(ClientView):
     def _own_offer(self, pk: int) -> Proposal:
-        offer = client_offers(self.client_id).filter(pk=pk).first()
+        offer = client_offer(self.client_id, pk)
         if offer is None:
             raise NotFound(f"offer {pk} does not exist")
         return offer
@@ -626,16 +487,8 @@ class LoanSerializer(FastRepresentation, serializers.ModelSerializer[MarginLoan]
 
     @extend_schema_field(InstallmentSerializer(many=True))
     def get_schedule(self, loan: MarginLoan) -> list[dict[str, Any]]:
-        executed = (
-            Proposal.objects.filter(case__account_id=loan.account_id, state=ProposalState.EXECUTED)
-            .order_by("-pk")
-            .values_list("pk", flat=True)
-            .first()
-        )
-        rows = Installment.objects.filter(proposal_id=executed).order_by("number") if executed else []
         row = InstallmentSerializer()
-        currency = loan.account.base_currency
-        return [row.to_representation(_installment_row(i, currency)) for i in rows]
+        return [row.to_representation(installment) for installment in loan_schedule(loan)]
 
 
 @extend_schema(tags=["accounts"])
@@ -646,8 +499,7 @@ class LoanView(ClientView, generics.RetrieveAPIView[MarginLoan]):
 
     def get_object(self) -> MarginLoan:
         account = generics.get_object_or_404(client_accounts(self.client_id), pk=self.kwargs["pk"])
-        loans = MarginLoan.objects.filter(account=account).select_related("account")
-        loan = loans.filter(status=LoanStatus.ACTIVE).first() or loans.order_by("-opened_at", "-pk").first()
+        loan = account_loan(account)
         if loan is None:
             raise NotFound(f"account {account.pk} has no loan")
         return loan
@@ -676,10 +528,6 @@ class TopUpDeclareSerializer(StrictSerializer):
         help_text="In the account's base currency, with at most its decimal places (2 for USD, 8 for BTC).",
     )
     reference = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
-
-
-def client_top_ups(client_id: int) -> QuerySet[CollateralTopUp]:
-    return CollateralTopUp.objects.filter(account__client_id=client_id).select_related("account")
 
 
 @extend_schema(tags=["collateral"])

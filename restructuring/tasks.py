@@ -5,16 +5,12 @@ from __future__ import annotations
 from celery import shared_task
 from django.db import OperationalError
 
+from restructuring.selectors.feasibility import counter_followups_due, feasibility_due_case_ids, proposals_due_case_ids
 from restructuring.services.case_sweep import cases_apply_risk
-from restructuring.services.feasibility import (
-    feasibility_batches,
-    feasibility_compute,
-    feasibility_due_case_ids,
-    proposals_due_case_ids,
-)
+from restructuring.services.feasibility import feasibility_batches, feasibility_compute
 from restructuring.services.liquidation import deadlines_run
 from restructuring.services.negotiation.deadlines import negotiation_deadlines_run
-from restructuring.services.negotiation.offers import counter_followup, counter_followups_due
+from restructuring.services.negotiation.offers import counter_followup
 from restructuring.services.notifications import notifications_drain, notifications_remind_deadlines, notifications_send
 from restructuring.services.promises import promises_track
 from restructuring.services.proposals import proposals_from_rules

@@ -21,9 +21,17 @@ from django.db.models import Max
 from django.utils import timezone
 
 from core.audit import AuditEntry, audit_record
+from core.audit_catalogue import AuditAction
 from core.errors import Conflict, PermissionDenied, ValidationError
 from core.jsonparse import JsonInputError
 from core.jsonparse import loads as json_loads
+from rules.audit_events import (
+    RULESET_CLONE,
+    RULESET_CREATE,
+    RULESET_PUBLISH,
+    RULESET_RULE_DELETE,
+    RULESET_RULE_SAVE,
+)
 from rules.engine import CompiledRule, RuleError, RuleSpec, rule_compile, ruleset_compile
 from rules.expressions import ExpressionError
 from rules.models import Rule, RuleSet, RuleSetStatus
@@ -47,11 +55,11 @@ def _actor_fields(actor: User | None, system_actor: str) -> dict[str, Any]:
     return {"actor": actor, "system_actor": "" if actor is not None else system_actor}
 
 
-def _set_event(rule_set: RuleSet, action: str, actor: User | None, system_actor: str, **payload: Any) -> AuditEntry:
-    return AuditEntry(
-        action=action,
-        object_type="rules.ruleset",
-        object_id=rule_set.pk,
+def _set_event(
+    rule_set: RuleSet, action: AuditAction[RuleSet], actor: User | None, system_actor: str, **payload: Any
+) -> AuditEntry:
+    return action.entry(
+        rule_set,
         from_state=str(rule_set.status),
         to_state=str(rule_set.status),
         payload={"version": rule_set.version, **payload},
@@ -115,7 +123,7 @@ def ruleset_create(
         audit_record(
             _set_event(
                 rule_set,
-                "ruleset.create",
+                RULESET_CREATE,
                 actor,
                 system_actor,
                 rules=[s.name for s in specs],
@@ -169,7 +177,7 @@ def rule_save(*, rule_set_id: int, rule: Mapping[str, Any], actor: User, replace
         saved = Rule.objects.create(**{f: getattr(_row(rule_set, spec), f) for f in _RULE_FIELDS}, rule_set=rule_set)
         rule_set.editors.add(actor)
         audit_record(
-            _set_event(rule_set, "ruleset.rule_save", actor, "", rule=spec.name, before=before, after=_rule_of(saved))
+            _set_event(rule_set, RULESET_RULE_SAVE, actor, "", rule=spec.name, before=before, after=_rule_of(saved))
         )
         return saved
 
@@ -184,7 +192,7 @@ def rule_delete(*, rule_set_id: int, name: str, actor: User) -> None:
         before = _rule_of(rule)
         rule.delete()
         rule_set.editors.add(actor)
-        audit_record(_set_event(rule_set, "ruleset.rule_delete", actor, "", rule=name, before=before))
+        audit_record(_set_event(rule_set, RULESET_RULE_DELETE, actor, "", rule=name, before=before))
 
 
 def ruleset_clone(
@@ -202,7 +210,7 @@ def ruleset_clone(
             created_by=actor,
         )
         Rule.objects.bulk_create(_row(draft, spec_of(r)) for r in source.rules.all())
-        audit_record(_set_event(draft, "ruleset.clone", actor, system_actor, cloned_from=source.version))
+        audit_record(_set_event(draft, RULESET_CLONE, actor, system_actor, cloned_from=source.version))
     return draft
 
 
@@ -251,10 +259,8 @@ def ruleset_publish(*, rule_set_id: int, actor: User | None, system_actor: str =
         rule_set.published_by = actor
         rule_set.save(update_fields=["status", "published_at", "published_by"])
         audit_record(
-            AuditEntry(
-                action="ruleset.publish",
-                object_type="rules.ruleset",
-                object_id=rule_set.pk,
+            RULESET_PUBLISH.entry(
+                rule_set,
                 actor=actor,
                 system_actor="" if actor is not None else system_actor,
                 from_state=RuleSetStatus.DRAFT,

@@ -21,9 +21,11 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.audit_events import API_TOKEN_CREATE, API_TOKEN_REVOKE
 from accounts.models import ApiToken, Client
 from core.access import is_staff_member
-from core.audit import AuditEntry, audit_record
+from core.audit import audit_record
+from core.audit_catalogue import AuditAction
 from core.errors import NotFoundError, ValidationError
 
 TOKEN_START = "wo_"  # noqa: S105 (the public start of every token, not a secret)
@@ -84,7 +86,7 @@ def api_token_create(
                     created_at=now,
                     expires_at=now + timedelta(days=days),
                 )
-                _audit(token, "api_token.create", owner, actor, system_actor)
+                _audit(token, API_TOKEN_CREATE, owner, actor, system_actor)
             return IssuedToken(token=token, secret=secret)
         except IntegrityError:
             continue
@@ -110,7 +112,7 @@ def api_token_revoke(
         if token.revoked_at is None:
             token.revoked_at = timezone.now()
             token.save(update_fields=["revoked_at"])
-            _audit(token, "api_token.revoke", _owner(token), actor, system_actor)
+            _audit(token, API_TOKEN_REVOKE, _owner(token), actor, system_actor)
     return token
 
 
@@ -121,12 +123,12 @@ def _owner(token: ApiToken) -> str:
     return f"user:{token.user.get_username()}"
 
 
-def _audit(token: ApiToken, action: str, owner: str, actor: AbstractBaseUser | None, system_actor: str) -> None:
+def _audit(
+    token: ApiToken, action: AuditAction[ApiToken], owner: str, actor: AbstractBaseUser | None, system_actor: str
+) -> None:
     audit_record(
-        AuditEntry(
-            action=action,
-            object_type=ApiToken.audit_object_type,
-            object_id=token.pk,
+        action.entry(
+            token,
             actor=actor,
             system_actor="" if actor is not None else system_actor[:64],
             payload={"prefix": token.prefix, "owner": owner, "expires_at": token.expires_at},

@@ -18,8 +18,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
 
-from core.audit import AuditEntry, audit_record_many
+from core.audit import audit_record_many
 from core.bulk import bulk_update_fields
+from restructuring.audit_events import PROPOSAL_WITHDRAW
 from restructuring.models import LIVE_PROPOSAL_STATES, Proposal, ProposalState
 
 
@@ -51,10 +52,8 @@ def proposals_withdraw_for_cases(
         proposal.withdraw()
         proposal.decision_reason, proposal.decided_at, proposal.updated_at = reason, now, now
         events.append(
-            AuditEntry(
-                action="proposal.withdraw",
-                object_type="restructuring.proposal",
-                object_id=proposal.pk,
+            PROPOSAL_WITHDRAW.entry(
+                proposal,
                 account_id=proposal.account,
                 actor=actor,
                 system_actor="" if actor is not None else system_actor,

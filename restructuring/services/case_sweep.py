@@ -27,9 +27,11 @@ from django_fsm import TransitionNotAllowed
 
 from accounts.models import HealthBand, RiskState
 from core.audit import AuditEntry, audit_record_many
+from core.audit_catalogue import AuditAction
 from core.bulk import bulk_insert, bulk_update_fields
 from core.dispatch import dispatch_on_commit
 from core.money import currency_quantum
+from restructuring.audit_events import CASE_CURE, CASE_MARGIN_CALL, CASE_OPEN
 from restructuring.models import CURABLE_STATES, OPEN_STATES, CallBasis, Case, CaseState, FeasibilityTrigger
 from restructuring.services.case_end import proposals_withdraw_for_cases
 from restructuring.services.feasibility import feasibility_batches
@@ -107,8 +109,8 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
             _feasibility_enqueue(called)
     moves = CaseMoves(
         opened=len(new_cases),
-        margin_calls=sum(1 for e in entries if e.action == "case.margin_call"),
-        cured=sum(1 for e in entries if e.action == "case.cure"),
+        margin_calls=sum(1 for e in entries if e.action == CASE_MARGIN_CALL.name),
+        cured=sum(1 for e in entries if e.action == CASE_CURE.name),
     )
     logger.info("cases after sweep %s: %s", sweep_id, moves.as_dict())
     return moves
@@ -177,11 +179,9 @@ def _payload(risk: _Risk) -> dict[str, object]:
     }
 
 
-def _entry(case: Case, action: str, from_state: str, risk: _Risk, **extra: object) -> AuditEntry:
-    return AuditEntry(
-        action=action,
-        object_type="restructuring.case",
-        object_id=case.pk,
+def _entry(case: Case, action: AuditAction[Case], from_state: str, risk: _Risk, **extra: object) -> AuditEntry:
+    return action.entry(
+        case,
         account_id=case.account_id,
         system_actor=SYSTEM_ACTOR,
         from_state=from_state,
@@ -196,10 +196,8 @@ def _margin_call_details(case: Case) -> dict[str, object]:
 
 def _entries_for_new(case: Case, risk: _Risk, entries: list[AuditEntry]) -> None:
     entries.append(
-        AuditEntry(
-            action="case.open",
-            object_type="restructuring.case",
-            object_id=case.pk,
+        CASE_OPEN.entry(
+            case,
             account_id=case.account_id,
             system_actor=SYSTEM_ACTOR,
             from_state="",
@@ -208,7 +206,7 @@ def _entries_for_new(case: Case, risk: _Risk, entries: list[AuditEntry]) -> None
         )
     )
     if case.state == CaseState.MARGIN_CALL:
-        entries.append(_entry(case, "case.margin_call", CaseState.WARNING, risk, **_margin_call_details(case)))
+        entries.append(_entry(case, CASE_MARGIN_CALL, CaseState.WARNING, risk, **_margin_call_details(case)))
 
 
 def _escalate(pairs: list[tuple[Case, _Risk]], now: datetime, entries: list[AuditEntry]) -> list[Case]:
@@ -220,7 +218,7 @@ def _escalate(pairs: list[tuple[Case, _Risk]], now: datetime, entries: list[Audi
         except TransitionNotAllowed:  # moved by someone else since it was read: leave it
             continue
         case.margin_ratio, case.band = risk.margin_ratio, risk.band
-        entries.append(_entry(case, "case.margin_call", before, risk, **_margin_call_details(case)))
+        entries.append(_entry(case, CASE_MARGIN_CALL, before, risk, **_margin_call_details(case)))
         moved.append(case)
     return moved
 
@@ -234,6 +232,6 @@ def _cure(pairs: list[tuple[Case, _Risk]], now: datetime, entries: list[AuditEnt
         except TransitionNotAllowed:
             continue
         case.margin_ratio, case.band = risk.margin_ratio, risk.band
-        entries.append(_entry(case, "case.cure", before, risk))
+        entries.append(_entry(case, CASE_CURE, before, risk))
         moved.append(case)
     return moved

@@ -23,6 +23,7 @@ from django.utils import timezone
 from core.audit import AuditEntry, audit_record_many
 from core.errors import Conflict, NotFoundError, PermissionDenied, ValidationError
 from core.money import amount_check
+from restructuring.audit_events import CASE_FOLLOWED_UP, CONTACT_LOG, NOTE_ADD, PROMISE_MAKE
 from restructuring.models import (
     CLOSED_STATES,
     Case,
@@ -110,10 +111,8 @@ def note_add(
         )
         audit_record_many(
             [
-                AuditEntry(
-                    action="note.add",
-                    object_type="restructuring.note",
-                    object_id=note.pk,
+                NOTE_ADD.entry(
+                    note,
                     account_id=case.account_id,
                     actor=actor,
                     payload={"case_id": case.pk, "text": body, "remind_on": remind_on, "corrects": corrects_id},
@@ -163,10 +162,8 @@ def contact_log(
             created_at=now,
         )
         events = [
-            AuditEntry(
-                action="contact.log",
-                object_type="restructuring.contact",
-                object_id=contact.pk,
+            CONTACT_LOG.entry(
+                contact,
                 account_id=case.account_id,
                 actor=actor,
                 payload={
@@ -193,10 +190,8 @@ def _followed_up(case: Case, now: datetime, actor: User | None, by: str) -> list
     case.follow_up_since = None
     case.save(update_fields=["follow_up_since", "updated_at"])
     return [
-        AuditEntry(
-            action="case.followed_up",
-            object_type="restructuring.case",
-            object_id=case.pk,
+        CASE_FOLLOWED_UP.entry(
+            case,
             account_id=case.account_id,
             actor=actor,
             system_actor="" if actor is not None else f"client:{case.account.client.code}"[:64],
@@ -261,10 +256,8 @@ def promise_make(
             raise PromiseConflict(f"case {case.pk} has an open promise", case_id=case.pk) from None
         client_actor = f"client:{case.account.client.code}"[:64]
         events = [
-            AuditEntry(
-                action="promise.make",
-                object_type="restructuring.promisetopay",
-                object_id=promise.pk,
+            PROMISE_MAKE.entry(
+                promise,
                 account_id=case.account_id,
                 actor=actor,
                 system_actor="" if actor is not None else client_actor,

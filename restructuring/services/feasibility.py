@@ -28,20 +28,26 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
 from accounts.models import Sweep, SweepStatus
-from core.audit import AuditEntry, audit_record_many
+from core.audit import audit_record_many
 from core.bulk import bulk_copy
 from core.dispatch import dispatch_on_commit
 from core.errors import NotFoundError, ValidationError
 from restructuring import feasibility
+from restructuring.audit_events import FEASIBILITY_REPORT
 from restructuring.models import Case, CaseState, FeasibilityReport, FeasibilityTrigger
 from restructuring.schedules import Schedule, ScheduleError, ScheduleTerms, schedule_build
-from restructuring.selectors import CaseFacts, feasibility_facts_load
+from restructuring.selectors.feasibility import (
+    CaseFacts,
+    cases_with_report,
+    feasibility_facts_load,
+    report_facts,
+    report_inputs,
+    report_params,
+)
 from restructuring.terms import Terms, TermsError
-from rules.models import RuleSet, RuleSetStatus
 
 logger = logging.getLogger(__name__)
 
@@ -81,11 +87,6 @@ def feasibility_params() -> feasibility.Params:
         affordability_share=settings.WORKOUT_FEASIBILITY_AFFORDABILITY_SHARE,
         max_funding_miss_probability=settings.WORKOUT_FEASIBILITY_MAX_FUNDING_MISS_PROBABILITY,
     )
-
-
-def _params_from(data: Mapping[str, Any]) -> feasibility.Params:
-    """A stored report's parameters (an older model's report lacks the newer ones: they take their defaults)."""
-    return feasibility.Params(**{**data, "jumps": feasibility.Jumps(**data["jumps"])})
 
 
 @dataclass(frozen=True)
@@ -320,19 +321,6 @@ def _inputs_json(inputs: feasibility.AccountInputs) -> dict[str, Any]:
     return asdict(inputs)
 
 
-def _inputs_from(data: Mapping[str, Any]) -> feasibility.AccountInputs:
-    return feasibility.AccountInputs(
-        **{
-            **data,
-            "drivers": tuple(feasibility.Driver(**d) for d in data["drivers"]),
-            "exposures": tuple(
-                feasibility.Exposure(**{**e, "kind": feasibility.Kind(e["kind"])}) for e in data["exposures"]
-            ),
-            "correlation": tuple(tuple(row) for row in data["correlation"]),
-        }
-    )
-
-
 def _candidates_from(data: Sequence[Mapping[str, Any]]) -> list[feasibility.Candidate]:
     return [
         feasibility.Candidate(
@@ -381,7 +369,7 @@ def feasibility_compute(
     if trigger == FeasibilityTrigger.MARGIN_CALL:
         cases = [c for c in cases if c.state == CaseState.MARGIN_CALL and c.called_at is not None]
     keys = {c.pk: _key(c, trigger, key, now) for c in cases}
-    done = _existing(keys)
+    done = cases_with_report(keys)
     cases = [c for c in cases if c.pk not in done]
     if not cases:
         return []
@@ -417,11 +405,6 @@ def _key(case: Case, trigger: str, key: str | None, now: datetime) -> str:
     if trigger == FeasibilityTrigger.MARGIN_CALL:
         return f"margin_call:{case.called_at.isoformat()}"  # type: ignore[union-attr]
     return key or f"on_demand:{now.isoformat()}"
-
-
-def _existing(keys: Mapping[int, str]) -> set[int]:
-    rows = FeasibilityReport.objects.filter(case_id__in=list(keys)).filter(key__in=set(keys.values()))
-    return {case_id for case_id, key in rows.values_list("case_id", "key") if keys.get(case_id) == key}
 
 
 def _report(
@@ -508,15 +491,13 @@ def _store(reports: list[FeasibilityReport], keys: Mapping[int, str]) -> list[in
     with transaction.atomic():
         locked = list(Case.objects.select_for_update().filter(pk__in=[r.case_id for r in reports]).values_list("pk"))
         del locked  # the lock is the point: a concurrent run waits here, then sees what this one stored
-        done = _existing({r.case_id: keys[r.case_id] for r in reports})
+        done = cases_with_report({r.case_id: keys[r.case_id] for r in reports})
         fresh = [r for r in reports if r.case_id not in done]
         bulk_copy(FeasibilityReport, fresh, key=["case", "key"])  # large JSON: COPY, not bulk_create's arrays
         audit_record_many(
             [
-                AuditEntry(
-                    action="feasibility.report",
-                    object_type="restructuring.feasibilityreport",
-                    object_id=r.pk,
+                FEASIBILITY_REPORT.entry(
+                    r,
                     account_id=r.case.account_id,
                     system_actor=ACTOR,
                     payload={
@@ -556,10 +537,10 @@ def feasibility_recompute(*, report_id: int) -> Recomputation:
     except FeasibilityReport.DoesNotExist:
         raise NotFoundError(f"feasibility report {report_id} does not exist", report_id=report_id) from None
     # A report of another model version is recomputed all the same: the differences are what the model changed.
-    params = _params_from(report.parameters)
+    params = report_params(report.parameters)
     market = feasibility.MarketPaths(report.market_seed, params)
     results = evaluate(
-        _inputs_from(report.inputs["account"]),
+        report_inputs(report.inputs["account"]),
         _candidates_from(report.inputs["candidates"]),
         market,
         report.case_seed,
@@ -623,49 +604,7 @@ def feasibility_batches(case_ids: Sequence[int]) -> list[list[int]]:
     return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
-def feasibility_due_case_ids(limit: int = 1000) -> list[int]:
-    """Cases in margin call without the report of their current call: those whose task was lost (the broker
-    down at commit). The beat re-drives them."""
-    cases = Case.objects.filter(state=CaseState.MARGIN_CALL, called_at__isnull=False).values_list("pk", "called_at")
-    calls = {pk: f"margin_call:{called_at.isoformat()}" for pk, called_at in cases[: limit * 4]}
-    return sorted(set(calls) - _existing(calls))[:limit]
-
-
-def proposals_due_case_ids(limit: int = 1000) -> list[int]:
-    """Cases in margin call whose current call's report the published rules have not yet read (the rules stamp
-    `facts_at` on every case they evaluate, after the report is stored): their proposals task was lost. None
-    without a published rule set, which proposes nothing. The beat re-drives them."""
-    if not RuleSet.objects.filter(status=RuleSetStatus.PUBLISHED).exists():
-        return []
-    reports = FeasibilityReport.objects.filter(
-        case=OuterRef("pk"), trigger=FeasibilityTrigger.MARGIN_CALL, created_at__gte=OuterRef("called_at")
-    )
-    report_at = Subquery(reports.order_by("-created_at").values("created_at")[:1])
-    due = (
-        Case.objects.filter(state=CaseState.MARGIN_CALL, called_at__isnull=False)
-        .annotate(report_at=report_at)
-        .filter(report_at__isnull=False)
-        .filter(Q(facts_at__isnull=True) | Q(facts_at__lt=F("report_at")))
-    )
-    return list(due.order_by("pk").values_list("pk", flat=True)[:limit])
-
-
 # ------------------------------------------------------------------------------- valuing proposed terms
-
-
-def report_facts(report: FeasibilityReport) -> CaseFacts:
-    """The case as the report saw it: its inputs, loan and quantum, for valuing more terms on the same market."""
-    loan = report.inputs["loan"]
-    return CaseFacts(
-        case=report.case,
-        inputs=_inputs_from(report.inputs["account"]),
-        position_ids=tuple(report.inputs["position_ids"]),
-        principal=Decimal(loan["principal"]),
-        accrued_interest=Decimal(loan["accrued_interest"]),
-        rate_annual=Decimal(loan["rate_annual"]),
-        quantum=Decimal(report.inputs["quantum"]),
-        credit_tier=report.inputs["credit_tier"],
-    )
 
 
 @dataclass(frozen=True)
@@ -680,7 +619,7 @@ def terms_value(report: FeasibilityReport, named: Sequence[tuple[str, Terms]], *
     """Value terms for the report's case on the report's own market and inputs (same seeds: comparable with the
     report's figures and with each other). Terms that cannot be scheduled come back with their problem."""
     facts = report_facts(report)
-    params = _params_from(report.parameters)
+    params = report_params(report.parameters)
     priced: list[Priced] = []
     out: dict[str, Valued] = {}
     for name, terms in named:

@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 import numpy as np
 from django.conf import settings
@@ -32,10 +33,12 @@ from accounts import risk
 from accounts.models import InstrumentKind, MarginAccount, Position, ScenarioClass
 from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
 from accounts.services import ledger
-from core.audit import AuditEntry, audit_record
+from core.audit import audit_record
+from core.audit_catalogue import AuditAction
 from core.errors import Conflict, PermissionDenied, ValidationError
 from core.money import currency_quantum
 from restructuring import liquidation
+from restructuring.audit_events import CASE_LIQUIDATE, CASE_LIQUIDATED, CASE_WRITE_OFF, transition_event
 from restructuring.models import (
     Case,
     CaseState,
@@ -82,27 +85,16 @@ def _decimal(value: float, places: str = "1E-8") -> Decimal:
 
 def _audit(
     case: Case,
-    action: str,
+    action: AuditAction[Case],
     before: str,
     *,
     actor: AbstractUser | None,
     system_actor: str,
     reason: str,
-    **payload: object,
+    **payload: Any,
 ) -> None:
     audit_record(
-        AuditEntry(
-            action=action,
-            object_type="restructuring.case",
-            object_id=case.pk,
-            account_id=case.account_id,
-            actor=actor,
-            system_actor="" if actor is not None else system_actor,
-            from_state=before,
-            to_state=case.state,
-            reason=reason,
-            payload=payload,
-        )
+        transition_event(action, case, before, actor=actor, system_actor=system_actor, reason=reason, **payload)
     )
 
 
@@ -244,7 +236,7 @@ def case_liquidate(
         case.save(update_fields=["state", "updated_at"])
         _audit(
             case,
-            "case.liquidate",
+            CASE_LIQUIDATE,
             before,
             actor=actor,
             system_actor=system_actor,
@@ -409,14 +401,14 @@ def _settle(
     case.complete_liquidation(at=now)
     case.save(update_fields=["state", "closed_at", "updated_at"])
     amounts = {"cash_realised": plan.cash_realised, "debt_repaid": repaid, "shortfall": shortfall, "plan_id": plan.pk}
-    _audit(case, "case.liquidated", before, actor=actor, system_actor=system_actor, reason="", **amounts)
+    _audit(case, CASE_LIQUIDATED, before, actor=actor, system_actor=system_actor, reason="", **amounts)
     if shortfall > 0:
         case.write_off(amount=shortfall, at=now)
         case.save(update_fields=["state", "written_off_amount", "closed_at", "updated_at"])
         reason = "liquidation proceeds below the debt"
         _audit(
             case,
-            "case.write_off",
+            CASE_WRITE_OFF,
             CaseState.LIQUIDATED,
             actor=actor,
             system_actor=system_actor,

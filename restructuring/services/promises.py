@@ -36,6 +36,7 @@ from django.utils import timezone
 from core.audit import AuditEntry, audit_record_many
 from core.bulk import bulk_update_fields
 from core.money import currency_quantum
+from restructuring.audit_events import CASE_FOLLOW_UP, PROMISE_BROKEN, PROMISE_KEPT
 from restructuring.models import Case, CollateralTopUp, PromiseStatus, PromiseToPay, Repayment, TopUpStatus
 
 PROMISES_ACTOR = "promises"
@@ -101,10 +102,8 @@ def promises_track(now: datetime | None = None) -> PromisesTracked:
                 case.follow_up_since, case.updated_at = now, now
                 followed.append(case)
                 events.append(
-                    AuditEntry(
-                        action="case.follow_up",
-                        object_type="restructuring.case",
-                        object_id=case.pk,
+                    CASE_FOLLOW_UP.entry(
+                        case,
                         account_id=case.account_id,
                         system_actor=PROMISES_ACTOR,
                         reason=f"promise {promise.pk} broken",
@@ -118,10 +117,9 @@ def promises_track(now: datetime | None = None) -> PromisesTracked:
 
 
 def _event(promise: PromiseToPay, case: Case, arrived: Decimal) -> AuditEntry:
-    return AuditEntry(
-        action=f"promise.{promise.status}",
-        object_type="restructuring.promisetopay",
-        object_id=promise.pk,
+    action = PROMISE_KEPT if promise.status == PromiseStatus.KEPT else PROMISE_BROKEN
+    return action.entry(
+        promise,
         account_id=case.account_id,
         system_actor=PROMISES_ACTOR,
         from_state=PromiseStatus.OPEN,

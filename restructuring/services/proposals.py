@@ -30,6 +30,7 @@ from django_fsm import TransitionNotAllowed
 
 from core.audit import AuditEntry, audit_record_many
 from core.bulk import bulk_update_fields
+from restructuring.audit_events import CASE_PROPOSE, CASE_RULES_PROPOSALS
 from restructuring.models import (
     Case,
     CaseState,
@@ -38,7 +39,8 @@ from restructuring.models import (
     ProposalKind,
     ProposalSource,
 )
-from restructuring.selectors import reports_load, rule_facts_load
+from restructuring.selectors.feasibility import reports_load
+from restructuring.selectors.rule_facts import rule_facts_load
 from restructuring.services.feasibility import liquidation_value, terms_value
 from restructuring.terms import Terms, TermsError, terms_hash
 from rules.actions import ESCALATE, LIQUIDATE, CaseHoldings, terms_from_actions
@@ -242,10 +244,9 @@ def _pending(proposal: Proposal) -> Proposal:
 
 def _entry(case: Case, before: str, proposals: list[Proposal], rule_set: RuleSet) -> AuditEntry:
     """The case's move to PROPOSED; or, already there (a later round), the decision alone."""
-    return AuditEntry(
-        action="case.propose" if before != CaseState.PROPOSED else "case.rules_proposals",
-        object_type="restructuring.case",
-        object_id=case.pk,
+    action = CASE_PROPOSE if before != CaseState.PROPOSED else CASE_RULES_PROPOSALS
+    return action.entry(
+        case,
         account_id=case.account_id,
         system_actor=ACTOR,
         from_state=before,

@@ -18,7 +18,8 @@ from typing import Any
 from django.utils import timezone
 
 from restructuring.models import CLOSED_STATES, OPEN_STATES, Case, FeasibilityReport, ProposalKind
-from restructuring.selectors import RuleFacts, reports_load, rule_facts_load
+from restructuring.selectors.feasibility import reports_load
+from restructuring.selectors.rule_facts import RuleFacts, rule_facts_load
 from restructuring.services.feasibility import liquidation_value, terms_value
 from restructuring.services.proposals import package_candidates
 from restructuring.terms import Terms, TermsError

@@ -13,23 +13,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
 
-from core.audit import AuditEntry, audit_record
+from core.audit import audit_record
+from core.audit_catalogue import AuditAction
+from core.audit_events import staff_event
 from core.errors import ValidationError
 from core.money import currency_quantum
 from core.roles import CLIENT, STAFF_ROLES
 from core.staff import (
     ADMINISTER_STAFF,
-    USER_OBJECT,
     IssuedEnrolment,
     enrolment_issue,
     staff_actor_check,
     staff_target_lock,
     staff_user_create,
+)
+from restructuring.audit_events import (
+    STAFF_APPROVAL_LIMIT_CLEAR,
+    STAFF_APPROVAL_LIMIT_SET,
+    STAFF_ROLE_GRANT,
+    STAFF_ROLE_REVOKE,
 )
 from restructuring.models import ApprovalLimit
 
@@ -37,17 +45,8 @@ from restructuring.models import ApprovalLimit
 _LIMIT_CEILING = Decimal(10) ** 20
 
 
-def _audit(action: str, user: User, actor: User | None, system_actor: str, **payload: object) -> None:
-    audit_record(
-        AuditEntry(
-            action=action,
-            object_type=USER_OBJECT,
-            object_id=user.pk,
-            actor=actor,
-            system_actor="" if actor is not None else system_actor,
-            payload={"username": user.get_username(), **payload},
-        )
-    )
+def _audit(action: AuditAction[User], user: User, actor: User | None, system_actor: str, **payload: Any) -> None:
+    audit_record(staff_event(action, user, actor, system_actor, **payload))
 
 
 def _role(role: str) -> Group:
@@ -90,7 +89,7 @@ def staff_role_grant(*, user_id: int, role: str, actor: User | None = None, syst
         if role in held:
             return False
         user.groups.add(group)
-        _audit("staff.role_grant", user, actor, system_actor, role=role, roles=sorted([*held, role]))
+        _audit(STAFF_ROLE_GRANT, user, actor, system_actor, role=role, roles=sorted([*held, role]))
     return True
 
 
@@ -104,7 +103,7 @@ def staff_role_revoke(*, user_id: int, role: str, actor: User | None = None, sys
         if role not in held:
             return False
         user.groups.remove(group)
-        _audit("staff.role_revoke", user, actor, system_actor, role=role, roles=[r for r in held if r != role])
+        _audit(STAFF_ROLE_REVOKE, user, actor, system_actor, role=role, roles=[r for r in held if r != role])
     return True
 
 
@@ -151,7 +150,7 @@ def approval_limit_set(
         if previous == value:
             return False
         ApprovalLimit.objects.update_or_create(user=user, currency=code, defaults={"amount": value})
-        _audit("staff.approval_limit_set", user, actor, system_actor, currency=code, amount=value, previous=previous)
+        _audit(STAFF_APPROVAL_LIMIT_SET, user, actor, system_actor, currency=code, amount=value, previous=previous)
     return True
 
 
@@ -166,5 +165,5 @@ def approval_limit_clear(*, user_id: int, currency: str, actor: User | None = No
             return False
         previous = Decimal(limit.amount).quantize(currency_quantum(code))
         limit.delete()
-        _audit("staff.approval_limit_clear", user, actor, system_actor, currency=code, previous=previous)
+        _audit(STAFF_APPROVAL_LIMIT_CLEAR, user, actor, system_actor, currency=code, previous=previous)
     return True

@@ -11,16 +11,25 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_http_methods, require_POST
 
-from accounts.models import Position
 from core.access import staff_view
 from core.errors import ValidationError, WorkoutError
 from core.web import refusal_show, service_run
 from restructuring.forms import ApproveForm, OfferForm, ReasonForm, RepaymentForm, SeenVersionForm, TermsForm
-from restructuring.models import Case, Installment, Proposal
+from restructuring.models import Case, Proposal
+from restructuring.selectors.case_page import ValuationReading
+from restructuring.selectors.lookups import (
+    account_open_positions,
+    case_exists,
+    case_get,
+    installment_get,
+    proposal_case_id,
+    proposal_get,
+)
+from restructuring.selectors.schedules import ScheduleRow
 from restructuring.services.feasibility import terms_preview
 from restructuring.services.negotiation.execution import proposal_execute, proposal_liquidate
 from restructuring.services.negotiation.offers import offer_send
@@ -33,7 +42,6 @@ from restructuring.services.negotiation.proposals import (
     proposal_submit,
 )
 from restructuring.services.negotiation.repayments import repayment_record, repayment_summary
-from restructuring.views.reads import ScheduleRow, ValuationReading
 
 
 def _actor(request: HttpRequest) -> User:
@@ -42,10 +50,6 @@ def _actor(request: HttpRequest) -> User:
 
 def _back(case_id: int, anchor: str = "") -> HttpResponseRedirect:
     return redirect(reverse("case", args=[case_id]) + (f"#{anchor}" if anchor else ""))
-
-
-def _case_of(proposal_id: int) -> int:
-    return int(get_object_or_404(Proposal.objects.values_list("case_id", flat=True), pk=proposal_id))
 
 
 def _seen_version(request: HttpRequest, form: SeenVersionForm) -> int | None:
@@ -83,7 +87,7 @@ def _decide(
 @staff_view("restructuring.draft_proposal")
 @require_POST
 def proposal_submit_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
-    case_id = _case_of(proposal_id)
+    case_id = proposal_case_id(proposal_id)
 
     def act() -> str:
         proposal_submit(proposal_id=proposal_id, actor=_actor(request))
@@ -96,7 +100,7 @@ def proposal_submit_view(request: HttpRequest, proposal_id: int) -> HttpResponse
 @staff_view("restructuring.approve_proposal")
 @require_POST
 def proposal_approve_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
-    case_id = _case_of(proposal_id)
+    case_id = proposal_case_id(proposal_id)
     form = ApproveForm(request.POST)
 
     def act(version: int) -> str:
@@ -114,7 +118,7 @@ def proposal_approve_view(request: HttpRequest, proposal_id: int) -> HttpRespons
 @staff_view("restructuring.approve_proposal")
 @require_POST
 def proposal_reject_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
-    case_id = _case_of(proposal_id)
+    case_id = proposal_case_id(proposal_id)
     form = ReasonForm(request.POST)
     if not form.is_valid():
         messages.error(request, "A rejection needs a reason.")
@@ -131,7 +135,7 @@ def proposal_reject_view(request: HttpRequest, proposal_id: int) -> HttpResponse
 @staff_view("restructuring.offer_proposal")
 @require_POST
 def proposal_offer_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
-    case_id = _case_of(proposal_id)
+    case_id = proposal_case_id(proposal_id)
     form = OfferForm(request.POST)
 
     def act(version: int) -> str:
@@ -146,7 +150,7 @@ def proposal_offer_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
 @staff_view("restructuring.execute_proposal")
 @require_POST
 def proposal_execute_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
-    case_id = _case_of(proposal_id)
+    case_id = proposal_case_id(proposal_id)
 
     def act(version: int) -> str:
         proposal_execute(proposal_id=proposal_id, actor=_actor(request), version=version)
@@ -158,7 +162,7 @@ def proposal_execute_view(request: HttpRequest, proposal_id: int) -> HttpRespons
 @staff_view("restructuring.liquidate_case")
 @require_POST
 def proposal_liquidate_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
-    case_id = _case_of(proposal_id)
+    case_id = proposal_case_id(proposal_id)
 
     def act(version: int) -> str:
         proposal_liquidate(proposal_id=proposal_id, actor=_actor(request), version=version)
@@ -170,7 +174,7 @@ def proposal_liquidate_view(request: HttpRequest, proposal_id: int) -> HttpRespo
 @staff_view("restructuring.execute_proposal")
 @require_POST
 def repayment_record_view(request: HttpRequest, installment_id: int) -> HttpResponse:
-    installment = get_object_or_404(Installment.objects.select_related("proposal"), pk=installment_id)
+    installment = installment_get(installment_id)
     case_id, proposal_id = installment.proposal.case_id, installment.proposal_id
     form = RepaymentForm(request.POST)
     if not form.is_valid():
@@ -192,7 +196,7 @@ def repayment_record_view(request: HttpRequest, installment_id: int) -> HttpResp
 @require_POST
 def case_liquidate_view(request: HttpRequest, case_id: int) -> HttpResponse:
     """Propose the case's liquidation: another officer approves it before anyone carries it out."""
-    get_object_or_404(Case.objects.only("pk"), pk=case_id)
+    case_exists(case_id)
     form = ReasonForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Sending a case to liquidation needs a reason.")
@@ -210,22 +214,13 @@ def case_liquidate_view(request: HttpRequest, case_id: int) -> HttpResponse:
 # ------------------------------------------------------------------------------------- the terms form page
 
 
-def _positions(case: Case) -> list[Position]:
-    return list(
-        Position.objects.filter(account_id=case.account_id)
-        .exclude(quantity=0)
-        .select_related("instrument")
-        .order_by("instrument__symbol")
-    )
-
-
 @staff_view("restructuring.draft_proposal")
 @require_http_methods(["GET", "POST"])
 def proposal_new(request: HttpRequest, case_id: int) -> HttpResponse:
     """Draft a proposal for a case (or preview terms without storing anything)."""
-    case = get_object_or_404(Case.objects.select_related("account__client"), pk=case_id)
+    case = case_get(case_id)
     prefix = "new"
-    form = TermsForm(request.POST or None, positions=_positions(case), prefix=prefix)
+    form = TermsForm(request.POST or None, positions=account_open_positions(case.account_id), prefix=prefix)
     if request.method == "POST" and form.is_valid():
         if "preview" in request.POST:
             return _terms_page(request, case, form, None, preview=_preview(case, form))
@@ -248,10 +243,12 @@ def proposal_new(request: HttpRequest, case_id: int) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def proposal_edit_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
     """New terms for a proposal: revalued, back to draft, its approvals void."""
-    proposal = get_object_or_404(Proposal.objects.select_related("case__account__client"), pk=proposal_id)
+    proposal = proposal_get(proposal_id)
     case = proposal.case
     initial = TermsForm.initial_from(proposal.terms, proposal.name)
-    form = TermsForm(request.POST or None, initial=initial, positions=_positions(case), prefix="edit")
+    form = TermsForm(
+        request.POST or None, initial=initial, positions=account_open_positions(case.account_id), prefix="edit"
+    )
     if request.method == "POST" and form.is_valid():
         if "preview" in request.POST:
             return _terms_page(request, case, form, proposal, preview=_preview(case, form))

@@ -16,9 +16,10 @@ from django.views.decorators.http import require_GET
 
 from core.access import staff_view
 from restructuring import charts
+from restructuring.audit_events import PROPOSAL_APPROVAL, PROPOSAL_EDIT, PROPOSAL_OBJECT
 from restructuring.forms import OfferForm, ReasonForm, RepaymentForm, TermsForm
 from restructuring.models import CaseState, ProposalState
-from restructuring.views.reads import CasePage, case_page_load
+from restructuring.selectors.case_page import CasePage, case_page_load
 
 # Where the negotiation service takes a new proposal (an offer out or accepted waits for the client).
 DRAFTABLE_STATES = (CaseState.MARGIN_CALL, CaseState.PROPOSED)
@@ -103,9 +104,9 @@ def _approvals_needed(page: CasePage) -> dict[int, str]:
         if v.proposal.state == ProposalState.PENDING_APPROVAL and v.valid_approvals
     }
     for event in page.events:
-        if event.object_type == "restructuring.proposal" and event.object_id in pending:
-            if event.action == "proposal.approval":
+        if event.object_type == PROPOSAL_OBJECT and event.object_id in pending:
+            if event.action == PROPOSAL_APPROVAL.name:
                 needs[event.object_id] = str(event.payload.get("needs", ""))
-            elif event.action == "proposal.edit":
+            elif event.action == PROPOSAL_EDIT.name:
                 needs.pop(event.object_id, None)
     return needs

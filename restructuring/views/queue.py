@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET
 from accounts.models import HealthBand
 from core.access import staff_view
 from restructuring.forms import QueueFilterForm
-from restructuring.views.reads import (
+from restructuring.selectors.queue import (
     QUEUE_PAGE_SIZE,
     QueueFilters,
     cases_for_queue,

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -26,7 +26,7 @@ from core.forms import DecimalTextField
 from core.roles import STAFF_ROLES
 from core.staff import IssuedEnrolment, enrolment_issue, staff_user_deactivate, staff_user_reactivate
 from core.web import refusal_show, service_run
-from restructuring.selectors import staff_members_load
+from restructuring.selectors.staff import staff_members_load, staff_username
 from restructuring.services.staff import (
     approval_limit_clear,
     approval_limit_set,
@@ -71,10 +71,6 @@ def _back(user_id: int | None = None) -> HttpResponseRedirect:
     return redirect(reverse("staff") + (f"#user-{user_id}" if user_id else ""))
 
 
-def _username(user_id: int) -> str:
-    return get_object_or_404(User, pk=user_id).get_username()
-
-
 def _member_action(
     request: HttpRequest,
     user_id: int,
@@ -83,7 +79,7 @@ def _member_action(
 ) -> HttpResponseRedirect:
     """An action on one member: the member looked up (404), the form read (its errors the message), then the service
     called with the member's name and the form's data; what it did, or its refusal, is the message."""
-    username = _username(user_id)
+    username = staff_username(user_id)
     form = form_class(request.POST) if form_class else None
     if form is not None and not form.is_valid():
         messages.error(request, _form_errors(form))

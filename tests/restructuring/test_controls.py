@@ -444,8 +444,8 @@ def test_a_rejected_liquidation_proposal_leaves_the_case_as_it_was(officers: tup
 
 
 def test_the_queue_flags_in_sql_what_the_approval_flags_in_python(officers: tuple[User, ...]) -> None:
+    from restructuring.selectors.queue import QueueFilters, cases_for_queue, flagged_proposals
     from restructuring.services.controls import approval_flags
-    from restructuring.views.reads import QueueFilters, cases_for_queue, flagged_proposals
 
     alice, *_ = officers
     flagged = _proposed()  # unaffordable, default probability 1

@@ -19,7 +19,7 @@ from core.audit import audit_verify
 from core.errors import NotFoundError, PermissionDenied, ValidationError
 from core.models import AuditEvent
 from restructuring.models import Case, CaseState, CollateralTopUp, Note, PromiseStatus, PromiseToPay, Repayment
-from restructuring.selectors import rule_facts_load
+from restructuring.selectors.rule_facts import rule_facts_load
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.conversation import PromiseConflict, contact_log, note_add, promise_make
 from restructuring.services.negotiation.repayments import repayment_record

@@ -18,11 +18,10 @@ from core.audit import audit_verify
 from core.errors import NotFoundError, ValidationError
 from core.models import AuditEvent
 from restructuring.models import Case, CaseState, FeasibilityReport
-from restructuring.selectors import feasibility_facts_load
+from restructuring.selectors.feasibility import feasibility_due_case_ids, feasibility_facts_load
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.feasibility import (
     feasibility_compute,
-    feasibility_due_case_ids,
     feasibility_recompute,
     liquidation_value,
     market_current,

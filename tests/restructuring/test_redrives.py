@@ -18,9 +18,9 @@ from accounts.services.volatility import instrument_volatility_refresh, volatili
 from accounts.tasks import volatility_redrive_task
 from core.dispatch import Dispatch
 from restructuring.models import Case, CaseState, FeasibilityReport, Proposal, ProposalSource
+from restructuring.selectors.feasibility import counter_followups_due, proposals_due_case_ids
 from restructuring.services.case_sweep import cases_apply_risk
-from restructuring.services.feasibility import proposals_due_case_ids
-from restructuring.services.negotiation.offers import counter_followups_due, offer_counter
+from restructuring.services.negotiation.offers import offer_counter
 from restructuring.tasks import feasibility_redrive_task
 from tests.api.conftest import offered_case
 from tests.restructuring.helpers import account, btc, sweep_only

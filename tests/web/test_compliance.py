@@ -25,8 +25,8 @@ from core.audit import AuditEntry, audit_record_many
 from core.export import COLUMNS, TEXT_COLUMNS
 from core.models import AuditEvent
 from core.roles import CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
-from core.views import PAGE_SIZE
 from restructuring.models import Approval, Case, CaseState, FeasibilityReport, Installment, Proposal
+from restructuring.selectors.compliance import PAGE_SIZE
 from tests.audit_export_verifier import verifier
 from tests.factories.accounts import MarginAccountFactory
 from tests.web.helpers import signed_in, staff_user

@@ -24,6 +24,7 @@ Rules every action keeps:
 
 from __future__ import annotations
 
+from restructuring.selectors.feasibility import counter_followups_due  # a read; its home is the selectors
 from restructuring.services.negotiation.common import (
     ApprovalRefusedError,
     NegotiationError,
@@ -36,7 +37,6 @@ from restructuring.services.negotiation.execution import execution_schedule, pro
 from restructuring.services.negotiation.offers import (
     COUNTER_MAY_CHANGE,
     counter_followup,
-    counter_followups_due,
     offer_accept,
     offer_counter,
     offer_decline,

@@ -13,15 +13,17 @@ from django.utils import timezone
 from django_fsm import TransitionNotAllowed
 
 from core.audit import AuditEntry, audit_record_many
+from core.audit_catalogue import AuditAction
 from core.errors import Conflict, NotFoundError, PermissionDenied, ValidationError
 from core.money import amount_check, currency_quantum
+from restructuring.audit_events import W, transition_event
 from restructuring.models import (
     Case,
     FeasibilityReport,
     Proposal,
     ProposalKind,
 )
-from restructuring.selectors import client_proposals
+from restructuring.selectors.client import client_proposals
 from restructuring.services.feasibility import terms_value
 from restructuring.terms import Terms, TermsError, terms_hash, terms_lines
 
@@ -108,8 +110,8 @@ def _move(obj: Any, method: str, what: str) -> str:
 
 
 def _event(
-    obj: Proposal | Case,
-    action: str,
+    obj: W,
+    action: AuditAction[W],
     before: str,
     *,
     actor: User | None = None,
@@ -117,20 +119,8 @@ def _event(
     reason: str = "",
     **payload: Any,
 ) -> AuditEntry:
-    """The audit event of one transition of a proposal or a case."""
-    case: Case = obj if isinstance(obj, Case) else obj.case  # type: ignore[union-attr]
-    return AuditEntry(
-        action=action,
-        object_type="restructuring.case" if isinstance(obj, Case) else "restructuring.proposal",
-        object_id=obj.pk,
-        account_id=case.account_id,
-        actor=actor,
-        system_actor="" if actor is not None else system_actor,
-        from_state=before,
-        to_state=str(obj.state),
-        reason=reason,
-        payload=payload,
-    )
+    """The audit event of one transition of a proposal or a case (restructuring.audit_events.transition_event)."""
+    return transition_event(action, obj, before, actor=actor, system_actor=system_actor, reason=reason, **payload)
 
 
 def _audit(*events: AuditEntry) -> None:

@@ -10,6 +10,11 @@ from django.utils import timezone
 
 from core.audit import audit_record_many
 from core.bulk import bulk_update_fields
+from restructuring.audit_events import (
+    CASE_DEFAULT,
+    CASE_OFFER_EXPIRED,
+    PROPOSAL_EXPIRE,
+)
 from restructuring.models import (
     LIVE_PROPOSAL_STATES,
     Case,
@@ -61,10 +66,8 @@ def _offers_expire(now: datetime) -> list[int]:
             proposal.updated_at = case.updated_at = now  # auto_now is not applied by bulk writes
             moved.append(proposal)
             events += [
-                _event(proposal, "proposal.expire", before, system_actor=NEGOTIATION_ACTOR),
-                _event(
-                    case, "case.offer_expired", case_before, system_actor=NEGOTIATION_ACTOR, proposal_id=proposal.pk
-                ),
+                _event(proposal, PROPOSAL_EXPIRE, before, system_actor=NEGOTIATION_ACTOR),
+                _event(case, CASE_OFFER_EXPIRED, case_before, system_actor=NEGOTIATION_ACTOR, proposal_id=proposal.pk),
             ]
         bulk_update_fields(Proposal, moved, ["state", "updated_at"])
         bulk_update_fields(Case, [p.case for p in moved], ["state", "updated_at"])
@@ -93,9 +96,7 @@ def _missed_payments_default(now: datetime) -> list[int]:
             before = _move(case, "default", "case")
             case.updated_at = now
             events.append(
-                _event(
-                    case, "case.default", before, system_actor=NEGOTIATION_ACTOR, missed_installments=numbers[case.pk]
-                )
+                _event(case, CASE_DEFAULT, before, system_actor=NEGOTIATION_ACTOR, missed_installments=numbers[case.pk])
             )
         defaulted = {c.pk for c in cases}
         Installment.objects.filter(pk__in=[pk for pk, case_id, _ in late if case_id in defaulted]).update(

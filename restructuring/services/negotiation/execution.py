@@ -14,6 +14,11 @@ from django.utils import timezone
 from accounts.models import MarginLoan, Position
 from accounts.services import ledger
 from core.errors import ValidationError
+from restructuring.audit_events import (
+    CASE_EXECUTE,
+    PROPOSAL_EXECUTE,
+    PROPOSAL_LIQUIDATE,
+)
 from restructuring.models import (
     CollateralDemand,
     Installment,
@@ -95,10 +100,10 @@ def proposal_execute(*, proposal_id: int, actor: User, version: int) -> Proposal
         proposal.save(update_fields=["state", "updated_at"])
         case.save(update_fields=["state", "updated_at"])
         _audit(
-            _event(proposal, "proposal.execute", before, actor=actor, loan_before=before_loan),
+            _event(proposal, PROPOSAL_EXECUTE, before, actor=actor, loan_before=before_loan),
             _event(
                 case,
-                "case.execute",
+                CASE_EXECUTE,
                 case_before,
                 actor=actor,
                 proposal_id=proposal.pk,
@@ -146,7 +151,7 @@ def proposal_liquidate(*, proposal_id: int, actor: User, version: int) -> Propos
         plan = case_liquidate(
             case_id=proposal.case_id, reason=_liquidation_reason(proposal), actor=actor, proposal_id=proposal_id
         )
-        _audit(_event(proposal, "proposal.liquidate", before, actor=actor, plan_id=plan.pk, version=version))
+        _audit(_event(proposal, PROPOSAL_LIQUIDATE, before, actor=actor, plan_id=plan.pk, version=version))
     return proposal
 
 

@@ -17,17 +17,26 @@ from django.utils import timezone
 from accounts.models import LoanStatus, MarginLoan
 from core.dispatch import dispatch_on_commit
 from core.errors import ValidationError
+from restructuring.audit_events import (
+    CASE_ACCEPT,
+    CASE_COUNTER,
+    CASE_DECLINE,
+    CASE_OFFER,
+    PROPOSAL_ACCEPT,
+    PROPOSAL_COUNTER,
+    PROPOSAL_COUNTER_OFFER,
+    PROPOSAL_DECLINE,
+    PROPOSAL_OFFER,
+)
 from restructuring.models import (
     LIVE_PROPOSAL_STATES,
-    Case,
-    CaseState,
-    FeasibilityReport,
     NotificationKind,
     Proposal,
     ProposalKind,
     ProposalSource,
     ProposalState,
 )
+from restructuring.selectors.feasibility import counter_report_key
 from restructuring.services.feasibility import feasibility_compute
 from restructuring.services.negotiation.common import (
     NegotiationError,
@@ -48,7 +57,6 @@ from restructuring.services.negotiation.common import (
 )
 from restructuring.services.notifications import notification_enqueue
 from restructuring.terms import Terms, terms_hash
-from rules.models import RuleSet, RuleSetStatus
 
 
 def offer_send(
@@ -82,8 +90,8 @@ def offer_send(
         proposal.save(update_fields=["state", "offered_at", "expires_at", "counter_bounds", "updated_at"])
         case.save(update_fields=["state", "updated_at"])
         _audit(
-            _event(proposal, "proposal.offer", before, actor=actor, expires_at=proposal.expires_at.isoformat()),
-            _event(case, "case.offer", case_before, actor=actor, proposal_id=proposal.pk),
+            _event(proposal, PROPOSAL_OFFER, before, actor=actor, expires_at=proposal.expires_at.isoformat()),
+            _event(case, CASE_OFFER, case_before, actor=actor, proposal_id=proposal.pk),
         )
         notification_enqueue(
             case=case,
@@ -160,8 +168,8 @@ def offer_accept(*, proposal_id: int, client_id: int, terms_hash: str | None = N
         proposal.case.save(update_fields=["state", "updated_at"])
         actor = _client_actor(proposal)
         _audit(
-            _event(proposal, "proposal.accept", before, system_actor=actor),
-            _event(proposal.case, "case.accept", case_before, system_actor=actor, proposal_id=proposal.pk),
+            _event(proposal, PROPOSAL_ACCEPT, before, system_actor=actor),
+            _event(proposal.case, CASE_ACCEPT, case_before, system_actor=actor, proposal_id=proposal.pk),
         )
     return proposal
 
@@ -181,8 +189,8 @@ def offer_decline(*, proposal_id: int, client_id: int, reason: str) -> Proposal:
         proposal.case.save(update_fields=["state", "updated_at"])
         actor = _client_actor(proposal)
         _audit(
-            _event(proposal, "proposal.decline", before, system_actor=actor, reason=reason),
-            _event(proposal.case, "case.decline", case_before, system_actor=actor, proposal_id=proposal.pk),
+            _event(proposal, PROPOSAL_DECLINE, before, system_actor=actor, reason=reason),
+            _event(proposal.case, CASE_DECLINE, case_before, system_actor=actor, proposal_id=proposal.pk),
         )
     return proposal
 
@@ -227,9 +235,9 @@ def offer_counter(*, proposal_id: int, client_id: int, terms: Mapping[str, Any])
         counter.save(update_fields=["state"])
         actor = _client_actor(offer)
         _audit(
-            _event(offer, "proposal.counter", before, system_actor=actor, counter_id=counter.pk),
-            _event(counter, "proposal.counter_offer", "", system_actor=actor, terms=counter.terms),
-            _event(offer.case, "case.counter", case_before, system_actor=actor, proposal_id=counter.pk),
+            _event(offer, PROPOSAL_COUNTER, before, system_actor=actor, counter_id=counter.pk),
+            _event(counter, PROPOSAL_COUNTER_OFFER, "", system_actor=actor, terms=counter.terms),
+            _event(offer.case, CASE_COUNTER, case_before, system_actor=actor, proposal_id=counter.pk),
         )
         _counter_followup(offer.case_id, offer.pk)
     return counter
@@ -251,41 +259,8 @@ def counter_followup(*, case_id: int, offer_id: int) -> list[int]:
     round beside the client's proposal. Idempotent (the report is keyed by the offer, the proposals by report)."""
     from restructuring.services.proposals import proposals_from_rules
 
-    feasibility_compute(case_ids=[case_id], key=_counter_key(offer_id))
+    feasibility_compute(case_ids=[case_id], key=counter_report_key(offer_id))
     return proposals_from_rules(case_ids=[case_id])
-
-
-def _counter_key(offer_id: int) -> str:
-    return f"counter:{offer_id}"
-
-
-def counter_followups_due(limit: int = 1000) -> list[tuple[int, int]]:
-    """(case id, offer id) of the counter-offers whose follow-up never ran (its task lost with the broker): the
-    case's latest countered offer, the case still PROPOSED, and no report keyed by that offer yet, or the
-    published rules have not read it (they stamp `facts_at` on the cases they evaluate). The beat re-drives
-    them; the follow-up is idempotent."""
-    latest: dict[int, int] = {}
-    countered = Proposal.objects.filter(state=ProposalState.COUNTERED, case__state=CaseState.PROPOSED)
-    for case_id, offer_id in countered.order_by("case_id", "-pk").values_list("case_id", "pk"):
-        latest.setdefault(case_id, offer_id)
-    if not latest:
-        return []
-    reported = {
-        case_id: created_at
-        for case_id, key, created_at in FeasibilityReport.objects.filter(
-            case_id__in=list(latest), key__in=[_counter_key(o) for o in latest.values()]
-        ).values_list("case_id", "key", "created_at")
-        if key == _counter_key(latest[case_id])
-    }
-    rules_read = RuleSet.objects.filter(status=RuleSetStatus.PUBLISHED).exists()
-    facts_at = dict(Case.objects.filter(pk__in=list(reported)).values_list("pk", "facts_at"))
-    due = [
-        (case_id, offer_id)
-        for case_id, offer_id in sorted(latest.items())
-        if case_id not in reported
-        or (rules_read and (facts_at.get(case_id) is None or facts_at[case_id] < reported[case_id]))
-    ]
-    return due[:limit]
 
 
 # What a counter-offer may move, each within the offer's bounds. Everything else (a haircut, grace, a moratorium,

@@ -16,6 +16,16 @@ from django.utils import timezone
 
 from accounts.models import LoanStatus, MarginLoan
 from core.errors import NotFoundError, ValidationError
+from restructuring.audit_events import (
+    CASE_PROPOSE,
+    CASE_REJECT,
+    PROPOSAL_APPROVAL,
+    PROPOSAL_APPROVE,
+    PROPOSAL_DRAFT,
+    PROPOSAL_EDIT,
+    PROPOSAL_REJECT,
+    PROPOSAL_SUBMIT,
+)
 from restructuring.models import (
     LIVE_PROPOSAL_STATES,
     Approval,
@@ -88,7 +98,7 @@ def proposal_draft(*, case_id: int, terms: Mapping[str, Any] | Terms, actor: Use
         _audit(
             _event(
                 proposal,
-                "proposal.draft",
+                PROPOSAL_DRAFT,
                 "",
                 actor=actor,
                 version=proposal.version,
@@ -99,7 +109,7 @@ def proposal_draft(*, case_id: int, terms: Mapping[str, Any] | Terms, actor: Use
         if case.state == CaseState.MARGIN_CALL:
             before = _move(case, "propose", f"case {case.pk}")
             case.save(update_fields=["state", "updated_at"])
-            _audit(_event(case, "case.propose", before, actor=actor, proposals=[proposal.pk]))
+            _audit(_event(case, CASE_PROPOSE, before, actor=actor, proposals=[proposal.pk]))
     return proposal
 
 
@@ -127,7 +137,7 @@ def proposal_edit(*, proposal_id: int, terms: Mapping[str, Any] | Terms, actor: 
         _audit(
             _event(
                 proposal,
-                "proposal.edit",
+                PROPOSAL_EDIT,
                 before,
                 actor=actor,
                 version=proposal.version,
@@ -144,7 +154,7 @@ def proposal_submit(*, proposal_id: int, actor: User) -> Proposal:
         proposal = _proposal(proposal_id)
         before = _move(proposal, "submit", f"proposal {proposal_id}")
         proposal.save(update_fields=["state", "updated_at"])
-        _audit(_event(proposal, "proposal.submit", before, actor=actor))
+        _audit(_event(proposal, PROPOSAL_SUBMIT, before, actor=actor))
     return proposal
 
 
@@ -228,7 +238,7 @@ def proposal_approve(*, proposal_id: int, actor: User, version: int, override_re
         _audit(
             _event(
                 proposal,
-                "proposal.approve" if not needs else "proposal.approval",
+                PROPOSAL_APPROVE if not needs else PROPOSAL_APPROVAL,
                 before,
                 actor=actor,
                 reason=override_reason if flags else "",
@@ -277,7 +287,7 @@ def proposal_reject(*, proposal_id: int, actor: User, reason: str) -> Proposal:
         proposal.decision_reason = reason
         proposal.decided_at = timezone.now()
         proposal.save(update_fields=["state", "decision_reason", "decided_at", "updated_at"])
-        _audit(_event(proposal, "proposal.reject", before, actor=actor, reason=reason))
+        _audit(_event(proposal, PROPOSAL_REJECT, before, actor=actor, reason=reason))
         _back_to_margin_call_if_empty(proposal.case, actor=actor, reason=f"proposal {proposal_id} rejected")
     return proposal
 
@@ -289,7 +299,7 @@ def _back_to_margin_call_if_empty(case: Case, *, actor: User | None, reason: str
     if case.state == CaseState.PROPOSED and not live.exists():
         before = _move(case, "reject", f"case {case.pk}")
         case.save(update_fields=["state", "updated_at"])
-        _audit(_event(case, "case.reject", before, actor=actor, system_actor="negotiation", reason=reason))
+        _audit(_event(case, CASE_REJECT, before, actor=actor, system_actor="negotiation", reason=reason))
 
 
 def proposal_liquidation_draft(*, case_id: int, reason: str, actor: User) -> Proposal:
@@ -332,10 +342,10 @@ def proposal_liquidation_draft(*, case_id: int, reason: str, actor: User) -> Pro
         proposal.submit()
         proposal.save()
         proposal.editors.add(actor)
-        events = [_event(proposal, "proposal.draft", "", actor=actor, kind=ProposalKind.LIQUIDATE, reason=reason)]
+        events = [_event(proposal, PROPOSAL_DRAFT, "", actor=actor, kind=ProposalKind.LIQUIDATE, reason=reason)]
         if case.state == CaseState.MARGIN_CALL:
             before = _move(case, "propose", f"case {case.pk}")
             case.save(update_fields=["state", "updated_at"])
-            events.append(_event(case, "case.propose", before, actor=actor, proposals=[proposal.pk]))
+            events.append(_event(case, CASE_PROPOSE, before, actor=actor, proposals=[proposal.pk]))
         _audit(*events)
     return proposal

@@ -10,10 +10,10 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.services import ledger
-from core.audit import AuditEntry
 from core.errors import NotFoundError, ValidationError
 from core.money import amount_check, currency_quantum
 from restructuring.allocation import AllocationError, Owing, allocate
+from restructuring.audit_events import CASE_CLOSE, INSTALLMENT_PAID, REPAYMENT_RECORD
 from restructuring.models import (
     Case,
     CaseState,
@@ -108,10 +108,8 @@ def repayment_record(*, installment_id: int, amount: Decimal, actor: User) -> Re
             for p in allocations
         )
         events = [
-            AuditEntry(
-                action="repayment.record",
-                object_type="restructuring.repayment",
-                object_id=repayment.pk,
+            REPAYMENT_RECORD.entry(
+                repayment,
                 account_id=case.account_id,
                 actor=actor,
                 payload={
@@ -132,10 +130,8 @@ def repayment_record(*, installment_id: int, amount: Decimal, actor: User) -> Re
                 },
             ),
             *(
-                AuditEntry(
-                    action="installment.paid",
-                    object_type="restructuring.installment",
-                    object_id=row.pk,
+                INSTALLMENT_PAID.entry(
+                    row,
                     account_id=case.account_id,
                     actor=actor,
                     from_state=InstallmentStatus.DUE,
@@ -154,7 +150,7 @@ def repayment_record(*, installment_id: int, amount: Decimal, actor: User) -> Re
             before = str(case.state)
             case.close(at=now)
             case.save(update_fields=["state", "closed_at", "updated_at"])
-            events.append(_event(case, "case.close", before, actor=actor, reason="repaid in full"))
+            events.append(_event(case, CASE_CLOSE, before, actor=actor, reason="repaid in full"))
         _audit(*events)
         if last:
             proposals_withdraw_for_cases(case_ids=[case.pk], reason="the case is closed: repaid", now=now, actor=actor)

@@ -10,10 +10,14 @@ from django.utils import timezone
 
 from accounts.models import MarginAccount
 from accounts.services import ledger
-from core.audit import AuditEntry, audit_record
+from core.audit import audit_record
 from core.dispatch import dispatch_on_commit
 from core.errors import NotFoundError, ValidationError
 from core.money import amount_check
+from restructuring.audit_events import (
+    TOPUP_CONFIRM,
+    TOPUP_DECLARE,
+)
 from restructuring.models import (
     CollateralDemand,
     CollateralTopUp,
@@ -35,10 +39,8 @@ def topup_declare(*, account_id: int, client_id: int, amount: Decimal, reference
             account=account, amount=amount, reference=reference[:200], declared_at=timezone.now()
         )
         audit_record(
-            AuditEntry(
-                action="topup.declare",
-                object_type="restructuring.collateraltopup",
-                object_id=topup.pk,
+            TOPUP_DECLARE.entry(
+                topup,
                 account_id=account.pk,
                 system_actor=f"client:{account.client.code}"[:64],
                 to_state=TopUpStatus.PENDING,
@@ -66,10 +68,8 @@ def topup_confirm(*, topup_id: int, actor: User) -> CollateralTopUp:
             proposal__case__account_id=topup.account_id, met_at__isnull=True, amount__lte=topup.amount
         ).update(met_at=now)
         audit_record(
-            AuditEntry(
-                action="topup.confirm",
-                object_type="restructuring.collateraltopup",
-                object_id=topup.pk,
+            TOPUP_CONFIRM.entry(
+                topup,
                 account_id=topup.account_id,
                 actor=actor,
                 from_state=TopUpStatus.PENDING,

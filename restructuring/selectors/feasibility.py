@@ -1,33 +1,20 @@
-"""Read paths of the case workflow (and of the staff page). Each loads what it needs for many cases in a fixed
-number of queries."""
+"""The feasibility engine's reads: what it sees of each case (its inputs, loaded for many cases in a fixed number
+of queries), stored reports read back as the facts, inputs and parameters they were computed on, and the cases whose
+report or proposals a lost task still owes (the re-drive beat)."""
 
 from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.contrib.auth.models import User
-from django.db.models import (
-    Count,
-    Exists,
-    ExpressionWrapper,
-    F,
-    FloatField,
-    OuterRef,
-    Prefetch,
-    Q,
-    QuerySet,
-    Subquery,
-    Sum,
-)
-from django_otp.plugins.otp_totp.models import TOTPDevice
+from django.db.models import Exists, ExpressionWrapper, F, FloatField, OuterRef, Q, Subquery, Sum
 
 from accounts.models import (
     Instrument,
@@ -36,31 +23,24 @@ from accounts.models import (
     MarginLoan,
     Position,
     Price,
-    RiskState,
     ScenarioClass,
 )
 from accounts.selectors import SECONDS_PER_YEAR, latest_prices_load
-from core.models import StaffEnrolment
 from core.money import DEFAULT_DECIMALS
-from core.roles import CLIENT
 from restructuring import feasibility
 from restructuring.models import (
-    ApprovalLimit,
     Case,
     CaseState,
     FeasibilityReport,
-    PromiseStatus,
-    PromiseToPay,
+    FeasibilityTrigger,
     Proposal,
-    ProposalSource,
+    ProposalState,
 )
-from rules.actions import CaseHoldings
+from rules.models import RuleSet, RuleSetStatus
 
 # Cases whose accounts would be liquidating at the same time as this one: they share the market's liquidity.
 DISTRESSED_STATES = (CaseState.MARGIN_CALL, CaseState.PROPOSED, CaseState.OFFERED, CaseState.LIQUIDATING)
 _LINEAR = (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
-# Cases that went through a restructuring (closed after it, or defaulted on it).
-RESTRUCTURED_STATES = (CaseState.RESTRUCTURED, CaseState.CLOSED, CaseState.DEFAULTED)
 
 
 @dataclass(frozen=True)
@@ -309,104 +289,7 @@ def _co_sellers(cases: Sequence[Case], positions: list[Position]) -> dict[tuple[
     return out
 
 
-# ------------------------------------------------------------------------------------------ rule facts
-
-
-@dataclass(frozen=True)
-class RuleFacts:
-    """What the rules see of each case (rules/schema.py), with what turns their actions into terms."""
-
-    cases: list[Case]
-    rows: list[dict[str, Any]]  # one fact row per case, in the order of `cases`
-    holdings: list[CaseHoldings]
-    report_ids: list[int | None]  # the latest feasibility report of each case (reports_load reads them whole)
-
-
-@dataclass(frozen=True)
-class _ReportFigures:
-    """The few figures of a report the rules read (columns: its inputs and results are never decoded here)."""
-
-    pk: int
-    recovery_expected: Decimal
-    recovery_p5: Decimal
-    expected_loss: Decimal
-    loss_given_default: Decimal
-    loss_capacity_pct: Decimal | None
-    liquidation_days: int | None
-    portfolio_volatility: float | None
-    concentration_top1: float | None
-    position_count: int
-    holdings: list[list[Any]]
-
-
-def rule_facts_load(cases: Sequence[Case], now: datetime) -> RuleFacts:
-    """The fact rows of the cases (rules/schema.py), in a fixed number of queries reading only the columns they
-    need: risk state, loan, the latest feasibility report's figures, prior restructurings, the group's debt (the
-    cases come with their account and client)."""
-    account_ids = [c.account_id for c in cases]
-    risk = {
-        row[0]: row[1:]
-        for row in RiskState.objects.filter(account_id__any=account_ids).values_list(
-            "account_id", "equity", "margin_ratio", "shortfall_initial"
-        )
-    }
-    loans = {
-        row[0]: row[1:]
-        for row in MarginLoan.objects.filter(account_id__any=account_ids, status=LoanStatus.ACTIVE).values_list(
-            "account_id", "principal", "accrued_interest", "rate_annual"
-        )
-    }
-    latest = _latest_report_figures([c.pk for c in cases])
-    prior = dict(
-        Case.objects.filter(account_id__any=account_ids, state__in=RESTRUCTURED_STATES)
-        .values("account_id")
-        .annotate(n=Count("pk"))
-        .values_list("account_id", "n")
-    )
-    promises = client_promise_record({c.account.client_id for c in cases})
-    groups = {c.account.client.group_id for c in cases} - {None}
-    group_debt = dict(
-        MarginLoan.objects.filter(status=LoanStatus.ACTIVE, account__client__group_id__in=groups)
-        .values("account__client__group_id")
-        .annotate(total=Sum(F("principal") + F("accrued_interest")))
-        .values_list("account__client__group_id", "total")
-    )
-    rows: list[dict[str, Any]] = []
-    holdings: list[CaseHoldings] = []
-    report_ids: list[int | None] = []
-    for case in cases:
-        figures = latest.get(case.pk)
-        row = _fact_row(case, risk.get(case.account_id), loans.get(case.account_id), now)
-        row.update(_report_facts(figures))
-        row["prior_restructurings"] = float(prior.get(case.account_id, 0) - (case.state in RESTRUCTURED_STATES))
-        group = case.account.client.group_id
-        row["group_exposure"] = float(group_debt[group]) if group in group_debt else row["debt"]
-        row.update(promises.get(case.account.client_id, _NO_PROMISES))
-        rows.append(row)
-        holdings.append(_holdings(figures))
-        report_ids.append(figures.pk if figures else None)
-    return RuleFacts(cases=list(cases), rows=rows, holdings=holdings, report_ids=report_ids)
-
-
-_NO_PROMISES = {"promises_made": 0.0, "promises_kept": 0.0, "promises_broken": 0.0}
-
-
-def client_promise_record(client_ids: set[int]) -> dict[int, dict[str, float]]:
-    """The clients' promises to pay, made (every status), kept and broken, over all their accounts: one query."""
-    rows = (
-        PromiseToPay.objects.filter(case__account__client_id__in=client_ids)
-        .values("case__account__client_id")
-        .annotate(
-            made=Count("pk"),
-            kept=Count("pk", filter=Q(status=PromiseStatus.KEPT)),
-            broken=Count("pk", filter=Q(status=PromiseStatus.BROKEN)),
-        )
-        .values_list("case__account__client_id", "made", "kept", "broken")
-    )
-    return {
-        client: {"promises_made": float(made), "promises_kept": float(kept), "promises_broken": float(broken)}
-        for client, made, kept, broken in rows
-    }
+# ------------------------------------------------------------------------------------------ stored reports
 
 
 def reports_load(report_ids: Sequence[int | None]) -> dict[int, FeasibilityReport]:
@@ -415,123 +298,105 @@ def reports_load(report_ids: Sequence[int | None]) -> dict[int, FeasibilityRepor
     return {r.pk: r for r in FeasibilityReport.objects.filter(pk__in=ids).select_related("case")}
 
 
-def _latest_report_figures(case_ids: list[int]) -> dict[int, _ReportFigures]:
-    rows = (
-        FeasibilityReport.objects.filter(case_id__any=case_ids)
-        .order_by("case_id", "-created_at", "-pk")
-        .values_list("case_id", "pk", *(f.name for f in fields(_ReportFigures) if f.name != "pk"))
+def report_inputs(data: Mapping[str, Any]) -> feasibility.AccountInputs:
+    """A stored report's account inputs (`inputs["account"]`) as the engine takes them."""
+    return feasibility.AccountInputs(
+        **{
+            **data,
+            "drivers": tuple(feasibility.Driver(**d) for d in data["drivers"]),
+            "exposures": tuple(
+                feasibility.Exposure(**{**e, "kind": feasibility.Kind(e["kind"])}) for e in data["exposures"]
+            ),
+            "correlation": tuple(tuple(row) for row in data["correlation"]),
+        }
     )
-    out: dict[int, _ReportFigures] = {}
-    for case_id, *figures in rows:
-        if case_id not in out:  # the first of each case is its latest
-            out[case_id] = _ReportFigures(*figures)
-    return out
 
 
-def _fact_row(case: Case, risk: tuple[Any, ...] | None, loan: tuple[Any, ...] | None, now: datetime) -> dict[str, Any]:
-    client = case.account.client
-    equity, margin_ratio, shortfall_initial = risk if risk is not None else (None, None, None)
-    debt = float(loan[0] + loan[1]) if loan else 0.0
-    shortfall = float(case.call_amount) if case.call_amount is not None else _float(shortfall_initial)
-    equity_value = _float(equity)
-    return {
-        "shortfall": shortfall,
-        "shortfall_pct": shortfall / debt if debt > 0 and math.isfinite(shortfall) else math.nan,
-        "margin_ratio": _float(margin_ratio),
-        "equity": equity_value,
-        "debt": debt,
-        "account_value": equity_value + debt,
-        "credit_tier": client.credit_tier,
-        "external_capacity": float(client.external_capacity),
-        "days_in_margin_call": (now - case.called_at).total_seconds() / 86400.0 if case.called_at else 0.0,
-        "is_isolated": case.account.mode == "isolated",
-        "loan_rate": float(loan[2]) if loan else math.nan,
+def report_params(data: Mapping[str, Any]) -> feasibility.Params:
+    """A stored report's parameters (an older model's report lacks the newer ones: they take their defaults)."""
+    return feasibility.Params(**{**data, "jumps": feasibility.Jumps(**data["jumps"])})
+
+
+def report_facts(report: FeasibilityReport) -> CaseFacts:
+    """The case as the report saw it: its inputs, loan and quantum, for valuing more terms on the same market."""
+    loan = report.inputs["loan"]
+    return CaseFacts(
+        case=report.case,
+        inputs=report_inputs(report.inputs["account"]),
+        position_ids=tuple(report.inputs["position_ids"]),
+        principal=Decimal(loan["principal"]),
+        accrued_interest=Decimal(loan["accrued_interest"]),
+        rate_annual=Decimal(loan["rate_annual"]),
+        quantum=Decimal(report.inputs["quantum"]),
+        credit_tier=report.inputs["credit_tier"],
+    )
+
+
+def cases_with_report(keys: Mapping[int, str]) -> set[int]:
+    """Of the cases named (case id -> report key), those that already have the report of that key."""
+    rows = FeasibilityReport.objects.filter(case_id__in=list(keys)).filter(key__in=set(keys.values()))
+    return {case_id for case_id, key in rows.values_list("case_id", "key") if keys.get(case_id) == key}
+
+
+# ----------------------------------------------------------------------------------------------- re-drives
+
+
+def feasibility_due_case_ids(limit: int = 1000) -> list[int]:
+    """Cases in margin call without the report of their current call: those whose task was lost (the broker
+    down at commit). The beat re-drives them."""
+    cases = Case.objects.filter(state=CaseState.MARGIN_CALL, called_at__isnull=False).values_list("pk", "called_at")
+    calls = {pk: f"margin_call:{called_at.isoformat()}" for pk, called_at in cases[: limit * 4]}
+    return sorted(set(calls) - cases_with_report(calls))[:limit]
+
+
+def proposals_due_case_ids(limit: int = 1000) -> list[int]:
+    """Cases in margin call whose current call's report the published rules have not yet read (the rules stamp
+    `facts_at` on every case they evaluate, after the report is stored): their proposals task was lost. None
+    without a published rule set, which proposes nothing. The beat re-drives them."""
+    if not RuleSet.objects.filter(status=RuleSetStatus.PUBLISHED).exists():
+        return []
+    reports = FeasibilityReport.objects.filter(
+        case=OuterRef("pk"), trigger=FeasibilityTrigger.MARGIN_CALL, created_at__gte=OuterRef("called_at")
+    )
+    report_at = Subquery(reports.order_by("-created_at").values("created_at")[:1])
+    due = (
+        Case.objects.filter(state=CaseState.MARGIN_CALL, called_at__isnull=False)
+        .annotate(report_at=report_at)
+        .filter(report_at__isnull=False)
+        .filter(Q(facts_at__isnull=True) | Q(facts_at__lt=F("report_at")))
+    )
+    return list(due.order_by("pk").values_list("pk", flat=True)[:limit])
+
+
+def counter_report_key(offer_id: int) -> str:
+    """The key of the feasibility report a counter-offer's follow-up stores."""
+    return f"counter:{offer_id}"
+
+
+def counter_followups_due(limit: int = 1000) -> list[tuple[int, int]]:
+    """(case id, offer id) of the counter-offers whose follow-up never ran (its task lost with the broker): the
+    case's latest countered offer, the case still PROPOSED, and no report keyed by that offer yet, or the
+    published rules have not read it (they stamp `facts_at` on the cases they evaluate). The beat re-drives
+    them; the follow-up is idempotent."""
+    latest: dict[int, int] = {}
+    countered = Proposal.objects.filter(state=ProposalState.COUNTERED, case__state=CaseState.PROPOSED)
+    for case_id, offer_id in countered.order_by("case_id", "-pk").values_list("case_id", "pk"):
+        latest.setdefault(case_id, offer_id)
+    if not latest:
+        return []
+    reported = {
+        case_id: created_at
+        for case_id, key, created_at in FeasibilityReport.objects.filter(
+            case_id__in=list(latest), key__in=[counter_report_key(o) for o in latest.values()]
+        ).values_list("case_id", "key", "created_at")
+        if key == counter_report_key(latest[case_id])
     }
-
-
-def _float(value: Any) -> float:
-    return float(value) if value is not None else math.nan
-
-
-_REPORT_FACTS = (
-    "recovery_expected",
-    "recovery_p5",
-    "expected_loss",
-    "loss_given_default",
-    "loss_capacity_pct",
-    "liquidation_days",
-    "portfolio_volatility",
-    "concentration_top1",
-    "position_count",
-)
-
-
-def _report_facts(figures: _ReportFigures | None) -> dict[str, float]:
-    if figures is None:
-        return dict.fromkeys(_REPORT_FACTS, math.nan)
-    return {
-        "recovery_expected": float(figures.recovery_expected),
-        "recovery_p5": float(figures.recovery_p5),
-        "expected_loss": float(figures.expected_loss),
-        "loss_given_default": float(figures.loss_given_default),
-        "loss_capacity_pct": _float(figures.loss_capacity_pct),
-        "liquidation_days": _float(figures.liquidation_days),
-        "portfolio_volatility": _float(figures.portfolio_volatility),
-        "concentration_top1": _float(figures.concentration_top1),
-        "position_count": float(figures.position_count),
-    }
-
-
-def _holdings(figures: _ReportFigures | None) -> CaseHoldings:
-    if figures is None:
-        return CaseHoldings(position_ids=(), long=())
-    return CaseHoldings(
-        position_ids=tuple(int(p) for p, _ in figures.holdings), long=tuple(bool(long) for _, long in figures.holdings)
-    )
-
-
-# ---------------------------------------------------------------------------------------------- staff
-
-
-@dataclass(frozen=True)
-class StaffRow:
-    """A member of staff as the staff page shows them."""
-
-    user: User
-    roles: tuple[str, ...]
-    limits: tuple[ApprovalLimit, ...]  # their own, by currency (without one, their roles' apply)
-    enrolled: bool  # a confirmed authenticator and a usable password: they can sign in (when active)
-    link_expires_at: datetime | None  # their newest enrolment link still good, if any
-
-
-def staff_members_load(now: datetime) -> list[StaffRow]:
-    """Every user but the clients' users, by username, in a fixed number of queries."""
-    confirmed = TOTPDevice.objects.filter(user=OuterRef("pk"), confirmed=True)
-    pending = StaffEnrolment.objects.filter(
-        user=OuterRef("pk"), used_at__isnull=True, revoked_at__isnull=True, expires_at__gt=now
-    ).order_by("-expires_at")
-    users = (
-        User.objects.exclude(groups__name=CLIENT)
-        .annotate(has_device=Exists(confirmed), link_expires_at=Subquery(pending.values("expires_at")[:1]))
-        .prefetch_related("groups", Prefetch("approval_limits", queryset=ApprovalLimit.objects.order_by("currency")))
-        .order_by("username")
-    )
-    return [
-        StaffRow(
-            user=user,
-            roles=tuple(sorted(group.name for group in user.groups.all())),
-            limits=tuple(user.approval_limits.all()),
-            enrolled=bool(user.has_device) and user.has_usable_password(),
-            link_expires_at=user.link_expires_at,
-        )
-        for user in users
+    rules_read = RuleSet.objects.filter(status=RuleSetStatus.PUBLISHED).exists()
+    facts_at = dict(Case.objects.filter(pk__in=list(reported)).values_list("pk", "facts_at"))
+    due = [
+        (case_id, offer_id)
+        for case_id, offer_id in sorted(latest.items())
+        if case_id not in reported
+        or (rules_read and (facts_at.get(case_id) is None or facts_at[case_id] < reported[case_id]))
     ]
-
-
-def client_proposals(client_id: int) -> QuerySet[Proposal]:
-    """The proposals a client may see: those offered to it and its own counter-offers, never the officers' drafts
-    nor proposals that were never offered. Any other proposal, its own case's or another client's, does not exist
-    for the client (404 on every route, never a conflict naming its state)."""
-    return Proposal.objects.filter(case__account__client_id=client_id).filter(
-        Q(offered_at__isnull=False) | Q(source=ProposalSource.CLIENT)
-    )
+    return due[:limit]

@@ -1,7 +1,5 @@
-"""Read paths of the officer pages: the queue and the case, each in a fixed number of queries whatever the number
-of rows (the tests count them). They would sit in restructuring/selectors.py; they live here while that module
-belongs to another change.
-"""
+"""The case page's read: everything the officer's page of one case shows, in a fixed number of queries whatever
+the number of proposals, approvals, installments, snapshots and events (the tests count them)."""
 
 from __future__ import annotations
 
@@ -11,152 +9,33 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
-from django.contrib.auth.models import User
-from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, Coalesce
-from django.db.models.lookups import GreaterThanOrEqual
+from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
 
 from accounts.models import LoanStatus, MarginLoan, Position, Price, RiskSnapshot, RiskState
+from core.audit_catalogue import Audience
 from core.models import AuditEvent
-from core.money import currency_quantum
-from core.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring import feasibility
 from restructuring.models import (
-    OPEN_STATES,
     Approval,
     Case,
-    CaseState,
     FeasibilityReport,
     Installment,
     Proposal,
     ProposalKind,
-    ProposalState,
 )
 from restructuring.schedules import ScheduleError
-from restructuring.selectors import RESTRUCTURED_STATES
+from restructuring.selectors.events import case_events
+from restructuring.selectors.feasibility import report_facts, report_params
+from restructuring.selectors.rule_facts import RESTRUCTURED_STATES
+from restructuring.selectors.schedules import ScheduleRow, installment_rows
 from restructuring.services.controls import approval_flags
-from restructuring.services.feasibility import report_facts, terms_price
+from restructuring.services.feasibility import terms_price
 from restructuring.terms import Terms, TermsError, terms_hash, terms_lines
 
-QUEUE_PAGE_SIZE = 50
 SNAPSHOTS_SHOWN = 400  # the most recent risk snapshots drawn on the case's history chart
 
 _MONEY = DecimalField(max_digits=28, decimal_places=8)
-_RATIO = DecimalField(max_digits=20, decimal_places=8)
-
-# ------------------------------------------------------------------------------------------------- queue
-
-
-@dataclass(frozen=True)
-class QueueFilters:
-    state: str = ""
-    band: str = ""
-    officer: str = ""  # a username: cases where that officer drafted, edited or approved a proposal
-    asset: str = ""  # an instrument symbol held (directly, or as the underlying of a derivative held)
-    group: str = ""  # a client group's code
-    search: str = ""  # account code, client code or name
-
-
-def cases_for_queue(filters: QueueFilters) -> QuerySet[Case]:
-    """Open cases, most urgent first: the nearest deadline, then the largest shortfall, then the largest expected
-    loss of the latest feasibility report. Each row carries its figures as annotations (one query for a page)."""
-    return _queue_filtered(filters, with_state=True).order_by(
-        F("deadline").asc(nulls_last=True),
-        F("shortfall").desc(nulls_last=True),
-        F("expected_loss").desc(nulls_last=True),
-        "pk",
-    )
-
-
-def queue_state_counts(filters: QueueFilters) -> dict[str, int]:
-    """Open cases per state under every filter but the state's own (what each state tab would show)."""
-    rows = (
-        _queue_filtered(filters, with_state=False, annotate=False)
-        .order_by()
-        .values("state")
-        .annotate(n=Count("pk"))
-        .values_list("state", "n")
-    )
-    return dict(rows)
-
-
-def queue_officers() -> list[str]:
-    """The usernames the officer filter offers."""
-    return list(
-        User.objects.filter(groups__name__in=[CREDIT_OFFICER, SENIOR_CREDIT_OFFICER], is_active=True)
-        .order_by("username")
-        .values_list("username", flat=True)
-        .distinct()
-    )
-
-
-def _queue_filtered(filters: QueueFilters, *, with_state: bool, annotate: bool = True) -> QuerySet[Case]:
-    cases = Case.objects.filter(state__in=OPEN_STATES)
-    if with_state and filters.state:
-        cases = cases.filter(state=filters.state)
-    if filters.band:
-        cases = cases.filter(account__risk__band=filters.band)
-    if filters.group:
-        cases = cases.filter(account__client__group__code__iexact=filters.group)
-    if filters.search:
-        term = filters.search
-        cases = cases.filter(
-            Q(account__code__icontains=term)
-            | Q(account__client__code__icontains=term)
-            | Q(account__client__name__icontains=term)
-        )
-    if filters.asset:
-        symbol = filters.asset
-        held = Position.objects.filter(account_id=OuterRef("account_id")).exclude(quantity=0)
-        cases = cases.filter(
-            Exists(held.filter(Q(instrument__symbol__iexact=symbol) | Q(instrument__underlying__symbol__iexact=symbol)))
-        )
-    if filters.officer:
-        made = Proposal.objects.filter(case_id=OuterRef("pk"), made_by__username=filters.officer)
-        approved = Approval.objects.filter(proposal__case_id=OuterRef("pk"), approver__username=filters.officer)
-        cases = cases.filter(Exists(made) | Exists(approved))
-    if not annotate:
-        return cases
-    latest = FeasibilityReport.objects.filter(case_id=OuterRef("pk")).order_by("-created_at", "-pk")
-    debt = (
-        MarginLoan.objects.filter(account_id=OuterRef("account_id"), status=LoanStatus.ACTIVE)
-        .annotate(owed=F("principal") + F("accrued_interest"))
-        .values("owed")[:1]
-    )
-    pending = Proposal.objects.filter(case_id=OuterRef("pk"), state=ProposalState.PENDING_APPROVAL).order_by()
-    waiting = pending.values("case_id").annotate(n=Count("pk")).values("n")
-    flagged = pending.filter(flagged_proposals()).values("case_id").annotate(n=Count("pk")).values("n")
-    return cases.select_related("account__client__group").annotate(
-        risk_band=F("account__risk__band"),
-        risk_margin_ratio=F("account__risk__margin_ratio"),
-        risk_equity=F("account__risk__equity"),
-        shortfall=Coalesce("call_amount", "account__risk__shortfall_initial", output_field=_MONEY),
-        debt=Subquery(debt, output_field=_MONEY),
-        expected_loss=Subquery(latest.values("expected_loss")[:1], output_field=_MONEY),
-        recovery_expected=Subquery(latest.values("recovery_expected")[:1], output_field=_MONEY),
-        recommended=Subquery(latest.values("recommended")[:1]),
-        pending_approval=Coalesce(Subquery(waiting), Value(0)),
-        flagged_approval=Coalesce(Subquery(flagged), Value(0)),
-    )
-
-
-def flagged_proposals() -> Q:
-    """The proposals restructuring/services/controls.approval_flags flags, as a filter (the queue counts them in
-    SQL; a test holds the two to the same answers): unaffordable, a default probability at or above the setting,
-    or worth less to the lender than liquidating now. Liquidations are never flagged."""
-    threshold = Decimal(str(settings.WORKOUT_GUARDRAIL_DEFAULT_PROBABILITY))
-    probability = Cast(KeyTextTransform("value", "valuation__default_probability"), _RATIO)
-    return Q(kind=ProposalKind.RESTRUCTURE) & (
-        Q(valuation__affordable=False)
-        | Q(GreaterThanOrEqual(probability, Value(threshold, output_field=_RATIO)))
-        | Q(expected_pv__lt=F("feasibility_report__liquidation_value"))
-    )
-
-
-# -------------------------------------------------------------------------------------------------- case
 
 
 @dataclass(frozen=True)
@@ -164,35 +43,6 @@ class HeldPosition:
     position: Position
     price: Decimal | None  # the latest price row (options have none: the risk engine prices them)
     notional: Decimal | None  # quantity x contract size x price
-
-
-@dataclass(frozen=True)
-class ScheduleRow:
-    number: int
-    due: date
-    principal: Decimal
-    interest: Decimal
-    arrears: Decimal
-    total: Decimal
-    balance: Decimal
-    status: str = ""  # executed installments only: due, paid, missed
-    paid_amount: Decimal | None = None
-    installment_id: int | None = None
-    payable: str = ""  # executed installments: the amount due in the currency's places, as the payment form offers it
-
-    @classmethod
-    def of(cls, installment: Any, **extra: Any) -> ScheduleRow:
-        """A row from an installment: a built schedule's (restructuring.schedules) or a stored Installment."""
-        return cls(
-            number=installment.number,
-            due=installment.due,
-            principal=installment.principal,
-            interest=installment.interest,
-            arrears=installment.arrears,
-            total=installment.total,
-            balance=installment.balance,
-            **extra,
-        )
 
 
 @dataclass(frozen=True)
@@ -321,7 +171,7 @@ def case_page_load(case_id: int) -> CasePage:
     latest = max(reports.values(), key=lambda r: (r.created_at, r.pk)) if reports else None
     prior = Case.objects.filter(account_id=account_id, state__in=RESTRUCTURED_STATES).exclude(pk=case.pk).count()
     symbols = {h.position.pk: h.position.instrument.symbol for h in positions}
-    events = list(_case_events(case, [p.pk for p in proposals], list(reports)))
+    events = list(case_events(case, Audience.OFFICER))
     return CasePage(
         case=case,
         risk=risk,
@@ -360,24 +210,6 @@ def _positions(account_id: int) -> list[HeldPosition]:
     return out
 
 
-def _case_events(case: Case, proposal_ids: list[int], report_ids: list[int]) -> QuerySet[AuditEvent]:
-    """The case's own events, its proposals' and reports', and whatever else was recorded on the account while
-    the case was open (a top-up, a report of this case named by account)."""
-    during = Q(account_id=case.account_id, created_at__gte=case.opened_at)
-    if case.closed_at is not None:
-        during &= Q(created_at__lte=case.closed_at)
-    return (
-        AuditEvent.objects.filter(
-            Q(object_type="restructuring.case", object_id=case.pk)
-            | Q(object_type="restructuring.proposal", object_id__in=proposal_ids)
-            | Q(object_type="restructuring.feasibilityreport", object_id__in=report_ids)
-            | during
-        )
-        .select_related("actor")
-        .order_by("sequence")
-    )
-
-
 def _proposal_view(
     proposal: Proposal, report: FeasibilityReport | None, symbols: Mapping[int, str], currency: str
 ) -> ProposalView:
@@ -400,17 +232,7 @@ def _schedule(proposal: Proposal, report: FeasibilityReport | None, currency: st
     the feasibility report it was valued on (the same numbers the valuation used)."""
     installments: list[Installment] = list(proposal.installments.all())
     if installments:
-        quantum = currency_quantum(currency)
-        return [
-            ScheduleRow.of(
-                i,
-                status=i.status,
-                paid_amount=i.paid_amount,
-                installment_id=i.pk,
-                payable=format(i.total.quantize(quantum), "f"),
-            )
-            for i in installments
-        ], "installments of the executed restructuring"
+        return installment_rows(installments, currency), "installments of the executed restructuring"
     if proposal.kind == ProposalKind.LIQUIDATE:
         return [], "a liquidation has no repayment schedule"
     stored = proposal.valuation.get("schedule") if isinstance(proposal.valuation, Mapping) else None
@@ -421,7 +243,7 @@ def _schedule(proposal: Proposal, report: FeasibilityReport | None, currency: st
     try:
         terms = Terms.from_json(proposal.terms)
         facts = report_facts(report)
-        params = _params(report.parameters)
+        params = report_params(report.parameters)
         priced = terms_price(facts, proposal.name, terms, params, proposal.created_at.date())
     except (TermsError, ScheduleError, KeyError, TypeError, ValueError) as exc:
         return [], f"no schedule: {exc}"
@@ -439,12 +261,3 @@ def _row(data: Mapping[str, Any]) -> ScheduleRow:
         total=Decimal(data["total"]),
         balance=Decimal(data["balance"]),
     )
-
-
-def _params(data: Mapping[str, Any]) -> feasibility.Params:
-    """The model parameters a report was computed with (what its terms were valued under)."""
-    return feasibility.Params(**{**data, "jumps": feasibility.Jumps(**data["jumps"])})
-
-
-def open_case_states() -> list[tuple[str, str]]:
-    return [(s.value, s.label) for s in CaseState if s in OPEN_STATES]

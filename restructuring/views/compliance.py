@@ -1,61 +1,27 @@
 """The compliance reviewer's pages, all read-only: search the audit trail, export it, verify its chain, and print
-a case's whole history. Each page makes a fixed number of queries, whatever the number of events it shows.
-
-Events "of a case" are the case's own, its proposals', installments' and feasibility reports', and whatever was
-recorded on its account while the case was open (top-ups, plans...): the search by case and the printable history
-use the same set.
-"""
+a case's whole history (its events: restructuring.selectors.events, the same the officer's case page lists). Each
+page makes a fixed number of queries, whatever the number of events it shows."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, cast
 
 from django import forms
-from django.db.models import Prefetch, Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import get_object_or_404, render
+from django.shortcuts import render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
-from accounts.models import MarginAccount
 from core.access import staff_view
 from core.audit import audit_verify
 from core.export import audit_csv_rows
 from core.models import AuditEvent
-from restructuring.models import Approval, Case, FeasibilityReport, Installment, Proposal
-
-PAGE_SIZE = 50
-CASE = "restructuring.case"
-# An event recorded in the transaction that closes a case carries the clock of its own append, a little after the
-# case's closed_at: the account's events this close after the close are still the case's.
-CLOSING_SLACK = timedelta(minutes=1)
-
+from restructuring.selectors.compliance import AuditFilters, audit_events_search, audit_page, case_history_load
 
 # ---------------------------------------------------------------------------------------------- reading
-
-
-def _case_events_q(case: Case, proposal_ids: list[int] | None = None) -> Q:
-    """The events of a case (module docstring), as one filter."""
-    proposals: Any = proposal_ids if proposal_ids is not None else Proposal.objects.filter(case_id=case.pk).values("pk")
-    window = Q(account_id=case.account_id, created_at__gte=case.opened_at)
-    if case.closed_at is not None:
-        window &= Q(created_at__lte=case.closed_at + CLOSING_SLACK)
-    return (
-        Q(object_type=CASE, object_id=case.pk)
-        | Q(object_type="restructuring.proposal", object_id__in=proposals)
-        | Q(
-            object_type="restructuring.feasibilityreport",
-            object_id__in=FeasibilityReport.objects.filter(case_id=case.pk).values("pk"),
-        )
-        | Q(
-            object_type="restructuring.installment",
-            object_id__in=Installment.objects.filter(proposal__case_id=case.pk).values("pk"),
-        )
-        | window
-    )
 
 
 @dataclass(frozen=True)
@@ -114,57 +80,25 @@ class AuditSearchForm(forms.Form):
         return data
 
     def events(self) -> QuerySet[AuditEvent]:
-        """The events matching the (valid) form: at most one query here, for a case or an account code."""
+        """The events matching the (valid) form."""
         data = self.cleaned_data
-        events = AuditEvent.objects.all()
-        if data.get("case"):
-            case = Case.objects.filter(pk=data["case"]).first()
-            events = events.filter(
-                _case_events_q(case) if case is not None else Q(object_type=CASE, object_id=data["case"])
+        return audit_events_search(
+            AuditFilters(
+                case=data.get("case") or None,
+                account=data.get("account") or "",
+                actor=data.get("actor") or "",
+                action=data.get("action") or "",
+                since=data.get("since"),
+                until=data.get("until"),
             )
-        if account := (data.get("account") or "").strip():
-            ids = list(MarginAccount.objects.filter(code=account).values_list("pk", flat=True))
-            if account.isdigit():  # the trail outlives accounts: an id is searched even if none has it now
-                ids.append(int(account))
-            events = events.filter(account_id__in=ids)
-        if actor := (data.get("actor") or "").strip():
-            events = events.filter(Q(actor__username__iexact=actor) | Q(system_actor__iexact=actor))
-        if action := (data.get("action") or "").strip():
-            events = events.filter(action__startswith=action.lower())
-        if data.get("since"):
-            events = events.filter(created_at__gte=data["since"])
-        if data.get("until"):
-            events = events.filter(created_at__lt=data["until"])
-        return events
+        )
 
 
 @dataclass(frozen=True)
 class Page:
-    """Keyset paging over sequence, newest first: `before` shows the events older than it, `after` the newer."""
-
     rows: list[EventRow]
     older: int | None  # the `before` of the next older page, None at the oldest
     newer: int | None  # the `after` of the next newer page, None at the newest
-
-
-def _page(events: QuerySet[AuditEvent], *, before: int | None, after: int | None) -> Page:
-    events = events.select_related("actor")
-    if after is not None:
-        chunk = list(events.filter(sequence__gt=after).order_by("sequence")[: PAGE_SIZE + 1])
-        more_newer = len(chunk) > PAGE_SIZE
-        shown = list(reversed(chunk[:PAGE_SIZE]))
-        more_older = bool(shown) and events.filter(sequence__lt=shown[-1].sequence).exists()
-    else:
-        events_older = events.filter(sequence__lt=before) if before is not None else events
-        chunk = list(events_older.order_by("-sequence")[: PAGE_SIZE + 1])
-        shown = chunk[:PAGE_SIZE]
-        more_older = len(chunk) > PAGE_SIZE
-        more_newer = before is not None and bool(shown) and events.filter(sequence__gt=shown[0].sequence).exists()
-    return Page(
-        rows=_rows(shown),
-        older=shown[-1].sequence if shown and more_older else None,
-        newer=shown[0].sequence if shown and more_newer else None,
-    )
 
 
 def _int_param(request: HttpRequest, name: str) -> int | None:
@@ -184,7 +118,8 @@ def audit_search(request: HttpRequest) -> HttpResponse:
     for key in ("before", "after"):
         filters.pop(key, None)
     if form.is_valid():
-        page = _page(form.events(), before=_int_param(request, "before"), after=_int_param(request, "after"))
+        found = audit_page(form.events(), before=_int_param(request, "before"), after=_int_param(request, "after"))
+        page = Page(rows=_rows(found.events), older=found.older, newer=found.newer)
     return render(request, "compliance/audit.html", {"form": form, "page": page, "filters": filters.urlencode()})
 
 
@@ -218,28 +153,15 @@ def audit_verify_view(request: HttpRequest) -> HttpResponse:
 @staff_view("core.view_auditevent", "restructuring.view_case", "restructuring.view_proposal")
 def case_history(request: HttpRequest, case_id: int) -> HttpResponse:
     """Everything about one case on one printable page: the case, its proposals with their terms and approvals,
-    and every event (module docstring), oldest first."""
-    case = get_object_or_404(Case.objects.select_related("account__client"), pk=case_id)
-    proposals = list(
-        Proposal.objects.filter(case_id=case.pk)
-        .select_related("made_by")
-        .prefetch_related(
-            Prefetch("approvals", queryset=Approval.objects.select_related("approver").order_by("created_at"))
-        )
-        .order_by("round", "rank", "pk")
-    )
-    events = list(
-        AuditEvent.objects.filter(_case_events_q(case, [p.pk for p in proposals]))
-        .select_related("actor")
-        .order_by("sequence")
-    )
+    and every event of the case, oldest first."""
+    history = case_history_load(case_id)
     return render(
         request,
         "compliance/case_history.html",
         {
-            "case": case,
-            "proposals": [(p, readable(p.terms)) for p in proposals],
-            "rows": _rows(events),
+            "case": history.case,
+            "proposals": [(p, readable(p.terms)) for p in history.proposals],
+            "rows": _rows(history.events),
             "printed_at": timezone.now(),
         },
     )

@@ -1,0 +1,15 @@
+"""The compliance pages (read-only, restructuring/views/compliance.py): the audit trail, its export and
+verification, a case's whole history."""
+
+from __future__ import annotations
+
+from django.urls import URLPattern, path
+
+from restructuring.views import compliance
+
+urlpatterns: list[URLPattern] = [
+    path("audit/", compliance.audit_search, name="audit"),
+    path("audit/export.csv", compliance.audit_export, name="audit-export"),
+    path("audit/verify/", compliance.audit_verify_view, name="audit-verify"),
+    path("audit/cases/<int:case_id>/", compliance.case_history, name="audit-case"),
+]
