@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
@@ -275,3 +276,44 @@ def promise_make(
         events += _followed_up(case, now, actor, f"promise {promise.pk}")
         audit_record_many(events)
     return promise
+
+
+def contact_log_with_promise(
+    *,
+    case_id: int,
+    channel: str,
+    direction: str,
+    outcome: str,
+    actor: User,
+    person: str = "",
+    summary: str = "",
+    corrects_id: int | None = None,
+    promise: dict[str, Any] | None = None,
+) -> tuple[Contact, PromiseToPay | None]:
+    """A contact and the promise to pay the client made in it (`promise`: amount, due, method), together or not at
+    all: a promise refused (a second open one, a date past) leaves no contact either."""
+    with transaction.atomic():
+        contact = contact_log(
+            case_id=case_id,
+            channel=channel,
+            direction=direction,
+            outcome=outcome,
+            actor=actor,
+            person=person,
+            summary=summary,
+            corrects_id=corrects_id,
+        )
+        if promise is None:
+            return contact, None
+        for field in ("amount", "due"):
+            if promise.get(field) is None:
+                raise ValidationError(f"promise_{field}: a promise needs its amount and its date", field=field)
+        made = promise_make(
+            case_id=case_id,
+            amount=promise["amount"],
+            due=promise["due"],
+            method=promise["method"],
+            actor=actor,
+            contact_id=contact.pk,
+        )
+    return contact, made
