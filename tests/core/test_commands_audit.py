@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Group, User
+from django.contrib.auth.models import User
 from django.core.management import CommandError, call_command, get_commands, load_command_class
 from django.db import connection
 from django.test import override_settings
@@ -74,13 +74,6 @@ def _margin_call() -> Context:
     cases_apply_risk(sweep_id=sweep_only().pk)
     given["case"] = Case.objects.get(account=given["call"])
     assert given["case"].state == CaseState.MARGIN_CALL
-    return given
-
-
-def _margin_call_and_officers() -> Context:
-    given = _margin_call()
-    for name in ("alice", "bob"):
-        User.objects.create_user(name).groups.add(Group.objects.get(name="credit_officer"))
     return given
 
 
@@ -155,7 +148,6 @@ COMMANDS: dict[str, Row] = {
     "demo_setup": Row(True, _nothing, lambda _: ["--accounts", "10"], debug=True),
     "demo_users": Row(True, _nothing, debug=True),
     "demo_workflow_clear": Row(True, _margin_call, debug=True),
-    "demo_conversation": Row(True, _margin_call_and_officers, debug=True),
     "createsuperuser": Row(
         True,
         _nothing,
