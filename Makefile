@@ -73,6 +73,7 @@ bench: install
 	$(PY) bench/feasibility.py
 	$(PY) bench/ruleset.py
 	$(PY) bench/api_load.py
+	$(PY) bench/assignment.py
 
 ## make bench-full: also the 1,000,000-account book (time and peak memory); takes several minutes
 bench-full: bench

@@ -30,6 +30,7 @@ TASK_LANES = {
     "restructuring.tasks.cases_apply_risk_task": "risk",
     "restructuring.tasks.deadlines_run_task": "risk",
     "restructuring.tasks.negotiation_deadlines_task": "risk",
+    "restructuring.tasks.sla_escalate_task": "risk",
     "restructuring.tasks.propose_from_rules": "negotiation",
     "restructuring.tasks.counter_followup_task": "negotiation",
     "restructuring.tasks.compute_feasibility": "feasibility",

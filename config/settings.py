@@ -318,6 +318,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.volatility_redrive_task",
         "schedule": env.float("WORKOUT_VOLATILITY_REDRIVE_EVERY_SECONDS", default=300.0),
     },
+    "sla-escalate": {
+        "task": "restructuring.tasks.sla_escalate_task",
+        "schedule": env.float("WORKOUT_SLA_EVERY_SECONDS", default=300.0),
+    },
 }
 
 LOGGING = {
@@ -453,6 +457,20 @@ WORKOUT_PAYMENT_GRACE_DAYS = env.int("WORKOUT_PAYMENT_GRACE_DAYS", default=5)
 # grace days (restructuring/services/promises.py): a bank's charges or a day's clearing do not break it.
 WORKOUT_PROMISE_GRACE_DAYS = env.int("WORKOUT_PROMISE_GRACE_DAYS", default=1)
 WORKOUT_PROMISE_TOLERANCE = env.str("WORKOUT_PROMISE_TOLERANCE", default="0.01")
+
+# --- Workout: the officer's desk (restructuring/services/assignment.py, restructuring/sla.py; README "The desk") ---
+# Auto-assignment gives a new case to the least-loaded eligible officer (on a team, not on leave, whose authority
+# covers the case's debt), loads counted in urgency points: a case weighs its band's points.
+WORKOUT_ASSIGN_WEIGHTS = {"critical": 4, "margin_call": 3, "warning": 1, "healthy": 1}
+# The most points of open cases auto-assignment gives one officer (TeamMembership.capacity overrides it).
+WORKOUT_ASSIGN_CAPACITY = env.int("WORKOUT_ASSIGN_CAPACITY", default=300)
+# SLA targets in hours by clock (a team's Team.sla_hours overrides them); a breach escalates to the team's senior.
+WORKOUT_SLA_HOURS = {
+    "margin_call_no_proposal": env.float("WORKOUT_SLA_MARGIN_CALL_HOURS", default=24.0),
+    "proposal_pending_approval": env.float("WORKOUT_SLA_PENDING_APPROVAL_HOURS", default=8.0),
+    "accepted_not_executed": env.float("WORKOUT_SLA_ACCEPTED_HOURS", default=24.0),
+    "broken_promise_no_follow_up": env.float("WORKOUT_SLA_BROKEN_PROMISE_HOURS", default=24.0),
+}
 
 # Tasks queued (on commit) when a sweep finishes, each called with sweep_id: the book does not import the
 # workflow that is built on it.

@@ -47,7 +47,12 @@ _OFFICER = [
 ]
 ROLES: dict[str, list[str]] = {
     CREDIT_OFFICER: _OFFICER,
-    SENIOR_CREDIT_OFFICER: [*_OFFICER, "restructuring.approve_senior", "rules.publish_ruleset"],
+    SENIOR_CREDIT_OFFICER: [
+        *_OFFICER,
+        "restructuring.approve_senior",
+        "restructuring.assign_case",
+        "rules.publish_ruleset",
+    ],
     COMPLIANCE: [
         "restructuring.view_case",
         "restructuring.view_proposal",

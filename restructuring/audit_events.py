@@ -212,3 +212,27 @@ def transition_event(
         reason=reason,
         payload=payload,
     )
+
+
+# ------------------------------------------------------------ the desk (services/assignment.py, services/sla.py)
+
+# Officers' names are staff matters: these are not on the client's timeline.
+CASE_ASSIGN = declare(
+    "case.assign", Case, audience=STAFF, summary="a case given an officer by the balancing (a sweep, the command)"
+)
+CASE_REASSIGN = declare(
+    "case.reassign",
+    Case,
+    audience=STAFF,
+    summary="a case moved to another officer: by a senior, with one officer's cases, or for an officer's leave",
+)
+CASE_SLA_BREACH = declare(
+    "case.sla_breach",
+    Case,
+    audience=STAFF,
+    summary="a case waited past its SLA target: escalated to its team's senior (clock, start, target, due)",
+)
+STAFF_LEAVE_START = declare(
+    "staff.leave_start", User, audience=COMPLIANCE_ONLY, summary="an officer on leave: their open cases balanced away"
+)
+STAFF_LEAVE_END = declare("staff.leave_end", User, audience=COMPLIANCE_ONLY, summary="an officer back from leave")

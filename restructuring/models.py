@@ -15,7 +15,9 @@ import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django.dispatch import receiver
+from django.utils import timezone
+from django_fsm import ConcurrentTransitionMixin, FSMField, post_transition, transition
 
 from accounts.models import MarginAccount, money_field
 
@@ -47,9 +49,67 @@ class CallBasis(models.TextChoices):
     MAINTENANCE = "maintenance", "Shortfall to the maintenance requirement"
 
 
-class Case(ConcurrentTransitionMixin, models.Model):
+class StateClock(models.Model):
+    """When the state last changed: what the SLA timers (restructuring/sla.py) count from. Every transition sets
+    it in memory (the post_transition receiver below), and a save that writes the state writes it too; the bulk
+    writers list it beside "state"."""
+
+    state_changed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        fields = kwargs.get("update_fields")
+        if fields is not None and "state" in fields and "state_changed_at" not in fields:  # type: ignore[operator]
+            kwargs["update_fields"] = [*fields, "state_changed_at"]  # type: ignore[misc]
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+
+@receiver(post_transition)
+def _state_clock(sender: type, instance: models.Model, **_: object) -> None:
+    if isinstance(instance, StateClock):
+        instance.state_changed_at = timezone.now()
+
+
+class Team(models.Model):
+    """A desk of officers under a senior, to whom its SLA breaches escalate. A case's team is its assignee's,
+    set with the assignee (restructuring/services/assignment.py); an unassigned case has none."""
+
+    name = models.CharField(max_length=100, unique=True)
+    senior = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="teams_led"
+    )
+    members = models.ManyToManyField(settings.AUTH_USER_MODEL, through="TeamMembership", related_name="teams")
+    # Hours by SLA clock (restructuring/sla.py CLOCKS) where this team's target differs from WORKOUT_SLA_HOURS.
+    sla_hours = models.JSONField(default=dict, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class TeamMembership(models.Model):
+    """An officer's place on one team (one each), with what the auto-assignment needs to know of them."""
+
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="team_membership")
+    # The most urgency-weighted load of open cases auto-assignment gives them; None: WORKOUT_ASSIGN_CAPACITY.
+    capacity = models.PositiveIntegerField(null=True, blank=True)
+    on_leave = models.BooleanField(default=False)  # takes no new cases; set by officer_leave_start
+
+    def __str__(self) -> str:
+        return f"{self.user_id} in {self.team_id}"
+
+
+class Case(ConcurrentTransitionMixin, StateClock, models.Model):
     account = models.ForeignKey(MarginAccount, on_delete=models.PROTECT, related_name="cases")
     state = FSMField(default=CaseState.WARNING, choices=CaseState.choices, protected=True)
+    # Who works the case, and their team (restructuring/services/assignment.py); null: unassigned.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="assigned_cases"
+    )
+    team = models.ForeignKey(Team, null=True, blank=True, on_delete=models.PROTECT, related_name="cases")
+    assigned_at = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
     # The margin call: how much the client must bring, on which basis, by when.
@@ -83,10 +143,14 @@ class Case(ConcurrentTransitionMixin, models.Model):
                 condition=Q(call_amount__isnull=True) | Q(call_amount__gte=0), name="case_call_amount_gte_0"
             ),
         ]
-        indexes = [models.Index(fields=["state", "deadline"], name="case_state_deadline_idx")]
+        indexes = [
+            models.Index(fields=["state", "deadline"], name="case_state_deadline_idx"),
+            models.Index(fields=["assignee", "state"], name="case_assignee_state_idx"),
+        ]
         permissions = [
             ("liquidate_case", "Can send a case to liquidation"),
             ("book_liquidation", "Can book liquidation fills"),
+            ("assign_case", "Can reassign cases and send officers on leave (senior credit officer)"),
         ]
 
     def __str__(self) -> str:
@@ -241,6 +305,8 @@ class NotificationKind(models.TextChoices):
     CURED = "cured", "Outcome: cured"
     LIQUIDATED = "liquidated", "Outcome: liquidated"
     WRITTEN_OFF = "written_off", "Outcome: written off"
+    # To staff, not the client: a case waited past its SLA target; sent to the team's senior by email.
+    SLA_BREACH = "sla_breach", "Escalation: SLA target breached"
 
 
 class NotificationChannel(models.TextChoices):
@@ -390,7 +456,7 @@ LIVE_PROPOSAL_STATES = (
 )
 
 
-class Proposal(ConcurrentTransitionMixin, models.Model):
+class Proposal(ConcurrentTransitionMixin, StateClock, models.Model):
     """Terms put forward for a case in one negotiation round, where they came from, why, and what they are worth.
 
     `terms` is restructuring.terms.Terms as JSON. Rule-made proposals record the rule set, and in `explanation`
@@ -828,3 +894,25 @@ class PromiseToPay(models.Model):
 
     def __str__(self) -> str:
         return f"promise {self.amount} by {self.due} on case {self.case_id} ({self.status})"
+
+
+class SlaEscalation(models.Model):
+    """One breach of one SLA clock of a case, escalated once (restructuring/services/sla.py): the clock and
+    when it started make the breach, so the beat running twice escalates it once, and a new wait is a new one."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="sla_escalations")
+    clock = models.CharField(max_length=40)
+    started_at = models.DateTimeField()
+    due_at = models.DateTimeField()
+    escalated_to = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["case", "clock", "started_at"], name="sla_escalation_once_per_breach")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.clock} breach of case {self.case_id}"

@@ -14,6 +14,7 @@ from restructuring.services.negotiation.offers import counter_followup
 from restructuring.services.notifications import notifications_drain, notifications_remind_deadlines, notifications_send
 from restructuring.services.promises import promises_track
 from restructuring.services.proposals import proposals_from_rules
+from restructuring.services.sla import sla_breaches_escalate
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
@@ -99,3 +100,9 @@ def promises_track_task() -> dict[str, int]:
     """The beat: open promises to pay are kept or broken by what arrived (restructuring/services/promises.py).
     Idempotent: only promises still open move, so a second delivery finds nothing to do."""
     return promises_track().as_dict()
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
+def sla_escalate_task() -> int:
+    """The beat: escalate each SLA breach not yet escalated to its team's senior. Run twice, it escalates once."""
+    return sla_breaches_escalate()

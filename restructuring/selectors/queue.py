@@ -12,6 +12,7 @@ from django.db.models import Count, DecimalField, Exists, F, OuterRef, Q, QueryS
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.db.models.lookups import GreaterThanOrEqual
+from django.utils import timezone
 
 from accounts.models import LoanStatus, MarginLoan, Position
 from restructuring.models import (
@@ -25,6 +26,7 @@ from restructuring.models import (
     ProposalState,
 )
 from restructuring.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+from restructuring.selectors.desk import cases_by_assignee, queue_sla
 
 QUEUE_PAGE_SIZE = 50
 
@@ -40,6 +42,11 @@ class QueueFilters:
     asset: str = ""  # an instrument symbol held (directly, or as the underlying of a derivative held)
     group: str = ""  # a client group's code
     search: str = ""  # account code, client code or name
+    # The desk (restructuring/selectors/desk.py): "me", a username, "none" or "team", read for `user_id`; and
+    # only the cases past their SLA target.
+    assignee: str = ""
+    user_id: int | None = None
+    sla_breached: bool = False
 
 
 def cases_for_queue(filters: QueueFilters) -> QuerySet[Case]:
@@ -100,6 +107,10 @@ def _queue_filtered(filters: QueueFilters, *, with_state: bool, annotate: bool =
         made = Proposal.objects.filter(case_id=OuterRef("pk"), made_by__username=filters.officer)
         approved = Approval.objects.filter(proposal__case_id=OuterRef("pk"), approver__username=filters.officer)
         cases = cases.filter(Exists(made) | Exists(approved))
+    if filters.assignee:
+        cases = cases_by_assignee(cases, filters.assignee, filters.user_id)
+    if filters.sla_breached:
+        cases = queue_sla(cases, timezone.now(), breached_only=True)
     if not annotate:
         return cases
     latest = FeasibilityReport.objects.filter(case_id=OuterRef("pk")).order_by("-created_at", "-pk")
@@ -111,7 +122,9 @@ def _queue_filtered(filters: QueueFilters, *, with_state: bool, annotate: bool =
     pending = Proposal.objects.filter(case_id=OuterRef("pk"), state=ProposalState.PENDING_APPROVAL).order_by()
     waiting = pending.values("case_id").annotate(n=Count("pk")).values("n")
     flagged = pending.filter(flagged_proposals()).values("case_id").annotate(n=Count("pk")).values("n")
-    return cases.select_related("account__client__group").annotate(
+    if not filters.sla_breached:  # the SLA clock on every row, sortable by `sla_due_at`
+        cases = queue_sla(cases, timezone.now())
+    return cases.select_related("account__client__group", "assignee").annotate(
         risk_band=F("account__risk__band"),
         risk_margin_ratio=F("account__risk__margin_ratio"),
         risk_equity=F("account__risk__equity"),

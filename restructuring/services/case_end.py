@@ -63,6 +63,6 @@ def proposals_withdraw_for_cases(
                 payload={"case_id": proposal.case_id},
             )
         )
-    bulk_update_fields(Proposal, live, ["state", "decision_reason", "decided_at", "updated_at"])
+    bulk_update_fields(Proposal, live, ["state", "decision_reason", "decided_at", "updated_at", "state_changed_at"])
     audit_record_many(events)
     return [p.pk for p in live]

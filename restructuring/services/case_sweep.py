@@ -33,6 +33,7 @@ from core.dispatch import dispatch_on_commit
 from core.money import currency_quantum
 from restructuring.audit_events import CASE_CURE, CASE_MARGIN_CALL, CASE_OPEN
 from restructuring.models import CURABLE_STATES, OPEN_STATES, CallBasis, Case, CaseState, FeasibilityTrigger
+from restructuring.services.assignment import cases_assign_new
 from restructuring.services.case_end import proposals_withdraw_for_cases
 from restructuring.services.feasibility import feasibility_batches
 from restructuring.services.notifications import notifications_enqueue_for_cases
@@ -94,9 +95,12 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
         changed = _escalate(escalating, now, entries) + _cure(curing, now, entries)
         for case in changed:
             case.updated_at = now  # auto_now is not applied by bulk writes
+            case.state_changed_at = now  # the SLA clocks count from the sweep's time, not the wall clock's
         fields = ["state", "call_amount", "call_basis", "called_at", "deadline", "closed_at", "margin_ratio", "band"]
-        bulk_update_fields(Case, changed, [*fields, "updated_at"])
+        bulk_update_fields(Case, changed, [*fields, "updated_at", "state_changed_at"])
         audit_record_many(entries)
+        # Every new case gets its officer in the same transaction: no window in which it belongs to nobody.
+        cases_assign_new(case_ids=[case.pk for case in new_cases], now=now)
         proposals_withdraw_for_cases(
             case_ids=[case.pk for case in changed if case.state == CaseState.CURED],
             reason="the case is cured: the account's margin is restored",
@@ -166,6 +170,7 @@ def _case_open(risk: _Risk, now: datetime) -> Case:
     case = Case(account_id=risk.account_id, opened_at=now, margin_ratio=risk.margin_ratio, band=risk.band)
     if risk.band in _BELOW_MAINTENANCE:
         case.issue_margin_call(**_call_terms(risk, now))
+    case.state_changed_at = now
     return case
 
 

@@ -224,6 +224,31 @@ def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | Non
     return ids
 
 
+def staff_notifications_enqueue(*, rows: Sequence[Notification]) -> list[int]:
+    """Messages to staff about a case (an SLA escalation to a senior), in the caller's transaction: the rows are
+    built by the caller (recipient: the member of staff's email), written once per (case, kind, channel,
+    dedupe_key) and sent like the clients' (after commit, or by the drain)."""
+    if not transaction.get_connection().in_atomic_block:
+        raise NotificationTransactionError("notifications must be enqueued inside transaction.atomic()")
+    if not rows:
+        return []
+    Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
+    created = {row.created_at for row in rows}
+    ids = list(
+        Notification.objects.filter(
+            case_id__any={row.case_id for row in rows},
+            kind__in={row.kind for row in rows},
+            created_at__in=created,
+            status=NotificationStatus.PENDING,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+    if ids:
+        _dispatch(ids)
+    return ids
+
+
 def _dispatch(notification_ids: list[int]) -> None:
     """After commit: hand the rows to the workers (core.dispatch: one attempt at the broker, without hanging on
     it). Whatever is not queued stays pending, and the drain sends it."""
@@ -408,8 +433,13 @@ _SUBJECTS = {
     NotificationKind.CURED: "Account {account} is back within its margin requirement",
     NotificationKind.LIQUIDATED: "Liquidation of account {account} is complete",
     NotificationKind.WRITTEN_OFF: "Liquidation of account {account} is complete: {shortfall} {currency} shortfall",
+    NotificationKind.SLA_BREACH: "Escalation: case {case_id} ({account}) breached its SLA: {clock_label}",
 }
 _BODIES = {
+    NotificationKind.SLA_BREACH: (
+        "Case {case_id} on account {account} has waited since {started_at} ({clock_label}); its target was "
+        "{target_hours} hours, due {due_at}. Assigned to: {assignee}. It is escalated to you as the team's senior."
+    ),
     NotificationKind.MARGIN_CALL: (
         "Account {account} is below its maintenance margin requirement. Please deposit {call_amount} {currency} "
         "or reduce your positions by {deadline}. If the call is not met by then, the positions may be "

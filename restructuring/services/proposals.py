@@ -230,7 +230,7 @@ def _store(
             entries.append(_entry(current, before, proposals, rule_set))
         Proposal.objects.bulk_create([_pending(p) for p in stored])
         moved = [e.object_id for e in entries if e.from_state != e.to_state]
-        Case.objects.filter(pk__in=moved).update(state=CaseState.PROPOSED, updated_at=now)
+        Case.objects.filter(pk__in=moved).update(state=CaseState.PROPOSED, updated_at=now, state_changed_at=now)
         audit_record_many(entries)
     logger.info("rules: %d proposals for %d cases", len(stored), len(entries))
     return [p.pk for p in stored]

@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET
 from accounts.models import HealthBand
 from core.access import staff_view
 from restructuring.forms import QueueFilterForm
+from restructuring.selectors.desk import default_assignee
 from restructuring.selectors.queue import (
     QUEUE_PAGE_SIZE,
     QueueFilters,
@@ -38,6 +39,10 @@ def queue(request: HttpRequest) -> HttpResponse:
         asset=(data.get("asset") or "").strip(),
         group=(data.get("group") or "").strip(),
         search=(data.get("q") or "").strip(),
+        # ?assignee=me|<username>|none|team; absent, an officer's queue is their own cases ("My cases")
+        assignee=request.GET.get("assignee", default_assignee(request.user)).strip()[:150],  # type: ignore[arg-type]
+        user_id=request.user.pk,
+        sla_breached=request.GET.get("sla") == "breached",
     )
     page = Paginator(cases_for_queue(filters), QUEUE_PAGE_SIZE).get_page(request.GET.get("page"))
     now = timezone.now()

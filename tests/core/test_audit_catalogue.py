@@ -47,9 +47,21 @@ def _docstrings(tree: ast.AST) -> set[int]:
     return out
 
 
+def _kept_names(tree: ast.AST) -> set[int]:
+    """The ids of the strings a model declares as the name its events keep after a move between apps
+    (`audit_object_type = "core.apitoken"` in its class): that is the declaration of the name, not a use of it."""
+    return {
+        id(node.value)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and any(isinstance(t, ast.Name) and t.id == "audit_object_type" for t in node.targets)
+        and isinstance(node.value, ast.Constant)
+    }
+
+
 def _offences(path: Path, names: set[str], object_types: set[str], prefixes: re.Pattern[str]) -> list[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
-    docstrings = _docstrings(tree)
+    docstrings = _docstrings(tree) | _kept_names(tree)
     where = str(path.relative_to(ROOT))
     found = []
     for node in ast.walk(tree):
@@ -90,9 +102,11 @@ def test_every_action_is_declared_once_for_a_model_and_compliance_reads_it() -> 
     names = [a.name if isinstance(a, AuditAction) else a.prefix for a in declared]
 
     assert len(names) == len(set(names))
+    kept = {getattr(m, "audit_object_type", None): m for m in apps.get_models()}
     for action in declared:
         app_label, _, model = action.object_type.partition(".")
-        assert apps.get_model(app_label, model) is not None
+        # a model that moved between apps keeps its events' name (accounts.ApiToken: "core.apitoken")
+        assert action.object_type in kept or apps.get_model(app_label, model) is not None
         assert Audience.COMPLIANCE in action.audience
     # every workflow action officers read: a case's events are the same for them and compliance
     for action in declared:

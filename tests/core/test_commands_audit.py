@@ -34,7 +34,7 @@ from core.audit import audit_verify
 from core.commands import OperationCommand
 from core.models import AuditEvent, IdempotencyRecord, Operation
 from core.operations import command_system_actor
-from restructuring.models import Case, CaseState
+from restructuring.models import Case, CaseState, Team, TeamMembership
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.feasibility import feasibility_compute
 from restructuring.services.liquidation import case_liquidate
@@ -95,6 +95,18 @@ def _draft_rules() -> Context:
     return {"draft": ruleset_clone(rule_set_id=published.pk)}
 
 
+def _desk_cases() -> Context:
+    """Two margin calls, assigned by the sweep to alice and bob of one team."""
+    team = Team.objects.create(name="Desk", senior=staff_user("sara", "senior_credit_officer"))
+    for name in ("alice", "bob"):
+        TeamMembership.objects.create(team=team, user=staff_user(name, "credit_officer"))
+    instrument = btc()
+    account("CALL1", instrument, band="margin_call")
+    account("CALL2", instrument, band="margin_call")
+    cases_apply_risk(sweep_id=sweep_only().pk)
+    return {}
+
+
 def _imported(path: Path) -> Context:
     book_import(path=path)
     return {}
@@ -138,6 +150,12 @@ COMMANDS: dict[str, Row] = {
     "liquidation_fill": Row(True, _liquidation_plan, lambda g: [str(g["plan"].pk)], lambda _: ["999999"]),
     # A draft: --publish by the draft's own author is the lead's four-eyes question (test_rules_load_* below).
     "rules_load": Row(True, _nothing, lambda _: [], lambda _: [MISSING]),
+    "cases_assign": Row(
+        True,
+        _desk_cases,
+        lambda _: ["--officer", "alice", "--to", "bob"],
+        lambda _: ["--officer", "alice", "--to", "nobody"],
+    ),
     "api_token": Row(
         True,
         _book,

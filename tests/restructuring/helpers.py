@@ -219,6 +219,16 @@ def other_sessions() -> int:
     return int(row[0])
 
 
+def other_sessions_described() -> list[tuple[Any, ...]]:
+    """The other sessions of this test database, as PostgreSQL sees them (for a timeout's message)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid, application_name, state, wait_event_type, wait_event, left(query, 120) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
+        return list(cursor.fetchall())
+
+
 def wait_until(condition: Callable[[], bool], what: str, *, timeout_s: float = 30.0, poll_s: float = 0.05) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -33,6 +33,7 @@ from tests.restructuring.helpers import (
     deadlines_pass,
     lock_waits,
     other_sessions,
+    other_sessions_described,
     received_by,
     sweep_only,
     wait_for_results,
@@ -196,7 +197,10 @@ def test_a_worker_killed_mid_task_leaves_all_or_nothing_and_the_redelivered_task
         # when the whole worker is SIGKILLed (its pool process holding the third case's open transaction)
         w.kill()
         audit_lock.release()
-        wait_until(lambda: other_sessions() == 0, "the killed worker's database session to end")
+        try:
+            wait_until(lambda: other_sessions() == 0, "the killed worker's database session to end")
+        except TimeoutError as timeout:  # seen once under heavy load: say which session stayed, and waiting on what
+            raise TimeoutError(f"{timeout}; still there: {other_sessions_described()}") from None
 
         # then the first two cases are liquidating with plan and event, the others untouched: the third's
         # plan, orders and state were rolled back with the dead session

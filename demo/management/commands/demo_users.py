@@ -20,6 +20,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.commands import OperationCommand
 from core.roles import ADMINISTRATOR, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+from restructuring.models import Team, TeamMembership
+from restructuring.services.assignment import cases_balance
 
 # Only ever set on a DEBUG machine (handle refuses otherwise), so a fixed, printed password is the point.
 DEMO_PASSWORD = "workout-demo"  # noqa: S105
@@ -68,11 +70,17 @@ class Command(OperationCommand):
                 devices.append(
                     TOTPDevice.objects.create(user=user, name="demo authenticator", key=_key(username), confirmed=True)
                 )
+            # The desk: alice and bob on sam's team, and the open cases the sweep left unassigned balanced over them.
+            team, _ = Team.objects.get_or_create(name="Desk 1", defaults={"senior": User.objects.get(username="sam")})
+            for username in ("alice", "bob"):
+                TeamMembership.objects.get_or_create(user=User.objects.get(username=username), defaults={"team": team})
+            assigned = cases_balance(actor=self.actor, system_actor=self.system_actor)
             # Never the password or the keys: who got which role, and that both were set.
             run.outcome = {
                 "users": [{"username": username, "role": role} for username, role, _what in DEMO_USERS],
                 "passwords_set": len(DEMO_USERS),
                 "authenticators_set": len(devices),
+                "cases_assigned": assigned.assigned,
             }
         self.stdout.write("Sign in at http://127.0.0.1:8000/login/ (password: workout-demo) as:")
         for (username, _role, what), device in zip(DEMO_USERS, devices, strict=True):

@@ -64,13 +64,14 @@ def _offers_expire(now: datetime) -> list[int]:
             case_transition = "return_to_proposals" if case.pk in with_alternatives else "expire_offer"
             before, case_before = _move(proposal, "expire", "offer"), _move(case, case_transition, "case")
             proposal.updated_at = case.updated_at = now  # auto_now is not applied by bulk writes
+            proposal.state_changed_at = case.state_changed_at = now
             moved.append(proposal)
             events += [
                 _event(proposal, PROPOSAL_EXPIRE, before, system_actor=NEGOTIATION_ACTOR),
                 _event(case, CASE_OFFER_EXPIRED, case_before, system_actor=NEGOTIATION_ACTOR, proposal_id=proposal.pk),
             ]
-        bulk_update_fields(Proposal, moved, ["state", "updated_at"])
-        bulk_update_fields(Case, [p.case for p in moved], ["state", "updated_at"])
+        bulk_update_fields(Proposal, moved, ["state", "updated_at", "state_changed_at"])
+        bulk_update_fields(Case, [p.case for p in moved], ["state", "updated_at", "state_changed_at"])
         audit_record_many(events)
     return [p.pk for p in moved]
 
@@ -94,7 +95,7 @@ def _missed_payments_default(now: datetime) -> list[int]:
         events = []
         for case in cases:
             before = _move(case, "default", "case")
-            case.updated_at = now
+            case.updated_at = case.state_changed_at = now
             events.append(
                 _event(case, CASE_DEFAULT, before, system_actor=NEGOTIATION_ACTOR, missed_installments=numbers[case.pk])
             )
@@ -102,7 +103,7 @@ def _missed_payments_default(now: datetime) -> list[int]:
         Installment.objects.filter(pk__in=[pk for pk, case_id, _ in late if case_id in defaulted]).update(
             status=InstallmentStatus.MISSED
         )
-        bulk_update_fields(Case, cases, ["state", "updated_at"])
+        bulk_update_fields(Case, cases, ["state", "updated_at", "state_changed_at"])
         audit_record_many(events)
         proposals_withdraw_for_cases(
             case_ids=[c.pk for c in cases], reason="the case defaulted", now=now, system_actor=NEGOTIATION_ACTOR

@@ -1,0 +1,153 @@
+"""Benchmark of the auto-assignment of a sweep's new cases. Prints one JSON object on its last line.
+
+    python bench/assignment.py [--cases 5000] [--officers 40] [--repeat 5]
+
+In its own database (`workout_bench_assign`; BENCH_DATABASE_URL overrides) it writes, once, a synthetic desk:
+`--cases` accounts with loans (debts from 1,000 to 400,000 USD, so some need a senior's authority), as many
+unassigned open cases (a third in margin call, a sixth critical, the rest warnings), and `--officers` officers
+on two teams: a quarter seniors (5,000,000 authority), the rest credit officers (250,000; every fifth with an own
+limit of 100,000), every tenth on leave, and an existing load: a tenth as many cases again, already assigned.
+
+It then times `cases_assign_new` (what the sweep calls, in its transaction, for the cases it opened) over every
+unassigned case, `--repeat` times, each in a transaction rolled back so each run starts from the same desk.
+
+`assign_s` is the median; `queries` the statements one run issued (fixed, whatever the number of cases);
+`assigned` / `unplaced` what a run did; `max_load_spread` the largest difference in urgency points between two
+eligible credit officers of the same authority after the run (the balance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from decimal import Decimal
+from typing import Any
+
+os.environ.setdefault("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/workout_bench_assign")
+
+from common import database_ready, machine
+
+
+def _desk(cases: int, officers: int) -> None:
+    from django.contrib.auth.models import Group, User
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from accounts.models import Client, MarginAccount, MarginLoan
+    from core.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
+    from restructuring.models import ApprovalLimit, Case, CaseState, Team, TeamMembership
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "TRUNCATE core_auditevent, restructuring_case, restructuring_team, accounts_client, auth_user "
+            "RESTART IDENTITY CASCADE"
+        )
+    now = timezone.now()
+    with transaction.atomic():
+        teams = [Team.objects.create(name=f"Desk {i}") for i in range(2)]
+        groups = {name: Group.objects.get(name=name) for name in (CREDIT_OFFICER, SENIOR_CREDIT_OFFICER)}
+        users = User.objects.bulk_create([User(username=f"officer{i:03}") for i in range(officers)])
+        for i, user in enumerate(users):
+            role = SENIOR_CREDIT_OFFICER if i % 4 == 0 else CREDIT_OFFICER
+            user.groups.add(groups[role])
+            if role == CREDIT_OFFICER and i % 5 == 1:
+                ApprovalLimit.objects.create(user=user, currency="USD", amount=Decimal(100_000))
+        TeamMembership.objects.bulk_create(
+            TeamMembership(team=teams[i % 2], user=user, on_leave=i % 10 == 9) for i, user in enumerate(users)
+        )
+        for team in teams:
+            team.senior = users[0]
+            team.save()
+        total = cases + cases // 10  # the new cases, and the load the officers already carry
+        clients = Client.objects.bulk_create(Client(code=f"C{i:06}", name=f"Client {i}") for i in range(total))
+        accounts = MarginAccount.objects.bulk_create(
+            MarginAccount(code=f"A{i:06}", client=client) for i, client in enumerate(clients)
+        )
+        MarginLoan.objects.bulk_create(
+            MarginLoan(account=account, principal=Decimal(1_000 + (i * 7919) % 399_000), rate_annual=Decimal("0.08"))
+            for i, account in enumerate(accounts)
+        )
+        bands = ["margin_call", "warning", "critical", "margin_call", "warning", "warning"]
+        Case.objects.bulk_create(
+            Case(
+                account=account,
+                state=CaseState.MARGIN_CALL if bands[i % 6] != "warning" else CaseState.WARNING,
+                band=bands[i % 6],
+                opened_at=now,
+                state_changed_at=now,
+                assignee=users[i % officers] if i >= cases else None,
+            )
+            for i, account in enumerate(accounts)
+        )
+
+
+def _spread() -> float:
+    from django.conf import settings
+    from django.db.models import Count
+
+    from restructuring.models import OPEN_STATES, Case
+
+    weights = settings.WORKOUT_ASSIGN_WEIGHTS
+    loads: dict[int, float] = {}
+    rows = (
+        Case.objects.filter(
+            state__in=OPEN_STATES,
+            assignee__team_membership__on_leave=False,
+            assignee__groups__name="credit_officer",
+            assignee__approval_limits__isnull=True,
+        )
+        .values_list("assignee_id", "band")
+        .annotate(n=Count("pk"))
+    )
+    for uid, band, n in rows:
+        loads[uid] = loads.get(uid, 0.0) + weights.get(band, 1) * n
+    return max(loads.values()) - min(loads.values()) if loads else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--cases", type=int, default=5000)
+    parser.add_argument("--officers", type=int, default=60)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+
+    database_ready()
+    from django.db import connection, transaction
+    from django.test.utils import CaptureQueriesContext
+    from django.utils import timezone
+
+    from restructuring.models import Case
+    from restructuring.services.assignment import cases_assign_new
+
+    log = lambda *a: print(*a, file=sys.stderr, flush=True)  # noqa: E731
+    if Case.objects.filter(assignee__isnull=True).count() != args.cases:
+        log(f"writing the desk: {args.cases} cases, {args.officers} officers")
+        _desk(args.cases, args.officers)
+    ids = list(Case.objects.filter(assignee__isnull=True).values_list("pk", flat=True))
+    figures: dict[str, Any] = {"bench": "assignment", "cases": len(ids), "officers": args.officers}
+    times: list[float] = []
+    for run in range(args.repeat):
+        with transaction.atomic():
+            with CaptureQueriesContext(connection) as queries:
+                start = time.perf_counter()
+                result = cases_assign_new(case_ids=ids, now=timezone.now())
+                times.append(time.perf_counter() - start)
+            if run == 0:
+                figures["queries"] = len(queries)
+                figures["assigned"], figures["unplaced"] = result.assigned, result.unplaced
+                figures["max_load_spread"] = _spread()
+            transaction.set_rollback(True)
+        log(f"run {run + 1}: {times[-1]:.3f} s")
+    figures["assign_s"] = round(statistics.median(times), 4)
+    figures["assign_max_s"] = round(max(times), 4)
+    figures["machine"] = machine()
+    figures["date"] = time.strftime("%Y-%m-%d")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,138 @@
+"""SLA clocks: how long a case has waited for staff in a state that needs them, against its target.
+
+Each clock names a wait (the case matches its condition), when the wait began, and a target in hours:
+WORKOUT_SLA_HOURS by clock, overridden per team by Team.sla_hours. A case runs at most one clock at a time, the
+first of CLOCKS whose condition holds. `sla_annotate` adds the clock, its start, its target and its due time to
+a queryset of cases, in SQL (the queue filters and sorts on them, the escalation beat selects the breaches with
+them), so reading them costs no query per case.
+
+The broken-promise clock ("broken_promise_no_follow_up") has its setting but no condition yet: it needs the
+PromiseToPay model of the conversation's change. Its condition goes in `_clocks()` once that model is there
+(a broken promise with no contact logged since it broke).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db.models import (
+    BooleanField,
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    FloatField,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
+from django.db.models import Case as CaseWhen
+from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast, Coalesce
+
+from restructuring.models import LIVE_PROPOSAL_STATES, CaseState, Proposal, ProposalState
+
+MARGIN_CALL_NO_PROPOSAL = "margin_call_no_proposal"
+PROPOSAL_PENDING_APPROVAL = "proposal_pending_approval"
+ACCEPTED_NOT_EXECUTED = "accepted_not_executed"
+BROKEN_PROMISE_NO_FOLLOW_UP = "broken_promise_no_follow_up"
+
+LABELS = {
+    MARGIN_CALL_NO_PROPOSAL: "Margin call without a proposal",
+    PROPOSAL_PENDING_APPROVAL: "Proposal pending approval",
+    ACCEPTED_NOT_EXECUTED: "Accepted offer not executed",
+    BROKEN_PROMISE_NO_FOLLOW_UP: "Broken promise not followed up",
+}
+
+
+@dataclass(frozen=True)
+class Clock:
+    name: str
+    condition: Q
+    started: object  # an expression: when the wait began
+
+
+def _clocks() -> list[Clock]:
+    live = Proposal.objects.filter(case_id=OuterRef("pk"), state__in=LIVE_PROPOSAL_STATES)
+    pending = Proposal.objects.filter(case_id=OuterRef("pk"), state=ProposalState.PENDING_APPROVAL).order_by()
+    pending_since = (
+        pending.values("case_id").annotate(since=Min(Coalesce("state_changed_at", "created_at"))).values("since")
+    )
+    return [
+        # The client said yes: only staff stand between the acceptance and the new terms.
+        Clock(
+            ACCEPTED_NOT_EXECUTED,
+            Q(state=CaseState.ACCEPTED),
+            Coalesce("state_changed_at", "updated_at"),
+        ),
+        # The oldest proposal waiting for an approver.
+        Clock(
+            PROPOSAL_PENDING_APPROVAL,
+            Q(Exists(pending)),
+            Subquery(pending_since, output_field=DateTimeField()),
+        ),
+        Clock(
+            MARGIN_CALL_NO_PROPOSAL,
+            Q(state=CaseState.MARGIN_CALL) & ~Q(Exists(live)),
+            Coalesce("state_changed_at", "called_at", "opened_at"),
+        ),
+    ]
+
+
+def target_hours(clock: str) -> float:
+    return float(settings.WORKOUT_SLA_HOURS[clock])
+
+
+def sla_annotate(cases: QuerySet[Any], now: datetime) -> QuerySet[Any]:
+    """Annotate `sla_clock` ("" when none runs), `sla_started_at`, `sla_target_hours`, `sla_due_at` and
+    `sla_breached` (due at or before `now`) on a queryset of cases."""
+    clocks = _clocks()
+    hours = {
+        clock.name: Coalesce(
+            Cast(KeyTextTransform(clock.name, "team__sla_hours"), FloatField()),
+            Value(target_hours(clock.name)),
+            output_field=FloatField(),
+        )
+        for clock in clocks
+    }
+    cases = cases.annotate(
+        sla_clock=CaseWhen(*(When(clock.condition, then=Value(clock.name)) for clock in clocks), default=Value("")),
+        sla_started_at=CaseWhen(
+            *(When(sla_clock=clock.name, then=clock.started) for clock in clocks),
+            default=None,
+            output_field=DateTimeField(),
+        ),
+        sla_target_hours=CaseWhen(
+            *(When(sla_clock=name, then=expression) for name, expression in hours.items()),
+            default=None,
+            output_field=FloatField(),
+        ),
+    )
+    hour = Value(timedelta(hours=1), output_field=DurationField())
+    return cases.annotate(
+        sla_due_at=ExpressionWrapper(
+            F("sla_started_at") + ExpressionWrapper(F("sla_target_hours") * hour, output_field=DurationField()),
+            output_field=DateTimeField(),
+        ),
+    ).annotate(
+        sla_breached=ExpressionWrapper(Q(sla_due_at__lte=now), output_field=BooleanField()),
+    )
+
+
+__all__ = [
+    "ACCEPTED_NOT_EXECUTED",
+    "BROKEN_PROMISE_NO_FOLLOW_UP",
+    "LABELS",
+    "MARGIN_CALL_NO_PROPOSAL",
+    "PROPOSAL_PENDING_APPROVAL",
+    "sla_annotate",
+    "target_hours",
+]
