@@ -25,6 +25,7 @@ from restructuring.services.conversation import PromiseConflict, contact_log, no
 from restructuring.services.negotiation.repayments import repayment_record
 from restructuring.services.negotiation.topups import topup_confirm, topup_declare
 from restructuring.services.promises import promises_track
+from restructuring.sla import BROKEN_PROMISE_NO_FOLLOW_UP, sla_annotate
 from rules.expressions import ResultKind, columns_from_rows, expression_compile
 from tests.restructuring.helpers import account, accounts, btc, sweep_only, worker
 from tests.restructuring.restructured import restructured
@@ -315,3 +316,21 @@ def test_the_demos_reset_clears_the_append_only_tables_with_the_cases() -> None:
     assert not Case.objects.exists()
     for model in (Note, PromiseToPay, Repayment):
         assert not model.objects.exists()
+
+
+@pytest.mark.django_db
+@override_settings(WORKOUT_PROMISE_GRACE_DAYS=0)
+def test_a_broken_promise_runs_the_follow_up_clock_until_a_contact_stops_it() -> None:
+    case = _margin_call_case()
+    alice = staff_user("alice", "credit_officer")
+    promise_make(case_id=case.pk, amount=D("10"), due=timezone.localdate(), method="card", actor=alice)
+    broke = timezone.now() + timedelta(days=2)
+    promises_track(now=broke)
+
+    later = broke + timedelta(hours=30)  # the default target is 24 hours
+    row = sla_annotate(Case.objects.filter(pk=case.pk), later).get()
+    assert (row.sla_clock, row.sla_started_at, row.sla_breached) == (BROKEN_PROMISE_NO_FOLLOW_UP, broke, True)
+
+    contact_log(case_id=case.pk, channel="call", direction="outbound", outcome="reached", actor=alice)
+    row = sla_annotate(Case.objects.filter(pk=case.pk), later).get()
+    assert row.sla_clock != BROKEN_PROMISE_NO_FOLLOW_UP  # followed up: back to the margin call's own clock
