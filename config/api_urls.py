@@ -17,6 +17,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/<int:pk>/loan/", restructuring_api.LoanView.as_view(), name="api-account-loan"),
     path("cases/", restructuring_api.CaseListView.as_view(), name="api-cases"),
     path("cases/<int:pk>/", restructuring_api.CaseDetailView.as_view(), name="api-case"),
+    path("cases/<int:pk>/promises/", restructuring_api.CasePromisesView.as_view(), name="api-case-promises"),
     path("offers/", restructuring_api.OfferListView.as_view(), name="api-offers"),
     path("offers/<int:pk>/", restructuring_api.OfferDetailView.as_view(), name="api-offer"),
     path("offers/<int:pk>/accept/", restructuring_api.OfferAcceptView.as_view(), name="api-offer-accept"),

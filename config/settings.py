@@ -309,6 +309,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "restructuring.tasks.negotiation_deadlines_task",
         "schedule": env.float("WORKOUT_DEADLINES_EVERY_SECONDS", default=60.0),
     },
+    "promises": {
+        "task": "restructuring.tasks.promises_track_task",
+        "schedule": env.float("WORKOUT_PROMISES_EVERY_SECONDS", default=300.0),
+    },
     "api-idempotency-purge": {
         "task": "core.tasks.idempotency_purge_task",
         "schedule": env.float("WORKOUT_API_IDEMPOTENCY_PURGE_EVERY_SECONDS", default=3600.0),
@@ -460,6 +464,10 @@ WORKOUT_PAYMENT_GRACE_DAYS = env.int("WORKOUT_PAYMENT_GRACE_DAYS", default=5)
 # reminder notification another one for the same case is refused.
 WORKOUT_BULK_MAX_CASES = env.int("WORKOUT_BULK_MAX_CASES", default=200)
 WORKOUT_REMINDER_MIN_HOURS = env.float("WORKOUT_REMINDER_MIN_HOURS", default=24.0)
+# A promise to pay is kept when at least its amount x (1 - tolerance) arrives by the end of its date plus the
+# grace days (restructuring/services/promises.py): a bank's charges or a day's clearing do not break it.
+WORKOUT_PROMISE_GRACE_DAYS = env.int("WORKOUT_PROMISE_GRACE_DAYS", default=1)
+WORKOUT_PROMISE_TOLERANCE = env.str("WORKOUT_PROMISE_TOLERANCE", default="0.01")
 
 # --- Workout: the officer's desk (restructuring/services/assignment.py, restructuring/sla.py; README "The desk") ---
 # Auto-assignment gives a new case to the least-loaded eligible officer (on a team, not on leave, whose authority

@@ -1,7 +1,8 @@
 """Roles are groups (docs/architecture.md, "Who uses it"), created with their permissions after every migrate.
 
 - credit_officer: works the queue, drafts and edits proposals, approves within their limit, sends offers,
-  executes accepted restructurings and records repayments, sends a case to liquidation.
+  executes accepted restructurings and records repayments, sends a case to liquidation; adds notes, logs
+  contacts and takes promises to pay.
 - senior_credit_officer: all of that, the senior approval (larger limit, escalated cases), publishes rule sets.
 - compliance: reads cases and the audit trail, exports it, verifies the chain; acts on nothing.
 - administrator: administers staff and nothing else: sees the members of staff, creates them, issues their
@@ -36,6 +37,10 @@ _OFFICER = [
     "restructuring.execute_proposal",
     "restructuring.liquidate_case",
     "restructuring.book_liquidation",
+    # the conversation: notes, contacts and promises to pay (restructuring/services/conversation.py)
+    "restructuring.add_note",
+    "restructuring.add_contact",
+    "restructuring.add_promisetopay",
     "rules.view_ruleset",
     "rules.add_ruleset",
     "rules.change_ruleset",

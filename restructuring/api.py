@@ -24,18 +24,38 @@ from core.api.fields import DecimalString, FastRepresentation, MoneyString, Stri
 from core.api.idempotency import idempotent
 from core.audit_catalogue import Audience
 from core.models import AuditEvent
-from restructuring.audit_events import CASE_OBJECT, INSTALLMENT_OBJECT, PROPOSAL_OBJECT, TOP_UP_OBJECT
-from restructuring.models import CallBasis, Case, CaseState, CollateralTopUp, Proposal, ProposalSource, ProposalState
+from restructuring.audit_events import (
+    CASE_OBJECT,
+    CONTACT_OBJECT,
+    INSTALLMENT_OBJECT,
+    PROMISE_OBJECT,
+    PROPOSAL_OBJECT,
+    REPAYMENT_OBJECT,
+    TOP_UP_OBJECT,
+)
+from restructuring.models import (
+    CallBasis,
+    Case,
+    CaseState,
+    CollateralTopUp,
+    PromiseMethod,
+    PromiseToPay,
+    Proposal,
+    ProposalSource,
+    ProposalState,
+)
 from restructuring.selectors.client import (
     account_loan,
     client_cases,
     client_offer,
     client_offers,
+    client_promises,
     client_top_ups,
     loan_schedule,
 )
 from restructuring.selectors.events import case_events
 from restructuring.selectors.offers import Outlook, offer_outlook, offer_terms
+from restructuring.services.conversation import promise_make
 from restructuring.services.negotiation.offers import offer_accept, offer_counter, offer_decline
 from restructuring.services.negotiation.topups import topup_declare
 from restructuring.terms import Terms, terms_hash
@@ -50,12 +70,15 @@ _OBJECT_NAMES = {
     PROPOSAL_OBJECT: "offer",
     INSTALLMENT_OBJECT: "installment",
     TOP_UP_OBJECT: "top_up",
+    REPAYMENT_OBJECT: "payment",
+    CONTACT_OBJECT: "contact",  # a call, email, meeting or letter with you (never the officers' notes)
+    PROMISE_OBJECT: "promise",
 }
 
 
 class TimelineEventSerializer(FastRepresentation, serializers.Serializer):
-    """One event of a case's timeline: a change of state of the case, of an offer, an installment paid, a
-    top-up."""
+    """One event of a case's timeline: a change of state of the case, of an offer, an installment paid, a payment
+    recorded, a top-up, a contact the lender had with you, a promise to pay made, kept or broken."""
 
     at = serializers.DateTimeField(source="created_at")
     action = serializers.CharField(help_text="What happened, e.g. case.margin_call, proposal.offer.")
@@ -560,3 +583,61 @@ class TopUpDetailView(ClientView, generics.RetrieveAPIView[CollateralTopUp]):
 
     def get_queryset(self) -> QuerySet[CollateralTopUp]:
         return client_top_ups(self.client_id)
+
+
+# ------------------------------------------------------------------------------------------- promises to pay
+
+
+class PromiseSerializer(FastRepresentation, serializers.ModelSerializer[PromiseToPay]):
+    """A promise to pay on one of your cases: kept when at least its amount less the tolerance arrives (a repayment
+    or a confirmed top-up) by the end of its date plus the grace (WORKOUT_PROMISE_TOLERANCE and
+    WORKOUT_PROMISE_GRACE_DAYS); broken otherwise."""
+
+    amount = MoneyString(currency="case.account.base_currency", read_only=True, help_text="In the account's currency.")
+    received = MoneyString(
+        currency="case.account.base_currency",
+        read_only=True,
+        allow_null=True,
+        help_text="What had arrived when it was kept or broken; null while open.",
+    )
+
+    class Meta:
+        model = PromiseToPay
+        fields = ["id", "case", "amount", "due", "method", "source", "status", "created_at", "resolved_at", "received"]
+        read_only_fields = fields
+
+
+class PromiseMakeSerializer(StrictSerializer):
+    """A promise to pay: how much, by when, how."""
+
+    amount = DecimalString(
+        min_value=Decimal("0.00000001"),
+        help_text="In the account's base currency, with at most its decimal places (2 for USD, 8 for BTC).",
+    )
+    due = serializers.DateField(input_formats=["iso-8601"], help_text="The date you will pay by (YYYY-MM-DD).")
+    method = serializers.ChoiceField(choices=PromiseMethod.choices, help_text="How you will pay.")
+
+
+@extend_schema(tags=["cases"])
+class CasePromisesView(ClientView, generics.ListAPIView[PromiseToPay]):
+    """The promises to pay on one of your cases, newest first. POST makes one (201): a case has at most one open
+    promise (another: 409 `promise_conflict`), a closed case takes none; a date in the past or more than a year
+    ahead, or an amount with more places than the currency's, is 400 naming the field."""
+
+    serializer_class = PromiseSerializer
+
+    def get_queryset(self) -> QuerySet[PromiseToPay]:
+        case = generics.get_object_or_404(client_cases(self.client_id), pk=self.kwargs["pk"])
+        return client_promises(self.client_id).filter(case=case).order_by("-created_at", "-pk")
+
+    @extend_schema(request=PromiseMakeSerializer, responses={201: PromiseSerializer})
+    @idempotent
+    def post(self, request: Request, pk: int) -> Response:
+        serializer = PromiseMakeSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        promise = promise_make(
+            case_id=pk, amount=data["amount"], due=data["due"], method=data["method"], client_id=self.client_id
+        )
+        promise = client_promises(self.client_id).get(pk=promise.pk)
+        return Response(PromiseSerializer(promise).data, status=status.HTTP_201_CREATED)

@@ -24,7 +24,17 @@ from django.contrib.auth.models import User
 
 from core.audit import AuditEntry
 from core.audit_catalogue import COMPLIANCE_ONLY, EVERYONE, STAFF, AuditAction, audit_object_type, declare
-from restructuring.models import Case, CollateralTopUp, FeasibilityReport, Installment, Proposal
+from restructuring.models import (
+    Case,
+    CollateralTopUp,
+    Contact,
+    FeasibilityReport,
+    Installment,
+    Note,
+    PromiseToPay,
+    Proposal,
+    Repayment,
+)
 
 # The trail's names of the workflow's objects (AuditEvent.object_type), for the reads that select by them.
 CASE_OBJECT = audit_object_type(Case)
@@ -32,6 +42,10 @@ PROPOSAL_OBJECT = audit_object_type(Proposal)
 REPORT_OBJECT = audit_object_type(FeasibilityReport)
 INSTALLMENT_OBJECT = audit_object_type(Installment)
 TOP_UP_OBJECT = audit_object_type(CollateralTopUp)
+REPAYMENT_OBJECT = audit_object_type(Repayment)
+NOTE_OBJECT = audit_object_type(Note)
+CONTACT_OBJECT = audit_object_type(Contact)
+PROMISE_OBJECT = audit_object_type(PromiseToPay)
 
 # ---------------------------------------------------------------------------------------------------- cases
 
@@ -124,6 +138,40 @@ TOPUP_DECLARE = declare("topup.declare", CollateralTopUp, audience=EVERYONE, sum
 TOPUP_CONFIRM = declare(
     "topup.confirm", CollateralTopUp, audience=EVERYONE, summary="operations confirmed a top-up: the cash credited"
 )
+
+# ------------------------------------------------------------ the conversation and payments (issue 17)
+# A client reads its payments, the contacts made with it and its promises; never the officers' notes, nor the
+# case's follow-up marks (the desk's own bookkeeping).
+
+REPAYMENT_RECORD = declare(
+    "repayment.record",
+    Repayment,
+    audience=EVERYONE,
+    summary="a payment recorded on a restructured loan, with its allocation (fees, interest, principal)",
+)
+NOTE_ADD = declare("note.add", Note, audience=STAFF, summary="an officer's note on a case (internal)")
+CONTACT_LOG = declare(
+    "contact.log", Contact, audience=EVERYONE, summary="a contact with the client: channel, direction, outcome"
+)
+PROMISE_MAKE = declare(
+    "promise.make",
+    PromiseToPay,
+    audience=EVERYONE,
+    summary="a promise to pay taken by an officer or sent by the client",
+)
+PROMISE_KEPT = declare(
+    "promise.kept", PromiseToPay, audience=EVERYONE, summary="a promise to pay kept: the money arrived in time"
+)
+PROMISE_BROKEN = declare(
+    "promise.broken", PromiseToPay, audience=EVERYONE, summary="a promise to pay broken: its date and grace passed"
+)
+CASE_FOLLOW_UP = declare(
+    "case.follow_up", Case, audience=STAFF, summary="a broken promise: the case waits for an officer's follow-up"
+)
+CASE_FOLLOWED_UP = declare(
+    "case.followed_up", Case, audience=STAFF, summary="a contact or a new promise followed up a broken promise"
+)
+
 
 # -------------------------------------------------------------------------------- staff (services/staff.py)
 

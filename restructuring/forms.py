@@ -13,6 +13,7 @@ from django.core.validators import MaxValueValidator
 
 from accounts.models import Position
 from core.forms import DecimalTextField
+from restructuring.models import ContactChannel, ContactDirection, ContactOutcome, PromiseMethod
 from restructuring.schedules import ArrearsTreatment, ScheduleKind
 
 _FIELD_OF_TERM = {
@@ -183,3 +184,48 @@ class QueueFilterForm(forms.Form):
         self.fields["state"].choices = [("", "every open state"), *states]  # type: ignore[attr-defined]
         self.fields["band"].choices = [("", "every band"), *bands]  # type: ignore[attr-defined]
         self.fields["officer"].choices = [("", "every officer"), *((o, o) for o in officers)]  # type: ignore[attr-defined]
+
+
+# --------------------------------------------------------------------------------------- the conversation
+# The services check the rest (dates not in the past, the currency's places, one open promise): the forms parse.
+
+
+class NoteForm(forms.Form):
+    text = forms.CharField(label="Note", widget=forms.Textarea(attrs={"rows": 2}), max_length=10_000)
+    remind_on = forms.DateField(label="Remind me on", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    corrects = forms.IntegerField(label="Corrects note", required=False, min_value=1)
+
+
+class PromiseForm(forms.Form):
+    """A promise to pay; in the contact form, its fields are optional (left empty: no promise was made)."""
+
+    promise_amount = DecimalTextField(label="Promised amount", min_value=Decimal("0.00000001"))
+    promise_due = forms.DateField(label="Promised by", widget=forms.DateInput(attrs={"type": "date"}))
+    promise_method = forms.ChoiceField(label="Paid by", choices=PromiseMethod.choices)
+
+    def __init__(self, *args: Any, optional: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if optional:
+            for field in self.fields.values():
+                field.required = False
+
+    def promise(self) -> dict[str, Any] | None:
+        """The promise's amount, date and method, or None when none was given (the contact form's empty fields)."""
+        data = self.cleaned_data
+        if data.get("promise_amount") is None and data.get("promise_due") is None:
+            return None
+        return {"amount": data.get("promise_amount"), "due": data.get("promise_due"), "method": data["promise_method"]}
+
+
+class ContactForm(PromiseForm):
+    channel = forms.ChoiceField(choices=ContactChannel.choices)
+    direction = forms.ChoiceField(choices=ContactDirection.choices)
+    outcome = forms.ChoiceField(choices=ContactOutcome.choices)
+    person = forms.CharField(label="Person reached", max_length=200, required=False)
+    summary = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=10_000, required=False)
+    corrects = forms.IntegerField(label="Corrects contact", required=False, min_value=1)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, optional=True, **kwargs)
+        self.fields["promise_method"].initial = PromiseMethod.BANK_TRANSFER
+        self.order_fields(["channel", "direction", "outcome", "person", "summary"])

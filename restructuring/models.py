@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 from decimal import Decimal
 
+import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -123,6 +124,10 @@ class Case(ConcurrentTransitionMixin, StateClock, models.Model):
     # The fact row the rules last saw for this case (rules/schema.py) and when: what a backtest replays.
     facts = models.JSONField(default=dict, blank=True)
     facts_at = models.DateTimeField(null=True, blank=True)
+    # A broken promise to pay (PromiseToPay) puts the case back on the officers' desk from this moment, whatever
+    # its state: the state machine does not move (the promise was never a state), but the case waits for staff
+    # again until an officer logs a contact or takes a new promise, which clears it. None: nothing to follow up.
+    follow_up_since = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -626,15 +631,85 @@ class Installment(models.Model):
     total = money_field()
     balance = money_field()
     status = models.CharField(max_length=6, choices=InstallmentStatus.choices, default=InstallmentStatus.DUE)
+    # What payments have covered so far (restructuring/allocation.py's waterfall): the arrears part (the fees),
+    # then the interest, then the principal. `paid_amount` is their sum; the installment is PAID when it equals
+    # `total`, and DUE with a carried balance (partly paid) before that. `paid_at`: when it was paid in full.
     paid_amount = money_field(default=Decimal(0))
+    arrears_paid = money_field(default=Decimal(0))
+    interest_paid = money_field(default=Decimal(0))
+    principal_paid = money_field(default=Decimal(0))
     paid_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["proposal", "number"], name="installment_number_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["proposal", "number"], name="installment_number_unique"),
+            models.CheckConstraint(
+                condition=Q(arrears_paid__gte=0, arrears_paid__lte=models.F("arrears"))
+                & Q(interest_paid__gte=0, interest_paid__lte=models.F("interest"))
+                & Q(principal_paid__gte=0, principal_paid__lte=models.F("principal")),
+                name="installment_paid_within_parts",
+            ),
+        ]
         ordering = ["proposal", "number"]
 
     def __str__(self) -> str:
         return f"installment {self.number} of proposal {self.proposal_id}"
+
+    @property
+    def outstanding(self) -> Decimal:
+        return self.total - self.paid_amount
+
+    @property
+    def partly_paid(self) -> bool:
+        return self.status == InstallmentStatus.DUE and self.paid_amount > 0
+
+
+class Repayment(models.Model):
+    """One payment received on a restructured loan, as an officer recorded it. Its allocation over the schedule
+    (RepaymentAllocation rows) is the waterfall's; neither is ever changed (a trigger refuses it): a payment
+    recorded in error is answered by a new entry, not an edit."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="repayments")
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="repayments")
+    amount = money_field()
+    received_at = models.DateTimeField()
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    # The loan's principal after this payment (the schedule's principal still unpaid).
+    principal_after = money_field()
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="repayment_amount_gt_0")]
+        indexes = [models.Index(fields=["case", "received_at"], name="repayment_case_received_idx")]
+        triggers = [pgtrigger.Protect(name="repayment_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"repayment {self.amount} on case {self.case_id}"
+
+
+class RepaymentAllocation(models.Model):
+    """What one payment paid of one installment, by part."""
+
+    repayment = models.ForeignKey(Repayment, on_delete=models.PROTECT, related_name="allocations")
+    installment = models.ForeignKey(Installment, on_delete=models.PROTECT, related_name="allocations")
+    arrears = money_field()
+    interest = money_field()
+    principal = money_field()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["repayment", "installment"], name="allocation_once_per_installment"),
+            models.CheckConstraint(
+                condition=Q(arrears__gte=0, interest__gte=0, principal__gte=0), name="allocation_parts_gte_0"
+            ),
+        ]
+        triggers = [pgtrigger.Protect(name="allocation_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"repayment {self.repayment_id} to installment {self.installment_id}"
+
+    @property
+    def total(self) -> Decimal:
+        return self.arrears + self.interest + self.principal
 
 
 class CollateralDemand(models.Model):
@@ -686,6 +761,139 @@ class ReductionOrder(models.Model):
 
     def __str__(self) -> str:
         return f"reduce {self.quantity} of position {self.position_id}"
+
+
+# ------------------------------------------------------------------------------------------- the conversation
+# Notes and contacts are never changed (a trigger refuses UPDATE and DELETE): a correction is a new entry whose
+# `corrects` names the one it corrects, on the same case. Each is audited (note.add, contact.log).
+
+
+class Note(models.Model):
+    """An officer's note on a case, with an optional reminder date. Internal: never shown to the client."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="notes")
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    text = models.TextField()
+    remind_on = models.DateField(null=True, blank=True)
+    corrects = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="corrections")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["case", "created_at"], name="note_case_created_idx")]
+        triggers = [pgtrigger.Protect(name="note_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"note {self.pk} on case {self.case_id}"
+
+
+class ContactChannel(models.TextChoices):
+    CALL = "call", "Call"
+    EMAIL = "email", "Email"
+    MEETING = "meeting", "Meeting"
+    LETTER = "letter", "Letter"
+
+
+class ContactDirection(models.TextChoices):
+    OUTBOUND = "outbound", "We contacted the client"
+    INBOUND = "inbound", "The client contacted us"
+
+
+class ContactOutcome(models.TextChoices):
+    REACHED = "reached", "Reached"
+    PROMISE = "promise", "Promise to pay made"
+    REFUSED = "refused", "Refused to pay"
+    DISPUTED = "disputed", "Disputes the debt"
+    NO_ANSWER = "no_answer", "No answer"
+    MESSAGE_LEFT = "message_left", "Message left"
+    WRONG_CONTACT = "wrong_contact", "Wrong contact details"
+
+
+class Contact(models.Model):
+    """A contact with the client: a call, email, meeting or letter, either way, with its outcome and the person
+    reached. Shown to the client in its API timeline (channel, direction, outcome, when), never the summary."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="contacts")
+    officer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    channel = models.CharField(max_length=7, choices=ContactChannel.choices)
+    direction = models.CharField(max_length=8, choices=ContactDirection.choices)
+    outcome = models.CharField(max_length=13, choices=ContactOutcome.choices)
+    person = models.CharField(max_length=200, blank=True, default="")  # who was reached (or written to)
+    summary = models.TextField(blank=True, default="")
+    corrects = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="corrections")
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(channel__in=ContactChannel.values), name="contact_channel_valid"),
+            models.CheckConstraint(condition=Q(direction__in=ContactDirection.values), name="contact_direction_valid"),
+            models.CheckConstraint(condition=Q(outcome__in=ContactOutcome.values), name="contact_outcome_valid"),
+        ]
+        indexes = [models.Index(fields=["case", "created_at"], name="contact_case_created_idx")]
+        triggers = [pgtrigger.Protect(name="contact_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"{self.channel} {self.direction} on case {self.case_id}: {self.outcome}"
+
+
+class PromiseStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    KEPT = "kept", "Kept"
+    BROKEN = "broken", "Broken"
+
+
+class PromiseMethod(models.TextChoices):
+    BANK_TRANSFER = "bank_transfer", "Bank transfer"
+    CARD = "card", "Card"
+    CRYPTO_TRANSFER = "crypto_transfer", "Crypto transfer"
+    OTHER = "other", "Other"
+
+
+class PromiseSource(models.TextChoices):
+    OFFICER = "officer", "Taken by an officer"
+    CLIENT = "client", "Sent by the client"
+
+
+class PromiseToPay(models.Model):
+    """The client's promise to pay `amount` (in the account's currency) by `due`. Tracked by the beat
+    (restructuring/services/promises.py): kept when repayments and confirmed top-ups on the account since the
+    promise reach the amount within the tolerance by the end of the grace after `due`; broken otherwise. At most
+    one promise of a case is open at a time."""
+
+    case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="promises")
+    amount = money_field()
+    due = models.DateField()
+    method = models.CharField(max_length=15, choices=PromiseMethod.choices)
+    source = models.CharField(max_length=7, choices=PromiseSource.choices)
+    made_by = models.ForeignKey(  # the officer who took it; None when the client sent it
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    contact = models.ForeignKey(Contact, null=True, blank=True, on_delete=models.PROTECT, related_name="promises")
+    status = models.CharField(max_length=6, choices=PromiseStatus.choices, default=PromiseStatus.OPEN)
+    created_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    received = money_field(null=True, blank=True)  # what had arrived when it was kept or broken
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["case"], condition=Q(status=PromiseStatus.OPEN), name="promise_one_open_per_case"
+            ),
+            models.CheckConstraint(condition=Q(amount__gt=0), name="promise_amount_gt_0"),
+            models.CheckConstraint(condition=Q(status__in=PromiseStatus.values), name="promise_status_valid"),
+            models.CheckConstraint(condition=Q(method__in=PromiseMethod.values), name="promise_method_valid"),
+            models.CheckConstraint(condition=Q(source__in=PromiseSource.values), name="promise_source_valid"),
+            models.CheckConstraint(
+                condition=Q(status=PromiseStatus.OPEN, resolved_at__isnull=True)
+                | (~Q(status=PromiseStatus.OPEN) & Q(resolved_at__isnull=False)),
+                name="promise_resolved_at_resolved",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["due"], condition=Q(status=PromiseStatus.OPEN), name="promise_open_due_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"promise {self.amount} by {self.due} on case {self.case_id} ({self.status})"
 
 
 class SlaEscalation(models.Model):

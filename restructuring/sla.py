@@ -6,9 +6,10 @@ first of CLOCKS whose condition holds. `sla_annotate` adds the clock, its start,
 a queryset of cases, in SQL (the queue filters and sorts on them, the escalation beat selects the breaches with
 them), so reading them costs no query per case.
 
-The broken-promise clock ("broken_promise_no_follow_up") has its setting but no condition yet: it needs the
-PromiseToPay model of the conversation's change. Its condition goes in `_clocks()` once that model is there
-(a broken promise with no contact logged since it broke).
+The broken-promise clock ("broken_promise_no_follow_up") runs from the moment a promise to pay broke
+(`Case.follow_up_since`, set by restructuring/services/promises.py) until an officer logs a contact or takes a new
+promise (restructuring/services/conversation.py clears it). It comes first: whatever else the case waits for, a
+client who did not pay as promised is the most pressing thing on it.
 """
 
 from __future__ import annotations
@@ -67,6 +68,8 @@ def _clocks() -> list[Clock]:
         pending.values("case_id").annotate(since=Min(Coalesce("state_changed_at", "created_at"))).values("since")
     )
     return [
+        # A broken promise not followed up yet (a contact or a new promise clears follow_up_since).
+        Clock(BROKEN_PROMISE_NO_FOLLOW_UP, Q(follow_up_since__isnull=False), F("follow_up_since")),
         # The client said yes: only staff stand between the acceptance and the new terms.
         Clock(
             ACCEPTED_NOT_EXECUTED,

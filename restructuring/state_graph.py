@@ -22,6 +22,11 @@ What happens to a case's proposals (`restructuring/services/case_end.py`, `negot
   someone who is not its maker, it is carried out and the case goes to `liquidating`. Only the margin call's
   deadline sends a case to liquidation without a proposal.
 
+Promises to pay (`restructuring/services/promises.py`) move no state. A broken promise reopens the case for
+action: `Case.follow_up_since` is set (audited `case.follow_up`), so the case, in whatever open state it is, waits
+for staff again until an officer logs a contact or takes a new promise (`case.followed_up`). A restructured case
+whose installments stay unpaid still defaults by the schedule's grace (`restructured --> defaulted`), promise or not.
+
 ```mermaid
 stateDiagram-v2
 """

@@ -12,6 +12,7 @@ from restructuring.services.liquidation import deadlines_run
 from restructuring.services.negotiation.deadlines import negotiation_deadlines_run
 from restructuring.services.negotiation.offers import counter_followup
 from restructuring.services.notifications import notifications_drain, notifications_remind_deadlines, notifications_send
+from restructuring.services.promises import promises_track
 from restructuring.services.proposals import proposals_from_rules
 from restructuring.services.sla import sla_breaches_escalate
 
@@ -92,6 +93,13 @@ def negotiation_deadlines_task() -> dict[str, list[int]]:
 def counter_followup_task(*, case_id: int, offer_id: int) -> list[int]:
     """Queued on commit by a counter-offer: feasibility and the rules again for the new round."""
     return counter_followup(case_id=case_id, offer_id=offer_id)
+
+
+@shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
+def promises_track_task() -> dict[str, int]:
+    """The beat: open promises to pay are kept or broken by what arrived (restructuring/services/promises.py).
+    Idempotent: only promises still open move, so a second delivery finds nothing to do."""
+    return promises_track().as_dict()
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)

@@ -47,6 +47,9 @@ FACTS: tuple[Fact, ...] = (
     Fact("group_exposure", FactType.NUMBER, "debt of every account of the client's group (the account's own if none)"),
     Fact("is_isolated", FactType.BOOLEAN, "the account margins positions in isolated mode"),
     Fact("loan_rate", FactType.NUMBER, "the loan's annual rate (0.08: 8%)"),
+    Fact("promises_made", FactType.NUMBER, "promises to pay the client made, on any of its accounts, ever"),
+    Fact("promises_kept", FactType.NUMBER, "of those, promises kept (the money arrived by the date, within tolerance)"),
+    Fact("promises_broken", FactType.NUMBER, "of those, promises broken (the date and its grace passed unpaid)"),
 )
 
 FACT_TYPES: dict[str, FactType] = {fact.name: fact.type for fact in FACTS}

@@ -19,8 +19,12 @@ from restructuring import feasibility
 from restructuring.models import (
     Approval,
     Case,
+    Contact,
     FeasibilityReport,
     Installment,
+    Note,
+    PromiseStatus,
+    PromiseToPay,
     Proposal,
     ProposalKind,
 )
@@ -128,6 +132,14 @@ class CasePage:
     prior_restructurings: int
     events: list[AuditEvent]
     debt: Decimal | None = field(default=None)
+    # The conversation, newest first: notes, contacts and promises to pay with who wrote or took them.
+    notes: list[Note] = field(default_factory=list)
+    contacts: list[Contact] = field(default_factory=list)
+    promises: list[PromiseToPay] = field(default_factory=list)
+
+    @property
+    def open_promise(self) -> PromiseToPay | None:
+        return next((p for p in self.promises if p.status == PromiseStatus.OPEN), None)
 
 
 def case_page_load(case_id: int) -> CasePage:
@@ -172,6 +184,11 @@ def case_page_load(case_id: int) -> CasePage:
     prior = Case.objects.filter(account_id=account_id, state__in=RESTRUCTURED_STATES).exclude(pk=case.pk).count()
     symbols = {h.position.pk: h.position.instrument.symbol for h in positions}
     events = list(case_events(case, Audience.OFFICER))
+    notes = list(Note.objects.filter(case_id=case.pk).select_related("author").order_by("-created_at", "-pk"))
+    contacts = list(Contact.objects.filter(case_id=case.pk).select_related("officer").order_by("-created_at", "-pk"))
+    promises = list(
+        PromiseToPay.objects.filter(case_id=case.pk).select_related("made_by").order_by("-created_at", "-pk")
+    )
     return CasePage(
         case=case,
         risk=risk,
@@ -186,6 +203,9 @@ def case_page_load(case_id: int) -> CasePage:
         prior_restructurings=prior,
         events=events,
         debt=None if loan is None else loan.principal + loan.accrued_interest,
+        notes=notes,
+        contacts=contacts,
+        promises=promises,
     )
 
 

@@ -6,7 +6,15 @@ from __future__ import annotations
 from django.db.models import Q, QuerySet
 
 from accounts.models import LoanStatus, MarginAccount, MarginLoan
-from restructuring.models import Case, CollateralTopUp, Installment, Proposal, ProposalSource, ProposalState
+from restructuring.models import (
+    Case,
+    CollateralTopUp,
+    Installment,
+    PromiseToPay,
+    Proposal,
+    ProposalSource,
+    ProposalState,
+)
 from restructuring.selectors.schedules import ScheduleRow, installment_rows
 
 # The proposals a client may see: those offered to it and its own counter-offers, never the officers' drafts nor
@@ -30,6 +38,10 @@ def client_offer(client_id: int, proposal_id: int) -> Proposal | None:
 
 def client_cases(client_id: int) -> QuerySet[Case]:
     return Case.objects.filter(account__client_id=client_id).select_related("account")
+
+
+def client_promises(client_id: int) -> QuerySet[PromiseToPay]:
+    return PromiseToPay.objects.filter(case__account__client_id=client_id).select_related("case__account")
 
 
 def client_top_ups(client_id: int) -> QuerySet[CollateralTopUp]:

@@ -10,10 +10,10 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from django.db.models import Count, F, Sum
+from django.db.models import Count, F, Q, Sum
 
 from accounts.models import LoanStatus, MarginLoan, RiskState
-from restructuring.models import Case, CaseState, FeasibilityReport
+from restructuring.models import Case, CaseState, FeasibilityReport, PromiseStatus, PromiseToPay
 from rules.actions import CaseHoldings
 
 # Cases that went through a restructuring (closed after it, or defaulted on it).
@@ -71,6 +71,7 @@ def rule_facts_load(cases: Sequence[Case], now: datetime) -> RuleFacts:
         .annotate(n=Count("pk"))
         .values_list("account_id", "n")
     )
+    promises = client_promise_record({c.account.client_id for c in cases})
     groups = {c.account.client.group_id for c in cases} - {None}
     group_debt = dict(
         MarginLoan.objects.filter(status=LoanStatus.ACTIVE, account__client__group_id__in=groups)
@@ -88,6 +89,7 @@ def rule_facts_load(cases: Sequence[Case], now: datetime) -> RuleFacts:
         row["prior_restructurings"] = float(prior.get(case.account_id, 0) - (case.state in RESTRUCTURED_STATES))
         group = case.account.client.group_id
         row["group_exposure"] = float(group_debt[group]) if group in group_debt else row["debt"]
+        row.update(promises.get(case.account.client_id, _NO_PROMISES))
         rows.append(row)
         holdings.append(_holdings(figures))
         report_ids.append(figures.pk if figures else None)
@@ -167,3 +169,24 @@ def _holdings(figures: _ReportFigures | None) -> CaseHoldings:
     return CaseHoldings(
         position_ids=tuple(int(p) for p, _ in figures.holdings), long=tuple(bool(long) for _, long in figures.holdings)
     )
+
+
+_NO_PROMISES = {"promises_made": 0.0, "promises_kept": 0.0, "promises_broken": 0.0}
+
+
+def client_promise_record(client_ids: set[int]) -> dict[int, dict[str, float]]:
+    """The clients' promises to pay, made (every status), kept and broken, over all their accounts: one query."""
+    rows = (
+        PromiseToPay.objects.filter(case__account__client_id__in=client_ids)
+        .values("case__account__client_id")
+        .annotate(
+            made=Count("pk"),
+            kept=Count("pk", filter=Q(status=PromiseStatus.KEPT)),
+            broken=Count("pk", filter=Q(status=PromiseStatus.BROKEN)),
+        )
+        .values_list("case__account__client_id", "made", "kept", "broken")
+    )
+    return {
+        client: {"promises_made": float(made), "promises_kept": float(kept), "promises_broken": float(broken)}
+        for client, made, kept, broken in rows
+    }

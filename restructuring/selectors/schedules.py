@@ -28,6 +28,12 @@ class ScheduleRow:
     payable: str = ""  # executed installments: the amount due in the currency's places, as the payment form offers it
     paid_at: datetime | None = None
     currency: str = ""  # the account's, which the amounts are in ("" where the page says it once)
+    # executed installments: what payments covered so far by the waterfall (fees = the arrears part), and whether
+    # the installment is partly paid (some paid, the rest carried, still due)
+    arrears_paid: Decimal | None = None
+    interest_paid: Decimal | None = None
+    principal_paid: Decimal | None = None
+    partly_paid: bool = False
 
     @classmethod
     def of(cls, installment: Any, **extra: Any) -> ScheduleRow:
@@ -54,8 +60,13 @@ def installment_rows(installments: Iterable[Installment], currency: str) -> list
             paid_amount=i.paid_amount,
             paid_at=i.paid_at,
             installment_id=i.pk,
-            payable=format(i.total.quantize(quantum), "f"),
+            # what is still owed on it: the payment form's amount (a payment may be more: it runs on to the next)
+            payable=format((i.total - i.paid_amount).quantize(quantum), "f"),
             currency=currency,
+            arrears_paid=i.arrears_paid,
+            interest_paid=i.interest_paid,
+            principal_paid=i.principal_paid,
+            partly_paid=i.partly_paid,
         )
         for i in installments
     ]

@@ -41,7 +41,7 @@ from restructuring.services.negotiation.proposals import (
     proposal_reject,
     proposal_submit,
 )
-from restructuring.services.negotiation.repayments import repayment_record
+from restructuring.services.negotiation.repayments import repayment_record, repayment_summary
 
 
 def _actor(request: HttpRequest) -> User:
@@ -183,8 +183,7 @@ def repayment_record_view(request: HttpRequest, installment_id: int) -> HttpResp
     amount: Decimal = form.cleaned_data["amount"]
 
     def act() -> str:
-        paid = repayment_record(installment_id=installment_id, amount=amount, actor=_actor(request))
-        return f"Installment {paid.number} paid ({amount:f})."
+        return repayment_summary(repayment_record(installment_id=installment_id, amount=amount, actor=_actor(request)))
 
     service_run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")

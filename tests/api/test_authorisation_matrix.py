@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from django.db import transaction
 from django.urls import URLPattern
+from django.utils import timezone
 from drf_spectacular.generators import SchemaGenerator
 
 from config import api_urls
@@ -44,6 +45,10 @@ def _top_up(world: World, whose: str) -> dict[str, Any]:
     return {"account": account.pk, "amount": "25.00", "reference": "wire 1"}
 
 
+def _promise(world: World, whose: str) -> dict[str, Any]:
+    return {"amount": "100.00", "due": timezone.localdate().isoformat(), "method": "bank_transfer"}
+
+
 MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/accounts/"): Row("client", 200),
     ("GET", "/api/v1/accounts/{id}/"): Row("client", 200, "account"),
@@ -51,6 +56,8 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/accounts/{id}/loan/"): Row("client", 200, "account"),
     ("GET", "/api/v1/cases/"): Row("client", 200),
     ("GET", "/api/v1/cases/{id}/"): Row("client", 200, "case"),
+    ("GET", "/api/v1/cases/{id}/promises/"): Row("client", 200, "case"),
+    ("POST", "/api/v1/cases/{id}/promises/"): Row("client", 201, "case", _promise),
     ("GET", "/api/v1/offers/"): Row("client", 200),
     ("GET", "/api/v1/offers/{id}/"): Row("client", 200, "offer"),
     ("POST", "/api/v1/offers/{id}/accept/"): Row("client", 200, "offer", lambda w, _: {}),

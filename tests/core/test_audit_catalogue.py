@@ -122,7 +122,10 @@ def test_what_the_client_reads_is_declared_with_the_action() -> None:
     assert {"topup.declare", "topup.confirm"} <= client
     assert not client & {"proposal.draft", "proposal.approval", "proposal.approve", "feasibility.report"}
     assert not client & {"case.rules_proposals", "proposal.withdraw", "staff.role_grant", "ruleset.publish"}
-    assert len(client) == 26
+    # issue 17: its payments, the contacts made with it and its promises; never the notes nor the desk's follow-ups
+    assert {"repayment.record", "contact.log", "promise.make", "promise.kept", "promise.broken"} <= client
+    assert not client & {"note.add", "case.follow_up", "case.followed_up"}
+    assert len(client) == 31
 
 
 def test_stored_names_stay_readable_and_drifted_ones_are_filed_under_the_schemes_name() -> None:

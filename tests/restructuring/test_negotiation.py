@@ -173,8 +173,9 @@ def test_offer_accept_execute_repay_and_close() -> None:
     order = ReductionOrder.objects.get(proposal=proposal)
     assert (order.position_id, order.quantity) == (position.pk, Decimal("5.00000000"))
 
-    with pytest.raises(ValidationError, match="partial payments are not taken"):
-        repayment_record(installment_id=installments[0].pk, amount=Decimal("1"), actor=alice)
+    owed = sum(i.total for i in installments)
+    with pytest.raises(ValidationError, match=f"more than the {owed:.2f} the schedule still owes"):
+        repayment_record(installment_id=installments[0].pk, amount=owed + Decimal("0.01"), actor=alice)
     for installment in installments:
         repayment_record(installment_id=installment.pk, amount=installment.total, actor=alice)
     case = Case.objects.get(pk=case.pk)

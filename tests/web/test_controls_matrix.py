@@ -24,6 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -32,6 +33,7 @@ from django.contrib.auth.models import Group, User
 from django.db import transaction
 from django.test import Client, TestCase, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from core.models import AuditEvent
 from core.roles import ADMINISTRATOR, CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
@@ -190,6 +192,10 @@ TERMS = {
 }
 
 
+def _in_days(days: int) -> str:
+    return (timezone.localdate() + timedelta(days=days)).isoformat()
+
+
 def _terms(prefix: str) -> dict[str, str]:
     return {f"{prefix}-{k}": v for k, v in TERMS.items()}
 
@@ -301,6 +307,62 @@ MATRIX = [
         "repayment-record",
         lambda w, _: (f"/installments/{w.installment.pk}/repayment/", {"amount": str(w.installment.total)}),
         _staff(),
+    ),
+    Action(
+        "record a partial payment (less than the installment: allocated by the waterfall, the rest carried)",
+        "repayment-record",
+        lambda w, _: (f"/installments/{w.installment.pk}/repayment/", {"amount": "1.00"}),
+        _staff(),
+    ),
+    Action(
+        "add a note",
+        "note-add",
+        lambda w, _: (f"/cases/{w.case.pk}/notes/", {"text": "asked for a week", "remind_on": _in_days(7)}),
+        _staff(),
+    ),
+    Action(
+        "log a contact",
+        "contact-log",
+        lambda w, _: (
+            f"/cases/{w.case.pk}/contacts/",
+            {"channel": "call", "direction": "outbound", "outcome": "no_answer", "promise_method": "card"},
+        ),
+        _staff(),
+    ),
+    Action(
+        "log a contact with a promise to pay",
+        "contact-log",
+        lambda w, _: (
+            f"/cases/{w.case.pk}/contacts/",
+            {
+                "channel": "call",
+                "direction": "outbound",
+                "outcome": "promise",
+                "person": "the treasurer",
+                "promise_amount": "300.00",
+                "promise_due": _in_days(3),
+                "promise_method": "bank_transfer",
+            },
+        ),
+        _staff(),
+    ),
+    Action(
+        "take a promise to pay",
+        "promise-make",
+        lambda w, _: (
+            f"/cases/{w.case.pk}/promises/",
+            {"promise_amount": "300.00", "promise_due": _in_days(3), "promise_method": "card"},
+        ),
+        _staff(),
+    ),
+    Action(
+        "take a promise to pay dated in the past",
+        "promise-make",
+        lambda w, _: (
+            f"/cases/{w.case.pk}/promises/",
+            {"promise_amount": "300.00", "promise_due": _in_days(-1), "promise_method": "card"},
+        ),
+        _staff(ok=(), refused=CREDIT_STAFF),
     ),
     Action("clone a rule set", "rules-clone", lambda w, _: (f"/rules/{w.policy.pk}/clone/", {}), _staff()),
     Action(

@@ -327,10 +327,13 @@ def test_offer_execute_and_record_the_repayments(alice: User, bob: User, proposa
     first = installments[0]
     # the payment form offers the amount due in the currency's places (USD: cents), not the column's eight
     assert f'name="amount" value="{first.total.quantize(Decimal("0.01"))}"' in executed.content.decode()
-    wrong = _follow(web, f"/installments/{first.pk}/repayment/", {"amount": "1.00"})
-    assert "partial payments are not taken" in _messages(wrong)
-    paid = _follow(web, f"/installments/{first.pk}/repayment/", {"amount": str(first.total)})
-    assert "Installment 1 paid" in _messages(paid)
+    owed = sum(i.total for i in installments)
+    wrong = _follow(web, f"/installments/{first.pk}/repayment/", {"amount": f"{owed + Decimal('0.01'):.2f}"})
+    assert f"more than the {owed:.2f} the schedule still owes" in _messages(wrong)
+    part = _follow(web, f"/installments/{first.pk}/repayment/", {"amount": "1.00"})
+    assert f"installment 1 partly paid ({first.total - 1:.2f} still due)" in _messages(part)
+    paid = _follow(web, f"/installments/{first.pk}/repayment/", {"amount": f"{first.total - 1:.2f}"})
+    assert "installment 1 paid" in _messages(paid)
     assert Installment.objects.get(pk=first.pk).status == InstallmentStatus.PAID
 
 

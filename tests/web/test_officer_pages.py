@@ -19,6 +19,7 @@ from accounts.models import ClientGroup, Instrument, MarginAccount, Price
 from core.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.models import Case, CaseState, Proposal
 from restructuring.services.case_sweep import cases_apply_risk
+from restructuring.services.conversation import contact_log, note_add, promise_make
 from restructuring.services.feasibility import terms_value
 from restructuring.services.negotiation.proposals import proposal_draft
 from restructuring.terms import Terms
@@ -367,15 +368,20 @@ def test_the_case_page_makes_the_same_queries_whatever_it_shows(
     officer: User, web: Client, django_assert_num_queries: Any
 ) -> None:
     """Session, user, device, groups, two permission reads; the case, risk, loan, positions, snapshots,
-    proposals, approvals, installments, reports, prior restructurings, events; the session's save (3): 20."""
+    proposals, approvals, installments, reports, prior restructurings, events; the notes, contacts and promises
+    (with their officers); the session's save (3): 23."""
     case = proposed_case()
-    with django_assert_num_queries(20):
+    with django_assert_num_queries(23):
         assert web.get(f"/cases/{case.pk}/").status_code == 200
-    # more proposals (each with its schedule), approvals, events, snapshots
+    # more proposals (each with its schedule), approvals, events, snapshots, notes, contacts and a promise
     for months in (6, 18, 24):
         proposal_draft(case_id=case.pk, terms={"term_months": months}, actor=officer)
+    for k in range(3):
+        note_add(case_id=case.pk, text=f"note {k}", actor=officer)
+        contact_log(case_id=case.pk, channel="call", direction="outbound", outcome="no_answer", actor=officer)
+    promise_make(case_id=case.pk, amount=Decimal("10"), due=timezone.localdate(), method="card", actor=officer)
     swept()
-    with django_assert_num_queries(20):
+    with django_assert_num_queries(23):
         response = web.get(f"/cases/{case.pk}/")
     assert text(response).count("Repayment schedule:") == 4
 

@@ -7,9 +7,30 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import CommandError
+from django.db import connection
 
 from core.commands import OperationCommand
-from restructuring.models import Case, FeasibilityReport, LiquidationOrder, LiquidationPlan, Notification, Proposal
+from restructuring.models import (
+    Approval,
+    Case,
+    CollateralDemand,
+    Contact,
+    FeasibilityReport,
+    Installment,
+    LiquidationOrder,
+    LiquidationPlan,
+    Note,
+    Notification,
+    PromiseToPay,
+    Proposal,
+    ReductionOrder,
+    Repayment,
+    RepaymentAllocation,
+)
+
+# Append-only tables (a trigger refuses DELETE): the demo's reset empties them with TRUNCATE, which no row trigger
+# sees, all in one statement since they refer to one another.
+_APPEND_ONLY = (RepaymentAllocation, Repayment, PromiseToPay, Contact, Note)
 
 
 class Command(OperationCommand):
@@ -19,8 +40,28 @@ class Command(OperationCommand):
         if not settings.DEBUG:
             raise CommandError("demo_workflow_clear deletes cases: it runs only with DEBUG=true")
         with self.operation() as run:
-            counts = {}
-            for model in (Proposal, FeasibilityReport, LiquidationOrder, LiquidationPlan, Notification, Case):
+            counts = {str(m._meta.verbose_name_plural): m.objects.count() for m in _APPEND_ONLY}
+            if connection.vendor == "postgresql":
+                tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in _APPEND_ONLY)
+                with connection.cursor() as cursor:
+                    # Foreign-key checks still pending in this transaction would make TRUNCATE refuse: run them now.
+                    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+                    cursor.execute(f"TRUNCATE {tables}")
+            else:
+                for append_only in _APPEND_ONLY:
+                    append_only.objects.all().delete()
+            for model in (
+                Installment,  # what an executed proposal leaves, then the proposals
+                Approval,
+                CollateralDemand,
+                ReductionOrder,
+                Proposal,
+                FeasibilityReport,
+                LiquidationOrder,
+                LiquidationPlan,
+                Notification,
+                Case,
+            ):
                 counts[str(model._meta.verbose_name_plural)] = model.objects.all().delete()[0]
             run.outcome = {"deleted": counts}
         self.stdout.write("cleared: " + ", ".join(f"{n} {name}" for name, n in counts.items()))

@@ -1,0 +1,107 @@
+"""The conversation's forms on the case page: a note, a contact (with the promise made in it, if one was), a
+promise to pay. Each POST calls its service and comes back to the case's conversation."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.models import User
+from django.forms import Form
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect
+from django.urls import reverse
+from django.views.decorators.http import require_POST
+
+from core.access import staff_view
+from core.web import service_run
+from restructuring.forms import ContactForm, NoteForm, PromiseForm
+from restructuring.selectors.lookups import case_exists
+from restructuring.services.conversation import contact_log_with_promise, note_add, promise_make
+
+
+def _back(case_id: int) -> HttpResponseRedirect:
+    return redirect(reverse("case", args=[case_id]) + "#conversation")
+
+
+def _actor(request: HttpRequest) -> User:
+    return request.user  # type: ignore[return-value]  # staff_view let only a signed-in user through
+
+
+def _invalid(request: HttpRequest, form: Form) -> None:
+    messages.error(request, " ".join(f"{name}: {error}" for name, errors in form.errors.items() for error in errors))
+
+
+@staff_view("restructuring.add_note")
+@require_POST
+def note_add_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    case_exists(case_id)
+    form = NoteForm(request.POST)
+    if not form.is_valid():
+        _invalid(request, form)
+        return _back(case_id)
+    data = form.cleaned_data
+
+    def act() -> str:
+        note = note_add(
+            case_id=case_id,
+            text=data["text"],
+            remind_on=data["remind_on"],
+            corrects_id=data["corrects"],
+            actor=_actor(request),
+        )
+        return f"Note {note.pk} added."
+
+    service_run(request, act)
+    return _back(case_id)
+
+
+@staff_view("restructuring.add_contact")
+@require_POST
+def contact_log_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    case_exists(case_id)
+    form = ContactForm(request.POST)
+    if not form.is_valid():
+        _invalid(request, form)
+        return _back(case_id)
+    data = form.cleaned_data
+
+    def act() -> str:
+        contact, promise = contact_log_with_promise(
+            case_id=case_id,
+            channel=data["channel"],
+            direction=data["direction"],
+            outcome=data["outcome"],
+            person=data["person"],
+            summary=data["summary"],
+            corrects_id=data["corrects"],
+            promise=form.promise(),
+            actor=_actor(request),
+        )
+        made = f" Promise to pay {promise.amount:f} by {promise.due.isoformat()} taken." if promise else ""
+        return f"{contact.get_channel_display()} logged.{made}"
+
+    service_run(request, act)
+    return _back(case_id)
+
+
+@staff_view("restructuring.add_promisetopay")
+@require_POST
+def promise_make_view(request: HttpRequest, case_id: int) -> HttpResponse:
+    case_exists(case_id)
+    form = PromiseForm(request.POST)
+    if not form.is_valid():
+        _invalid(request, form)
+        return _back(case_id)
+    data = form.cleaned_data
+
+    def act() -> str:
+        promise = promise_make(
+            case_id=case_id,
+            amount=data["promise_amount"],
+            due=data["promise_due"],
+            method=data["promise_method"],
+            actor=_actor(request),
+        )
+        return f"Promise to pay {promise.amount:f} by {promise.due.isoformat()} taken."
+
+    service_run(request, act)
+    return _back(case_id)
