@@ -11,8 +11,9 @@ The actions (BULK_ACTIONS):
   client with no email or webhook.
 - `reassign`: give the cases to another officer (restructuring/services/assignment.py case_reassign: seniors
   only, audited "case.reassign").
-- Notes and contacts come with the conversation's services (issue17-talk: restructuring/services/conversation.py):
-  their entries go here once that branch is merged.
+- `note`: the same note on each case (restructuring/services/conversation.py note_add, audited "note.add").
+- `contact`: the same contact logged on each case (conversation.contact_log, audited "contact.log"): a letter sent
+  to each client, say.
 """
 
 from __future__ import annotations
@@ -135,7 +136,30 @@ def case_bulk_reassign(case_id: int, actor: User, params: Mapping[str, str], now
     return f"case #{case_id}: now {to}'s"
 
 
+def case_bulk_note(case_id: int, actor: User, params: Mapping[str, str], now: datetime) -> str:
+    from restructuring.services.conversation import note_add
+
+    note_add(case_id=case_id, text=params.get("text", ""), actor=actor)
+    return f"case #{case_id}: note added"
+
+
+def case_bulk_contact(case_id: int, actor: User, params: Mapping[str, str], now: datetime) -> str:
+    from restructuring.services.conversation import contact_log
+
+    contact_log(
+        case_id=case_id,
+        channel=params.get("channel", ""),
+        direction=params.get("direction", ""),
+        outcome=params.get("outcome", ""),
+        summary=params.get("text", ""),
+        actor=actor,
+    )
+    return f"case #{case_id}: contact logged"
+
+
 BULK_ACTIONS: dict[str, Callable[[int, User, Mapping[str, str], datetime], str]] = {
     "remind": case_remind,
     "reassign": case_bulk_reassign,
+    "note": case_bulk_note,
+    "contact": case_bulk_contact,
 }

@@ -19,7 +19,7 @@ from restructuring.services.bulk import cases_bulk
 @require_POST
 def queue_bulk(request: HttpRequest) -> HttpResponse:
     ids = [int(v) for v in request.POST.getlist("cases") if v.strip().isdigit()]
-    params = {k: request.POST.get(k, "") for k in ("to", "reason")}
+    params = {k: request.POST.get(k, "") for k in ("to", "reason", "text", "channel", "direction", "outcome")}
     try:
         result = cases_bulk(action=request.POST.get("action", ""), case_ids=ids, actor=request.user, params=params)  # type: ignore[arg-type]
     except WorkoutError as error:

@@ -12,7 +12,7 @@ from django.test import Client
 
 from core.models import AuditEvent
 from core.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
-from restructuring.models import Case, CaseState, Notification, NotificationKind, Team, TeamMembership
+from restructuring.models import Case, CaseState, Contact, Note, Notification, NotificationKind, Team, TeamMembership
 from tests.web.helpers import signed_in, staff_user
 from tests.web.test_officer_pages import _queue_book, text
 
@@ -103,7 +103,7 @@ def test_a_bulk_action_without_cases_or_with_an_unknown_action_does_nothing(desk
     unknown = _messages(web.post("/queue/bulk/", {"action": "delete", "cases": [cases["CALL"].pk]}, follow=True))
 
     assert "cases: select at least one case" in nothing
-    assert "action 'delete': not one of reassign, remind" in unknown
+    assert "action 'delete': not one of contact, note, reassign, remind" in unknown
     assert AuditEvent.objects.count() == events
     assert Case.objects.get(pk=cases["CALL"].pk).state == CaseState.MARGIN_CALL
 
@@ -114,3 +114,30 @@ def test_compliance_cannot_act_in_bulk(desk: dict[str, User]) -> None:
 
     assert web.post("/queue/bulk/", {"action": "remind", "cases": [cases["CALL"].pk]}).status_code == 403
     assert "Selected cases" not in text(web.get("/queue/"))
+
+
+def test_a_bulk_note_and_contact_are_one_audited_entry_per_case(desk: dict[str, User]) -> None:
+    cases = _queue_book()
+    web = signed_in(desk["alice"])
+    chosen = [cases["CALL"].pk, cases["GRP"].pk]
+
+    noted = _messages(
+        web.post("/queue/bulk/", {"action": "note", "cases": chosen, "text": "called, no answer"}, follow=True)
+    )
+    form = {
+        "action": "contact",
+        "cases": chosen,
+        "text": "reminder letter",
+        "channel": "letter",
+        "direction": "outbound",
+        "outcome": "message_left",
+    }
+    logged = _messages(web.post("/queue/bulk/", form, follow=True))
+    empty = _messages(web.post("/queue/bulk/", {"action": "note", "cases": chosen, "text": " "}, follow=True))
+
+    assert "2 cases done" in noted
+    assert "2 cases done" in logged
+    assert "2 cases refused" in empty  # an empty note, refused per case, nothing written
+    assert sorted(Note.objects.values_list("case_id", flat=True)) == sorted(chosen)
+    assert sorted(Contact.objects.values_list("case_id", flat=True)) == sorted(chosen)
+    assert AuditEvent.objects.filter(action__in=["note.add", "contact.log"]).count() == 4
