@@ -33,6 +33,7 @@ TASK_LANES = {
     "restructuring.tasks.sla_escalate_task": "risk",
     "restructuring.tasks.propose_from_rules": "negotiation",
     "restructuring.tasks.counter_followup_task": "negotiation",
+    "restructuring.tasks.promises_track_task": "negotiation",  # a broken promise puts a case back before staff
     "restructuring.tasks.compute_feasibility": "feasibility",
     # notifications and maintenance: the default queue
     "restructuring.tasks.notifications_send_task": "",

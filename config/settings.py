@@ -253,6 +253,9 @@ SPECTACULAR_SETTINGS = {
         "CaseStateEnum": "restructuring.models.CaseState",
         "ProposalStateEnum": "restructuring.models.ProposalState",
         "HealthBandEnum": "accounts.models.HealthBand",
+        # two "source" fields: where a proposal came from, and who made a promise to pay
+        "ProposalSourceEnum": "restructuring.models.ProposalSource",
+        "PromiseSourceEnum": "restructuring.models.PromiseSource",
     },
     "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.api.schema.strict_objects"],
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True},
