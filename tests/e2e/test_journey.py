@@ -227,7 +227,9 @@ def test_the_whole_journey_on_the_real_stack(
     # A signs in (password and authenticator code) and finds the case in the queue
     sign_in(a, alice)
     expect(a.locator("table.queue tbody tr")).to_have_count(1)
-    expect(a.locator("table.queue tbody tr")).to_contain_text(CALLED)
+    # the queue's row names the case and its client (the account code is on the case page)
+    expect(a.locator("table.queue tbody tr")).to_contain_text(f"#{case.pk}")
+    expect(a.locator("table.queue tbody tr")).to_contain_text("Journey Trading Ltd")
     _shot(a, "01-queue")
     a.click(f"table.queue a[href='/cases/{case.pk}/'] >> nth=0")
     expect(a.locator("h1")).to_contain_text(f"Case #{case.pk} · {CALLED}")
@@ -368,7 +370,8 @@ def test_the_whole_journey_on_the_real_stack(
     _shot(a, "07-restructured")
 
     first = installments[0]
-    a.locator(f"#proposal-{counter.pk}").get_by_role("button", name="Record payment").first.click()
+    # the restructured case's schedule stands at full width, a record-payment form on each unpaid row
+    a.locator("#schedule").get_by_role("button", name="Record payment").first.click()
     # the form offers the amount due in cents (the column keeps eight places)
     paid = first.total.quantize(Decimal("0.01"))
     expect(a.locator(".messages")).to_contain_text(f"Payment of {paid:f} recorded: installment 1 paid.")
