@@ -17,11 +17,12 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 
 from core.access import staff_view
-from restructuring import charts
+from restructuring import charts, sla
 from restructuring.audit_events import PROPOSAL_APPROVAL, PROPOSAL_EDIT, PROPOSAL_OBJECT
 from restructuring.forms import ContactForm, NoteForm, OfferForm, PromiseForm, ReasonForm, RepaymentForm, TermsForm
 from restructuring.models import CaseState, ProposalState
 from restructuring.selectors.case_page import CasePage, case_page_load
+from restructuring.selectors.desk import case_desk
 from restructuring.selectors.schedules import ScheduleRow
 from restructuring.views.timeline import Names, timeline
 
@@ -89,12 +90,17 @@ def case_context(page: CasePage, terms_form: TermsForm | None = None) -> dict[st
     needs = _approvals_needed(page)
     for view in page.proposals:
         view.needs = needs.get(view.proposal.pk, "")
+    now = timezone.now()
+    desk = case_desk(case, now)
     return {
         "page": page,
         "case": case,
         "account": case.account,
         "client": case.account.client,
-        "now": timezone.now(),
+        # who owns the case and the clock it waits on (issue 17: two queries)
+        "desk": desk,
+        "sla_label": sla.LABELS.get(desk["sla_clock"], ""),
+        "now": now,
         "risk_chart": mark_safe(charts.risk_history(page.snapshots, case.account.base_currency)),  # noqa: S308 (pygal's escaped SVG)
         "loss_chart": mark_safe(  # noqa: S308
             charts.loss_curve(

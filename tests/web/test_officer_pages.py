@@ -371,7 +371,7 @@ def test_the_case_page_makes_the_same_queries_whatever_it_shows(
     proposals, approvals, installments, reports, prior restructurings, events; the notes, contacts and promises
     (with their officers); the session's save (3): 23."""
     case = proposed_case()
-    with django_assert_num_queries(23):
+    with django_assert_num_queries(25):
         assert web.get(f"/cases/{case.pk}/").status_code == 200
     # more proposals (each with its schedule), approvals, events, snapshots, notes, contacts and a promise
     for months in (6, 18, 24):
@@ -381,7 +381,7 @@ def test_the_case_page_makes_the_same_queries_whatever_it_shows(
         contact_log(case_id=case.pk, channel="call", direction="outbound", outcome="no_answer", actor=officer)
     promise_make(case_id=case.pk, amount=Decimal("10"), due=timezone.localdate(), method="card", actor=officer)
     swept()
-    with django_assert_num_queries(23):
+    with django_assert_num_queries(25):
         response = web.get(f"/cases/{case.pk}/")
     assert text(response).count("Repayment schedule:") == 4
 

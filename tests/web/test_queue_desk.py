@@ -17,7 +17,7 @@ from restructuring.models import Case, Team, TeamMembership
 from restructuring.services.case_sweep import cases_apply_risk
 from tests.restructuring.helpers import accounts, btc, sweep_only
 from tests.web.helpers import signed_in, staff_user
-from tests.web.test_officer_pages import queue_case_ids
+from tests.web.test_officer_pages import queue_case_ids, text
 
 pytestmark = pytest.mark.django_db
 
@@ -59,3 +59,19 @@ def test_the_queue_filters_the_cases_past_their_sla_in_the_same_number_of_querie
     with CaptureQueriesContext(connection) as many:
         assert len(queue_case_ids(sam.get("/queue/"))) == 5
     assert len(few) == len(many)
+
+
+def test_the_case_page_says_who_owns_the_case_and_the_clock_it_waits_on() -> None:
+    """Issue 17: the case shows its assignee (and team) and time in state against its SLA target."""
+    _desk()
+    owned = Case.objects.filter(assignee__username="bob").order_by("pk").first()
+    unowned = Case.objects.filter(assignee__isnull=True).get()
+    assert owned is not None
+    Case.objects.filter(pk=owned.pk).update(state_changed_at=timezone.now() - timedelta(hours=30))
+    sam = signed_in(User.objects.get(username="sam"))
+
+    page = text(sam.get(f"/cases/{owned.pk}/"))
+    assert "assigned to bob (Desk A)" in page
+    assert "Margin call without a proposal: waiting 1 day, 6 hours of" in page
+    assert "(target missed)" in page
+    assert "unassigned" in text(sam.get(f"/cases/{unowned.pk}/"))
