@@ -3,6 +3,9 @@ promise to pay. Each POST calls its service and comes back to the case's convers
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.forms import Form
@@ -30,17 +33,23 @@ def _invalid(request: HttpRequest, form: Form) -> None:
     messages.error(request, " ".join(f"{name}: {error}" for name, errors in form.errors.items() for error in errors))
 
 
+def _case_form_action(
+    request: HttpRequest, case_id: int, form: Form, act: Callable[[dict[str, Any]], str]
+) -> HttpResponse:
+    """An entry on a case from a form: the case looked up (404), the form's errors the message, else the service
+    called with the form's data; what it did, or its refusal, is the message."""
+    case_exists(case_id)
+    if not form.is_valid():
+        _invalid(request, form)
+    else:
+        service_run(request, lambda: act(form.cleaned_data))
+    return _back(case_id)
+
+
 @staff_view("restructuring.add_note")
 @require_POST
 def note_add_view(request: HttpRequest, case_id: int) -> HttpResponse:
-    case_exists(case_id)
-    form = NoteForm(request.POST)
-    if not form.is_valid():
-        _invalid(request, form)
-        return _back(case_id)
-    data = form.cleaned_data
-
-    def act() -> str:
+    def act(data: dict[str, Any]) -> str:
         note = note_add(
             case_id=case_id,
             text=data["text"],
@@ -50,21 +59,15 @@ def note_add_view(request: HttpRequest, case_id: int) -> HttpResponse:
         )
         return f"Note {note.pk} added."
 
-    service_run(request, act)
-    return _back(case_id)
+    return _case_form_action(request, case_id, NoteForm(request.POST), act)
 
 
 @staff_view("restructuring.add_contact")
 @require_POST
 def contact_log_view(request: HttpRequest, case_id: int) -> HttpResponse:
-    case_exists(case_id)
     form = ContactForm(request.POST)
-    if not form.is_valid():
-        _invalid(request, form)
-        return _back(case_id)
-    data = form.cleaned_data
 
-    def act() -> str:
+    def act(data: dict[str, Any]) -> str:
         contact, promise = contact_log_with_promise(
             case_id=case_id,
             channel=data["channel"],
@@ -79,21 +82,13 @@ def contact_log_view(request: HttpRequest, case_id: int) -> HttpResponse:
         made = f" Promise to pay {promise.amount:f} by {promise.due.isoformat()} taken." if promise else ""
         return f"{contact.get_channel_display()} logged.{made}"
 
-    service_run(request, act)
-    return _back(case_id)
+    return _case_form_action(request, case_id, form, act)
 
 
 @staff_view("restructuring.add_promisetopay")
 @require_POST
 def promise_make_view(request: HttpRequest, case_id: int) -> HttpResponse:
-    case_exists(case_id)
-    form = PromiseForm(request.POST)
-    if not form.is_valid():
-        _invalid(request, form)
-        return _back(case_id)
-    data = form.cleaned_data
-
-    def act() -> str:
+    def act(data: dict[str, Any]) -> str:
         promise = promise_make(
             case_id=case_id,
             amount=data["promise_amount"],
@@ -103,5 +98,4 @@ def promise_make_view(request: HttpRequest, case_id: int) -> HttpResponse:
         )
         return f"Promise to pay {promise.amount:f} by {promise.due.isoformat()} taken."
 
-    service_run(request, act)
-    return _back(case_id)
+    return _case_form_action(request, case_id, PromiseForm(request.POST), act)
