@@ -7,7 +7,8 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | cksum |
 DEMO_ACCOUNTS ?= 2000
 PYTEST_ARGS ?=
 # Debian packages the tests use: docker-compose validates docker-compose.yml without an engine; the browser
-# tests drive Debian's Chromium at this path (playwright's own browser download needs the internet).
+# tests drive Debian's Chromium at this path (playwright's own browser download needs the internet); WeasyPrint
+# renders the letters and agreements with Debian's Pango and DejaVu fonts.
 DOCKER_COMPOSE ?= docker-compose
 CHROMIUM ?= /usr/bin/chromium
 APT_GET ?= apt-get
@@ -29,6 +30,8 @@ system-deps:
 	@missing=""; \
 	command -v $(DOCKER_COMPOSE) >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	test -x $(CHROMIUM) || missing="$$missing chromium"; \
+	ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
+	test -d /usr/share/fonts/truetype/dejavu || missing="$$missing fonts-dejavu-core"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; \
 	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
