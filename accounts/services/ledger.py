@@ -43,6 +43,7 @@ from django.db import transaction
 from django.db.models import F
 
 from accounts.models import InstrumentKind, LoanStatus, MarginAccount, MarginLoan, Position
+from core.errors import ConflictError
 from core.money import currency_quantum
 
 _LINEAR_DERIVATIVES = (InstrumentKind.PERPETUAL, InstrumentKind.FUTURE)
@@ -98,7 +99,10 @@ def loan_repay(*, account_id: int, principal: Decimal, close: bool) -> MarginLoa
     balance after the installment); `close` (the last installment) closes the loan."""
     _in_transaction()
     _money(principal, "a principal")
-    loan = MarginLoan.objects.select_for_update().get(account_id=account_id, status=LoanStatus.ACTIVE)
+    loan = MarginLoan.objects.select_for_update().filter(account_id=account_id, status=LoanStatus.ACTIVE).first()
+    if loan is None:
+        # Closed elsewhere (liquidated, written off) while a schedule still owes: the caller's refusal, not a 500.
+        raise ConflictError(f"account {account_id} has no active loan to repay", account_id=account_id)
     loan.principal = principal
     if close:
         loan.status = LoanStatus.CLOSED

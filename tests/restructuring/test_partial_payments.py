@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from accounts.models import LoanStatus, MarginLoan
 from core.audit import audit_verify
-from core.errors import ValidationError
+from core.errors import ConflictError, ValidationError
 from core.models import AuditEvent
 from restructuring.allocation import AllocationError, Owing, allocate
 from restructuring.models import Case, CaseState, Installment, InstallmentStatus, Repayment, RepaymentAllocation
@@ -132,6 +132,20 @@ def test_partial_payments_are_allocated_by_the_waterfall_and_the_balance_carried
     paid = AuditEvent.objects.filter(action="installment.paid").order_by("sequence")
     assert [e.payload["number"] for e in paid] == [1, 2, 3]
     assert audit_verify().ok
+
+
+@pytest.mark.django_db
+def test_a_payment_on_a_loan_that_is_no_longer_active_is_refused_and_nothing_is_written() -> None:
+    """The schedule still owes, but the account's loan was closed elsewhere (liquidated, written off by the
+    ledger): the payment is refused as a conflict naming the account, not a server error, and nothing is kept."""
+    case, schedule, alice = restructured(TERMS, accrued=D("30.00"))
+    MarginLoan.objects.filter(account_id=case.account_id).update(status=LoanStatus.CLOSED)
+    events = AuditEvent.objects.count()
+    with pytest.raises(ConflictError, match=f"account {case.account_id} has no active loan"):
+        repayment_record(installment_id=schedule[0].pk, amount=D("100.00"), actor=alice)
+    assert not Repayment.objects.filter(case=case).exists()
+    assert _parts(schedule[0]) == (0, 0, 0, 0)
+    assert AuditEvent.objects.count() == events
 
 
 @pytest.mark.django_db(transaction=True)
