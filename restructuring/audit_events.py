@@ -30,6 +30,7 @@ from restructuring.models import (
     Contact,
     FeasibilityReport,
     Installment,
+    LiquidationPlan,
     Note,
     PromiseToPay,
     Proposal,
@@ -88,6 +89,12 @@ CASE_LIQUIDATE = declare("case.liquidate", Case, audience=EVERYONE, summary="sen
 CASE_LIQUIDATED = declare("case.liquidated", Case, audience=EVERYONE, summary="the liquidation booked: the debt repaid")
 CASE_WRITE_OFF = declare(
     "case.write_off", Case, audience=EVERYONE, summary="the liquidation fell short of the debt: the rest written off"
+)
+LIQUIDATION_FILL = declare(
+    "liquidation.fill",
+    LiquidationPlan,
+    audience=STAFF,
+    summary="fills booked on a liquidation plan's orders (partial or settling), with the cash they realised",
 )
 
 # ------------------------------------------------------------------------------------------------ proposals

@@ -38,7 +38,13 @@ from core.audit_catalogue import AuditAction
 from core.errors import Conflict, PermissionDenied, ValidationError
 from core.money import currency_quantum
 from restructuring import liquidation
-from restructuring.audit_events import CASE_LIQUIDATE, CASE_LIQUIDATED, CASE_WRITE_OFF, transition_event
+from restructuring.audit_events import (
+    CASE_LIQUIDATE,
+    CASE_LIQUIDATED,
+    CASE_WRITE_OFF,
+    LIQUIDATION_FILL,
+    transition_event,
+)
 from restructuring.models import (
     Case,
     CaseState,
@@ -377,6 +383,24 @@ def liquidation_book(
         all_filled = (
             all(_remaining(o) == 0 for o in orders)
             and not plan.orders.filter(_OPEN_ORDER).exclude(pk__in=[o.pk for o in orders]).exists()
+        )
+        # Every booking moves the book (positions sold, cash in), so each leaves its event, settling or not.
+        audit_record(
+            LIQUIDATION_FILL.entry(
+                plan,
+                account_id=case.account_id,
+                actor=actor,
+                system_actor="" if actor is not None else system_actor,
+                payload={
+                    "case_id": case.pk,
+                    "fills": [
+                        {"order_id": order_id, "quantity": quantity, "price": price}
+                        for order_id, (quantity, price) in sorted(given.items())
+                    ],
+                    "cash_realised": realised,
+                    "settled": all_filled,
+                },
+            )
         )
         if all_filled:
             _settle(plan, case, book, actor=actor, system_actor=system_actor, now=now)

@@ -159,7 +159,14 @@ def test_proceeds_below_the_debt_write_off_the_shortfall(btc: Instrument) -> Non
     actions = list(
         AuditEvent.objects.filter(account_id=account.pk).order_by("sequence").values_list("action", flat=True)
     )
-    assert actions == ["case.open", "case.margin_call", "case.liquidate", "case.liquidated", "case.write_off"]
+    assert actions == [
+        "case.open",
+        "case.margin_call",
+        "case.liquidate",
+        "liquidation.fill",
+        "case.liquidated",
+        "case.write_off",
+    ]
     assert audit_verify().ok
 
 
@@ -186,6 +193,14 @@ def test_fills_are_booked_as_given_and_partial_fills_keep_the_case_liquidating(b
     account.refresh_from_db()
     assert account.cash == Decimal("996.50") - Decimal("750")  # 398 + 598.50 in, 750 repaid
     assert Case.objects.get(account=account).state == CaseState.LIQUIDATED
+
+    # each booking left its own event with the fills and the cash they realised, partial or settling
+    fills = AuditEvent.objects.filter(action="liquidation.fill", object_id=plan.pk).order_by("sequence")
+    assert [(e.payload["fills"], e.payload["cash_realised"], e.payload["settled"]) for e in fills] == [
+        ([{"order_id": order.pk, "quantity": "4", "price": "99.50"}], "398.00", False),
+        ([{"order_id": order.pk, "quantity": "6", "price": "99.75"}], "598.50", True),
+    ]
+    assert audit_verify().ok
 
 
 def test_a_fill_beyond_its_order_is_refused_and_nothing_is_booked(btc: Instrument) -> None:
