@@ -84,7 +84,7 @@ def _measure(client: Any, path: str, repeat: int) -> tuple[float, int]:
 
 def _pages(client: Any, repeat: int) -> dict[str, Any]:
     from restructuring.models import Case
-    from restructuring.views.reads import QueueFilters, cases_for_queue
+    from restructuring.selectors.queue import QueueFilters, cases_for_queue
 
     first = cases_for_queue(QueueFilters()).first()
     if first is None:

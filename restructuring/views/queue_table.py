@@ -2,7 +2,7 @@
 horizontal scroll (case, client, state, band, debt, shortfall, expected loss, the recommended proposal, assignee,
 time in state against its SLA target, what it waits for), the rest behind the column chooser (`?show=<column>`).
 Every column sorts (`?sort=<column>`, `-<column>` descending; empty figures last either way); without `sort`
-the queue keeps its urgency order (restructuring/views/reads.py cases_for_queue)."""
+the queue keeps its urgency order (restructuring/selectors/queue.py cases_for_queue)."""
 
 from __future__ import annotations
 
