@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db.models import (
     BooleanField,
+    CharField,
     DateTimeField,
     DurationField,
     Exists,
@@ -38,6 +39,7 @@ from django.db.models import (
 from django.db.models import Case as CaseWhen
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
+from django.db.models.lookups import GreaterThanOrEqual
 
 from restructuring.models import LIVE_PROPOSAL_STATES, CaseState, Proposal, ProposalState
 
@@ -96,37 +98,45 @@ def target_hours(clock: str) -> float:
 
 def sla_annotate(cases: QuerySet[Any], now: datetime) -> QuerySet[Any]:
     """Annotate `sla_clock` ("" when none runs), `sla_started_at`, `sla_target_hours`, `sla_due_at` and
-    `sla_breached` (due at or before `now`) on a queryset of cases."""
+    `sla_breached` (due at or before `now`) on a queryset of cases.
+
+    Each annotation tests the clocks' conditions itself, in their order (the first that holds is the case's
+    clock), rather than comparing with `sla_clock`: SQL has no way to name an expression once, so an annotation
+    built on another repeats its whole text, and built on each other these five repeated the conditions (and
+    their subqueries) 25 times; the queue's query took 4 ms to plan. Now they appear five times."""
     clocks = _clocks()
-    hours = {
-        clock.name: Coalesce(
+    hour = Value(timedelta(hours=1), output_field=DurationField())
+
+    def hours(clock: Clock) -> Any:
+        return Coalesce(
             Cast(KeyTextTransform(clock.name, "team__sla_hours"), FloatField()),
             Value(target_hours(clock.name)),
             output_field=FloatField(),
         )
-        for clock in clocks
-    }
-    cases = cases.annotate(
-        sla_clock=CaseWhen(*(When(clock.condition, then=Value(clock.name)) for clock in clocks), default=Value("")),
-        sla_started_at=CaseWhen(
-            *(When(sla_clock=clock.name, then=clock.started) for clock in clocks),
-            default=None,
+
+    def due(clock: Clock) -> Any:
+        return ExpressionWrapper(
+            clock.started + ExpressionWrapper(hours(clock) * hour, output_field=DurationField()),  # type: ignore[operator]
             output_field=DateTimeField(),
-        ),
-        sla_target_hours=CaseWhen(
-            *(When(sla_clock=name, then=expression) for name, expression in hours.items()),
-            default=None,
-            output_field=FloatField(),
-        ),
-    )
-    hour = Value(timedelta(hours=1), output_field=DurationField())
+        )
+
+    def first(then: Any, default: Any, output_field: Any) -> CaseWhen:
+        return CaseWhen(
+            *(When(clock.condition, then=then(clock)) for clock in clocks), default=default, output_field=output_field
+        )
+
     return cases.annotate(
-        sla_due_at=ExpressionWrapper(
-            F("sla_started_at") + ExpressionWrapper(F("sla_target_hours") * hour, output_field=DurationField()),
-            output_field=DateTimeField(),
+        sla_clock=first(lambda c: Value(c.name), Value(""), CharField()),
+        sla_started_at=first(lambda c: c.started, None, DateTimeField()),
+        sla_target_hours=first(hours, None, FloatField()),
+        sla_due_at=first(due, None, DateTimeField()),
+        sla_breached=first(
+            lambda c: ExpressionWrapper(
+                Q(GreaterThanOrEqual(Value(now, output_field=DateTimeField()), due(c))), output_field=BooleanField()
+            ),
+            None,
+            BooleanField(),
         ),
-    ).annotate(
-        sla_breached=ExpressionWrapper(Q(sla_due_at__lte=now), output_field=BooleanField()),
     )
 
 

@@ -11,7 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Count, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Case as CaseWhen
+from django.db.models import Count, DecimalField, F, OuterRef, Q, QuerySet, Subquery, Value, When
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.db.models.lookups import GreaterThanOrEqual
@@ -21,7 +22,6 @@ from accounts.models import LoanStatus, MarginLoan
 from restructuring.models import (
     OPEN_STATES,
     Case,
-    FeasibilityReport,
     Proposal,
     ProposalKind,
     ProposalState,
@@ -86,6 +86,13 @@ def queue_state_counts(filterset: QueueFilterSet) -> dict[str, int]:
     return dict(cases.values("state").annotate(n=Count("pk")).values_list("state", "n"))
 
 
+def queue_count(counts: Mapping[str, int], state: str) -> int:
+    """The cases the queue lists, from its counts per state (`queue_state_counts`, every filter but the state's):
+    those of the state filtered on, or all of them. The same number a COUNT of the queue's cases would give,
+    without a query of its own."""
+    return counts.get(state, 0) if state else sum(counts.values())
+
+
 def queue_officers() -> list[str]:
     """The usernames the officer and assignee filters offer."""
     return list(
@@ -98,9 +105,9 @@ def queue_officers() -> list[str]:
 
 def queue_annotate(cases: QuerySet[Case], now: datetime) -> QuerySet[Case]:
     """The queue's figures of each case, as annotations: band, margin ratio, shortfall, debt, the latest report's
-    expected loss, recovery and recommendation, the proposals pending approval (and flagged), time in state and
-    the SLA clock."""
-    latest = FeasibilityReport.objects.filter(case_id=OuterRef("pk")).order_by("-created_at", "-pk")
+    expected loss, recovery and recommendation (kept on the case: `Case.report_*`; `recommended` is null before a
+    report, "" when the report recommends liquidating), the proposals pending approval (and flagged), time in
+    state and the SLA clock."""
     debt = (
         MarginLoan.objects.filter(account_id=OuterRef("account_id"), status=LoanStatus.ACTIVE)
         .annotate(owed=F("principal") + F("accrued_interest"))
@@ -115,9 +122,10 @@ def queue_annotate(cases: QuerySet[Case], now: datetime) -> QuerySet[Case]:
         risk_equity=F("account__risk__equity"),
         shortfall=Coalesce("call_amount", "account__risk__shortfall_initial", output_field=_MONEY),
         debt=Subquery(debt, output_field=_MONEY),
-        expected_loss=Subquery(latest.values("expected_loss")[:1], output_field=_MONEY),
-        recovery_expected=Subquery(latest.values("recovery_expected")[:1], output_field=_MONEY),
-        recommended=Subquery(latest.values("recommended")[:1]),
+        # the latest report's figures, as the service that stores reports keeps them on the case (no report read)
+        expected_loss=F("report_expected_loss"),
+        recovery_expected=F("report_recovery_expected"),
+        recommended=CaseWhen(When(report_at__isnull=True, then=None), default=F("report_recommended")),
         pending_approval=Coalesce(Subquery(waiting), Value(0)),
         flagged_approval=Coalesce(Subquery(flagged), Value(0)),
         in_state_since=Coalesce("state_changed_at", "opened_at"),
