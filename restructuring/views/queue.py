@@ -19,9 +19,9 @@ from core.access import staff_view
 from restructuring.selectors.desk import MINE_IF_ON_TEAM, default_assignee
 from restructuring.selectors.queue import (
     QUEUE_PAGE_SIZE,
-    cases_for_queue,
     queue_count,
     queue_filterset,
+    queue_keys,
     queue_officers,
     queue_page,
     queue_state_counts,
@@ -53,13 +53,12 @@ def queue(request: HttpRequest) -> HttpResponse:
     filterset.form.is_valid()  # a bad value in one filter drops that filter only
     state = filterset.form.cleaned_data.get("state") or ""
     shown = [c for c in request.GET.getlist("show") if c in OPTIONAL_COLUMNS]
-    cases = cases_for_queue(filterset, now)
     counts = queue_state_counts(filterset)
-    # the table sorts and pages the cases without their joins; the page's rows are then read whole (queue_page)
-    table = QueueTable(cases.select_related(None), shown=shown, now=now)
+    # the table sorts and pages the cases on their sort keys alone; the page's rows are then read whole (queue_page)
+    table = QueueTable(queue_keys(filterset), shown=shown, now=now)
     paginate = {"per_page": QUEUE_PAGE_SIZE, "paginator_class": CountedPaginator, "count": queue_count(counts, state)}
     RequestConfig(request, paginate=paginate).configure(table)
-    rows = queue_page(cases, table.page.object_list.data)
+    rows = queue_page(table.page.object_list.data, now)
     bands = dict(HealthBand.choices)
     for record in rows:
         record.band_label = bands.get(record.risk_band or "", record.risk_band or "")  # type: ignore[attr-defined]

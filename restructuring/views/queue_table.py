@@ -25,6 +25,7 @@ from django_tables2.utils import A, signature
 from core.money import money_text
 from restructuring import sla
 from restructuring.models import Case
+from restructuring.selectors.desk import queue_sla
 
 # Shown unless the officer hides them; the optional columns are shown only when chosen.
 DECISION_COLUMNS = (
@@ -96,7 +97,6 @@ class QueueTable(tables.Table):
     order_deadline = _nulls_last("deadline")
     order_recommended = _nulls_last("recommended")
     order_band = _nulls_last("risk_band")
-    order_waits_for = _nulls_last("sla_due_at")
 
     class Meta:
         model = Case
@@ -156,6 +156,12 @@ class QueueTable(tables.Table):
         # time in state grows as its start recedes: ascending time is descending start
         key = F("in_state_since").asc() if is_descending else F("in_state_since").desc()
         return cases.order_by(key, "pk"), True
+
+    def order_waits_for(self, cases: QuerySet[Case], is_descending: bool) -> tuple[QuerySet[Case], bool]:
+        # the SLA clocks' due times: the sort keys carry them only when asked (or when the `sla` filter added them)
+        if "sla_due_at" not in cases.query.annotations:
+            cases = queue_sla(cases, self.now)
+        return _nulls_last("sla_due_at")(self, cases, is_descending)
 
     def order_case(self, cases: QuerySet[Case], is_descending: bool) -> tuple[QuerySet[Case], bool]:
         return cases.order_by("-pk" if is_descending else "pk"), True
