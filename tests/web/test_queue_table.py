@@ -140,6 +140,25 @@ def test_sorting_by_time_in_state_puts_the_longest_wait_first_when_descending(we
     assert shortest == list(reversed(longest))
 
 
+def test_sorting_by_what_a_case_waits_for_orders_by_its_sla_due_time_with_or_without_the_sla_filter(
+    web: Client,
+) -> None:
+    """The SLA clock is added to the sort keys only when the queue sorts (or filters) by it: the order holds."""
+    cases = _queue_book()
+    now = timezone.now()
+    waits = {"CALL": 30, "CRIT": 2, "GRP": 26}  # margin calls without a proposal: a 24-hour target
+    for code, hours in waits.items():
+        Case.objects.filter(pk=cases[code].pk).update(state_changed_at=now - timedelta(hours=hours))
+
+    soonest = queue_case_ids(web.get("/queue/?sort=waits_for"))
+    latest = queue_case_ids(web.get("/queue/?sort=-waits_for"))
+    breached = queue_case_ids(web.get("/queue/?sla=breached&sort=waits_for"))
+
+    assert soonest == [cases[c].pk for c in ("CALL", "GRP", "CRIT", "WARN")]  # no clock (a warning): last
+    assert latest == [cases[c].pk for c in ("CRIT", "GRP", "CALL", "WARN")]
+    assert breached == [cases[c].pk for c in ("CALL", "GRP")]
+
+
 def test_the_assignee_filter_takes_me_none_and_a_username(web: Client, alice: User) -> None:
     cases = _queue_book()
     bob = staff_user("bob", CREDIT_OFFICER)
