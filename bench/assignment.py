@@ -14,7 +14,9 @@ the new cases it holds in memory (account, band, currency: read here before the 
 and the sweep inserts each case with its officer, and its "case.open" event (written for every new case anyway)
 names them; so the figure has no update of the cases and no event, which the sweep no longer writes either.
 `cases_balance` (`manage.py cases_assign`: the same placing of cases already written, their update, and a
-"case.assign" event per case) is timed the same way, for comparison.
+"case.assign" event per case) is timed the same way, for comparison. And the whole of the sweep's opening of these
+cases (built, placed, inserted, their "case.open" events written) with and without the assignment
+(`opening_s`, `opening_unassigned_s`): the difference is what assigning costs the sweep.
 
 `assign_s` is the median; `queries` the statements one run issued (fixed, whatever the number of cases);
 `assigned` / `unplaced` what a run did; `max_load_spread` the largest difference in urgency points between two
@@ -107,6 +109,39 @@ def _write(placements: dict[int, Any]) -> None:
         )
 
 
+def _opening(new: list[Any], *, assign: bool) -> float:
+    """The sweep's opening of the bench's new cases, timed as the sweep does it (restructuring/services/case_sweep.py:
+    the cases built, placed with their officers when `assign`, inserted, and their "case.open" events written,
+    naming the officers), in the caller's transaction: the cases are deleted first (the bench's desk has them)."""
+    from decimal import Decimal
+
+    from django.utils import timezone
+
+    from restructuring.models import Case
+    from restructuring.services import case_sweep
+    from restructuring.services.assignment import cases_assign_new
+
+    Case.objects.filter(account_id__any=[c.account_id for c in new]).delete()
+    now = timezone.now()
+    risks = {
+        c.account_id: case_sweep._Risk(c.account_id, c.band, Decimal("0.9"), Decimal(500), Decimal(300), 1, c.currency)
+        for c in new
+    }
+    start = time.perf_counter()
+    cases = [case_sweep._case_open(risk, now) for risk in risks.values()]
+    owners = cases_assign_new(cases=new).placements if assign else {}
+    for case in cases:
+        owner = owners.get(case.account_id)
+        if owner is not None:
+            case.assignee_id, case.team_id, case.assigned_at = owner.user_id, owner.team_id, now
+    case_sweep.bulk_insert(Case, cases, key="account")
+    entries: list[Any] = []
+    for case in cases:
+        case_sweep._entries_for_new(case, risks[case.account_id], entries, owners.get(case.account_id))
+    case_sweep.audit_record_many(entries)
+    return time.perf_counter() - start
+
+
 def _spread() -> float:
     from django.conf import settings
     from django.db.models import Count
@@ -149,6 +184,10 @@ def main() -> None:
     if Case.objects.filter(assignee__isnull=True).count() != args.cases:
         log(f"writing the desk: {args.cases} cases, {args.officers} officers")
         _desk(args.cases, args.officers)
+    # Every run rolls back: the dead rows it leaves (5,000 case updates, 5,000 to 10,000 events) are autovacuum's
+    # to clear, which on a busy machine lags; the bench starts from a vacuumed desk so that runs compare.
+    with connection.cursor() as cursor:
+        cursor.execute("VACUUM ANALYZE restructuring_case, core_auditevent")
     rows = list(
         Case.objects.filter(assignee__isnull=True)
         .order_by("pk")
@@ -159,6 +198,8 @@ def main() -> None:
     figures: dict[str, Any] = {"bench": "assignment", "cases": len(new), "officers": args.officers}
     times: list[float] = []
     balance_times: list[float] = []
+    opening: list[float] = []
+    opening_unassigned: list[float] = []
     for run in range(args.repeat):
         with transaction.atomic():
             with CaptureQueriesContext(connection) as queries:
@@ -178,8 +219,17 @@ def main() -> None:
                 balance_times.append(time.perf_counter() - start)
             figures["balance_queries"] = len(queries)
             transaction.set_rollback(True)
-        log(f"run {run + 1}: {times[-1]:.3f} s (cases_balance, with its events: {balance_times[-1]:.3f} s)")
+        for assign, opened in ((True, opening), (False, opening_unassigned)):
+            with transaction.atomic():
+                opened.append(_opening(new, assign=assign))
+                transaction.set_rollback(True)
+        log(
+            f"run {run + 1}: {times[-1]:.3f} s (cases_balance, with its events: {balance_times[-1]:.3f} s; "
+            f"the sweep's opening {opening[-1]:.3f} s, without assigning {opening_unassigned[-1]:.3f} s)"
+        )
     figures["assign_s"] = round(statistics.median(times), 4)
+    figures["opening_s"] = round(statistics.median(opening), 4)
+    figures["opening_unassigned_s"] = round(statistics.median(opening_unassigned), 4)
     figures["assign_max_s"] = round(max(times), 4)
     figures["balance_s"] = round(statistics.median(balance_times), 4)
     figures["load_average"] = [round(x, 2) for x in os.getloadavg()]
