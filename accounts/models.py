@@ -14,7 +14,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import F, Q
-from django.db.models.functions import Cast
+from django.db.models.functions import Cast, Upper
 
 from core.addresses import webhook_url_problem
 from core.encryption import TOKEN_PREFIX as ENCRYPTED_TOKEN_PREFIX
@@ -99,6 +99,14 @@ class Client(models.Model):
                 name="client_webhook_secret_encrypted",
             ),
         ]
+        # The queue's search (`q`: a code or a name, any case, anywhere in it) is `UPPER(column) LIKE '%...%'`.
+        # No index serves a match inside a string, but these give PostgreSQL statistics on the upper-cased values:
+        # without them it guesses that a search matches 2% of the book, and for a search that matches most of it
+        # plans 10,000 index probes (the queue's filtered page: 35 ms; with them 2 ms, bench/desk.py).
+        indexes = [
+            models.Index(Upper("code"), name="client_code_upper_idx"),
+            models.Index(Upper("name"), name="client_name_upper_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.code
@@ -142,6 +150,7 @@ class MarginAccount(models.Model):
             models.CheckConstraint(condition=Q(mode__in=MarginMode.values), name="account_mode_valid"),
             models.CheckConstraint(condition=Q(margin_model__in=MarginModel.values), name="account_margin_model_valid"),
         ]
+        indexes = [models.Index(Upper("code"), name="account_code_upper_idx")]  # the queue's search (Client above)
 
     def __str__(self) -> str:
         return self.code

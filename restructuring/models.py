@@ -14,7 +14,8 @@ from decimal import Decimal
 import pgtrigger
 from django.conf import settings
 from django.db import models
-from django.db.models import Q
+from django.db.models import F, OrderBy, Q
+from django.db.models.functions import Coalesce
 from django.dispatch import receiver
 from django.utils import timezone
 from django_fsm import ConcurrentTransitionMixin, FSMField, post_transition, transition
@@ -128,6 +129,14 @@ class Case(ConcurrentTransitionMixin, StateClock, models.Model):
     # its state: the state machine does not move (the promise was never a state), but the case waits for staff
     # again until an officer logs a contact or takes a new promise, which clears it. None: nothing to follow up.
     follow_up_since = models.DateTimeField(null=True, blank=True)
+    # The latest feasibility report's figures that the queue shows, sorts and filters on, kept on the case by the
+    # service that stores reports (restructuring/services/feasibility.py, in the same transaction, in bulk), so the
+    # queue reads no report: sorting 10,000 open cases by expected loss is then an index scan, not a subquery per
+    # case. `report_at` is the report's created_at; null (and the figures empty) before the first report.
+    report_at = models.DateTimeField(null=True, blank=True)
+    report_expected_loss = money_field(null=True, blank=True)
+    report_recovery_expected = money_field(null=True, blank=True)
+    report_recommended = models.CharField(max_length=100, blank=True, default="")  # "": liquidate (or no report)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -146,6 +155,22 @@ class Case(ConcurrentTransitionMixin, StateClock, models.Model):
         indexes = [
             models.Index(fields=["state", "deadline"], name="case_state_deadline_idx"),
             models.Index(fields=["assignee", "state"], name="case_assignee_state_idx"),
+            # The queue's orders over the open cases (restructuring/selectors/queue.py), so that a page of them is
+            # read in order and cut, not all of them sorted: urgency (the deadline first; the rest of the key is
+            # sorted within equal deadlines), time in state, expected loss. bench/desk.py checks them.
+            models.Index(fields=["deadline", "id"], condition=Q(state__in=OPEN_STATES), name="case_open_deadline_idx"),
+            models.Index(
+                Coalesce("state_changed_at", "opened_at"),
+                "id",
+                condition=Q(state__in=OPEN_STATES),
+                name="case_open_in_state_idx",
+            ),
+            models.Index(
+                OrderBy(F("report_expected_loss"), descending=True, nulls_last=True),
+                "id",
+                condition=Q(state__in=OPEN_STATES),
+                name="case_open_expected_loss_idx",
+            ),
         ]
         permissions = [
             ("liquidate_case", "Can send a case to liquidation"),

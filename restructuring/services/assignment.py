@@ -10,13 +10,17 @@ nobody can take stays unassigned (the senior's "Unassigned" queue) and is counte
 its assignee's team.
 
 Set-based: a fixed number of queries whatever the number of cases (the officers, their limits and roles, their
-loads, the cases with their debts, one bulk update, one batch of audit events), so a sweep that opens 5,000
-cases assigns them in well under a second (bench/assignment.py). Runs are serialised by an advisory lock, and
-the cases are locked: a case assigned meanwhile is left as it is.
+loads, the cases with their debts, one bulk update, one batch of audit events; for a sweep's new cases neither of
+the last two: they are inserted with their officers), so a sweep that opens 5,000 cases assigns them in well
+under a second (bench/assignment.py). Runs are serialised by an advisory lock, and the cases are locked: a case
+assigned meanwhile is left as it is.
 
-Every assignment is one audit event on the case: "case.assign" (by the balancing, naming its system actor or
-the command's actor) or "case.reassign" (by a senior, or a move of one officer's cases), with the assignee
-before and after; leave is "staff.leave_start" / "staff.leave_end" on the officer.
+Every assignment is on the audit trail of its case. A case the sweep opens is assigned in the transaction that
+opens it (`cases_assign_new`), and its "case.open" event names the assignee and team: one event per new case,
+not two (writing 5,000 "case.assign" events was most of the time of assigning a sweep's 5,000 new cases). Any
+later assignment is an event of its own: "case.assign" (by the balancing, naming its system actor or the
+command's actor) or "case.reassign" (by a senior, or a move of one officer's cases), with the assignee before and
+after; leave is "staff.leave_start" / "staff.leave_end" on the officer.
 """
 
 from __future__ import annotations
@@ -50,10 +54,21 @@ _CREDIT_ROLES = (CREDIT_OFFICER, SENIOR_CREDIT_OFFICER)
 
 
 @dataclass(frozen=True)
+class Placement:
+    """Who a new case goes to: what the sweep writes with it and its opening event records."""
+
+    user_id: int
+    username: str
+    team_id: int
+    team: str
+
+
+@dataclass(frozen=True)
 class AssignResult:
     assigned: int
     unplaced: int  # no eligible officer's authority and capacity could take them: left unassigned
     by_officer: dict[str, int] = field(default_factory=dict)
+    placements: dict[int, Placement] = field(default_factory=dict)  # new cases' officers, by account (cases_assign_new)
 
     def as_dict(self) -> dict[str, object]:
         return {"assigned": self.assigned, "unplaced": self.unplaced, "by_officer": self.by_officer}
@@ -64,6 +79,7 @@ class _Officer:
     user_id: int
     username: str
     team_id: int
+    team: str
     capacity: int
     limits: dict[str, Decimal]  # currency -> authority
     load: float = 0.0
@@ -77,6 +93,15 @@ class _Open:
     band: str
     currency: str
     assignee_id: int | None
+
+
+@dataclass(frozen=True)
+class NewCase:
+    """A case its caller is opening (not written yet: keyed by its account, one new case per account)."""
+
+    account_id: int
+    band: str
+    currency: str
 
 
 def _weight(band: str) -> float:
@@ -104,10 +129,11 @@ def _officers(*, exclude: Iterable[int] = (), only: Iterable[int] | None = None)
     ).exclude(user_id__in=list(exclude))
     if only is not None:
         members = members.filter(user_id__in=list(only))
-    rows = members.values_list("user_id", "user__username", "team_id", "capacity").distinct()
+    rows = members.values_list("user_id", "user__username", "team_id", "team__name", "capacity").distinct()
     default_capacity = int(settings.WORKOUT_ASSIGN_CAPACITY)
     officers = {
-        uid: _Officer(uid, name, team, default_capacity if cap is None else cap, {}) for uid, name, team, cap in rows
+        uid: _Officer(uid, name, team, team_name, default_capacity if cap is None else cap, {})
+        for uid, name, team, team_name, cap in rows
     }
     if not officers:
         return officers
@@ -288,9 +314,30 @@ def cases_balance(
         return _result(moves)
 
 
-def cases_assign_new(*, case_ids: Sequence[int], now: datetime) -> AssignResult:
-    """The sweep's call, in its transaction: the cases it just opened get their officers."""
-    return cases_balance(case_ids=case_ids, system_actor=SYSTEM_ACTOR, now=now)
+def cases_assign_new(*, cases: Sequence[NewCase]) -> AssignResult:
+    """The officers of the cases the sweep is opening, placed as `cases_balance` places them: `placements` says
+    who takes each, by account. The caller writes them with the cases it inserts (born assigned: no UPDATE of the
+    new rows, no window in which they belong to nobody) and records them in each case's "case.open" event; nothing
+    is written here. Within the caller's transaction: the balancing's lock, taken here, is held until it commits,
+    so the loads read here stay true until the new cases count in them."""
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("cases_assign_new runs inside the transaction that opens the cases (and records them)")
+    if not cases:
+        return AssignResult(0, 0)
+    _lock()
+    found = [_Open(c.account_id, c.account_id, c.band, c.currency, None) for c in cases]  # keyed by account
+    officers = _officers()
+    if not officers:  # nobody to give them to (a book without teams yet): they wait in "Unassigned"
+        return AssignResult(0, len(found))
+    placed = _place(found, officers)
+    moves = [(case, placed[case.pk]) for case in found]
+    result = _result(moves)
+    placements = {
+        case.account_id: Placement(officer.user_id, officer.username, officer.team_id, officer.team)
+        for case, officer in moves
+        if officer is not None
+    }
+    return AssignResult(result.assigned, result.unplaced, result.by_officer, placements)
 
 
 def _user(username_or_id: str | int, what: str) -> User:

@@ -7,9 +7,10 @@ the client has not committed to anything (warning, margin call, proposed, offere
 
 Set-based: three queries find the moves, the changed cases are locked and moved through their transition
 methods in memory (so the state machine's rules hold), then written with bulk operations and one batch of
-audit events. Runs are serialised by a transaction-level advisory lock, and the partial unique constraint
-(one open case per account) backs it: two sweeps at once give one case per account and episode. Running it
-twice changes nothing the second time.
+audit events. New cases are assigned their officers in the same transaction (services/assignment.py), and
+each one's "case.open" event names its assignee and team. Runs are serialised by a transaction-level advisory
+lock, and the partial unique constraint (one open case per account) backs it: two sweeps at once give one case
+per account and episode. Running it twice changes nothing the second time.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from core.dispatch import dispatch_on_commit
 from core.money import currency_quantum
 from restructuring.audit_events import CASE_CURE, CASE_MARGIN_CALL, CASE_OPEN
 from restructuring.models import CURABLE_STATES, OPEN_STATES, CallBasis, Case, CaseState, FeasibilityTrigger
-from restructuring.services.assignment import cases_assign_new
+from restructuring.services.assignment import NewCase, Placement, cases_assign_new
 from restructuring.services.case_end import proposals_withdraw_for_cases
 from restructuring.services.feasibility import feasibility_batches
 from restructuring.services.notifications import notifications_enqueue_for_cases
@@ -89,9 +90,18 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
         curing = _open_cases(CURABLE_STATES, (HealthBand.HEALTHY,))
         entries: list[AuditEntry] = []
         new_cases = [_case_open(risk, now) for risk in to_open.values()]
+        # Every new case is born with its officer (no window in which it belongs to nobody, no update after the
+        # insert), and its opening event says who: one event per new case, not a second "case.assign" each.
+        owners = cases_assign_new(
+            cases=[NewCase(c.account_id, c.band, to_open[c.account_id].currency) for c in new_cases]
+        ).placements
+        for case in new_cases:
+            owner = owners.get(case.account_id)
+            if owner is not None:
+                case.assignee_id, case.team_id, case.assigned_at = owner.user_id, owner.team_id, now
         bulk_insert(Case, new_cases, key="account")  # one new case per account; ids set from RETURNING
         for case in new_cases:  # the events name the case, so they are built once it has an id
-            _entries_for_new(case, to_open[case.account_id], entries)
+            _entries_for_new(case, to_open[case.account_id], entries, owners.get(case.account_id))
         changed = _escalate(escalating, now, entries) + _cure(curing, now, entries)
         for case in changed:
             case.updated_at = now  # auto_now is not applied by bulk writes
@@ -99,8 +109,6 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
         fields = ["state", "call_amount", "call_basis", "called_at", "deadline", "closed_at", "margin_ratio", "band"]
         bulk_update_fields(Case, changed, [*fields, "updated_at", "state_changed_at"])
         audit_record_many(entries)
-        # Every new case gets its officer in the same transaction: no window in which it belongs to nobody.
-        cases_assign_new(case_ids=[case.pk for case in new_cases], now=now)
         proposals_withdraw_for_cases(
             case_ids=[case.pk for case in changed if case.state == CaseState.CURED],
             reason="the case is cured: the account's margin is restored",
@@ -199,7 +207,9 @@ def _margin_call_details(case: Case) -> dict[str, object]:
     return {"call_amount": case.call_amount, "call_basis": case.call_basis, "deadline": case.deadline}
 
 
-def _entries_for_new(case: Case, risk: _Risk, entries: list[AuditEntry]) -> None:
+def _entries_for_new(case: Case, risk: _Risk, entries: list[AuditEntry], placement: Placement | None) -> None:
+    # the officer the case went to as it opened ("" when nobody could take it: the senior's "Unassigned")
+    owner = {"assignee": placement.username if placement else "", "team": placement.team if placement else ""}
     entries.append(
         CASE_OPEN.entry(
             case,
@@ -207,7 +217,7 @@ def _entries_for_new(case: Case, risk: _Risk, entries: list[AuditEntry]) -> None
             system_actor=SYSTEM_ACTOR,
             from_state="",
             to_state=CaseState.WARNING,
-            payload=_payload(risk),
+            payload={**_payload(risk), **owner},
         )
     )
     if case.state == CaseState.MARGIN_CALL:

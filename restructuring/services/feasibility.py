@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
 from accounts.models import Sweep, SweepStatus
@@ -515,8 +516,26 @@ def _store(reports: list[FeasibilityReport], keys: Mapping[int, str]) -> list[in
                 for r in fresh
             ]
         )
+        cases_report_figures_update(case_ids=sorted({r.case_id for r in fresh}))
     logger.info("feasibility: %d reports stored, %d already there", len(fresh), len(reports) - len(fresh))
     return [r.pk for r in fresh]
+
+
+def cases_report_figures_update(*, case_ids: Sequence[int]) -> int:
+    """Keep on each case the figures of its latest report (the latest by `created_at`, then id, as every reader
+    of "the latest report" orders them) that the queue sorts and filters on: one UPDATE for every case, in the
+    caller's transaction (the one that stored the reports, with the cases locked). Returns the cases updated.
+
+    Derived data, not a decision: the report's own `feasibility.report` event records the figures."""
+    if not case_ids:
+        return 0
+    latest = FeasibilityReport.objects.filter(case_id=OuterRef("pk")).order_by("-created_at", "-pk")
+    return Case.objects.filter(pk__any=list(case_ids)).update(
+        report_at=Subquery(latest.values("created_at")[:1]),
+        report_expected_loss=Subquery(latest.values("expected_loss")[:1]),
+        report_recovery_expected=Subquery(latest.values("recovery_expected")[:1]),
+        report_recommended=Subquery(latest.values("recommended")[:1]),
+    )
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,10 @@ count of cases in each state and a column chooser."""
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlencode
 
+from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
@@ -17,8 +19,9 @@ from core.access import staff_view
 from restructuring.selectors.desk import MINE_IF_ON_TEAM, default_assignee
 from restructuring.selectors.queue import (
     QUEUE_PAGE_SIZE,
-    cases_for_queue,
+    queue_count,
     queue_filterset,
+    queue_keys,
     queue_officers,
     queue_page,
     queue_state_counts,
@@ -28,6 +31,15 @@ from restructuring.views.queue_table import DECISION_COLUMNS, OPTIONAL_COLUMNS, 
 
 # Query parameters that are not filters: they neither count as "filtered" nor leave the state tabs.
 VIEW_PARAMETERS = ("page", "sort", "show")
+
+
+class CountedPaginator(Paginator):
+    """A paginator told how many cases there are (the state tabs' counts say it already: `queue_count`), so that
+    it does not count them again: with 10,000 open cases under a search, the count was a query of 25 ms."""
+
+    def __init__(self, object_list: Any, per_page: int, *args: Any, count: int, **kwargs: Any) -> None:
+        super().__init__(object_list, per_page, *args, **kwargs)
+        self.__dict__["count"] = count  # Paginator.count is a cached_property: this is its value
 
 
 @staff_view("restructuring.view_case")
@@ -41,16 +53,16 @@ def queue(request: HttpRequest) -> HttpResponse:
     filterset.form.is_valid()  # a bad value in one filter drops that filter only
     state = filterset.form.cleaned_data.get("state") or ""
     shown = [c for c in request.GET.getlist("show") if c in OPTIONAL_COLUMNS]
-    cases = cases_for_queue(filterset, now)
-    # the table sorts and pages the cases without their joins; the page's rows are then read whole (queue_page)
-    table = QueueTable(cases.select_related(None), shown=shown, now=now)
-    RequestConfig(request, paginate={"per_page": QUEUE_PAGE_SIZE}).configure(table)
-    rows = queue_page(cases, table.page.object_list.data)
+    counts = queue_state_counts(filterset)
+    # the table sorts and pages the cases on their sort keys alone; the page's rows are then read whole (queue_page)
+    table = QueueTable(queue_keys(filterset), shown=shown, now=now)
+    paginate = {"per_page": QUEUE_PAGE_SIZE, "paginator_class": CountedPaginator, "count": queue_count(counts, state)}
+    RequestConfig(request, paginate=paginate).configure(table)
+    rows = queue_page(table.page.object_list.data, now)
     bands = dict(HealthBand.choices)
     for record in rows:
         record.band_label = bands.get(record.risk_band or "", record.risk_band or "")  # type: ignore[attr-defined]
     table.page.object_list = BoundRows(data=rows, table=table)
-    counts = queue_state_counts(filterset)
     filters = {k: v for k, v in request.GET.items() if k not in VIEW_PARAMETERS and v}
     kept = [(k, v) for k in request.GET for v in request.GET.getlist(k) if k != "page" and v]
     without_state = [(k, v) for k, v in kept if k != "state"]

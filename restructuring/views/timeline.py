@@ -159,6 +159,9 @@ KEY_LABELS: Mapping[str, Any] = {
     "as_of": gettext_lazy("as of"),
     "needs": gettext_lazy("still needs"),
     "reason": gettext_lazy("reason"),
+    # who a new case went to as it opened (case.open)
+    "assignee": gettext_lazy("assignee"),
+    "team": gettext_lazy("team"),
 }
 
 

@@ -7,16 +7,19 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth.models import User
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 
+from core.audit import audit_verify
 from core.errors import ConflictError, PermissionRefusedError
 from core.models import AuditEvent
 from core.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.models import ApprovalLimit, Case, Team, TeamMembership
 from restructuring.services.assignment import (
+    NewCase,
     case_reassign,
+    cases_assign_new,
     cases_balance,
     officer_cases_move,
     officer_leave_end,
@@ -55,12 +58,18 @@ def test_a_sweep_assigns_its_new_cases_to_the_least_loaded_officers_of_a_team_au
     assert all(c.assignee is not None and c.team_id == team.pk for c in cases)
     # Four margin calls (3 points each) and two warnings (1 each): 7 points per officer.
     assert _owners() == {"alice": 3, "bob": 3}
-    events = AuditEvent.objects.filter(action="case.assign")
-    assert events.count() == 6
-    event = events.first()
-    assert event is not None
-    assert event.system_actor == "assignment"
-    assert event.payload["to"] in {"alice", "bob"}
+    # Assigned as they opened: each case's opening event names its officer and team; no second event per case.
+    opened = {e.object_id: e for e in AuditEvent.objects.filter(action="case.open")}
+    assert set(opened) == {c.pk for c in cases}
+    for case in cases:
+        assert case.assignee is not None
+        assert (opened[case.pk].payload["assignee"], opened[case.pk].payload["team"]) == (
+            case.assignee.username,
+            "Desk A",
+        )
+        assert opened[case.pk].system_actor == "sweep"
+    assert not AuditEvent.objects.filter(action="case.assign").exists()
+    assert audit_verify().ok
 
 
 def test_only_officers_whose_authority_covers_the_debt_within_capacity_and_not_on_leave_are_eligible() -> None:
@@ -86,10 +95,17 @@ def test_a_case_nobody_can_take_stays_unassigned_and_is_counted() -> None:
     with override_settings(WORKOUT_AFTER_SWEEP_TASKS=[]):
         cases_apply_risk(sweep_id=sweep_only().pk)
     assert _owners() == {"": 1, "alice": 1}
-    assert Case.objects.get(account__code="CRIT").assignee is None
+    crit = Case.objects.get(account__code="CRIT")
+    assert crit.assignee is None
+    opening = AuditEvent.objects.get(action="case.open", object_id=crit.pk)
+    assert (opening.payload["assignee"], opening.payload["team"]) == ("", "")
     TeamMembership.objects.update(capacity=None)
     result = cases_balance(system_actor="test")
     assert (result.assigned, result.unplaced) == (1, 0)
+    # a later assignment is an event of its own
+    event = AuditEvent.objects.get(action="case.assign")
+    assert (event.object_id, event.system_actor, event.payload["to"]) == (crit.pk, "test", "alice")
+    assert audit_verify().ok
 
 
 def test_a_senior_reassigns_with_a_reason_an_officer_may_not_and_the_target_must_be_able_to_take_cases() -> None:
@@ -158,3 +174,32 @@ def test_balancing_takes_the_same_number_of_queries_for_3_cases_as_for_30() -> N
         assert result.assigned == n
         counts.append(len(queries))
     assert counts[0] == counts[1], counts
+
+
+def test_a_sweep_assigns_3_or_30_new_cases_in_the_same_number_of_queries() -> None:
+    _desk("alice", "bob", "carol")
+    instrument = btc()
+    counts = []
+    for prefix, n in (("S", 3), ("L", 30)):
+        accounts(instrument, "margin_call", n, prefix=prefix)
+        sweep = sweep_only()
+        with CaptureQueriesContext(connection) as queries, override_settings(WORKOUT_AFTER_SWEEP_TASKS=[]):
+            moves = cases_apply_risk(sweep_id=sweep.pk)
+        assert moves.opened == n
+        counts.append(len(queries))
+    assert counts[0] == counts[1], counts
+    assert Case.objects.filter(assignee__isnull=True).count() == 0
+
+
+@pytest.mark.django_db(transaction=True)
+def test_placing_new_cases_outside_the_transaction_that_opens_them_is_refused() -> None:
+    """The balancing's lock must be held until the new cases are written with their officers: by the transaction
+    that opens them, which also records them."""
+    _desk("alice")
+    margin_account = account("CALL", btc(), band="margin_call")
+    with pytest.raises(RuntimeError, match="inside the transaction"):
+        cases_assign_new(cases=[NewCase(margin_account.pk, "margin_call", "USD")])
+    with transaction.atomic():
+        placed = cases_assign_new(cases=[NewCase(margin_account.pk, "margin_call", "USD")])
+    assert placed.placements[margin_account.pk].username == "alice"
+    assert not Case.objects.exists()  # placing writes nothing: the caller inserts the case with its officer

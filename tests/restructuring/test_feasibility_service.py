@@ -131,6 +131,46 @@ def test_only_cases_in_margin_call_get_the_margin_call_report_but_any_case_on_de
     assert FeasibilityReport.objects.get(pk=first[0]).trigger == "on_demand"
 
 
+def _figures(case: Case) -> tuple[Any, ...]:
+    case.refresh_from_db()
+    return (case.report_at, case.report_expected_loss, case.report_recovery_expected, case.report_recommended)
+
+
+def _report_figures(report: FeasibilityReport) -> tuple[Any, ...]:
+    return (report.created_at, report.expected_loss, report.recovery_expected, report.recommended)
+
+
+@pytest.mark.django_db
+@FAST
+def test_the_case_keeps_its_latest_reports_figures_for_the_queue() -> None:
+    """The queue sorts on the latest report's expected loss without reading reports: the service that stores a
+    report keeps its figures on the case (Case.report_*), in the same transaction."""
+    # given a case in margin call: its first report's figures are on the case
+    case = _called("CALL", btc())
+    first = FeasibilityReport.objects.get(case=case)
+    assert _figures(case) == _report_figures(first)
+    assert first.expected_loss is not None
+
+    # when the client sells half the position and an officer asks for a new report an hour later
+    Position.objects.filter(account=case.account).update(quantity=Decimal(5))
+    later = timezone.now() + timedelta(hours=1)
+    (second_id,) = feasibility_compute(case_ids=[case.pk], key="officer-1", now=later)
+
+    # then the case carries the new report's figures, a larger expected loss (less to sell against the same debt)
+    second = FeasibilityReport.objects.get(pk=second_id)
+    assert second.expected_loss > first.expected_loss
+    assert _figures(case) == _report_figures(second)
+
+    # and a report computed for an earlier moment (stored last, but not the latest) leaves the latest's figures
+    Position.objects.filter(account=case.account).update(quantity=Decimal(10))
+    (earlier_id,) = feasibility_compute(case_ids=[case.pk], key="officer-2", now=later - timedelta(minutes=30))
+    assert FeasibilityReport.objects.get(pk=earlier_id).expected_loss != second.expected_loss
+    assert _figures(case) == _report_figures(second)
+    latest = FeasibilityReport.objects.filter(case=case).order_by("-created_at", "-pk").first()
+    assert latest is not None
+    assert latest.pk == second.pk
+
+
 @pytest.mark.django_db
 @FAST
 def test_a_stored_report_is_reproduced_exactly_and_a_changed_one_is_caught() -> None:

@@ -206,19 +206,39 @@ def test_the_queue_pages_by_fifty(web: Client) -> None:
     assert set(queue_case_ids(first)).isdisjoint(queue_case_ids(second))
 
 
+def test_the_queue_counts_what_its_filters_leave_from_the_state_counts(web: Client) -> None:
+    """The pager's total is the state tabs' count (no COUNT query of its own): the filtered state's, or the sum."""
+    instrument = btc()
+    for k in range(55):
+        account(f"W{k:02}", instrument, band="warning")
+    account("M0", instrument, band="margin_call")
+    account("M1", instrument, band="margin_call")
+    swept()
+
+    assert "page 1 of 2 (57 cases)" in text(web.get("/queue/"))
+    assert "page 1 of 2 (55 cases)" in text(web.get("/queue/?state=warning"))
+    assert "page 1 of 2 (55 cases)" in text(web.get("/queue/?q=w"))
+    assert "page 2 of 2 (55 cases)" in text(web.get("/queue/?state=warning&q=w&page=2"))
+    assert len(queue_case_ids(web.get("/queue/?state=warning&q=w&page=2"))) == 5
+    assert queue_case_ids(web.get("/queue/?state=margin_call&q=w")) == []
+    page = text(web.get("/queue/?state=margin_call"))
+    assert len(queue_case_ids(web.get("/queue/?state=margin_call"))) == 2
+    assert "page 1 of" not in page  # one page: no pager
+
+
 def test_the_queue_makes_the_same_queries_for_4_cases_as_for_a_full_page(
     web: Client, django_assert_num_queries: Any
 ) -> None:
-    """Session, user, device, groups, two permission reads, the officers of the filter, the page's count, the
-    counts per state, the page itself, the session's save (3): 13, however many rows."""
+    """Session, user, device, groups, two permission reads, the officers of the filter, the counts per state
+    (which give the page's count too), the page itself, the session's save (3): 12, however many rows."""
     _queue_book()
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(12):
         assert len(queue_case_ids(web.get("/queue/?asset=BTC&q=C"))) == 3
     instrument = Instrument.objects.get(symbol="BTC")
     for k in range(60):
         account(f"W{k:02}", instrument, band="warning")
     swept()
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(12):
         assert len(queue_case_ids(web.get("/queue/"))) == 50
 
 

@@ -72,6 +72,10 @@ def test_the_case_page_says_who_owns_the_case_and_the_clock_it_waits_on() -> Non
 
     page = text(sam.get(f"/cases/{owned.pk}/"))
     assert "assigned to bob (Desk A)" in page
+    # and the timeline's opening says who it went to as it opened (case.open carries the assignment)
+    opened = page.split("Case opened", 1)[1].split("raw case.open", 1)[0]
+    assert "assignee bob" in opened
+    assert "team Desk A" in opened
     assert "Margin call without a proposal: waiting 1 day, 6 hours of" in page
     assert "(target missed)" in page
     assert "unassigned" in text(sam.get(f"/cases/{unowned.pk}/"))
