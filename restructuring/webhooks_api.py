@@ -257,7 +257,7 @@ class WebhookDeliveriesView(_OwnEndpointView, generics.ListAPIView[WebhookDelive
 
 
 @extend_schema(tags=["webhooks"])
-class EventListView(ApiView, generics.ListAPIView):  # type: ignore[type-arg]  # a list of dicts, not a model
+class EventListView(ApiView, generics.ListAPIView):  # a list of dicts, not a model's rows
     """The event catalogue: every type of event a client is told of, when, and the JSON Schema of its payload.
     Those with `webhook` true are what an endpoint subscribes to (docs: the body, its signature, the retries)."""
 
