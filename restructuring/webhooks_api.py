@@ -138,7 +138,7 @@ class WebhookDeliverySerializer(FastRepresentation, serializers.ModelSerializer[
     event_id = serializers.IntegerField(
         source="notification_id", help_text="The event's id: the body's `id` (the same on every attempt)."
     )
-    event_type = serializers.CharField(source="notification.kind", help_text="The event's type.")
+    event_type = serializers.CharField(help_text="The event's type.")
     status_code = serializers.IntegerField(allow_null=True, help_text="Your server's HTTP status; null: no answer.")
     error = serializers.CharField(help_text="What went wrong (the status and the start of the body, a timeout, ...).")
 

@@ -4,7 +4,7 @@ object is simply not found (404)."""
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
 from accounts.models import LoanStatus, MarginAccount, MarginLoan, WebhookEndpoint
 from restructuring.models import (
@@ -55,8 +55,9 @@ def client_webhook_endpoints(client_id: int) -> QuerySet[WebhookEndpoint]:
 
 
 def client_webhook_deliveries(endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
-    """The delivery log of one endpoint (already found among the client's), with each attempt's notification."""
-    return WebhookDelivery.objects.filter(endpoint=endpoint).select_related("notification")
+    """The delivery log of one endpoint (already found among the client's), each attempt with its event's type
+    (`event_type`)."""
+    return WebhookDelivery.objects.filter(endpoint=endpoint).annotate(event_type=F("notification__kind"))
 
 
 def account_loan(account: MarginAccount) -> MarginLoan | None:

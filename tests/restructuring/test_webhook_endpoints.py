@@ -567,3 +567,38 @@ def test_the_sweeps_enqueue_for_many_endpoints_takes_a_fixed_number_of_queries(s
     many = calls("MANY", 12)
     assert Notification.objects.filter(channel="webhook").count() == 28  # the first two's again, and twelve more
     assert many == few
+
+
+def test_the_lists_of_endpoints_and_deliveries_take_a_fixed_number_of_queries(servers: Callable[[], Endpoint]) -> None:
+    account = _called("READS", _btc())
+    api = _api(account.client_id)
+    made = _create(api, servers().url, ["*"])
+    cases_apply_risk(sweep_id=sweep_run().pk)
+    notification = Notification.objects.get(channel="webhook")
+
+    def counted(path: str) -> int:
+        with CaptureQueriesContext(connection) as queries:
+            assert api.get(path).status_code == 200
+        return len(queries)
+
+    def attempts(count: int) -> None:
+        WebhookDelivery.objects.bulk_create(
+            WebhookDelivery(
+                endpoint_id=made["id"],
+                notification=notification,
+                attempted_at=timezone.now(),
+                duration_ms=5,
+                status_code=500,
+                succeeded=False,
+                error="HTTP 500",
+            )
+            for _ in range(count)
+        )
+
+    attempts(1)
+    one = (counted("/api/v1/webhooks/"), counted(f"/api/v1/webhooks/{made['id']}/deliveries/"))
+    attempts(30)
+    _create(api, servers().url, ["offer"])
+    many = (counted("/api/v1/webhooks/"), counted(f"/api/v1/webhooks/{made['id']}/deliveries/"))
+
+    assert many == one
