@@ -18,6 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.core.mail import EmailMessage
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -33,8 +34,11 @@ from restructuring.events import envelope_schema, event_type, json_schema
 from restructuring.models import Case, Notification, NotificationKind, NotificationStatus, WebhookDelivery
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.notifications import notifications_drain
+from restructuring.services.webhooks import notification_redeliver, webhook_endpoint_create
 from tests.accounts.test_sweep import _btc
 from tests.api.conftest import Api
+from tests.celery_worker import celery_worker
+from tests.restructuring.helpers import wait_until
 from tests.restructuring.test_notifications import Endpoint, Received, _called, _Handler, _Server
 from tests.web.helpers import signed_in, staff_user
 
@@ -602,3 +606,33 @@ def test_the_lists_of_endpoints_and_deliveries_take_a_fixed_number_of_queries(se
     many = (counted("/api/v1/webhooks/"), counted(f"/api/v1/webhooks/{made['id']}/deliveries/"))
 
     assert many == one
+
+
+# ----------------------------------------------------------------------------------------- a real worker
+
+
+@pytest.mark.celery_worker
+@pytest.mark.django_db(transaction=True)
+def test_a_redelivery_is_sent_by_a_real_worker(servers: Callable[[], Endpoint], settings: Any) -> None:
+    # given a client's endpoint and a margin call to come, with a worker on Redis (allowed, like this process, to
+    # call this machine)
+    settings.WORKOUT_AFTER_SWEEP_TASKS = []
+    account = _called("WORKER", _btc())
+    server = servers()
+    issued = webhook_endpoint_create(client_id=account.client_id, url=server.url, event_types=["margin_call"])
+    sweep = sweep_run()
+    officer = User.objects.create_user("olga")
+
+    with celery_worker(env={"WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS": "true"}):
+        # when the case moves (the worker sends the call on commit), then an officer has it delivered again
+        cases_apply_risk(sweep_id=sweep.pk)
+        wait_until(lambda: WebhookDelivery.objects.count() == 1, "the worker sends the margin call")
+        notification = Notification.objects.get(channel="webhook")
+        notification_redeliver(notification_id=notification.pk, actor=officer)
+        wait_until(lambda: WebhookDelivery.objects.count() == 2, "the worker sends it again")
+
+    # then the endpoint got it twice, the same id, signed with its secret, and the row is sent
+    first, second = server.requests
+    assert first.json()["id"] == second.json()["id"] == notification.pk
+    assert all(_signed_with(request, issued.secret) for request in server.requests)
+    assert Notification.objects.get(pk=notification.pk).status == "sent"
