@@ -169,7 +169,8 @@ def notifications_enqueue_for_cases(*, cases: Iterable[Case]) -> list[int]:
 
 def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | None = None) -> list[int]:
     """Write the rows of many notices in the caller's transaction with a fixed number of queries (the
-    clients' addresses, one bulk insert, the new ids), and ask for them to be sent once it commits.
+    clients' addresses, their active webhook endpoints, one bulk insert, the new ids), and ask for them to be sent
+    once it commits.
     Returns the ids of the rows written (none for an event already enqueued)."""
     if not transaction.get_connection().in_atomic_block:
         raise NotificationTransactionError(
