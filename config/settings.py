@@ -262,6 +262,8 @@ SPECTACULAR_SETTINGS = {
         # two "source" fields: where a proposal came from, and who made a promise to pay
         "ProposalSourceEnum": "restructuring.models.ProposalSource",
         "PromiseSourceEnum": "restructuring.models.PromiseSource",
+        # a third "state" field, besides the case's and the proposal's: a webhook endpoint's
+        "WebhookEndpointStateEnum": "accounts.models.WebhookEndpointState",
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
