@@ -356,10 +356,17 @@ class Notification(models.Model):
 
     class Meta:
         constraints = [
+            # Once per event and channel; for webhooks, once per event and endpoint. Two partial constraints
+            # rather than one with NULLS NOT DISTINCT, which SQLite (the demo's database) does not have.
             models.UniqueConstraint(
-                fields=["case", "kind", "channel", "dedupe_key", "webhook_endpoint"],
+                fields=["case", "kind", "channel", "dedupe_key"],
+                condition=Q(webhook_endpoint__isnull=True),
                 name="notification_once_per_event_channel",
-                nulls_distinct=False,
+            ),
+            models.UniqueConstraint(
+                fields=["case", "kind", "dedupe_key", "webhook_endpoint"],
+                condition=Q(webhook_endpoint__isnull=False),
+                name="notification_once_per_endpoint",
             ),
             models.CheckConstraint(condition=Q(kind__in=NotificationKind.values), name="notification_kind_valid"),
             models.CheckConstraint(

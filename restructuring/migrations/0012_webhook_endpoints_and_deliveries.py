@@ -64,7 +64,11 @@ class Migration(migrations.Migration):
         ),
         migrations.AddConstraint(
             model_name='notification',
-            constraint=models.UniqueConstraint(fields=('case', 'kind', 'channel', 'dedupe_key', 'webhook_endpoint'), name='notification_once_per_event_channel', nulls_distinct=False),
+            constraint=models.UniqueConstraint(condition=models.Q(('webhook_endpoint__isnull', True)), fields=('case', 'kind', 'channel', 'dedupe_key'), name='notification_once_per_event_channel'),
+        ),
+        migrations.AddConstraint(
+            model_name='notification',
+            constraint=models.UniqueConstraint(condition=models.Q(('webhook_endpoint__isnull', False)), fields=('case', 'kind', 'dedupe_key', 'webhook_endpoint'), name='notification_once_per_endpoint'),
         ),
         migrations.AddConstraint(
             model_name='notification',
