@@ -8,11 +8,11 @@ A service that moves a case calls `notification_enqueue` (or the bulk `notificat
 its own transaction, next to the audit record: one `Notification` row per channel the client has (email when
 `Client.email` is set; a webhook row per active `WebhookEndpoint` of the client subscribed to the kind, for the
 kinds webhooks carry), recipient and message fixed there. The rows commit or roll back with the transition, so a
-rollback sends nothing. After commit a Celery task is asked to
-send them (`core.dispatch.dispatch_on_commit`, fire and forget); if the broker is down then, the rows are still
-pending and the drain beat (`notifications_drain_task`, every minute) sends them. Enqueueing the same event twice is
-a no-op: (case, kind, channel, dedupe_key) is unique (for webhooks, (case, kind, dedupe_key, endpoint)) and the
-insert ignores a row that exists.
+rollback sends nothing. After commit a Celery task is asked to send them (`core.dispatch.dispatch_on_commit`,
+fire and forget); if the broker is down then, the rows are still pending and the drain beat
+(`notifications_drain_task`, every minute) sends them. Enqueueing the same event twice is a no-op: (case, kind,
+channel, dedupe_key) is unique (for webhooks, (case, kind, dedupe_key, endpoint)) and the insert ignores a row
+that exists.
 
 Sending never blocks or rolls back a transition: it runs after the case's transaction, in transactions of its
 own that touch only notification rows, and holds no lock while it talks to the network:
