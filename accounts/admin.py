@@ -23,6 +23,16 @@ class ClientAdmin(admin.ModelAdmin):
     search_fields = ["code", "name"]
 
 
+@admin.register(models.WebhookEndpoint)
+class WebhookEndpointAdmin(admin.ModelAdmin):
+    """A client's webhook endpoints: the secrets show as a mask (core/encryption.py), never their tokens."""
+
+    list_display = ["pk", "client", "url", "state", "disabled_reason", "consecutive_failures", "created_at"]
+    list_filter = ["state", "disabled_reason"]
+    list_select_related = ["client"]
+    search_fields = ["client__code", "url"]
+
+
 class PositionInline(admin.TabularInline):
     model = models.Position
     extra = 0

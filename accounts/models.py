@@ -65,39 +65,14 @@ class Client(models.Model):
     # Liquid resources the client declares outside this book (in USD): feeds loss capacity.
     external_capacity = money_field(default=Decimal(0))
     created_at = models.DateTimeField(auto_now_add=True)
-    # Where case notifications go (restructuring/services/notifications.py); each channel only when set.
-    # Database defaults too, so that bulk writers (COPY) that do not name these columns still load.
+    # Where case notifications go by email (restructuring/services/notifications.py); only when set. Webhooks
+    # go to the client's endpoints (WebhookEndpoint, below). A database default too, so that bulk writers (COPY)
+    # that do not name the column still load.
     email = models.EmailField(blank=True, default="", db_default="")
-    webhook_url = models.URLField(
-        max_length=2000,
-        blank=True,
-        default="",
-        db_default="",
-        validators=[URLValidator(schemes=["https", "http"])],
-    )
-    # The HMAC-SHA256 key of the webhook signature. Not hashed, since signing needs the key itself: encrypted at
-    # rest (core/fields.py, keys in WORKOUT_WEBHOOK_SECRET_KEYS) and decrypted only to sign. Empty: no secret.
-    webhook_secret = EncryptedSecretField(
-        clear_max_length=200,
-        blank=True,
-        default="",
-        db_default="",
-        help_text="Write-only: the current secret is never shown. Leave blank to keep it.",
-    )
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=Q(external_capacity__gte=0), name="client_external_capacity_gte_0"),
-            models.CheckConstraint(
-                condition=Q(webhook_url="") | ~Q(webhook_secret=""),
-                name="client_webhook_has_secret",
-                violation_error_message="A webhook URL needs a webhook secret to sign with.",
-            ),
-            # Only tokens are stored: a clear secret written around the ORM (raw SQL, COPY) is refused.
-            models.CheckConstraint(
-                condition=Q(webhook_secret="") | Q(webhook_secret__startswith=ENCRYPTED_TOKEN_PREFIX),
-                name="client_webhook_secret_encrypted",
-            ),
         ]
         # The queue's search (`q`: a code or a name, any case, anywhere in it) is `UPPER(column) LIKE '%...%'`.
         # No index serves a match inside a string, but these give PostgreSQL statistics on the upper-cased values:
@@ -111,15 +86,93 @@ class Client(models.Model):
     def __str__(self) -> str:
         return self.code
 
+
+# Subscribed to every event type, those added later included (what a client's single webhook had before
+# endpoints: restructuring/events.py lists the types).
+ALL_EVENTS = "*"
+
+
+class WebhookEndpointState(models.TextChoices):
+    ACTIVE = "active", "Active"
+    DISABLED = "disabled", "Disabled"
+
+
+class WebhookDisabledReason(models.TextChoices):
+    CLIENT = "client", "Disabled by the client"
+    FAILURES = "failures", "Disabled after consecutive failed deliveries"
+
+
+class WebhookEndpoint(models.Model):
+    """One URL a client's events are posted to, signed with its own secret, for the event types it subscribes
+    to (restructuring/services/webhooks.py manages them, restructuring/services/notifications.py delivers).
+
+    The secret is the HMAC-SHA256 key of the signature. Not hashed, since signing needs the key itself: encrypted
+    at rest (core/fields.py, keys in WORKOUT_WEBHOOK_SECRET_KEYS) and decrypted only to sign. After a rotation
+    the previous secret may sign too until `previous_secret_expires_at` (the overlap: both signatures are sent).
+    An endpoint is never deleted (its deliveries are its record): it is disabled, by the client or after
+    WORKOUT_WEBHOOK_DISABLE_AFTER_FAILURES consecutive failed deliveries, and may be enabled again."""
+
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="webhook_endpoints")
+    url = models.URLField(max_length=2000, validators=[URLValidator(schemes=["https", "http"])])
+    description = models.CharField(max_length=200, blank=True, default="")
+    # Event types (restructuring.models.NotificationKind values) or ["*"] for all, those to come included.
+    event_types = models.JSONField(default=list)
+    secret = EncryptedSecretField(clear_max_length=200, help_text="Write-only: the current secret is never shown.")
+    previous_secret = EncryptedSecretField(clear_max_length=200, blank=True, default="")
+    previous_secret_expires_at = models.DateTimeField(null=True, blank=True)
+    secret_rotated_at = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=8, choices=WebhookEndpointState.choices, default=WebhookEndpointState.ACTIVE)
+    disabled_reason = models.CharField(max_length=8, choices=WebhookDisabledReason.choices, blank=True, default="")
+    disabled_at = models.DateTimeField(null=True, blank=True)
+    # Failed delivery attempts in a row (any success resets it): at the setting's count, the endpoint is disabled.
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # Only tokens are stored: a clear secret written around the ORM (raw SQL, COPY) is refused.
+            models.CheckConstraint(
+                condition=Q(secret__startswith=ENCRYPTED_TOKEN_PREFIX), name="webhookendpoint_secret_encrypted"
+            ),
+            models.CheckConstraint(
+                condition=Q(previous_secret="") | Q(previous_secret__startswith=ENCRYPTED_TOKEN_PREFIX),
+                name="webhookendpoint_previous_secret_encrypted",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=WebhookEndpointState.values), name="webhookendpoint_state_valid"
+            ),
+            # Disabled, with why and when; active, with neither.
+            models.CheckConstraint(
+                condition=(
+                    Q(state=WebhookEndpointState.ACTIVE, disabled_reason="", disabled_at__isnull=True)
+                    | Q(
+                        state=WebhookEndpointState.DISABLED,
+                        disabled_reason__in=WebhookDisabledReason.values,
+                        disabled_at__isnull=False,
+                    )
+                ),
+                name="webhookendpoint_disabled_with_reason",
+            ),
+        ]
+        indexes = [models.Index(fields=["client", "state"], name="webhookendpoint_client_idx")]
+
+    def __str__(self) -> str:
+        return f"webhook endpoint {self.pk} of client {self.client_id}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.state == WebhookEndpointState.ACTIVE
+
+    def subscribes_to(self, event_type: str) -> bool:
+        return ALL_EVENTS in self.event_types or event_type in self.event_types
+
     def clean(self) -> None:
         # A webhook to an address inside the house is refused when it is set (core/addresses.py); the address a
         # name resolves to is checked again at each send, as the connection is opened.
-        if self.webhook_url:
-            problem = webhook_url_problem(
-                self.webhook_url, allow_private=settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS
-            )
-            if problem:
-                raise ValidationError({"webhook_url": problem})
+        problem = webhook_url_problem(self.url, allow_private=settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS)
+        if problem:
+            raise ValidationError({"url": problem})
 
 
 class MarginMode(models.TextChoices):

@@ -9,6 +9,7 @@ from accounts import api as accounts_api
 from accounts.tokens import views as tokens_api
 from core.api import views as core_api
 from restructuring import api as restructuring_api
+from restructuring import webhooks_api
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("accounts/", accounts_api.AccountListView.as_view(), name="api-accounts"),
@@ -25,6 +26,13 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("offers/<int:pk>/counter/", restructuring_api.OfferCounterView.as_view(), name="api-offer-counter"),
     path("top-ups/", restructuring_api.TopUpListView.as_view(), name="api-top-ups"),
     path("top-ups/<int:pk>/", restructuring_api.TopUpDetailView.as_view(), name="api-top-up"),
+    path("webhooks/", webhooks_api.WebhookListView.as_view(), name="api-webhooks"),
+    path("webhooks/<int:pk>/", webhooks_api.WebhookDetailView.as_view(), name="api-webhook"),
+    path("webhooks/<int:pk>/rotate/", webhooks_api.WebhookRotateView.as_view(), name="api-webhook-rotate"),
+    path("webhooks/<int:pk>/disable/", webhooks_api.WebhookDisableView.as_view(), name="api-webhook-disable"),
+    path("webhooks/<int:pk>/enable/", webhooks_api.WebhookEnableView.as_view(), name="api-webhook-enable"),
+    path("webhooks/<int:pk>/deliveries/", webhooks_api.WebhookDeliveriesView.as_view(), name="api-webhook-deliveries"),
+    path("events/", webhooks_api.EventListView.as_view(), name="api-events"),
     path("tokens/", tokens_api.TokenListView.as_view(), name="api-tokens"),
     path("tokens/<str:prefix>/", tokens_api.TokenDetailView.as_view(), name="api-token"),
     path("operations/book/", accounts_api.BookUploadView.as_view(), name="api-operations-book"),

@@ -244,7 +244,13 @@ SPECTACULAR_SETTINGS = {
         '(`"19500.00"`); prices, quantities, rates and fractions with 8. Whole numbers (`term_months`, `account`) '
         "are JSON integers.\n\n"
         "**Lists** are paginated (`page`, `page_size` up to 200). Requests are throttled per token (429 with "
-        "Retry-After); JSON bodies are limited to 64 KiB (413) and to 32 levels of nesting (400 `json_too_deep`)."
+        "Retry-After); JSON bodies are limited to 64 KiB (413) and to 32 levels of nesting (400 `json_too_deep`).\n\n"
+        "**Webhooks**: your endpoints (`/webhooks/`) receive a signed POST for each event they subscribe to. The "
+        "event types are `GET /events/` (with their payloads' JSON Schemas) and, here, the extension "
+        "`x-workout-webhooks`: each type named, referring to the component of its body (`MarginCallEvent`, its "
+        "`data` `MarginCallEventData`, ...). The body is signed with the endpoint's secret: the header "
+        "`X-Workout-Signature: sha256=<hex>` is the HMAC-SHA256 of the exact body bytes (during a rotation's overlap, "
+        "`sha256=<new>,sha256=<old>`: accept either)."
     ),
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
@@ -256,8 +262,15 @@ SPECTACULAR_SETTINGS = {
         # two "source" fields: where a proposal came from, and who made a promise to pay
         "ProposalSourceEnum": "restructuring.models.ProposalSource",
         "PromiseSourceEnum": "restructuring.models.PromiseSource",
+        # a third "state" field, besides the case's and the proposal's: a webhook endpoint's
+        "WebhookEndpointStateEnum": "accounts.models.WebhookEndpointState",
     },
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "core.api.schema.strict_objects"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.api.schema.strict_objects",
+        # the event catalogue: a component per webhook event and the x-workout-webhooks extension
+        "restructuring.events.openapi_events",
+    ],
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "persistAuthorization": True},
     # /api/docs/ and /api/redoc/ load their assets from this site's static files (drf-spectacular-sidecar, pinned)
     "SWAGGER_UI_DIST": "SIDECAR",
@@ -515,6 +528,12 @@ WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WORKOUT_WEBHOOK_ALLOW_PRIVATE
 WORKOUT_WEBHOOK_TIMEOUT_SECONDS = env.float("WORKOUT_WEBHOOK_TIMEOUT_SECONDS", default=5.0)
 # Certificate authorities trusted for https webhooks (a PEM file); empty: certifi's bundle.
 WORKOUT_WEBHOOK_CA_BUNDLE = env.str("WORKOUT_WEBHOOK_CA_BUNDLE", default="")
+# A webhook endpoint whose deliveries failed this many times in a row (retries counted, any success resets the
+# count) is disabled, its pending deliveries dropped, and its client told by email (docs/events.md). With the
+# default retry waits, 20 attempts is about a day of an endpoint that never answers.
+WORKOUT_WEBHOOK_DISABLE_AFTER_FAILURES = env.int("WORKOUT_WEBHOOK_DISABLE_AFTER_FAILURES", default=20)
+# Active webhook endpoints a client may have at once (each event is posted to each subscribed one).
+WORKOUT_WEBHOOK_MAX_ENDPOINTS = env.int("WORKOUT_WEBHOOK_MAX_ENDPOINTS", default=10)
 # A sender's claim on a batch of notifications: no other sender takes them before it runs out. It must outlast a
 # whole batch sent one after another, each send within its timeout (checked at start: core/checks.py).
 WORKOUT_NOTIFICATION_LEASE_SECONDS = env.float("WORKOUT_NOTIFICATION_LEASE_SECONDS", default=220.0)

@@ -18,7 +18,7 @@ The local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215) is refused whatever it carr
 global, and where its operator puts the IPv4 address inside it (RFC 6052 allows six positions) is not known.
 
 Two places apply this (restructuring/services/notifications.py): a URL whose host is written as an address is
-refused when it is registered (`Client.clean`, `webhook_url_problem`), and at each send every address the
+refused when it is registered (`WebhookEndpoint.clean`, `webhook_url_problem`), and at each send every address the
 connection is about to be opened to is checked (core/outbound_http.py), so a name that resolves inside,
 now or by a DNS answer that changes between two lookups (rebinding), is refused before any packet goes out.
 """

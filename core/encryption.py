@@ -1,4 +1,5 @@
-"""Secrets kept encrypted at rest: a client's webhook signing key (`accounts.models.Client.webhook_secret`).
+"""Secrets kept encrypted at rest: the signing keys of clients' webhook endpoints
+(`accounts.models.WebhookEndpoint.secret`).
 
 Fernet, from the `cryptography` package: AES-128-CBC with an HMAC-SHA256 over the whole token, so a token
 read with the wrong key, or altered, is refused (`InvalidToken`) instead of decrypting to something else. A

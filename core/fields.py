@@ -37,7 +37,7 @@ class EncryptedSecretField(models.Field):
       by every write path (`save`, `QuerySet.update`, `bulk_create`, `bulk_update`), since all of them prepare
       the value through `get_prep_value`.
 
-    The empty string means no secret and is stored as it is (so `webhook_secret=""` lookups and constraints keep
+    The empty string means no secret and is stored as it is (so `previous_secret=""` lookups and constraints keep
     their meaning). A string that is already a token of the configured keys is kept as that token, not encrypted
     twice (`loaddata` of a dump, a token copied back); a clear secret cannot be one. Saving a model re-encrypts
     its loaded token under the first key when an older key made it: key rotation by re-saving. `clear_max_length`

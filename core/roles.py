@@ -2,7 +2,7 @@
 
 - credit_officer: works the queue, drafts and edits proposals, approves within their limit, sends offers,
   executes accepted restructurings and records repayments, sends a case to liquidation; adds notes, logs
-  contacts and takes promises to pay.
+  contacts and takes promises to pay; has a webhook notification delivered again.
 - senior_credit_officer: all of that, the senior approval (larger limit, escalated cases), publishes rule sets.
 - compliance: reads cases and the audit trail, exports it, verifies the chain; acts on nothing.
 - administrator: administers staff and nothing else: sees the members of staff, creates them, issues their
@@ -41,6 +41,8 @@ _OFFICER = [
     "restructuring.add_note",
     "restructuring.add_contact",
     "restructuring.add_promisetopay",
+    # a webhook notification delivered again to its endpoint (restructuring/services/webhooks.py)
+    "restructuring.redeliver_notification",
     "rules.view_ruleset",
     "rules.add_ruleset",
     "rules.change_ruleset",

@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.contrib.auth.models import User
 
+from accounts.models import WebhookEndpoint
 from core.audit import AuditEntry
 from core.audit_catalogue import COMPLIANCE_ONLY, EVERYONE, STAFF, AuditAction, audit_object_type, declare
 from restructuring.models import (
@@ -32,6 +33,7 @@ from restructuring.models import (
     Installment,
     LiquidationPlan,
     Note,
+    Notification,
     PromiseToPay,
     Proposal,
     Repayment,
@@ -249,3 +251,36 @@ STAFF_LEAVE_START = declare(
     "staff.leave_start", User, audience=COMPLIANCE_ONLY, summary="an officer on leave: their open cases balanced away"
 )
 STAFF_LEAVE_END = declare("staff.leave_end", User, audience=COMPLIANCE_ONLY, summary="an officer back from leave")
+
+
+# ------------------------------------------------------------------ webhooks (services/webhooks.py, issue 18)
+
+# A client's endpoints are the client's matters, not a case's: compliance reads them (never with the secret). A
+# notification delivered again is an event of its case's account: the officers see it on the case.
+WEBHOOK_ENDPOINT_CREATE = declare(
+    "webhook_endpoint.create",
+    WebhookEndpoint,
+    audience=COMPLIANCE_ONLY,
+    summary="a client created a webhook endpoint (its URL and the event types it subscribes to)",
+)
+WEBHOOK_ENDPOINT_ROTATE = declare(
+    "webhook_endpoint.rotate",
+    WebhookEndpoint,
+    audience=COMPLIANCE_ONLY,
+    summary="a client rotated a webhook endpoint's secret (and until when the previous one still signs)",
+)
+WEBHOOK_ENDPOINT_DISABLE = declare(
+    "webhook_endpoint.disable",
+    WebhookEndpoint,
+    audience=COMPLIANCE_ONLY,
+    summary="a webhook endpoint disabled: by its client, or after its consecutive failed deliveries",
+)
+WEBHOOK_ENDPOINT_ENABLE = declare(
+    "webhook_endpoint.enable", WebhookEndpoint, audience=COMPLIANCE_ONLY, summary="a client enabled a webhook endpoint"
+)
+NOTIFICATION_REDELIVER = declare(
+    "notification.redeliver",
+    Notification,
+    audience=STAFF,
+    summary="an officer had a webhook notification delivered again (same id) to its endpoint",
+)

@@ -332,6 +332,9 @@ class NotificationKind(models.TextChoices):
     WRITTEN_OFF = "written_off", "Outcome: written off"
     # To staff, not the client: a case waited past its SLA target; sent to the team's senior by email.
     SLA_BREACH = "sla_breach", "Escalation: SLA target breached"
+    # To the client by email: one of its webhook endpoints was disabled after its failures (on the case whose
+    # delivery failed last). Not itself delivered to webhooks (restructuring/events.py).
+    WEBHOOK_DISABLED = "webhook_disabled", "Webhook endpoint disabled"
 
 
 class NotificationChannel(models.TextChoices):
@@ -356,6 +359,15 @@ class Notification(models.Model):
     channel = models.CharField(max_length=7, choices=NotificationChannel.choices)
     # The email address or webhook URL, as the client had it when the notification was enqueued.
     recipient = models.CharField(max_length=2000)
+    # The endpoint a webhook row goes to (one row per subscribed endpoint); null for the other channels, and for
+    # the webhook rows of a client whose webhook was removed before endpoints existed (accounts/migrations/0008).
+    webhook_endpoint = models.ForeignKey(
+        "accounts.WebhookEndpoint",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="notifications",
+    )
     # Distinguishes two events of one kind on one case (e.g. the deadline a reminder is for); "" when a kind
     # happens at most once per case.
     dedupe_key = models.CharField(max_length=64, blank=True, default="")
@@ -369,8 +381,17 @@ class Notification(models.Model):
 
     class Meta:
         constraints = [
+            # Once per event and channel; for webhooks, once per event and endpoint. Two partial constraints
+            # rather than one with NULLS NOT DISTINCT, which SQLite (the demo's database) does not have.
             models.UniqueConstraint(
-                fields=["case", "kind", "channel", "dedupe_key"], name="notification_once_per_event_channel"
+                fields=["case", "kind", "channel", "dedupe_key"],
+                condition=Q(webhook_endpoint__isnull=True),
+                name="notification_once_per_event_channel",
+            ),
+            models.UniqueConstraint(
+                fields=["case", "kind", "dedupe_key", "webhook_endpoint"],
+                condition=Q(webhook_endpoint__isnull=False),
+                name="notification_once_per_endpoint",
             ),
             models.CheckConstraint(condition=Q(kind__in=NotificationKind.values), name="notification_kind_valid"),
             models.CheckConstraint(
@@ -389,9 +410,40 @@ class Notification(models.Model):
                 name="notification_pending_due_idx",
             )
         ]
+        permissions = [("redeliver_notification", "Can deliver a webhook notification again")]
 
     def __str__(self) -> str:
         return f"{self.kind} by {self.channel} for case {self.case_id} ({self.status})"
+
+
+class WebhookDelivery(models.Model):
+    """One attempt to post a webhook notification to its endpoint: when, how long, and what came back (the
+    status code, or the error when there was no answer). The endpoint's delivery log, read by its client
+    (GET /api/v1/webhooks/{id}/deliveries/) and by the officers on the case page. Written by the sender after
+    each attempt, in a transaction of its own (restructuring/services/notifications.py)."""
+
+    endpoint = models.ForeignKey("accounts.WebhookEndpoint", on_delete=models.PROTECT, related_name="deliveries")
+    notification = models.ForeignKey(Notification, on_delete=models.PROTECT, related_name="deliveries")
+    attempted_at = models.DateTimeField()
+    duration_ms = models.PositiveIntegerField()
+    status_code = models.PositiveSmallIntegerField(null=True, blank=True)  # null: no HTTP answer
+    succeeded = models.BooleanField()
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(succeeded=False) | (Q(status_code__gte=200) & Q(status_code__lt=300)),
+                name="webhookdelivery_success_is_2xx",
+            )
+        ]
+        indexes = [
+            models.Index(fields=["endpoint", "-attempted_at"], name="webhookdelivery_endpoint_idx"),
+            models.Index(fields=["notification", "attempted_at"], name="webhookdelivery_notice_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"delivery of notification {self.notification_id} to endpoint {self.endpoint_id}"
 
 
 class FeasibilityTrigger(models.TextChoices):

@@ -5,13 +5,19 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from restructuring.views import actions, bulk, cascade, case, conversation, queue, rules_trial
+from restructuring.views import actions, bulk, cascade, case, conversation, queue, rules_trial, webhooks
 
 urlpatterns: list[URLPattern] = [
     path("queue/", queue.queue, name="queue"),
     path("queue/bulk/", bulk.queue_bulk, name="queue-bulk"),
     path("cascade/", cascade.cascade_page, name="cascade"),
     path("cases/<int:case_id>/", case.case_detail, name="case"),
+    path("cases/<int:case_id>/webhooks/", webhooks.case_webhooks, name="case-webhooks"),
+    path(
+        "notifications/<int:notification_id>/redeliver/",
+        webhooks.notification_redeliver_view,
+        name="notification-redeliver",
+    ),
     path("cases/<int:case_id>/notes/", conversation.note_add_view, name="note-add"),
     path("cases/<int:case_id>/contacts/", conversation.contact_log_view, name="contact-log"),
     path("cases/<int:case_id>/promises/", conversation.promise_make_view, name="promise-make"),

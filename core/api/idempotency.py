@@ -12,6 +12,10 @@ another's.
 What is kept: the responses of requests that were executed, successes and domain errors alike (a retry gets the
 same answer). Not kept: input the API refused before executing (malformed JSON, a serializer's 400: fix the body
 and retry with the same key) and server errors (5xx: the transaction rolled back, retry).
+
+A response that holds a secret shown once (a webhook endpoint's, `idempotent(sensitive=True)`) is kept encrypted
+(core/encryption.py, the webhook secrets' keys), so that the table never holds it in clear; the replay decrypts
+it. A stored body is JSON, which never starts as a Fernet token does, so the two are told apart by their start.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from django.core.files.uploadedfile import UploadedFile
 from django.core.serializers.json import DjangoJSONEncoder
@@ -33,6 +37,7 @@ from rest_framework.response import Response
 
 from core.api.errors import ApiError
 from core.api.principals import ClientPrincipal
+from core.encryption import TOKEN_PREFIX, secret_decrypt, secret_encrypt
 from core.models import IdempotencyRecord
 
 HEADER = "Idempotency-Key"
@@ -49,18 +54,32 @@ class _Discard(Exception):
         self.response = response
 
 
-def idempotent(handler: _Handler) -> _Handler:
-    """Decorate a view's `post`: the handler runs at most once per (caller, key)."""
-
-    @wraps(handler)
-    def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
-        return idempotency_run(view, request, lambda: handler(view, request, *args, **kwargs))
-
-    wrapper.idempotent = True  # type: ignore[attr-defined]  # the schema documents the header
-    return wrapper  # type: ignore[return-value]
+@overload
+def idempotent(handler: _Handler) -> _Handler: ...
 
 
-def idempotency_run(view: Any, request: Request, execute: Callable[[], Any]) -> HttpResponseBase:
+@overload
+def idempotent(*, sensitive: bool = False) -> Callable[[_Handler], _Handler]: ...
+
+
+def idempotent(handler: Any = None, *, sensitive: bool = False) -> Any:
+    """Decorate a view's `post`: the handler runs at most once per (caller, key). `sensitive`: its response holds
+    a secret, kept encrypted in the record."""
+
+    def decorate(handler: _Handler) -> _Handler:
+        @wraps(handler)
+        def wrapper(view: Any, request: Request, *args: Any, **kwargs: Any) -> HttpResponseBase:
+            return idempotency_run(view, request, lambda: handler(view, request, *args, **kwargs), sensitive=sensitive)
+
+        wrapper.idempotent = True  # type: ignore[attr-defined]  # the schema documents the header
+        return wrapper  # type: ignore[return-value]
+
+    return decorate(handler) if handler is not None else decorate
+
+
+def idempotency_run(
+    view: Any, request: Request, execute: Callable[[], Any], *, sensitive: bool = False
+) -> HttpResponseBase:
     key = _key(request)
     scope = _scope(request)
     request_hash = _request_hash(request)
@@ -86,7 +105,8 @@ def idempotency_run(view: Any, request: Request, execute: Callable[[], Any]) -> 
             if response.status_code >= 500:
                 raise _Discard(response)
             record.response_status = response.status_code
-            record.response_body = _rendered(view, request, response)
+            body = _rendered(view, request, response)
+            record.response_body = secret_encrypt(body) if sensitive else body
             record.save(update_fields=["response_status", "response_body"])
     except _Discard as discarded:
         return discarded.response
@@ -114,8 +134,11 @@ def _replay(record: IdempotencyRecord, request_hash: str) -> HttpResponse:
             status_code=status.HTTP_422_UNPROCESSABLE_ENTITY,
             field=HEADER,
         )
+    body = record.response_body
+    if body.startswith(TOKEN_PREFIX):  # a sensitive response, kept encrypted
+        body = secret_decrypt(body)
     return HttpResponse(
-        record.response_body,
+        body,
         status=record.response_status,
         content_type="application/json",
         headers={REPLAYED_HEADER: "true"},

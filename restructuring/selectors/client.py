@@ -1,11 +1,12 @@
 """What a client reads through the API: its cases, the offers made to it, its loans and their schedules, its
-top-ups. Every read starts from the client, so another client's object is simply not found (404)."""
+top-ups, its webhook endpoints and their delivery logs. Every read starts from the client, so another client's
+object is simply not found (404)."""
 
 from __future__ import annotations
 
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 
-from accounts.models import LoanStatus, MarginAccount, MarginLoan
+from accounts.models import LoanStatus, MarginAccount, MarginLoan, WebhookEndpoint
 from restructuring.models import (
     Case,
     CollateralTopUp,
@@ -14,6 +15,7 @@ from restructuring.models import (
     Proposal,
     ProposalSource,
     ProposalState,
+    WebhookDelivery,
 )
 from restructuring.selectors.schedules import ScheduleRow, installment_rows
 
@@ -46,6 +48,16 @@ def client_promises(client_id: int) -> QuerySet[PromiseToPay]:
 
 def client_top_ups(client_id: int) -> QuerySet[CollateralTopUp]:
     return CollateralTopUp.objects.filter(account__client_id=client_id).select_related("account")
+
+
+def client_webhook_endpoints(client_id: int) -> QuerySet[WebhookEndpoint]:
+    return WebhookEndpoint.objects.filter(client_id=client_id)
+
+
+def client_webhook_deliveries(endpoint: WebhookEndpoint) -> QuerySet[WebhookDelivery]:
+    """The delivery log of one endpoint (already found among the client's), each attempt with its event's type
+    (`event_type`)."""
+    return WebhookDelivery.objects.filter(endpoint=endpoint).annotate(event_type=F("notification__kind"))
 
 
 def account_loan(account: MarginAccount) -> MarginLoan | None:

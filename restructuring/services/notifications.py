@@ -1,15 +1,18 @@
 """Notifications to clients: margin call, deadline reminder, liquidation and outcome (cured, liquidated, written
-off; "offer" is reserved for the proposals), by email and, where the client has set one, by a signed webhook.
+off; "offer" is reserved for the proposals), by email and by a signed webhook to each of the client's endpoints
+that subscribes to the event (restructuring/events.py is the catalogue of the types and their payloads).
 
 A transactional outbox
 ----------------------
 A service that moves a case calls `notification_enqueue` (or the bulk `notifications_enqueue_many`) inside
 its own transaction, next to the audit record: one `Notification` row per channel the client has (email when
-`Client.email` is set, webhook when `Client.webhook_url` is), recipient and message fixed there. The rows
-commit or roll back with the transition, so a rollback sends nothing. After commit a Celery task is asked to
-send them (`core.dispatch.dispatch_on_commit`, fire and forget); if the broker is down then, the rows are still
-pending and the drain beat (`notifications_drain_task`, every minute) sends them. Enqueueing the same event twice is
-a no-op: (case, kind, channel, dedupe_key) is unique and the insert ignores a row that exists.
+`Client.email` is set; a webhook row per active `WebhookEndpoint` of the client subscribed to the kind, for the
+kinds webhooks carry), recipient and message fixed there. The rows commit or roll back with the transition, so a
+rollback sends nothing. After commit a Celery task is asked to send them (`core.dispatch.dispatch_on_commit`,
+fire and forget); if the broker is down then, the rows are still pending and the drain beat
+(`notifications_drain_task`, every minute) sends them. Enqueueing the same event twice is a no-op: (case, kind,
+channel, dedupe_key) is unique (for webhooks, (case, kind, dedupe_key, endpoint)) and the insert ignores a row
+that exists.
 
 Sending never blocks or rolls back a transition: it runs after the case's transaction, in transactions of its
 own that touch only notification rows, and holds no lock while it talks to the network:
@@ -19,7 +22,10 @@ own that touch only notification rows, and holds no lock while it talks to the n
 2. send each claimed row (SMTP through Django's email backend; webhook through core/outbound_http.py, within a
    total deadline of WORKOUT_WEBHOOK_TIMEOUT_SECONDS whatever the server does);
 3. record: `sent` with `sent_at`, or the error and the next attempt after an exponential backoff, or `failed`
-   after the last attempt (`WORKOUT_NOTIFICATION_MAX_ATTEMPTS`). A row marked sent is never sent again.
+   after the last attempt (`WORKOUT_NOTIFICATION_MAX_ATTEMPTS`). A row marked sent is never sent again, unless an
+   officer has it delivered again (restructuring/services/webhooks.py: same row, same id). A webhook attempt is
+   also logged on its endpoint (`WebhookDelivery`: when, how long, the status code or the error), and counts
+   towards the endpoint's failures in a row, after which it is disabled (services/webhooks.py).
 
 The lease (WORKOUT_NOTIFICATION_LEASE_SECONDS) must outlast a whole claimed batch, `CLAIM_BATCH` sends one
 after another, each within its deadline: a system check (restructuring/checks.py, restructuring.E001) refuses
@@ -38,11 +44,12 @@ POST of a JSON body, UTF-8, keys sorted, no spaces::
 
 with headers `Content-Type: application/json`, `X-Workout-Notification-Id`, `X-Workout-Event` (the type),
 `X-Workout-Timestamp` (Unix seconds, also in the body) and `X-Workout-Signature: sha256=<hex>`, the
-HMAC-SHA256 of the exact body bytes keyed with the client's `webhook_secret` (UTF-8). The timestamp is inside
+HMAC-SHA256 of the exact body bytes keyed with the endpoint's secret (UTF-8); during a rotation's overlap, the
+previous secret's signature follows, comma-separated (`sha256=<new>,sha256=<old>`). The timestamp is inside
 the signed body, so a receiver can refuse old replays. Any 2xx is success; redirects are not followed.
 
 Only public addresses are called (core/addresses.py), unless WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS: a URL whose
-host is a non-public address is refused when the client's URL is saved (`Client.clean`), and at each send the
+host is a non-public address is refused when the endpoint is made (services/webhooks.py), and at each send the
 address every connection is about to be opened to is checked, so a name that resolves inside, or that a DNS
 server answers differently between two lookups (rebinding), is refused before anything is sent. A refused
 destination fails the row for good.
@@ -50,7 +57,8 @@ destination fails the row for good.
 The secret is stored encrypted (core/encryption.py) and decrypted here only, to sign. One that no configured key
 decrypts (a key dropped from WORKOUT_WEBHOOK_SECRET_KEYS too soon, an altered value) is never replaced by a
 guess: the send fails with an error naming the client, logged at ERROR and kept in `last_error`, and is retried
-like any failure, so restoring the key lets the pending notifications go.
+like any failure (not counted against the endpoint: the fault is ours), so restoring the key lets the pending
+notifications go.
 
 Payloads hold JSON-native values only: every Decimal in a payload is a money amount, written as a string in
 the account currency's quantum ("250.00"), datetimes as ISO 8601 in UTC.
@@ -75,11 +83,12 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from accounts.models import MarginAccount
+from accounts.models import ALL_EVENTS, MarginAccount, WebhookEndpoint, WebhookEndpointState
 from core.dispatch import dispatch_on_commit
 from core.encryption import EncryptedSecret, SecretDecryptionError
 from core.money import currency_quantum
 from core.outbound_http import DestinationRefused, PostFailed, http_post
+from restructuring.events import webhook_event_names
 from restructuring.models import (
     Case,
     CaseState,
@@ -88,6 +97,7 @@ from restructuring.models import (
     NotificationKind,
     NotificationStatus,
 )
+from restructuring.services.webhooks import webhook_attempt_record
 
 logger = logging.getLogger(__name__)
 
@@ -160,7 +170,8 @@ def notifications_enqueue_for_cases(*, cases: Iterable[Case]) -> list[int]:
 
 def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | None = None) -> list[int]:
     """Write the rows of many notices in the caller's transaction with a fixed number of queries (the
-    clients' addresses, one bulk insert, the new ids), and ask for them to be sent once it commits.
+    clients' addresses, their active webhook endpoints, one bulk insert, the new ids), and ask for them to be sent
+    once it commits.
     Returns the ids of the rows written (none for an event already enqueued)."""
     if not transaction.get_connection().in_atomic_block:
         raise NotificationTransactionError(
@@ -172,14 +183,23 @@ def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | Non
     contacts = {
         row[0]: row[1:]
         for row in MarginAccount.objects.filter(pk__any={n.case.account_id for n in notices}).values_list(
-            "pk", "code", "base_currency", "client__email", "client__webhook_url"
+            "pk", "code", "base_currency", "client__email", "client_id"
         )
     }
+    endpoints = _webhook_endpoints({row[3] for row in contacts.values()})
+    webhook_kinds = set(webhook_event_names())
     rows: list[Notification] = []
     for notice in notices:
-        account_code, currency, email, webhook_url = contacts[notice.case.account_id]
-        addresses = ((NotificationChannel.EMAIL, email), (NotificationChannel.WEBHOOK, webhook_url))
-        channels = [(channel, recipient) for channel, recipient in addresses if recipient]
+        account_code, currency, email, client_id = contacts[notice.case.account_id]
+        channels: list[tuple[NotificationChannel, str, int | None]] = (
+            [(NotificationChannel.EMAIL, email, None)] if email else []
+        )
+        if notice.kind in webhook_kinds:
+            channels += [
+                (NotificationChannel.WEBHOOK, url, endpoint_id)
+                for endpoint_id, url, event_types in endpoints.get(client_id, ())
+                if _subscribed(event_types, notice.kind)
+            ]
         if not channels:
             continue
         payload = _plain(
@@ -198,12 +218,13 @@ def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | Non
                 kind=notice.kind,
                 channel=channel,
                 recipient=recipient,
+                webhook_endpoint_id=endpoint_id,
                 dedupe_key=notice.dedupe_key,
                 payload=payload,
                 next_attempt_at=now,
                 created_at=now,
             )
-            for channel, recipient in channels
+            for channel, recipient, endpoint_id in channels
         )
     if not rows:
         return []
@@ -222,6 +243,21 @@ def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | Non
     if ids:
         _dispatch(ids)
     return ids
+
+
+def _webhook_endpoints(client_ids: set[int]) -> dict[int, list[tuple[int, str, list[str]]]]:
+    """The active endpoints of these clients (one query): client -> [(endpoint, URL, event types)]."""
+    by_client: dict[int, list[tuple[int, str, list[str]]]] = {}
+    rows = WebhookEndpoint.objects.filter(client_id__any=client_ids, state=WebhookEndpointState.ACTIVE)
+    for client_id, endpoint_id, url, event_types in rows.order_by("pk").values_list(
+        "client_id", "pk", "url", "event_types"
+    ):
+        by_client.setdefault(client_id, []).append((endpoint_id, url, event_types))
+    return by_client
+
+
+def _subscribed(event_types: list[str], kind: str) -> bool:
+    return ALL_EVENTS in event_types or kind in event_types
 
 
 def staff_notifications_enqueue(*, rows: Sequence[Notification]) -> list[int]:
@@ -335,8 +371,18 @@ def notifications_send(*, notification_ids: Sequence[int] | None = None, now: da
     while batch := _claim(notification_ids, now):
         mail = get_connection()  # opened by each send: an SMTP failure belongs to one message
         for notification in batch:
-            error, permanent = _deliver(notification, mail)
-            result += _record(notification, error, permanent=permanent, now=now)
+            attempted_at, started = timezone.now(), time.monotonic()
+            outcome = _deliver(notification, mail)
+            result += _record(notification, outcome.error, permanent=outcome.permanent, now=now)
+            if outcome.attempted and notification.webhook_endpoint_id is not None:
+                webhook_attempt_record(
+                    notification=notification,
+                    attempted_at=attempted_at,
+                    duration_ms=round((time.monotonic() - started) * 1000),
+                    status_code=outcome.status,
+                    error=outcome.error,
+                    counts=outcome.endpoints_fault,
+                )
     return result
 
 
@@ -361,7 +407,10 @@ def _claim(notification_ids: Sequence[int] | None, now: datetime) -> list[Notifi
             Notification.objects.select_for_update(of=("self",), skip_locked=True)
             .filter(when, status=NotificationStatus.PENDING)
             .annotate(
-                signing_secret=F("case__account__client__webhook_secret"),
+                signing_secret=F("webhook_endpoint__secret"),
+                previous_secret=F("webhook_endpoint__previous_secret"),
+                previous_secret_until=F("webhook_endpoint__previous_secret_expires_at"),
+                endpoint_state=F("webhook_endpoint__state"),
                 client_code=F("case__account__client__code"),
             )
         )
@@ -398,28 +447,53 @@ def notification_backoff(attempts: int) -> timedelta:
     return timedelta(seconds=min(first * 2 ** (attempts - 1), settings.WORKOUT_NOTIFICATION_RETRY_MAX_SECONDS))
 
 
-def _deliver(notification: Notification, mail: Any) -> tuple[str, bool]:
-    """Send one message; ("", False) on success, else (the error, whether retrying is pointless)."""
+@dataclass(frozen=True)
+class _Outcome:
+    error: str = ""  # "" when delivered
+    permanent: bool = False  # retrying is pointless
+    attempted: bool = True  # a webhook was posted, or its connection tried (so it is logged on the endpoint)
+    status: int | None = None  # the webhook's HTTP status, when one came back
+    endpoints_fault: bool = True  # a failure that counts against the endpoint (not ours, as a lost key is)
+
+
+def _deliver(notification: Notification, mail: Any) -> _Outcome:
+    """Send one message, and say how it went."""
     try:
         if notification.channel == NotificationChannel.EMAIL:
             _email_send(notification, mail)
-        else:
-            _webhook_post(notification, getattr(notification, "signing_secret", ""))
+            return _Outcome(attempted=False)
+        return _Outcome(status=_webhook_post(notification, getattr(notification, "signing_secret", "")))
+    except WebhookEndpointDisabledError as error:  # disabled since it was enqueued: nothing was sent
+        return _Outcome(str(error), permanent=True, attempted=False)
     except (_PermanentError, DestinationRefused) as error:
-        return str(error), True
+        return _Outcome(str(error), permanent=True)
     except WebhookSecretUnreadableError as error:  # retried: the key may be put back
         logger.error("notification %s: %s", notification.pk, error)
-        return str(error), False
+        return _Outcome(str(error), attempted=False, endpoints_fault=False)
+    except WebhookAnswerError as error:
+        return _Outcome(str(error), status=error.status)
     except PostFailed as error:
-        return str(error), False
+        return _Outcome(str(error))
     except Exception as error:  # any failure to deliver is recorded and retried, never raised into the drain
         logger.info("notification %s not delivered", notification.pk, exc_info=True)
-        return f"{type(error).__name__}: {error}", False
-    return "", False
+        return _Outcome(f"{type(error).__name__}: {error}", endpoints_fault=False)
 
 
 class _PermanentError(Exception):
     pass
+
+
+class WebhookEndpointDisabledError(Exception):
+    """The row's endpoint was disabled after the row was enqueued (its disabling fails the pending rows, but a row
+    being sent then escapes that): it is not sent."""
+
+
+class WebhookAnswerError(PostFailed):
+    """The endpoint answered, with a status other than 2xx: retried."""
+
+    def __init__(self, message: str, *, status: int) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 # --- email
@@ -434,6 +508,7 @@ _SUBJECTS = {
     NotificationKind.LIQUIDATED: "Liquidation of account {account} is complete",
     NotificationKind.WRITTEN_OFF: "Liquidation of account {account} is complete: {shortfall} {currency} shortfall",
     NotificationKind.SLA_BREACH: "Escalation: case {case_id} ({account}) breached its SLA: {clock_label}",
+    NotificationKind.WEBHOOK_DISABLED: "Your webhook endpoint {endpoint_id} has been disabled",
 }
 _BODIES = {
     NotificationKind.SLA_BREACH: (
@@ -458,6 +533,11 @@ _BODIES = {
     NotificationKind.WRITTEN_OFF: (
         "The positions of account {account} have been sold. The proceeds repaid {debt_repaid} {currency} of "
         "debt; a shortfall of {shortfall} {currency} remained and has been written off."
+    ),
+    NotificationKind.WEBHOOK_DISABLED: (
+        "Your webhook endpoint {endpoint_id} ({url}) failed {consecutive_failures} deliveries in a row and has "
+        "been disabled: it receives nothing until you enable it again (POST /api/v1/webhooks/{endpoint_id}/"
+        "enable/). The last attempt got: {last_error}"
     ),
 }
 
@@ -500,6 +580,12 @@ def webhook_signature(*, secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode("utf-8"), body, hashlib.sha256).hexdigest()
 
 
+def webhook_signatures(*, secrets: Sequence[str], body: bytes) -> str:
+    """The X-Workout-Signature header value for one or more secrets (a rotation's overlap): comma-separated,
+    the current secret's first."""
+    return ",".join(webhook_signature(secret=secret, body=body) for secret in secrets)
+
+
 def _signing_key(notification: Notification, stored_secret: EncryptedSecret | str) -> str:
     """The clear secret, decrypted for this signature only and never kept."""
     if not isinstance(stored_secret, EncryptedSecret):  # the field always reads a token: this is a bug
@@ -511,10 +597,28 @@ def _signing_key(notification: Notification, stored_secret: EncryptedSecret | st
         raise WebhookSecretUnreadableError(client_code=client_code, problem=str(error)) from None
 
 
-def _webhook_post(notification: Notification, stored_secret: EncryptedSecret | str) -> None:
+def _signing_keys(notification: Notification, stored_secret: EncryptedSecret | str) -> list[str]:
+    """The endpoint's secret, and its previous one while a rotation's overlap lasts (annotated by `_claim`)."""
+    keys = [_signing_key(notification, stored_secret)]
+    previous = getattr(notification, "previous_secret", "")
+    until = getattr(notification, "previous_secret_until", None)
+    if previous and until is not None and until > timezone.now():
+        try:
+            keys.append(_signing_key(notification, previous))
+        except WebhookSecretUnreadableError as error:  # a courtesy signature: the current one is what counts
+            logger.warning("notification %s: the previous secret is left out: %s", notification.pk, error)
+    return keys
+
+
+def _webhook_post(notification: Notification, stored_secret: EncryptedSecret | str) -> int:
+    """Post the notification to its endpoint, signed; the status of the 2xx answer, else an exception."""
+    if notification.webhook_endpoint_id is None:
+        raise _PermanentError("the webhook has no endpoint to go to (removed before endpoints existed)")
+    if getattr(notification, "endpoint_state", WebhookEndpointState.ACTIVE) != WebhookEndpointState.ACTIVE:
+        raise WebhookEndpointDisabledError(f"not sent: webhook endpoint {notification.webhook_endpoint_id} is disabled")
     if not stored_secret:
-        raise _PermanentError("the client has no webhook secret to sign with")
-    secret = _signing_key(notification, stored_secret)
+        raise _PermanentError("the endpoint has no webhook secret to sign with")
+    keys = _signing_keys(notification, stored_secret)
     timestamp = int(time.time())
     body = webhook_body(notification=notification, timestamp=timestamp)
     answer = http_post(
@@ -526,11 +630,12 @@ def _webhook_post(notification: Notification, stored_secret: EncryptedSecret | s
             "X-Workout-Notification-Id": str(notification.pk),
             "X-Workout-Event": notification.kind,
             "X-Workout-Timestamp": str(timestamp),
-            "X-Workout-Signature": webhook_signature(secret=secret, body=body),
+            "X-Workout-Signature": webhook_signatures(secrets=keys, body=body),
         },
         deadline_seconds=settings.WORKOUT_WEBHOOK_TIMEOUT_SECONDS,
         allow_private=settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS,
         ca_bundle=settings.WORKOUT_WEBHOOK_CA_BUNDLE or None,
     )
     if not answer.ok:
-        raise PostFailed(f"HTTP {answer.status} {answer.reason}: {answer.excerpt}")
+        raise WebhookAnswerError(f"HTTP {answer.status} {answer.reason}: {answer.excerpt}", status=answer.status)
+    return answer.status

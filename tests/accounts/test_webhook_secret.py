@@ -1,6 +1,7 @@
-"""A client's webhook secret is encrypted at rest (core/encryption.py, core/fields.py): on every write path, under
+"""A webhook endpoint's secret is encrypted at rest (core/encryption.py, core/fields.py): on every write path, under
 the first configured key, readable with any of them; the clear value never leaves the process that signs with
-it. The migration that brought this in encrypts the clear values there were, and its reverse decrypts them."""
+it. The migration that brought this in encrypts the clear values there were, and its reverse decrypts them; the
+one that made the client's webhook an endpoint (accounts/migrations/0008) copies the token as it is."""
 
 from __future__ import annotations
 
@@ -16,9 +17,10 @@ from django.core.management.base import CommandError
 from django.db import IntegrityError, connection, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client as HttpClient
+from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import Client
+from accounts.models import Client, WebhookEndpoint
 from accounts.services.webhook_secrets import webhook_secrets_reencrypt
 from core import checks
 from core.encryption import EncryptedSecret, SecretDecryptionError, key_derived_from, secret_decrypt
@@ -32,10 +34,11 @@ NEW_KEY = Fernet.generate_key().decode()
 OTHER_KEY = Fernet.generate_key().decode()
 
 
-def _stored(client_id: int) -> str:
+def _stored(endpoint_id: int, column: str = "secret") -> str:
     """What the column holds, read around the ORM."""
+    assert column in ("secret", "previous_secret")
     with connection.cursor() as cursor:
-        cursor.execute("SELECT webhook_secret FROM accounts_client WHERE id = %s", [client_id])
+        cursor.execute(f"SELECT {column} FROM accounts_webhookendpoint WHERE id = %s", [endpoint_id])
         (value,) = cursor.fetchone()
     return str(value)
 
@@ -48,61 +51,73 @@ def _readable_with(key: str, token: str) -> bool:
     return True
 
 
+def _fields(client: Client, secret: str) -> dict[str, Any]:
+    now = timezone.now()
+    return {"client": client, "url": URL, "event_types": ["*"], "secret": secret, "created_at": now, "updated_at": now}
+
+
+def _endpoint(secret: str = SECRET, code: str | None = None) -> WebhookEndpoint:
+    client = ClientFactory.create(**({"code": code} if code else {}))
+    return WebhookEndpoint.objects.create(**_fields(client, secret))
+
+
 # ----------------------------------------------------------------------------------------- at rest
 
 
 @pytest.mark.django_db
 def test_the_column_holds_a_token_that_decrypts_to_the_secret() -> None:
     # when
-    client = ClientFactory.create(webhook_url=URL, webhook_secret=SECRET)
+    endpoint = _endpoint()
 
     # then the column is not the secret, and decrypts to it
-    stored = _stored(client.pk)
+    stored = _stored(endpoint.pk)
     assert stored != SECRET
     assert SECRET not in stored
     assert stored.startswith("gAAAAA")
     assert secret_decrypt(stored) == SECRET
     # a read gives the token, masked when shown; only `reveal()` gives the clear value
-    read = Client.objects.get(pk=client.pk).webhook_secret
+    read = WebhookEndpoint.objects.get(pk=endpoint.pk).secret
     assert read == EncryptedSecret(stored)
     assert isinstance(read, EncryptedSecret)
     assert (str(read), repr(read)) == ("********", "EncryptedSecret(********)")
     assert read.reveal() == SECRET
-    assert Client.objects.values_list("webhook_secret", flat=True).get(pk=client.pk) == read
+    assert WebhookEndpoint.objects.values_list("secret", flat=True).get(pk=endpoint.pk) == read
 
 
 def _by_save(code: str) -> int:
-    client = Client(code=code, name=code, webhook_url=URL)
-    client.webhook_secret = SECRET
-    client.save()
-    return client.pk
+    endpoint = WebhookEndpoint(**_fields(ClientFactory.create(code=code), "placeholder"))
+    endpoint.secret = SECRET
+    endpoint.save()
+    return endpoint.pk
 
 
 def _by_create(code: str) -> int:
-    return Client.objects.create(code=code, name=code, webhook_url=URL, webhook_secret=SECRET).pk
+    return WebhookEndpoint.objects.create(**_fields(ClientFactory.create(code=code), SECRET)).pk
 
 
 def _by_update(code: str) -> int:
-    client = Client.objects.create(code=code, name=code)
-    Client.objects.filter(pk=client.pk).update(webhook_url=URL, webhook_secret=SECRET)
-    return client.pk
+    endpoint = _endpoint("another", code)
+    WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret=SECRET)
+    return endpoint.pk
 
 
 def _by_bulk_create(code: str) -> int:
-    Client.objects.bulk_create([Client(code=code, name=code, webhook_url=URL, webhook_secret=SECRET)])
-    return Client.objects.get(code=code).pk
+    WebhookEndpoint.objects.bulk_create([WebhookEndpoint(**_fields(ClientFactory.create(code=code), SECRET))])
+    return WebhookEndpoint.objects.get(client__code=code).pk
 
 
 def _by_bulk_update(code: str) -> int:
-    client = Client.objects.create(code=code, name=code)
-    client.webhook_url, client.webhook_secret = URL, SECRET
-    Client.objects.bulk_update([client], ["webhook_url", "webhook_secret"])
-    return client.pk
+    endpoint = _endpoint("another", code)
+    endpoint.secret = SECRET
+    WebhookEndpoint.objects.bulk_update([endpoint], ["secret"])
+    return endpoint.pk
 
 
 def _by_update_or_create(code: str) -> int:
-    client, _ = Client.objects.update_or_create(code=code, defaults={"webhook_url": URL, "webhook_secret": SECRET})
-    return client.pk
+    client = ClientFactory.create(code=code)
+    fields = _fields(client, SECRET)
+    endpoint, _ = WebhookEndpoint.objects.update_or_create(client=fields.pop("client"), defaults=fields)
+    return endpoint.pk
 
 
 @pytest.mark.django_db
@@ -110,42 +125,49 @@ def _by_update_or_create(code: str) -> int:
     "write", [_by_save, _by_create, _by_update, _by_bulk_create, _by_bulk_update, _by_update_or_create]
 )
 def test_every_write_path_encrypts(write: Callable[[str], int]) -> None:
-    client_id = write("W-1")
+    endpoint_id = write("W-1")
 
-    stored = _stored(client_id)
+    stored = _stored(endpoint_id)
     assert stored != SECRET
     assert secret_decrypt(stored) == SECRET
 
 
 @pytest.mark.django_db
-def test_no_secret_stays_empty_and_the_constraints_hold_in_the_database() -> None:
-    # given a client without a webhook
-    client = ClientFactory.create()
-    assert _stored(client.pk) == ""
-    assert Client.objects.get(pk=client.pk).webhook_secret == ""
+def test_no_previous_secret_stays_empty_and_the_constraints_hold_in_the_database() -> None:
+    # given an endpoint that was never rotated
+    endpoint = _endpoint()
+    assert _stored(endpoint.pk, "previous_secret") == ""
+    assert WebhookEndpoint.objects.get(pk=endpoint.pk).previous_secret == ""
 
-    # a webhook URL without a secret is refused
-    with pytest.raises(IntegrityError, match="client_webhook_has_secret"), transaction.atomic():
-        Client.objects.filter(pk=client.pk).update(webhook_url=URL)
+    # an endpoint without a secret is refused
+    with pytest.raises(IntegrityError, match="webhookendpoint_secret_encrypted"), transaction.atomic():
+        WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret="")
 
-    # so is a clear secret written around the ORM
-    with (
-        pytest.raises(IntegrityError, match="client_webhook_secret_encrypted"),
-        transaction.atomic(),
-        connection.cursor() as cursor,
+    # so is a clear secret written around the ORM, current or previous
+    for column, constraint in (
+        ("secret", "webhookendpoint_secret_encrypted"),
+        ("previous_secret", "webhookendpoint_previous_secret_encrypted"),
     ):
-        cursor.execute("UPDATE accounts_client SET webhook_secret = %s WHERE id = %s", [SECRET, client.pk])
-    assert _stored(client.pk) == ""
+        with (
+            pytest.raises(IntegrityError, match=constraint),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(
+                f"UPDATE accounts_webhookendpoint SET {column} = %s WHERE id = %s",
+                [SECRET, endpoint.pk],
+            )
+    assert _stored(endpoint.pk, "previous_secret") == ""
 
 
 @pytest.mark.django_db
 def test_a_token_given_back_is_not_encrypted_twice() -> None:
     # given a token of the configured keys (a dump loaded again, a value copied from another row)
-    first = ClientFactory.create(webhook_url=URL, webhook_secret=SECRET)
+    first = _endpoint()
     token = _stored(first.pk)
 
     # when it is written as if it were a secret
-    second = ClientFactory.create(webhook_url=URL, webhook_secret=token)
+    second = _endpoint(token)
 
     # then it is kept as that token: the secret is still the clear one, not the token
     assert _stored(second.pk) == token
@@ -158,12 +180,12 @@ def test_a_token_under_a_key_not_configured_is_kept_and_refused_when_signing() -
     foreign = Fernet(OTHER_KEY).encrypt(SECRET.encode()).decode()
 
     # when it is written as the secret
-    client = ClientFactory.create(webhook_url=URL, webhook_secret=foreign)
+    endpoint = _endpoint(foreign)
 
     # then it is stored as that token, not encrypted again (signatures made with its text would be silently
     # wrong): reading it says no key decrypts it
-    assert _stored(client.pk) == foreign
-    secret = Client.objects.get(pk=client.pk).webhook_secret
+    assert _stored(endpoint.pk) == foreign
+    secret = WebhookEndpoint.objects.get(pk=endpoint.pk).secret
     assert isinstance(secret, EncryptedSecret)
     with pytest.raises(SecretDecryptionError):
         secret.reveal()
@@ -171,29 +193,30 @@ def test_a_token_under_a_key_not_configured_is_kept_and_refused_when_signing() -
 
 @pytest.mark.django_db
 def test_a_saved_instance_holds_the_token_not_the_clear_secret() -> None:
-    client = ClientFactory.create()
-    client.webhook_url, client.webhook_secret = URL, SECRET
+    endpoint = _endpoint("another")
+    endpoint.secret = SECRET
 
-    client.save()
+    endpoint.save()
 
-    assert isinstance(client.webhook_secret, EncryptedSecret)
-    assert client.webhook_secret.token == _stored(client.pk)
-    assert SECRET not in repr(vars(client))
+    assert isinstance(endpoint.secret, EncryptedSecret)
+    assert endpoint.secret.token == _stored(endpoint.pk)
+    assert SECRET not in repr(vars(endpoint))
 
 
 @pytest.mark.django_db
-def test_full_clean_refuses_a_secret_longer_than_200_characters_and_a_url_without_one() -> None:
-    too_long = Client(code="LONG", name="long", webhook_url=URL, webhook_secret="x" * 201)
+def test_full_clean_refuses_a_secret_longer_than_200_characters_and_an_endpoint_without_one() -> None:
+    client = ClientFactory.create()
+    too_long = WebhookEndpoint(**_fields(client, "x" * 201))
     with pytest.raises(ValidationError) as long_error:
         too_long.full_clean()
-    assert long_error.value.message_dict == {"webhook_secret": ["The secret has 201 characters, more than 200."]}
+    assert long_error.value.message_dict == {"secret": ["The secret has 201 characters, more than 200."]}
 
-    without = Client(code="NONE", name="none", webhook_url=URL)
+    without = WebhookEndpoint(**_fields(client, ""))
     with pytest.raises(ValidationError) as missing:
         without.full_clean()
-    assert missing.value.messages == ["A webhook URL needs a webhook secret to sign with."]
+    assert missing.value.message_dict == {"secret": ["This field cannot be blank."]}
 
-    Client(code="OK", name="ok", webhook_url=URL, webhook_secret="x" * 200).full_clean()
+    WebhookEndpoint(**_fields(client, "x" * 200)).full_clean()
 
 
 # ----------------------------------------------------------------------------------------- keys and rotation
@@ -202,9 +225,9 @@ def test_full_clean_refuses_a_secret_longer_than_200_characters_and_a_url_withou
 @pytest.mark.django_db
 def test_with_no_keys_set_a_key_derived_from_secret_key_encrypts(settings: Any) -> None:
     settings.WORKOUT_WEBHOOK_SECRET_KEYS = []
-    client = ClientFactory.create(webhook_url=URL, webhook_secret=SECRET)
+    endpoint = _endpoint()
 
-    stored = _stored(client.pk)
+    stored = _stored(endpoint.pk)
     assert Fernet(key_derived_from(settings.SECRET_KEY)).decrypt(stored.encode()).decode() == SECRET
     # and the old SECRET_KEY still reads it after SECRET_KEY changes, while kept in the fallbacks
     settings.SECRET_KEY_FALLBACKS = [settings.SECRET_KEY]
@@ -216,27 +239,27 @@ def test_with_no_keys_set_a_key_derived_from_secret_key_encrypts(settings: Any) 
 def test_rotation_old_values_still_decrypt_and_resaving_encrypts_under_the_new_key(settings: Any) -> None:
     # given a secret written under the old key
     settings.WORKOUT_WEBHOOK_SECRET_KEYS = [OLD_KEY]
-    client = ClientFactory.create(webhook_url=URL, webhook_secret=SECRET)
-    under_old = _stored(client.pk)
+    endpoint = _endpoint()
+    under_old = _stored(endpoint.pk)
     assert _readable_with(OLD_KEY, under_old)
 
     # when a new key is put first
     settings.WORKOUT_WEBHOOK_SECRET_KEYS = [NEW_KEY, OLD_KEY]
 
     # then the old value still decrypts, and new secrets go under the new key
-    reloaded = Client.objects.get(pk=client.pk)
-    assert isinstance(reloaded.webhook_secret, EncryptedSecret)
-    assert reloaded.webhook_secret.reveal() == SECRET
-    newcomer = ClientFactory.create(webhook_url=URL, webhook_secret="another")
+    reloaded = WebhookEndpoint.objects.get(pk=endpoint.pk)
+    assert isinstance(reloaded.secret, EncryptedSecret)
+    assert reloaded.secret.reveal() == SECRET
+    newcomer = _endpoint("another")
     assert _readable_with(NEW_KEY, _stored(newcomer.pk))
     assert not _readable_with(OLD_KEY, _stored(newcomer.pk))
 
-    # when the client is saved again (any field)
-    reloaded.name = "renamed"
+    # when the endpoint is saved again (any field)
+    reloaded.description = "renamed"
     reloaded.save()
 
     # then its secret is under the new key, the same secret, and reads once the old key is dropped
-    under_new = _stored(client.pk)
+    under_new = _stored(endpoint.pk)
     assert under_new != under_old
     assert _readable_with(NEW_KEY, under_new)
     assert not _readable_with(OLD_KEY, under_new)
@@ -244,18 +267,22 @@ def test_rotation_old_values_still_decrypt_and_resaving_encrypts_under_the_new_k
     assert secret_decrypt(under_new) == SECRET
 
     # and saving again under the same first key leaves the token as it is
-    Client.objects.get(pk=client.pk).save()
-    assert _stored(client.pk) == under_new
+    WebhookEndpoint.objects.get(pk=endpoint.pk).save()
+    assert _stored(endpoint.pk) == under_new
 
 
 @pytest.mark.django_db
 def test_reencrypting_every_secret_for_a_rotation(settings: Any) -> None:
-    # given three secrets under the old key, one under a key nobody has any more, and a client without one
+    # given three secrets under the old key (one of them rotated, its previous secret still signing), one under a
+    # key nobody has any more, and a client without an endpoint
     settings.WORKOUT_WEBHOOK_SECRET_KEYS = [OLD_KEY]
-    rotated = [ClientFactory.create(code=f"ROT-{i}", webhook_url=URL, webhook_secret=f"secret-{i}") for i in range(3)]
+    rotated = [_endpoint(f"secret-{i}", f"ROT-{i}") for i in range(3)]
+    WebhookEndpoint.objects.filter(pk=rotated[0].pk).update(
+        previous_secret="previous-0", previous_secret_expires_at=timezone.now()
+    )
     ClientFactory.create(code="PLAIN")
     settings.WORKOUT_WEBHOOK_SECRET_KEYS = [OTHER_KEY]
-    lost = ClientFactory.create(code="LOST", webhook_url=URL, webhook_secret="lost")
+    lost = _endpoint("lost", "LOST")
     lost_token = _stored(lost.pk)
     settings.WORKOUT_WEBHOOK_SECRET_KEYS = [NEW_KEY, OLD_KEY]
 
@@ -263,17 +290,18 @@ def test_reencrypting_every_secret_for_a_rotation(settings: Any) -> None:
     result = webhook_secrets_reencrypt(batch_size=2)
 
     # then the readable ones are under the new key, the unreadable one is named and left as it was
-    assert (result.reencrypted, result.already_current, result.unreadable) == (3, 0, ("LOST",))
+    assert (result.reencrypted, result.already_current, result.unreadable) == (4, 0, ("LOST",))
     settings.WORKOUT_WEBHOOK_SECRET_KEYS = [NEW_KEY]
-    assert [secret_decrypt(_stored(c.pk)) for c in rotated] == ["secret-0", "secret-1", "secret-2"]
+    assert [secret_decrypt(_stored(e.pk)) for e in rotated] == ["secret-0", "secret-1", "secret-2"]
+    assert secret_decrypt(_stored(rotated[0].pk, "previous_secret")) == "previous-0"
     assert _stored(lost.pk) == lost_token
 
     # and the command says so, failing because of the unreadable one; a second run has nothing left to do
     with pytest.raises(CommandError, match=r"1 webhook secret\(s\) no configured key decrypts.*clients LOST\)"):
         call_command("webhook_secrets_reencrypt")
-    Client.objects.filter(pk=lost.pk).delete()
+    WebhookEndpoint.objects.filter(pk=lost.pk).delete()
     call_command("webhook_secrets_reencrypt")
-    assert webhook_secrets_reencrypt() == type(result)(reencrypted=0, already_current=3, unreadable=())
+    assert webhook_secrets_reencrypt() == type(result)(reencrypted=0, already_current=4, unreadable=())
 
 
 @pytest.mark.django_db
@@ -282,25 +310,25 @@ def test_a_value_no_key_decrypts_is_a_clear_error_and_is_kept_on_save(
 ) -> None:
     # given a secret encrypted under a key that is no longer configured
     settings.WORKOUT_WEBHOOK_SECRET_KEYS = [OLD_KEY]
-    client = ClientFactory.create(code="C-GONE", webhook_url=URL, webhook_secret=SECRET)
-    stored = _stored(client.pk)
+    endpoint = _endpoint(code="C-GONE")
+    stored = _stored(endpoint.pk)
     settings.WORKOUT_WEBHOOK_SECRET_KEYS = [NEW_KEY]
-    reloaded = Client.objects.get(pk=client.pk)
-    assert isinstance(reloaded.webhook_secret, EncryptedSecret)
+    reloaded = WebhookEndpoint.objects.get(pk=endpoint.pk)
+    assert isinstance(reloaded.secret, EncryptedSecret)
 
     # then decrypting it is an error saying why (and never shows the token)
     with pytest.raises(SecretDecryptionError) as error:
-        reloaded.webhook_secret.reveal()
+        reloaded.secret.reveal()
     assert str(error.value) == (
         "no key of WORKOUT_WEBHOOK_SECRET_KEYS decrypts it (encrypted under a key no longer configured, or altered)"
     )
     assert stored not in str(error.value)
 
-    # and saving the client for another reason keeps the value, with a warning naming the client
-    reloaded.name = "renamed"
+    # and saving the endpoint for another reason keeps the value, with a warning naming the endpoint
+    reloaded.description = "renamed"
     reloaded.save()
-    assert _stored(client.pk) == stored
-    assert any(r.levelname == "WARNING" and "C-GONE" in r.getMessage() for r in caplog.records)
+    assert _stored(endpoint.pk) == stored
+    assert any(r.levelname == "WARNING" and str(reloaded) in r.getMessage() for r in caplog.records)
 
     # an altered token is refused the same way, not decrypted to something else
     altered = stored[:-8] + ("A" if stored[-8] != "A" else "B") + stored[-7:]
@@ -340,30 +368,28 @@ def admin_http(settings: Any) -> HttpClient:
     return signed_in(root)
 
 
-def _form(client: Client, **changes: str) -> dict[str, str]:
+def _form(endpoint: WebhookEndpoint, **changes: str) -> dict[str, str]:
     return {
-        "code": client.code,
-        "name": client.name,
-        "credit_tier": client.credit_tier,
-        "group": "",
-        "external_capacity": "0",
-        "email": "",
-        "webhook_url": URL,
-        "webhook_secret": "",
+        "client": str(endpoint.client_id),
+        "url": URL,
+        "description": "",
+        "event_types": '["*"]',
+        "secret": "",
+        "state": "active",
         **changes,
     }
 
 
 @pytest.mark.django_db
 @pytest.mark.filterwarnings("ignore:No directory at:UserWarning")
-@pytest.mark.filterwarnings("ignore:The default scheme will be changed")  # the admin form of `webhook_url`
+@pytest.mark.filterwarnings("ignore:The default scheme will be changed")  # the admin form of `url`
 def test_the_admin_never_shows_the_secret_nor_changes_it(admin_http: HttpClient) -> None:
     # given
-    client = ClientFactory.create(webhook_url=URL, webhook_secret=SECRET)
-    token = _stored(client.pk)
-    page = f"/admin/accounts/client/{client.pk}/change/"
+    endpoint = _endpoint()
+    token = _stored(endpoint.pk)
+    page = f"/admin/accounts/webhookendpoint/{endpoint.pk}/change/"
 
-    # the client's page (read-only, as the whole admin) shows neither the secret nor its token, only a mask
+    # the endpoint's page (read-only, as the whole admin) shows neither the secret nor its token, only a mask
     body = admin_http.get(page).content.decode()
     assert "********" in body
     assert SECRET not in body
@@ -371,9 +397,9 @@ def test_the_admin_never_shows_the_secret_nor_changes_it(admin_http: HttpClient)
     assert token[:20] not in body
 
     # a new secret posted to it is refused, and the stored one stays
-    changed = admin_http.post(page, _form(client, webhook_secret="the-new-secret"))
+    changed = admin_http.post(page, _form(endpoint, secret="the-new-secret"))
     assert changed.status_code == 403
-    assert _stored(client.pk) == token
+    assert _stored(endpoint.pk) == token
 
 
 # ----------------------------------------------------------------------------------------- the migration
@@ -399,22 +425,70 @@ def test_the_migration_encrypts_the_clear_secrets_and_its_reverse_decrypts_them(
     OldClient = old_apps.get_model("accounts", "Client")
     with_secret = OldClient.objects.create(code="MIG-1", name="m1", webhook_url=URL, webhook_secret=SECRET)
     without = OldClient.objects.create(code="MIG-2", name="m2")
-    assert _stored(with_secret.pk) == SECRET
+    assert _client_column(with_secret.pk) == SECRET
 
     # when migrating forward
     executor.loader.build_graph()
     executor.migrate(AFTER)
 
     # then the column holds a token of the secret, and no secret stays empty
-    stored = _stored(with_secret.pk)
+    stored = _client_column(with_secret.pk)
     assert stored != SECRET
     assert secret_decrypt(stored) == SECRET
-    assert _stored(without.pk) == ""
+    assert _client_column(without.pk) == ""
 
     # when migrating back
     executor.loader.build_graph()
     executor.migrate(BEFORE)
 
     # then the clear value is back
-    assert _stored(with_secret.pk) == SECRET
-    assert _stored(without.pk) == ""
+    assert _client_column(with_secret.pk) == SECRET
+    assert _client_column(without.pk) == ""
+
+
+def _client_column(client_id: int) -> str:
+    """The client's webhook secret column of the schema before endpoints, read around the ORM."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT webhook_secret FROM accounts_client WHERE id = %s", [client_id])
+        (value,) = cursor.fetchone()
+    return str(value)
+
+
+BEFORE_ENDPOINTS = [("accounts", "0007_apitoken_from_core")]
+WITH_ENDPOINTS = [("accounts", "0008_webhook_endpoints")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_clients_webhook_becomes_an_endpoint_for_every_event_and_comes_back(executor: MigrationExecutor) -> None:
+    # given the schema before endpoints: a client with a webhook (its secret encrypted) and one without
+    executor.migrate(BEFORE_ENDPOINTS)
+    OldClient = executor.loader.project_state(BEFORE_ENDPOINTS).apps.get_model("accounts", "Client")
+    hooked = OldClient.objects.create(code="MIG-H", name="h", webhook_url=URL, webhook_secret=SECRET)
+    plain = OldClient.objects.create(code="MIG-P", name="p")
+    token = _client_column(hooked.pk)
+    assert token.startswith("gAAAAA")
+
+    # when migrating forward
+    executor.loader.build_graph()
+    executor.migrate(WITH_ENDPOINTS)
+
+    # then the webhook is an active endpoint subscribed to every event, with the same token; the other has none
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT client_id, url, secret, event_types::text, state, consecutive_failures "
+            "FROM accounts_webhookendpoint ORDER BY id"
+        )
+        rows = cursor.fetchall()
+    assert rows == [(hooked.pk, URL, token, '["*"]', "active", 0)]
+    assert secret_decrypt(rows[0][2]) == SECRET
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'accounts_client'")
+        assert not {"webhook_url", "webhook_secret"} & {name for (name,) in cursor.fetchall()}
+
+    # when migrating back
+    executor.loader.build_graph()
+    executor.migrate(BEFORE_ENDPOINTS)
+
+    # then the client's webhook is back as it was
+    assert _client_column(hooked.pk) == token
+    assert _client_column(plain.pk) == ""

@@ -18,13 +18,14 @@ from django.test import Client as HttpClient
 from django.test import TestCase, override_settings
 from django.utils import timezone
 
-from accounts.models import ApiToken, Client, Instrument, MarginAccount, MarginLoan, Position, Sweep
+from accounts.models import ApiToken, Client, Instrument, MarginAccount, MarginLoan, Position, Sweep, WebhookEndpoint
 from accounts.services.api_tokens import api_token_create
 from restructuring.models import Case, CaseState, CollateralTopUp, Proposal, ProposalSource, ProposalState
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.negotiation.offers import offer_send
 from restructuring.services.negotiation.proposals import proposal_approve
 from restructuring.services.negotiation.topups import topup_declare
+from restructuring.services.webhooks import webhook_endpoint_create, webhook_endpoint_disable
 from tests.restructuring.helpers import account, btc, sweep_only
 from tests.web.helpers import policy_in_force
 
@@ -85,6 +86,10 @@ class World:
     b_offer: Proposal
     a_top_up: CollateralTopUp
     b_top_up: CollateralTopUp
+    a_webhook: WebhookEndpoint  # active, subscribed to margin calls
+    b_webhook: WebhookEndpoint
+    a_webhook_disabled: WebhookEndpoint  # disabled by its client
+    b_webhook_disabled: WebhookEndpoint
     sweep: Sweep
     tokens: dict[str, str]  # role -> the token
     prefixes: dict[str, str]  # role -> its token's prefix
@@ -164,6 +169,18 @@ def build_world() -> World:
         b, b_account, b_case, b_offer = _foreign_world(Instrument.objects.get(symbol="BTC"))
         a_top_up = topup_declare(account_id=a_account.pk, client_id=a_account.client_id, amount=Decimal("50"))
         b_top_up = topup_declare(account_id=b_account.pk, client_id=b.pk, amount=Decimal("60"))
+        webhooks = {
+            (client_id, active): webhook_endpoint_create(
+                client_id=client_id,
+                url=f"https://hooks.client{client_id}.example/{'on' if active else 'off'}",
+                event_types=["margin_call"],
+            ).endpoint
+            for client_id in (a_account.client_id, b.pk)
+            for active in (True, False)
+        }
+        for (client_id, active), endpoint in webhooks.items():
+            if not active:
+                webhooks[client_id, active] = webhook_endpoint_disable(endpoint_id=endpoint.pk, client_id=client_id)
         operator = staff_user("olivia", "credit_officer")
         operator.user_permissions.add(*Permission.objects.filter(codename__in=OPERATOR_PERMISSIONS))
         compliance = staff_user("carol", "compliance")
@@ -190,6 +207,10 @@ def build_world() -> World:
             b_offer=b_offer,
             a_top_up=a_top_up,
             b_top_up=b_top_up,
+            a_webhook=webhooks[a_account.client_id, True],
+            b_webhook=webhooks[b.pk, True],
+            a_webhook_disabled=webhooks[a_account.client_id, False],
+            b_webhook_disabled=webhooks[b.pk, False],
             sweep=Sweep.objects.latest("pk"),
             tokens={role: token.secret for role, token in issued.items()},
             prefixes={role: token.token.prefix for role, token in issued.items()},

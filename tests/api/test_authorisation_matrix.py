@@ -38,11 +38,18 @@ class Row:
     body: Callable[[World, str], Any] | None = None  # (world, "own" | "foreign") -> JSON body
     upload: tuple[str, bytes] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    # False: the request names nothing of a client's (a new webhook endpoint), so there is no other client's
+    # object to be refused
+    foreign: bool = True
 
 
 def _top_up(world: World, whose: str) -> dict[str, Any]:
     account = world.a_account if whose == "own" else world.b_account
     return {"account": account.pk, "amount": "25.00", "reference": "wire 1"}
+
+
+def _webhook(world: World, whose: str) -> dict[str, Any]:
+    return {"url": "https://hooks.client.example/new", "event_types": ["margin_call", "offer"]}
 
 
 def _promise(world: World, whose: str) -> dict[str, Any]:
@@ -66,6 +73,14 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/top-ups/"): Row("client", 200),
     ("POST", "/api/v1/top-ups/"): Row("client", 201, None, _top_up),
     ("GET", "/api/v1/top-ups/{id}/"): Row("client", 200, "top_up"),
+    ("GET", "/api/v1/webhooks/"): Row("client", 200),
+    ("POST", "/api/v1/webhooks/"): Row("client", 201, None, _webhook, foreign=False),
+    ("GET", "/api/v1/webhooks/{id}/"): Row("client", 200, "webhook"),
+    ("POST", "/api/v1/webhooks/{id}/rotate/"): Row("client", 200, "webhook", lambda w, _: {}),
+    ("POST", "/api/v1/webhooks/{id}/disable/"): Row("client", 200, "webhook", lambda w, _: {}),
+    ("POST", "/api/v1/webhooks/{id}/enable/"): Row("client", 200, "webhook_disabled", lambda w, _: {}),
+    ("GET", "/api/v1/webhooks/{id}/deliveries/"): Row("client", 200, "webhook"),
+    ("GET", "/api/v1/events/"): Row("token", 200),
     ("GET", "/api/v1/tokens/"): Row("token", 200),
     ("GET", "/api/v1/tokens/{prefix}/"): Row("token", 200, "token"),
     ("DELETE", "/api/v1/tokens/{prefix}/"): Row("token", 200, "token"),
@@ -107,6 +122,8 @@ def _object_id(world: World, target: str, role: str, whose: str) -> str:
         return str(world.sweep.pk)
     own = {"account": world.a_account, "case": world.a_case, "offer": world.a_offer, "top_up": world.a_top_up}
     foreign = {"account": world.b_account, "case": world.b_case, "offer": world.b_offer, "top_up": world.b_top_up}
+    own |= {"webhook": world.a_webhook, "webhook_disabled": world.a_webhook_disabled}
+    foreign |= {"webhook": world.b_webhook, "webhook_disabled": world.b_webhook_disabled}
     return str((own if whose == "own" else foreign)[target].pk)
 
 
@@ -155,7 +172,7 @@ def test_every_operation_x_every_role_gets_its_status(world: World) -> None:
     failures = []
     for (method, template), row in sorted(MATRIX.items()):
         for role, whose in ROLES:
-            if whose == "foreign" and row.target in (None, "sweep") and row.body is None:
+            if whose == "foreign" and row.target in (None, "sweep") and (row.body is None or not row.foreign):
                 continue  # no object of another client's in this request
             want = expected(row, role, whose)
             with transaction.atomic():
@@ -184,11 +201,17 @@ def test_lists_hold_only_the_callers_rows(world: World) -> None:
         offers = {o["id"] for o in api.get("/api/v1/offers/").json()["results"]}
         top_ups = {t["id"] for t in api.get("/api/v1/top-ups/").json()["results"]}
         tokens = {t["prefix"] for t in api.get("/api/v1/tokens/").json()["results"]}
+        webhooks = {w["id"] for w in api.get("/api/v1/webhooks/").json()["results"]}
 
         mine = client == world.a
         assert accounts == {(world.a_account if mine else world.b_account).pk}
         assert cases == {(world.a_case if mine else world.b_case).pk}
         assert offers == {(world.a_offer if mine else world.b_offer).pk}
         assert top_ups == {(world.a_top_up if mine else world.b_top_up).pk}
+        assert webhooks == (
+            {world.a_webhook.pk, world.a_webhook_disabled.pk}
+            if mine
+            else {world.b_webhook.pk, world.b_webhook_disabled.pk}
+        )
         holders = ("client_a", "expired", "revoked") if mine else ("client_b",)
         assert tokens == {world.prefixes[holder] for holder in holders}

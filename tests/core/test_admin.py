@@ -27,7 +27,7 @@ from django.urls import NoReverseMatch, path, reverse
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.models import ApiToken, ClientGroup, Instrument, MarginAccount, Price
+from accounts.models import ApiToken, ClientGroup, Instrument, MarginAccount, Price, WebhookEndpoint
 from accounts.services.api_tokens import api_token_create
 from core.admin_site import ReadOnlyModelAdmin, WorkoutAdminSite, _read_only
 from core.audit import audit_verify
@@ -180,6 +180,14 @@ def book(root: User) -> dict[str, Model]:
     )
     Notification.objects.create(
         case=case, kind="margin_call", channel="email", recipient="ops@client.test", next_attempt_at=now, created_at=now
+    )
+    WebhookEndpoint.objects.create(
+        client=margin_account.client,
+        url="https://hooks.client.test/workout",
+        event_types=["*"],
+        secret="whsec_admin",
+        created_at=now,
+        updated_at=now,
     )
     IdempotencyRecord.objects.create(
         scope="client:1", key="k-1", request_hash="0" * 64, method="POST", path="/api/v1/x/", created_at=now

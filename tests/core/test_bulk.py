@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.utils import timezone
 
-from accounts.models import ApiToken, Client, ClientGroup, CreditTier, MarginAccount
+from accounts.models import ApiToken, Client, ClientGroup, CreditTier, MarginAccount, WebhookEndpoint
 from core import bulk
 from core.bulk import bulk_copy, bulk_insert, bulk_update_fields, fetch_columns
 from core.encryption import EncryptedSecret
@@ -35,11 +36,11 @@ def _stored(model: type[Any], pks: list[int], names: list[str]) -> dict[int, tup
     return {row[0]: row[1:] for row in model.objects.filter(pk__in=pks).values_list("pk", *names)}
 
 
-def _insert(how: str, model: type[Any], objects: list[Any]) -> None:
+def _insert(how: str, model: type[Any], objects: list[Any], key: str = "code") -> None:
     if how == "bulk_insert":
-        bulk_insert(model, objects, key="code")
+        bulk_insert(model, objects, key=key)
     else:
-        bulk_copy(model, objects, key=["code"])
+        bulk_copy(model, objects, key=[key])
 
 
 @pytest.mark.postgres
@@ -47,8 +48,8 @@ def _insert(how: str, model: type[Any], objects: list[Any]) -> None:
 @pytest.mark.parametrize("how", ["bulk_insert", "bulk_copy"])
 def test_bulk_insert_stores_what_bulk_create_stores(how: str) -> None:
     # given the same clients and accounts written by Django's bulk_create and by bulk_insert: plain fields
-    # (text, a choice, a Decimal, a foreign key), an encrypted secret (its own preparation), auto_now(_add)
-    # times, a generated column (left to the database)
+    # (text, a choice, a Decimal, a foreign key), auto_now(_add) times, a generated column (left to the
+    # database); and webhook endpoints, for an encrypted secret (its own preparation) and JSON
     group = ClientGroup.objects.create(code="G", name="group")
 
     def clients(prefix: str) -> list[Client]:
@@ -59,8 +60,6 @@ def test_bulk_insert_stores_what_bulk_create_stores(how: str) -> None:
                 credit_tier=CreditTier.D,
                 group=group if i else None,
                 external_capacity=Decimal("1234.56789012") * i,
-                webhook_url="https://hooks.example/x",
-                webhook_secret=f"s3cret-{i}",
             )
             for i in range(3)
         ]
@@ -73,16 +72,38 @@ def test_bulk_insert_stores_what_bulk_create_stores(how: str) -> None:
     assert [c.pk for c in inserted] == list(
         Client.objects.filter(code__startswith="I").order_by("code").values_list("pk", flat=True)
     )
-    names = ["name", "credit_tier", "group_id", "external_capacity", "webhook_url"]
+    names = ["name", "credit_tier", "group_id", "external_capacity", "email"]
     assert list(_stored(Client, [c.pk for c in reference], names).values()) == list(
         _stored(Client, [c.pk for c in inserted], names).values()
     )
     for client in Client.objects.filter(code__startswith="I"):
-        secret = client.webhook_secret
+        assert client.created_at is not None
+
+    def endpoints(clients: list[Client]) -> list[WebhookEndpoint]:
+        now = timezone.now()
+        return [
+            WebhookEndpoint(
+                client=client,
+                url=f"https://hooks.example/{client.code}",
+                event_types=["margin_call", "cured"],
+                secret=f"s3cret-{i}",
+                created_at=now,
+                updated_at=now,
+            )
+            for i, client in enumerate(clients)
+        ]
+
+    reference_endpoints, inserted_endpoints = endpoints(reference), endpoints(inserted)
+    WebhookEndpoint.objects.bulk_create(reference_endpoints)
+    _insert(how, WebhookEndpoint, inserted_endpoints, key="url")
+    stored_endpoints = WebhookEndpoint.objects.filter(client__code__startswith="I").select_related("client")
+    assert sorted(e.pk for e in inserted_endpoints) == sorted(e.pk for e in stored_endpoints)
+    for endpoint in stored_endpoints:
+        secret = endpoint.secret
         assert isinstance(secret, EncryptedSecret)
         assert secret.token.startswith("gAAAAA")  # encrypted on its way in
-        assert secret.reveal() == f"s3cret-{client.code[1:]}"
-        assert client.created_at is not None
+        assert secret.reveal() == f"s3cret-{endpoint.client.code[1:]}"
+        assert endpoint.event_types == ["margin_call", "cured"]
 
     accounts = [MarginAccount(code=f"A{i}", client=inserted[i], cash=Decimal("10.5") * i) for i in range(3)]
     _insert(how, MarginAccount, accounts)
@@ -111,17 +132,31 @@ def test_values_of_another_type_take_djangos_path() -> None:
 @pytest.mark.postgres
 @pytest.mark.django_db
 def test_bulk_update_fields_writes_each_objects_values() -> None:
-    # given three clients, updated with a choice, a Decimal, a nullable foreign key and an encrypted secret
+    # given three clients, updated with a choice, a Decimal and a nullable foreign key, and their webhook
+    # endpoints with an encrypted secret
     group = ClientGroup.objects.create(code="G", name="group")
     clients = [Client.objects.create(code=f"C{i}", name=f"c{i}") for i in range(3)]
-    for i, client in enumerate(clients):
+    now = timezone.now()
+    endpoints = [
+        WebhookEndpoint.objects.create(
+            client=client,
+            url="https://hooks.example/x",
+            event_types=["*"],
+            secret="old",
+            created_at=now,
+            updated_at=now,
+        )
+        for client in clients
+    ]
+    for i, (client, endpoint) in enumerate(zip(clients, endpoints, strict=True)):
         client.credit_tier = CreditTier.A if i else CreditTier.D
         client.external_capacity = Decimal(i) / 8
         client.group = group if i == 1 else None
-        client.webhook_url, client.webhook_secret = "https://hooks.example/x", f"new-{i}"
+        endpoint.secret = f"new-{i}"
 
     # when
-    bulk_update_fields(Client, clients, ["credit_tier", "external_capacity", "group", "webhook_url", "webhook_secret"])
+    bulk_update_fields(Client, clients, ["credit_tier", "external_capacity", "group"])
+    bulk_update_fields(WebhookEndpoint, endpoints, ["secret"])
 
     # then
     for i, client in enumerate(Client.objects.order_by("code")):
@@ -130,8 +165,9 @@ def test_bulk_update_fields_writes_each_objects_values() -> None:
             Decimal(i) / 8,
             group.pk if i == 1 else None,
         )
-        assert isinstance(client.webhook_secret, EncryptedSecret)
-        assert client.webhook_secret.reveal() == f"new-{i}"
+        secret = client.webhook_endpoints.get().secret
+        assert isinstance(secret, EncryptedSecret)
+        assert secret.reveal() == f"new-{i}"
 
 
 @pytest.mark.django_db

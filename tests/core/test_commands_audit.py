@@ -184,6 +184,7 @@ COMMANDS: dict[str, Row] = {
     "verify_audit": Row(False, lambda: _imported(BOOK)),
     "case_graph": Row(False),  # --write rewrites docs/case-states.md, a file, not the database
     "rules_reference": Row(False),  # likewise docs/rules.md
+    "events_reference": Row(False),  # likewise docs/events.md
     "rules_try": Row(False, _draft_rules, lambda g: [str(g["draft"].version)]),
     "cascade": Row(False, _book, lambda _: ["BTC", "--drop", "0.3"]),
     "feasibility_recompute": Row(False, _report, lambda g: [str(g["report_id"])]),

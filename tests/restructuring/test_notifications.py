@@ -28,7 +28,7 @@ from django.db import connection, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from accounts.models import Client, Instrument, MarginAccount, Price
+from accounts.models import Client, Instrument, MarginAccount, Price, WebhookEndpoint
 from accounts.services.sweep import sweep_run
 from core.encryption import secret_decrypt
 from restructuring.models import Case, CaseState, FeasibilityReport, Notification, NotificationKind, NotificationStatus
@@ -115,10 +115,27 @@ def endpoint() -> Iterator[Endpoint]:
 # ----------------------------------------------------------------------------------------- the book
 
 
-def _contacts(account: MarginAccount, *, email: str = "", webhook_url: str = "") -> MarginAccount:
-    Client.objects.filter(pk=account.client_id).update(
-        email=email, webhook_url=webhook_url, webhook_secret=SECRET if webhook_url else ""
+def webhook_endpoint(
+    client_id: int, url: str, *, secret: str = SECRET, event_types: list[str] | None = None
+) -> WebhookEndpoint:
+    """An active endpoint of the client (as POST /api/v1/webhooks/ makes one, with a secret of the test's)."""
+    now = timezone.now()
+    return WebhookEndpoint.objects.create(
+        client_id=client_id,
+        url=url,
+        secret=secret,
+        event_types=event_types or ["*"],
+        created_at=now,
+        updated_at=now,
     )
+
+
+def _contacts(account: MarginAccount, *, email: str = "", webhook_url: str = "") -> MarginAccount:
+    """The client's email, and a webhook endpoint subscribed to every event (what a client's one webhook was
+    before endpoints, and is after their migration)."""
+    Client.objects.filter(pk=account.client_id).update(email=email)
+    if webhook_url:
+        webhook_endpoint(account.client_id, webhook_url)
     return account
 
 
@@ -250,7 +267,7 @@ def test_the_secret_is_stored_encrypted_and_the_receiver_verifies_with_the_clear
 
     # then the column holds a token, not the secret, and the token decrypts to it
     with connection.cursor() as cursor:
-        cursor.execute("SELECT webhook_secret FROM accounts_client WHERE id = %s", [account.client_id])
+        cursor.execute("SELECT secret FROM accounts_webhookendpoint WHERE client_id = %s", [account.client_id])
         (stored,) = cursor.fetchone()
     assert stored.startswith("gAAAAA")
     assert SECRET not in stored

@@ -27,13 +27,16 @@ from cryptography.x509.oid import NameOID
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
 from django.core.management.base import SystemCheckError
+from django.utils import timezone
 
-from accounts.models import Client
+from accounts.models import WebhookEndpoint
 from accounts.services.sweep import sweep_run
 from core.addresses import address_refusal
+from core.errors import Invalid
 from restructuring.models import Notification, NotificationStatus
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.notifications import notifications_drain
+from restructuring.services.webhooks import webhook_url_check
 from tests.accounts.test_sweep import _btc
 from tests.restructuring.test_notifications import SECRET, Endpoint, _called, _Handler, _Server
 
@@ -318,21 +321,32 @@ def _url(address: str, port: int = 8443) -> str:
     return f"http://{host}:{port}/hooks"
 
 
+def _registered(url: str) -> WebhookEndpoint:
+    """An endpoint as the model holds it (its `clean` checks the URL, as the API's service does)."""
+    now = timezone.now()
+    return WebhookEndpoint(url=url, event_types=["*"], secret=SECRET, created_at=now, updated_at=now)
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(("address", "refused", "names"), ADDRESSES)
 def test_a_webhook_url_to_a_non_public_address_is_refused_when_it_is_set(
     address: str, refused: bool, names: str, settings: Any
 ) -> None:
     settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
-    client = Client(code="REG", name="reg", webhook_url=_url(address), webhook_secret=SECRET)
+    endpoint = _registered(_url(address))
     if not refused:
-        client.full_clean()
+        endpoint.full_clean(exclude=["client"])
+        assert webhook_url_check(_url(address)) == _url(address)
         return
     with pytest.raises(ValidationError) as raised:
-        client.full_clean()
-    (message,) = raised.value.message_dict["webhook_url"]
+        endpoint.full_clean(exclude=["client"])
+    (message,) = raised.value.message_dict["url"]
     assert "non-public address" in message
     assert names in message
+    # and the API's service refuses it the same way, naming the field
+    with pytest.raises(Invalid) as invalid:
+        webhook_url_check(_url(address))
+    assert (invalid.value.message, invalid.value.context) == (message, {"field": "url"})
 
 
 @pytest.mark.django_db
@@ -343,15 +357,19 @@ def test_a_webhook_url_to_a_non_public_address_is_refused_when_it_is_set(
 def test_a_webhook_url_naming_this_machine_in_any_spelling_is_refused_when_it_is_set(url: str, settings: Any) -> None:
     settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
     with pytest.raises(ValidationError, match="refused"):
-        Client(code="REG", name="reg", webhook_url=url, webhook_secret=SECRET).full_clean()
+        _registered(url).full_clean(exclude=["client"])
+    with pytest.raises(Invalid):
+        webhook_url_check(url)
 
 
 @pytest.mark.django_db
 def test_a_webhook_url_to_a_public_name_or_a_private_one_where_allowed_is_accepted(settings: Any) -> None:
     settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
-    Client(code="PUB", name="pub", webhook_url="https://hooks.example.com/x", webhook_secret=SECRET).full_clean()
+    _registered("https://hooks.example.com/x").full_clean(exclude=["client"])
+    webhook_url_check("https://hooks.example.com/x")
     settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS = True
-    Client(code="PRIV", name="priv", webhook_url="http://10.0.0.5:8080/x", webhook_secret=SECRET).full_clean()
+    _registered("http://10.0.0.5:8080/x").full_clean(exclude=["client"])
+    webhook_url_check("http://10.0.0.5:8080/x")
 
 
 @pytest.fixture

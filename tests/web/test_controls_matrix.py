@@ -35,9 +35,10 @@ from django.test import Client, TestCase, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
 from django.utils import timezone
 
+from accounts.models import WebhookEndpoint
 from core.models import AuditEvent
 from core.roles import ADMINISTRATOR, CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
-from restructuring.models import ApprovalLimit, Case, Installment, Proposal, ProposalKind
+from restructuring.models import ApprovalLimit, Case, Installment, Notification, Proposal, ProposalKind
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.negotiation.execution import proposal_execute
 from restructuring.services.negotiation.offers import offer_accept, offer_send
@@ -71,6 +72,8 @@ class World:
     liquidation_pending: Proposal  # mia's liquidation proposal on a third case
     liquidation_approved: Proposal  # mia's, approved by olaf, on a fourth case
     installment: Installment  # of a fifth case, restructured
+    delivered: Notification  # a webhook notification of the case, sent to its client's endpoint
+    delivering: Notification  # another, still pending
     policy: RuleSet
     rules_draft: RuleSet  # cloned by sam, a rule edited by mia
     newcomer: User  # a member of staff being set up by the administrator: no role yet
@@ -142,9 +145,12 @@ def world() -> World:
         rule={**_rule_fields(extension), "parameters": {"months": "18"}},
         replaces=extension.name,
     )
+    delivered, delivering = _webhook_notifications(case)
     return World(
         users=users,
         case=case,
+        delivered=delivered,
+        delivering=delivering,
         rules_proposal=rules_of[case.pk],
         made_by_maker=made,
         draft=draft,
@@ -158,6 +164,26 @@ def world() -> World:
         newcomer=User.objects.create_user("newcomer"),
         leaver=User.objects.create_user("leaver", is_active=False),
     )
+
+
+def _webhook_notifications(case: Case) -> tuple[Notification, Notification]:
+    """A sent and a pending webhook notification of the case, to an endpoint of its client (the sending is
+    tests/restructuring/test_webhook_endpoints.py's)."""
+    now = timezone.now()
+    endpoint = WebhookEndpoint.objects.create(
+        client_id=case.account.client_id,
+        url="https://hooks.client.example/workout",
+        event_types=["*"],
+        secret="whsec_matrix",
+        created_at=now,
+        updated_at=now,
+    )
+    common = {"case": case, "channel": "webhook", "recipient": endpoint.url, "webhook_endpoint": endpoint}
+    sent = Notification.objects.create(
+        **common, kind="margin_call", status="sent", attempts=1, sent_at=now, next_attempt_at=now, created_at=now
+    )
+    pending = Notification.objects.create(**common, kind="deadline_reminder", next_attempt_at=now, created_at=now)
+    return sent, pending
 
 
 def _rule_fields(rule: Rule) -> dict[str, Any]:
@@ -477,6 +503,23 @@ MATRIX.append(
     )
 )
 
+MATRIX += [
+    # a webhook notification delivered again to its endpoint (restructuring/services/webhooks.py), from the case's
+    # webhook page; one still being delivered is refused
+    Action(
+        "deliver a webhook notification again",
+        "notification-redeliver",
+        lambda w, _: (f"/notifications/{w.delivered.pk}/redeliver/", {}),
+        _staff(),
+    ),
+    Action(
+        "deliver again a webhook notification still pending",
+        "notification-redeliver",
+        lambda w, _: (f"/notifications/{w.delivering.pk}/redeliver/", {}),
+        _staff(ok=(), refused=CREDIT_STAFF),
+    ),
+]
+
 MATRIX.append(
     # the queue's bulk actions (restructuring/services/bulk.py): the world's case waits on staff (proposals pending),
     # so a reminder is refused for it, case by case; tests/web/test_bulk_actions.py holds the reminders sent
@@ -504,6 +547,7 @@ READ_ONLY = {
     "rules-set",
     "rules-check",
     "rules-dry-run",
+    "case-webhooks",
 }
 SESSION_ONLY = {"login", "logout", "two-factor-setup"}
 # A member of staff redeeming their own one-time enrolment link (signed out: the link is the credential), audited:
@@ -572,7 +616,7 @@ def test_the_read_only_urls_refuse_a_write_or_write_nothing(world: World) -> Non
     events = AuditEvent.objects.count()
     proposals = Proposal.objects.count()
     pages = ["/queue/", f"/cases/{world.case.pk}/", "/audit/", "/audit/export.csv", "/rules/"]
-    pages += [f"/audit/cases/{world.case.pk}/", f"/rules/{world.policy.pk}/"]
+    pages += [f"/audit/cases/{world.case.pk}/", f"/rules/{world.policy.pk}/", f"/cases/{world.case.pk}/webhooks/"]
     for page in pages:
         assert web.post(page, {}).status_code == 405, page
     assert web.post(f"/rules/{world.rules_draft.pk}/dry-run/").status_code == 200

@@ -15,7 +15,7 @@ from django.contrib.auth.models import User
 from django.test import Client, TestCase, override_settings
 from django.utils import timezone
 
-from accounts.models import ClientGroup, Instrument, MarginAccount, Price
+from accounts.models import ClientGroup, Instrument, MarginAccount, Price, WebhookEndpoint
 from core.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.models import Case, CaseState, Proposal
 from restructuring.services.case_sweep import cases_apply_risk
@@ -469,10 +469,19 @@ def test_a_senior_officer_sees_the_same_actions() -> None:
 def test_the_case_page_never_shows_the_clients_webhook_secret(web: Client) -> None:
     case = proposed_case()
     MarginAccount.objects.filter(pk=case.account_id).update(code="ACC-X")
-    case.account.client.webhook_url, case.account.client.webhook_secret = "https://hooks.example/x", "s3cret"
-    case.account.client.save(update_fields=["webhook_url", "webhook_secret"])
+    now = timezone.now()
+    WebhookEndpoint.objects.create(
+        client_id=case.account.client_id,
+        url="https://hooks.example/x",
+        event_types=["*"],
+        secret="s3cret",
+        created_at=now,
+        updated_at=now,
+    )
 
     body = web.get(f"/cases/{case.pk}/").content.decode()
+    deliveries = web.get(f"/cases/{case.pk}/webhooks/").content.decode()
 
     assert "ACC-X" in body
     assert "s3cret" not in body
+    assert "s3cret" not in deliveries
