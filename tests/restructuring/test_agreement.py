@@ -134,7 +134,7 @@ def test_the_agreement_sets_out_the_parties_the_terms_the_schedule_collateral_de
     # collateral and the reduction
     assert f"adds collateral of {money_text(Decimal('50'), 'USD', locale='en')}" in html
     assert "within 7 days of the execution" in html
-    assert f"<td>BTC (#{position.pk})</td><td class=\"num\">10</td><td class=\"num\">25.00\u00a0%</td>" in html
+    assert f'<td>BTC (#{position.pk})</td><td class="num">10</td><td class="num">25.00\u00a0%</td>' in html
     assert '<td class="num">2.5</td>' in html  # 25% of 10 BTC sold
     # the conditions of default and the expiry
     assert "not paid in full 5 days after its due date" in html
