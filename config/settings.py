@@ -261,8 +261,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "DESCRIPTION": (
         "The client API of Workout: your margin accounts, positions and loan, your cases and their timeline, "
-        "the offers made to you (accept, decline, counter-propose) and collateral top-ups; plus operations "
-        "endpoints for staff.\n\n"
+        "the offers made to you (accept, decline, counter-propose) with their restructuring agreements (PDF), "
+        "collateral top-ups, promises to pay and your documents (upload, download); plus operations endpoints for "
+        "staff.\n\n"
+        "**Agreements**: each offer is sent with its agreement, a PDF whose SHA-256 is the offer's "
+        "`agreement_sha256`; accept naming it, and another agreement (an earlier offer's) is refused (409).\n\n"
         "**Authentication**: `Authorization: Bearer <token>` (see the `token` security scheme).\n\n"
         "**Idempotency**: every POST that changes state needs an `Idempotency-Key` header; a retry with the same "
         "key and body replays the first response, the same key with another body is refused (422).\n\n"
@@ -274,7 +277,9 @@ SPECTACULAR_SETTINGS = {
         '(`"19500.00"`); prices, quantities, rates and fractions with 8. Whole numbers (`term_months`, `account`) '
         "are JSON integers.\n\n"
         "**Lists** are paginated (`page`, `page_size` up to 200). Requests are throttled per token (429 with "
-        "Retry-After); JSON bodies are limited to 64 KiB (413) and to 32 levels of nesting (400 `json_too_deep`)."
+        "Retry-After); JSON bodies are limited to 64 KiB (413) and to 32 levels of nesting (400 `json_too_deep`). "
+        "Documents are uploaded as multipart/form-data: a PDF, PNG or JPEG, told by its content, up to 10 MiB by "
+        "default (400 naming the problem otherwise)."
     ),
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,

@@ -115,7 +115,7 @@ def file_inspect(file: IO[bytes], *, name: str, max_bytes: int) -> InspectedFile
         what = f"{kind.mime} ({kind.extension})" if kind is not None else "of a type not recognised"
         raise FileTypeError(f"{shown} is {what}: a document must be a PDF, PNG or JPEG")
     file.seek(0)
-    if zipfile.is_zipfile(file):  # type: ignore[arg-type]  # a file object is accepted
+    if zipfile.is_zipfile(file):
         raise FileArchiveError(f"{shown} is a {kind.extension} that is also a zip archive: archives are refused")
     file.seek(0)
     return InspectedFile(

@@ -324,7 +324,8 @@ class OfferSerializer(FastRepresentation, serializers.ModelSerializer[Proposal])
 
     @extend_schema_field(serializers.RegexField(r"^[0-9a-f]{64}$", allow_null=True))
     def get_agreement_sha256(self, proposal: Proposal) -> str | None:
-        return proposal.agreement.sha256 if proposal.agreement_id is not None else None
+        agreement = proposal.agreement  # loaded with the offer; None: no query
+        return agreement.sha256 if agreement is not None else None
 
 
 class OfferDetailSerializer(OfferSerializer):
@@ -723,7 +724,7 @@ class DocumentSerializer(FastRepresentation, serializers.ModelSerializer[Documen
     """A document of yours: one you uploaded, or one the lender added to one of your cases."""
 
     kind = serializers.ChoiceField(choices=DocumentKind.choices, read_only=True)
-    source = serializers.ChoiceField(
+    source = serializers.ChoiceField(  # type: ignore[assignment]
         choices=DocumentSource.choices, read_only=True, help_text="client: you uploaded it; officer: the lender did."
     )
     name = serializers.CharField(read_only=True, help_text="The name it was uploaded with, made safe.")

@@ -633,6 +633,11 @@ class Agreement(models.Model):
     def __str__(self) -> str:
         return f"agreement {self.sha256[:12]} of proposal {self.proposal_id} (version {self.version})"
 
+    @property
+    def stored_name(self) -> str:
+        """The file's name in the storage (Django's storage API)."""
+        return self.file.name or ""
+
 
 class ApprovalLimit(models.Model):
     """A user's own approval authority in one currency, overriding the role's (WORKOUT_APPROVAL_LIMITS)."""
@@ -1007,3 +1012,8 @@ class Document(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} document {self.pk} of client {self.client_id}"
+
+    @property
+    def stored_name(self) -> str:
+        """The file's name in the storage (Django's storage API): ours, never the uploaded name."""
+        return self.file.name or ""

@@ -23,7 +23,7 @@ class AgreementCorruptError(Conflict):
 
 def agreement_content(agreement: Agreement) -> bytes:
     """The kept PDF of `agreement`, exactly the bytes whose hash was recorded (AgreementCorruptError otherwise)."""
-    with default_storage.open(agreement.file.name, "rb") as kept:
+    with default_storage.open(agreement.stored_name, "rb") as kept:
         content = kept.read()
     if hashlib.sha256(content).hexdigest() != agreement.sha256:
         raise AgreementCorruptError(

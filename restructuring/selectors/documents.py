@@ -26,4 +26,4 @@ def case_document(case_id: int, document_id: int) -> Document:
 
 def document_open(document: Document) -> IO[bytes]:
     """The kept file of a document, open for reading (the caller closes it: a FileResponse does)."""
-    return default_storage.open(document.file.name, "rb")
+    return default_storage.open(document.stored_name, "rb")

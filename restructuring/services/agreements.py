@@ -54,4 +54,4 @@ def agreement_issue(proposal: Proposal, *, now: datetime) -> Agreement:
 def agreement_files_discard(agreements: Iterable[Agreement]) -> None:
     """Remove the files of agreements whose rows were rolled back."""
     for agreement in agreements:
-        default_storage.delete(agreement.file.name)
+        default_storage.delete(agreement.stored_name)

@@ -50,9 +50,9 @@ def test_a_client_uploads_a_document_kept_with_its_hash_and_its_event(world: Wor
     }
     assert (document.client_id, document.uploaded_by_id) == (world.a.pk, None)
     # kept under a name of our own, never the client's, and exactly the bytes sent
-    assert document.file.name.startswith(f"documents/client-{world.a.pk}/")
-    assert "Funds" not in document.file.name
-    assert default_storage.open(document.file.name, "rb").read() == PDF
+    assert document.stored_name.startswith(f"documents/client-{world.a.pk}/")
+    assert "Funds" not in document.stored_name
+    assert default_storage.open(document.stored_name, "rb").read() == PDF
     event = AuditEvent.objects.get(action="document.upload", object_id=document.pk)
     assert (event.system_actor, event.account_id) == (f"client:{world.a.code}", world.a_case.account_id)
     assert event.payload == {
@@ -117,7 +117,7 @@ def test_a_file_over_the_limit_is_refused_and_so_is_a_body_far_over_it(world: Wo
     assert huge.json()["error"]["code"] == "file_too_large"
     assert "a document may be at most 1000 bytes" in huge.json()["error"]["message"]
     assert exact.status_code == 201  # at the limit: kept
-    assert (_kept_files() - files, Document.objects.count()) == ({Document.objects.latest("pk").file.name}, rows + 1)
+    assert (_kept_files() - files, Document.objects.count()) == ({Document.objects.latest("pk").stored_name}, rows + 1)
 
 
 def test_the_form_is_checked_and_another_clients_case_is_not_found(world: World) -> None:
@@ -153,7 +153,7 @@ def test_lists_metadata_and_contents_are_the_callers_own(world: World) -> None:
     assert [d["id"] for d in listed] == [world.a_document.pk]
     assert detail.json()["sha256"] == hashlib.sha256(PDF).hexdigest()
     assert (content.status_code, content["Content-Type"]) == (200, "application/pdf")
-    assert b"".join(content.streaming_content) == PDF
+    assert b"".join(content.streaming_content) == PDF  # a FileResponse
     assert content["Content-Disposition"] == 'attachment; filename="funds.pdf"'
     assert content["X-Document-SHA256"] == hashlib.sha256(PDF).hexdigest()
     for path in (f"{DOCUMENTS}{world.b_document.pk}/", f"{DOCUMENTS}{world.b_document.pk}/content/"):

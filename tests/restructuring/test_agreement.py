@@ -84,13 +84,13 @@ def test_sending_an_offer_draws_and_keeps_its_agreement_and_names_its_hash_in_th
     offer = _offered(case, {**TERMS, "reduce": [[position.pk, "0.25"]]}, mia, olaf)
 
     agreement = Agreement.objects.get(proposal=offer)
-    kept = default_storage.open(agreement.file.name, "rb").read()
+    kept = default_storage.open(agreement.stored_name, "rb").read()
     assert kept.startswith(b"%PDF-")
     assert agreement.sha256 == hashlib.sha256(kept).hexdigest()  # the hash of the bytes kept
     assert (agreement.size, agreement.version, agreement.language) == (len(kept), 1, "en")
     assert agreement.terms_hash == offer.terms_hash
     assert Proposal.objects.get(pk=offer.pk).agreement_id == agreement.pk
-    assert agreement.file.name.startswith(f"agreements/case-{case.pk}/offer-{offer.pk}-v1-")
+    assert agreement.stored_name.startswith(f"agreements/case-{case.pk}/offer-{offer.pk}-v1-")
     event = AuditEvent.objects.get(action="proposal.offer", object_id=offer.pk)
     assert event.payload["agreement_sha256"] == agreement.sha256
     assert event.payload["agreement_id"] == agreement.pk
@@ -248,8 +248,8 @@ def test_a_kept_file_that_no_longer_matches_its_hash_is_served_to_nobody_and_not
     agreement = Agreement.objects.get(proposal=offer)
     offer_accept(proposal_id=offer.pk, client_id=_client_id(offer), agreement_sha256=agreement.sha256)
     # someone with access to the storage changes the file
-    default_storage.delete(agreement.file.name)
-    default_storage.save(agreement.file.name, ContentFile(b"%PDF-1.7 other terms"))
+    default_storage.delete(agreement.stored_name)
+    default_storage.save(agreement.stored_name, ContentFile(b"%PDF-1.7 other terms"))
 
     with pytest.raises(AgreementCorruptError):
         agreement_content(agreement)

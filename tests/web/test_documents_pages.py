@@ -66,7 +66,7 @@ def test_an_officer_uploads_a_document_on_the_case_and_downloads_it() -> None:
 
     assert download.status_code == 200
     assert download["Content-Type"] == "application/pdf"
-    assert b"".join(download.streaming_content) == PDF
+    assert b"".join(download.streaming_content) == PDF  # type: ignore[attr-defined]  # a FileResponse
     assert download["Content-Disposition"] == 'attachment; filename="bank_statement.pdf"'
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -127,7 +128,7 @@ def proposal_execute(*, proposal_id: int, actor: User, version: int) -> Proposal
     return proposal
 
 
-def _accepted_agreement(proposal: Proposal) -> dict[str, object]:
+def _accepted_agreement(proposal: Proposal) -> dict[str, Any]:
     """The agreement the client accepted, as the execution's event records it, its kept file checked against its
     hash first (AgreementCorruptError: nothing is executed on a document nobody can show). An offer accepted before
     agreements were drawn has none."""

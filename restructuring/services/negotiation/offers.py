@@ -207,7 +207,9 @@ def offer_accept(
         proposal.save(update_fields=["state", "decided_at", "accepted_agreement", "updated_at"])
         proposal.case.save(update_fields=["state", "updated_at"])
         actor = _client_actor(proposal)
-        signed = {"agreement_id": agreement.pk, "agreement_sha256": agreement.sha256} if agreement else {}
+        signed: dict[str, Any] = {}
+        if agreement is not None:
+            signed = {"agreement_id": agreement.pk, "agreement_sha256": agreement.sha256}
         _audit(
             _event(proposal, PROPOSAL_ACCEPT, before, system_actor=actor, **signed),
             _event(proposal.case, CASE_ACCEPT, case_before, system_actor=actor, proposal_id=proposal.pk),
