@@ -296,7 +296,8 @@ class ClientApi:
                 status, got, raw = response.status, dict(response.headers), response.read()
         except urllib.error.HTTPError as error:
             status, got, raw = error.code, dict(error.headers), error.read()
-        return Answer(status=status, headers=got, body=json.loads(raw) if raw else None, raw=raw)
+        is_json = got.get("Content-Type", "").startswith("application/json")  # a download's body is its file
+        return Answer(status=status, headers=got, body=json.loads(raw) if raw and is_json else None, raw=raw)
 
 
 # ------------------------------------------------------------------------------------------------ the browser
