@@ -159,6 +159,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # instance's role). Nothing is served from MEDIA_URL.
 MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 WORKOUT_FILE_STORAGE = env.str("WORKOUT_FILE_STORAGE", default="filesystem")
+WORKOUT_S3_BUCKET = env.str("WORKOUT_S3_BUCKET", default="")
 _FILE_STORAGES = {
     "filesystem": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -168,7 +169,7 @@ _FILE_STORAGES = {
     "s3": {
         "BACKEND": "storages.backends.s3.S3Storage",
         "OPTIONS": {
-            "bucket_name": env.str("WORKOUT_S3_BUCKET", default=""),
+            "bucket_name": WORKOUT_S3_BUCKET,
             "endpoint_url": env.str("WORKOUT_S3_ENDPOINT_URL", default="") or None,
             "region_name": env.str("WORKOUT_S3_REGION", default="") or None,
             "location": env.str("WORKOUT_S3_PREFIX", default=""),

@@ -68,7 +68,7 @@ def kept_files_private(app_configs: Any = None, **kwargs: Any) -> list[CheckMess
     """Agreements and documents are served only by views that check who asks: MEDIA_ROOT must not be a directory
     the static files are served from (WhiteNoise serves STATIC_ROOT to anyone), and an S3 storage needs its bucket."""
     errors: list[CheckMessage] = []
-    if settings.WORKOUT_FILE_STORAGE == "s3" and not settings.STORAGES["default"]["OPTIONS"].get("bucket_name"):
+    if settings.WORKOUT_FILE_STORAGE == "s3" and not settings.WORKOUT_S3_BUCKET:
         errors.append(
             Error("WORKOUT_FILE_STORAGE=s3 needs WORKOUT_S3_BUCKET.", hint="Name the bucket.", id="workout.E002")
         )
