@@ -2,6 +2,9 @@
 FROM python:3.11-slim
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 OPENBLAS_NUM_THREADS=1
 WORKDIR /app
+# WeasyPrint (the agreements' and letters' PDFs) draws with Pango, in Debian's DejaVu fonts.
+RUN apt-get update && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
 COPY pyproject.toml constraints.txt README.md ./
 COPY config ./config
 COPY core ./core
@@ -12,7 +15,7 @@ COPY demo ./demo
 RUN pip install --no-cache-dir -c constraints.txt .
 COPY . .
 RUN DEBUG=false SECRET_KEY=build-only python manage.py collectstatic --noinput
-RUN useradd --create-home workout
+RUN useradd --create-home workout && mkdir -p /app/media && chown workout /app/media
 USER workout
 EXPOSE 8000
 CMD ["gunicorn", "config.wsgi", "-c", "config/gunicorn.py"]

@@ -152,8 +152,37 @@ USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = Path(env.str("STATIC_ROOT", default=str(BASE_DIR / "staticfiles")))
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# Files Workout keeps (restructuring agreements, clients' documents, letters) go through Django's storage API, into
+# the "default" storage: a directory (MEDIA_ROOT) by default, which no URL serves (every download is a view that
+# checks who asks), or an S3-compatible bucket (django-storages) with WORKOUT_FILE_STORAGE=s3: private objects,
+# never overwritten, credentials from boto3's own sources (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or the
+# instance's role). Nothing is served from MEDIA_URL.
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
+WORKOUT_FILE_STORAGE = env.str("WORKOUT_FILE_STORAGE", default="filesystem")
+WORKOUT_S3_BUCKET = env.str("WORKOUT_S3_BUCKET", default="")
+_FILE_STORAGES = {
+    "filesystem": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage",
+        # MEDIA_ROOT, read when used (so a test may point it elsewhere); files and directories for this user only
+        "OPTIONS": {"file_permissions_mode": 0o600, "directory_permissions_mode": 0o700},
+    },
+    "s3": {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": WORKOUT_S3_BUCKET,
+            "endpoint_url": env.str("WORKOUT_S3_ENDPOINT_URL", default="") or None,
+            "region_name": env.str("WORKOUT_S3_REGION", default="") or None,
+            "location": env.str("WORKOUT_S3_PREFIX", default=""),
+            "default_acl": "private",
+            "file_overwrite": False,
+            "querystring_auth": True,
+        },
+    },
+}
+if WORKOUT_FILE_STORAGE not in _FILE_STORAGES:
+    raise ValueError(f"WORKOUT_FILE_STORAGE={WORKOUT_FILE_STORAGE!r}: one of {', '.join(_FILE_STORAGES)}")
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": _FILE_STORAGES[WORKOUT_FILE_STORAGE],
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
         if not DEBUG
@@ -176,6 +205,8 @@ SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=30 * 60)
 SESSION_SAVE_EVERY_REQUEST = True  # the session expires when idle, not at a fixed time after login
 DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=10 * 1024 * 1024)
+# A document a client or an officer uploads (restructuring/services/documents.py) is refused above this many bytes.
+WORKOUT_DOCUMENT_MAX_BYTES = env.int("WORKOUT_DOCUMENT_MAX_BYTES", default=10 * 1024 * 1024)
 
 # --- Officer UI: sign-in (owned by the UI's login views; core/access.py) ---
 LOGIN_URL = "login"
@@ -231,8 +262,11 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "DESCRIPTION": (
         "The client API of Workout: your margin accounts, positions and loan, your cases and their timeline, "
-        "the offers made to you (accept, decline, counter-propose) and collateral top-ups; plus operations "
-        "endpoints for staff.\n\n"
+        "the offers made to you (accept, decline, counter-propose) with their restructuring agreements (PDF), "
+        "collateral top-ups, promises to pay and your documents (upload, download); plus operations endpoints for "
+        "staff.\n\n"
+        "**Agreements**: each offer is sent with its agreement, a PDF whose SHA-256 is the offer's "
+        "`agreement_sha256`; accept naming it, and another agreement (an earlier offer's) is refused (409).\n\n"
         "**Authentication**: `Authorization: Bearer <token>` (see the `token` security scheme).\n\n"
         "**Idempotency**: every POST that changes state needs an `Idempotency-Key` header; a retry with the same "
         "key and body replays the first response, the same key with another body is refused (422).\n\n"
@@ -244,7 +278,9 @@ SPECTACULAR_SETTINGS = {
         '(`"19500.00"`); prices, quantities, rates and fractions with 8. Whole numbers (`term_months`, `account`) '
         "are JSON integers.\n\n"
         "**Lists** are paginated (`page`, `page_size` up to 200). Requests are throttled per token (429 with "
-        "Retry-After); JSON bodies are limited to 64 KiB (413) and to 32 levels of nesting (400 `json_too_deep`).\n\n"
+        "Retry-After); JSON bodies are limited to 64 KiB (413) and to 32 levels of nesting (400 `json_too_deep`). "
+        "Documents are uploaded as multipart/form-data: a PDF, PNG or JPEG, told by its content, up to 10 MiB by "
+        "default (400 naming the problem otherwise).\n\n"
         "**Webhooks**: your endpoints (`/webhooks/`) receive a signed POST for each event they subscribe to. The "
         "event types are `GET /events/` (with their payloads' JSON Schemas) and, here, the extension "
         "`x-workout-webhooks`: each type named, referring to the component of its body (`MarginCallEvent`, its "
@@ -264,6 +300,10 @@ SPECTACULAR_SETTINGS = {
         "PromiseSourceEnum": "restructuring.models.PromiseSource",
         # a third "state" field, besides the case's and the proposal's: a webhook endpoint's
         "WebhookEndpointStateEnum": "accounts.models.WebhookEndpointState",
+        # and a document's; its "kind" beside the terms' (the schedule's, named KindEnum before documents came)
+        "DocumentSourceEnum": "restructuring.models.DocumentSource",
+        "DocumentKindEnum": "restructuring.models.DocumentKind",
+        "KindEnum": ["level", "interest_only"],
     },
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
@@ -353,6 +393,8 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # WeasyPrint logs each step of every PDF it draws at INFO; its warnings (a resource refused) stay.
+    "loggers": {"weasyprint.progress": {"level": "WARNING"}, "fontTools": {"level": "WARNING"}},
 }
 
 # --- Workout: risk parameters (documented in README "Configuration"; defaults from docs/domain.md) ---
@@ -476,6 +518,8 @@ WORKOUT_COUNTER_MIN_COLLATERAL_SHARE = env.str("WORKOUT_COUNTER_MIN_COLLATERAL_S
 # days after its due date is missed and the case defaults.
 WORKOUT_COLLATERAL_DUE_DAYS = env.int("WORKOUT_COLLATERAL_DUE_DAYS", default=7)
 WORKOUT_PAYMENT_GRACE_DAYS = env.int("WORKOUT_PAYMENT_GRACE_DAYS", default=5)
+# The lender as the restructuring agreement names it (restructuring/services/agreements.py).
+WORKOUT_LENDER_NAME = env.str("WORKOUT_LENDER_NAME", default="Workout Lending")
 # Bulk actions on the queue (restructuring/services/bulk.py): the most cases one action takes, and how long after a
 # reminder notification another one for the same case is refused.
 WORKOUT_BULK_MAX_CASES = env.int("WORKOUT_BULK_MAX_CASES", default=200)

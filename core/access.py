@@ -16,12 +16,12 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponseBase
 from django.shortcuts import redirect
 
 from core.roles import CLIENT
 
-View = Callable[..., HttpResponse]
+View = Callable[..., HttpResponseBase]  # a page, a redirect, or a file (a download)
 
 
 def is_staff_member(user: Any) -> bool:
@@ -35,7 +35,7 @@ def is_staff_member(user: Any) -> bool:
 def staff_view(*permissions: str) -> Callable[[View], View]:
     def decorate(view: View) -> View:
         @wraps(view)
-        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponseBase:
             user = request.user
             if not user.is_authenticated:
                 return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -60,3 +61,27 @@ def cache_shared_across_processes(app_configs: Any = None, **kwargs: Any) -> lis
             id="workout.W002",
         )
     ]
+
+
+@register(Tags.security)
+def kept_files_private(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Agreements and documents are served only by views that check who asks: MEDIA_ROOT must not be a directory
+    the static files are served from (WhiteNoise serves STATIC_ROOT to anyone), and an S3 storage needs its bucket."""
+    errors: list[CheckMessage] = []
+    if settings.WORKOUT_FILE_STORAGE == "s3" and not settings.WORKOUT_S3_BUCKET:
+        errors.append(
+            Error("WORKOUT_FILE_STORAGE=s3 needs WORKOUT_S3_BUCKET.", hint="Name the bucket.", id="workout.E002")
+        )
+    media = Path(settings.MEDIA_ROOT).resolve()
+    for served in [Path(settings.STATIC_ROOT), *map(Path, settings.STATICFILES_DIRS)]:
+        served = served.resolve()
+        if media == served or served in media.parents or media in served.parents:
+            errors.append(
+                Error(
+                    f"MEDIA_ROOT ({media}) and the static files ({served}) overlap: kept documents would be served "
+                    "to anyone.",
+                    hint="Point MEDIA_ROOT at a directory of its own, outside STATIC_ROOT and STATICFILES_DIRS.",
+                    id="workout.E003",
+                )
+            )
+    return errors

@@ -3,8 +3,10 @@
 - credit_officer: works the queue, drafts and edits proposals, approves within their limit, sends offers,
   executes accepted restructurings and records repayments, sends a case to liquidation; adds notes, logs
   contacts and takes promises to pay; has a webhook notification delivered again.
+  contacts and takes promises to pay; uploads a case's documents and reads them.
 - senior_credit_officer: all of that, the senior approval (larger limit, escalated cases), publishes rule sets.
-- compliance: reads cases and the audit trail, exports it, verifies the chain; acts on nothing.
+- compliance: reads cases (their agreements and documents too) and the audit trail, exports it, verifies the
+  chain; acts on nothing.
 - administrator: administers staff and nothing else: sees the members of staff, creates them, issues their
   enrolment links (restructuring/services/staff.py, core/staff.py), grants and revokes roles, sets their
   authority limits, deactivates and reactivates them (auth's view, add and change user permissions). No
@@ -43,6 +45,9 @@ _OFFICER = [
     "restructuring.add_promisetopay",
     # a webhook notification delivered again to its endpoint (restructuring/services/webhooks.py)
     "restructuring.redeliver_notification",
+    # documents: the case's, uploaded and read on the case page (restructuring/services/documents.py)
+    "restructuring.add_document",
+    "restructuring.view_document",
     "rules.view_ruleset",
     "rules.add_ruleset",
     "rules.change_ruleset",
@@ -58,6 +63,7 @@ ROLES: dict[str, list[str]] = {
     COMPLIANCE: [
         "restructuring.view_case",
         "restructuring.view_proposal",
+        "restructuring.view_document",
         "core.view_auditevent",
         "rules.view_ruleset",
     ],

@@ -1,5 +1,6 @@
 """The API of the workout, for clients: their cases (with the timeline of what concerns them), the offers made
-to them (accept, decline, counter-propose), their loan and its repayment schedule, and collateral top-ups.
+to them (accept, decline, counter-propose) with their restructuring agreements (PDF), their loan and its repayment
+schedule, collateral top-ups, promises to pay, and their documents (upload, list, download).
 
 Every query starts from the caller's client, so another client's id is simply not found (404). The state changes
 are the negotiation services' (restructuring/services/negotiation/), called once per Idempotency-Key.
@@ -10,10 +11,14 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db.models import QuerySet
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from django.http import HttpResponseBase
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import NotFound
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -22,11 +27,15 @@ from accounts.models import MarginLoan
 from accounts.tokens.views import ClientView
 from core.api.fields import DecimalString, FastRepresentation, MoneyString, StrictSerializer, WholeNumber
 from core.api.idempotency import idempotent
+from core.api.views import DownloadView
 from core.audit_catalogue import Audience
+from core.downloads import file_response
 from core.models import AuditEvent
+from core.uploads import ACCEPTED, FileTooLargeError
 from restructuring.audit_events import (
     CASE_OBJECT,
     CONTACT_OBJECT,
+    DOCUMENT_OBJECT,
     INSTALLMENT_OBJECT,
     PROMISE_OBJECT,
     PROPOSAL_OBJECT,
@@ -38,12 +47,16 @@ from restructuring.models import (
     Case,
     CaseState,
     CollateralTopUp,
+    Document,
+    DocumentKind,
+    DocumentSource,
     PromiseMethod,
     PromiseToPay,
     Proposal,
     ProposalSource,
     ProposalState,
 )
+from restructuring.selectors.agreements import agreement_content, client_offer_agreement
 from restructuring.selectors.client import (
     account_loan,
     client_cases,
@@ -53,9 +66,11 @@ from restructuring.selectors.client import (
     client_top_ups,
     loan_schedule,
 )
+from restructuring.selectors.documents import client_documents, document_open
 from restructuring.selectors.events import case_events
 from restructuring.selectors.offers import Outlook, offer_outlook, offer_terms
 from restructuring.services.conversation import promise_make
+from restructuring.services.documents import document_upload_by_client
 from restructuring.services.negotiation.offers import offer_accept, offer_counter, offer_decline
 from restructuring.services.negotiation.topups import topup_declare
 from restructuring.terms import Terms, terms_hash
@@ -73,6 +88,7 @@ _OBJECT_NAMES = {
     REPAYMENT_OBJECT: "payment",
     CONTACT_OBJECT: "contact",  # a call, email, meeting or letter with you (never the officers' notes)
     PROMISE_OBJECT: "promise",
+    DOCUMENT_OBJECT: "document",  # a document you uploaded, or the lender added to your case
 }
 
 
@@ -273,6 +289,12 @@ class OfferSerializer(FastRepresentation, serializers.ModelSerializer[Proposal])
         help_text="SHA-256 of these terms. Send it with accept to accept exactly what you read: if the terms are not "
         "these any more, the accept is refused (409 terms_changed)."
     )
+    agreement_sha256 = serializers.SerializerMethodField(
+        help_text="SHA-256 of the restructuring agreement the offer was sent with (its PDF: GET "
+        "/api/v1/offers/{id}/agreement/). Send it with accept to accept exactly that document: another agreement's "
+        "hash, such as an earlier offer's, is refused (409 agreement_mismatch). Null for your counter-offers (not "
+        "offers yet) and for offers sent before agreements were drawn."
+    )
 
     class Meta:
         model = Proposal
@@ -284,6 +306,7 @@ class OfferSerializer(FastRepresentation, serializers.ModelSerializer[Proposal])
             "state",
             "terms",
             "terms_hash",
+            "agreement_sha256",
             "offered_at",
             "expires_at",
             "decided_at",
@@ -298,6 +321,11 @@ class OfferSerializer(FastRepresentation, serializers.ModelSerializer[Proposal])
     @extend_schema_field(serializers.RegexField(r"^[0-9a-f]{64}$"))
     def get_terms_hash(self, proposal: Proposal) -> str:
         return proposal.terms_hash or terms_hash(proposal.terms)
+
+    @extend_schema_field(serializers.RegexField(r"^[0-9a-f]{64}$", allow_null=True))
+    def get_agreement_sha256(self, proposal: Proposal) -> str | None:
+        agreement = proposal.agreement  # loaded with the offer; None: no query
+        return agreement.sha256 if agreement is not None else None
 
 
 class OfferDetailSerializer(OfferSerializer):
@@ -399,13 +427,20 @@ def _offer_response(proposal: Proposal, code: int = status.HTTP_200_OK) -> Respo
 
 
 class AcceptSerializer(StrictSerializer):
-    """The offer is accepted as it stands. Give `terms_hash` (the offer's, as you read it) to accept only those
-    terms: if the offer's terms are not the ones you read, 409 `terms_changed` and nothing happens."""
+    """The offer is accepted as it stands, with the restructuring agreement it was sent with. Give `terms_hash`
+    (the offer's, as you read it) to accept only those terms, and `agreement_sha256` (its agreement's) to accept only
+    that document: if either is not the offer's, 409 (`terms_changed`, `agreement_mismatch`) and nothing happens."""
 
     terms_hash = serializers.RegexField(
         r"^[0-9a-f]{64}$",
         required=False,
         help_text="The offer's terms_hash as you read it (64 lowercase hex digits).",
+    )
+    agreement_sha256 = serializers.RegexField(
+        r"^[0-9a-f]{64}$",
+        required=False,
+        help_text="The SHA-256 of the agreement you read (the offer's agreement_sha256, the X-Agreement-SHA256 header "
+        "of its download): 64 lowercase hex digits.",
     )
 
 
@@ -455,7 +490,46 @@ class OfferAcceptView(_OfferActionView):
         serializer = AcceptSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         seen = serializer.validated_data.get("terms_hash")
-        return _offer_response(offer_accept(proposal_id=pk, client_id=self.client_id, terms_hash=seen))
+        signed = serializer.validated_data.get("agreement_sha256")
+        accepted = offer_accept(proposal_id=pk, client_id=self.client_id, terms_hash=seen, agreement_sha256=signed)
+        return _offer_response(accepted)
+
+
+AGREEMENT_HEADER = "X-Agreement-SHA256"
+
+
+@extend_schema(
+    tags=["offers"],
+    responses={
+        (200, "application/pdf"): OpenApiResponse(
+            OpenApiTypes.BINARY, description="The agreement's PDF, the very bytes whose SHA-256 the header gives."
+        )
+    },
+    parameters=[
+        OpenApiParameter(
+            AGREEMENT_HEADER,
+            str,
+            OpenApiParameter.HEADER,
+            response=[200],
+            description="The SHA-256 of the PDF (64 lowercase hex digits): the offer's agreement_sha256.",
+        )
+    ],
+)
+class OfferAgreementView(ClientView, DownloadView):
+    """The restructuring agreement of an offer made to you, as a PDF: the parties, your loan as it stands and the new
+    terms, the full repayment schedule, collateral and reductions, the conditions of default and the offer's expiry.
+    It is the document the offer was sent with, kept as it was drawn: accept the offer naming its SHA-256 (the
+    X-Agreement-SHA256 header, the offer's agreement_sha256). An offer sent before agreements were drawn has none
+    (404)."""
+
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
+        agreement = client_offer_agreement(self.client_id, pk)
+        return file_response(
+            agreement_content(agreement),
+            content_type="application/pdf",
+            filename=f"agreement-offer-{pk}.pdf",
+            headers={AGREEMENT_HEADER: agreement.sha256},
+        )
 
 
 @extend_schema(tags=["offers"])
@@ -641,3 +715,115 @@ class CasePromisesView(ClientView, generics.ListAPIView[PromiseToPay]):
         )
         promise = client_promises(self.client_id).get(pk=promise.pk)
         return Response(PromiseSerializer(promise).data, status=status.HTTP_201_CREATED)
+
+
+# ---------------------------------------------------------------------------------------------- documents
+
+
+class DocumentSerializer(FastRepresentation, serializers.ModelSerializer[Document]):
+    """A document of yours: one you uploaded, or one the lender added to one of your cases."""
+
+    kind = serializers.ChoiceField(choices=DocumentKind.choices, read_only=True)
+    source = serializers.ChoiceField(  # type: ignore[assignment]
+        choices=DocumentSource.choices, read_only=True, help_text="client: you uploaded it; officer: the lender did."
+    )
+    name = serializers.CharField(read_only=True, help_text="The name it was uploaded with, made safe.")
+    content_type = serializers.ChoiceField(
+        choices=sorted(ACCEPTED), read_only=True, help_text="Told from the content, not the name."
+    )
+    size = serializers.IntegerField(read_only=True, help_text="In bytes.")
+    sha256 = serializers.RegexField(r"^[0-9a-f]{64}$", read_only=True, help_text="SHA-256 of the content.")
+
+    class Meta:
+        model = Document
+        fields = ["id", "kind", "case", "name", "content_type", "size", "sha256", "source", "created_at"]
+        read_only_fields = fields
+
+
+class DocumentUploadSerializer(StrictSerializer):
+    """A document to upload, as multipart/form-data: the file (a PDF, a PNG or a JPEG), what it is, and optionally
+    the case of yours it concerns."""
+
+    file = serializers.FileField(
+        allow_empty_file=True,  # an empty file gets the documents' own refusal (file_empty), with the others
+        help_text="The document: PDF, PNG or JPEG, told by its content (not its name), at most "
+        "WORKOUT_DOCUMENT_MAX_BYTES (10 MiB by default). Refused with 400: an empty file (file_empty), a larger one "
+        "(file_too_large), an archive of any kind, a .docx included (file_is_archive), an executable "
+        "(file_is_executable), any other type (file_type_refused).",
+    )
+    kind = serializers.ChoiceField(choices=DocumentKind.choices, help_text="What the document is.")
+    case = serializers.IntegerField(min_value=1, required=False, help_text="The id of your case it concerns.")
+
+
+@extend_schema(tags=["documents"])
+class DocumentListView(ClientView, generics.ListAPIView[Document]):
+    """Your documents, newest first: those you uploaded and those the lender added to your cases. POST uploads one
+    (multipart/form-data, 201): it is kept only if it passes every check (its type by content, its size), with its
+    SHA-256; a refused file is a 400 naming the problem (field `file`), and nothing of it is kept."""
+
+    serializer_class = DocumentSerializer
+    parser_classes = [MultiPartParser]
+    max_body_setting = "WORKOUT_DOCUMENT_MAX_BYTES"
+    max_body_allowance = 64 * 1024  # the form's boundaries, kind and case
+
+    def get_queryset(self) -> QuerySet[Document]:
+        return client_documents(self.client_id).order_by("-created_at", "-pk")
+
+    def body_too_large(self, limit: int) -> Exception:
+        return FileTooLargeError(
+            f"the upload is larger than {limit} bytes: a document may be at most "
+            f"{settings.WORKOUT_DOCUMENT_MAX_BYTES} bytes"
+        )
+
+    @extend_schema(request={"multipart/form-data": DocumentUploadSerializer}, responses={201: DocumentSerializer})
+    @idempotent
+    def post(self, request: Request) -> Response:
+        serializer = DocumentUploadSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data["file"]
+        document = document_upload_by_client(
+            client_id=self.client_id, kind=data["kind"], file=upload, name=upload.name or "", case_id=data.get("case")
+        )
+        return Response(DocumentSerializer(document).data, status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["documents"])
+class DocumentDetailView(ClientView, generics.RetrieveAPIView[Document]):
+    """One of your documents: what it is, its name, type, size and SHA-256 (its content: .../content/)."""
+
+    serializer_class = DocumentSerializer
+
+    def get_queryset(self) -> QuerySet[Document]:
+        return client_documents(self.client_id)
+
+
+@extend_schema(
+    tags=["documents"],
+    responses={
+        (200, media): OpenApiResponse(OpenApiTypes.BINARY, description="The document's content, as uploaded.")
+        for media in sorted(ACCEPTED)
+    },
+    parameters=[
+        OpenApiParameter(
+            "X-Document-SHA256",
+            str,
+            OpenApiParameter.HEADER,
+            response=[200],
+            description="The SHA-256 of the content (the document's sha256).",
+        )
+    ],
+)
+class DocumentContentView(ClientView, DownloadView):
+    """The content of one of your documents, in its type (PDF, PNG or JPEG), to save under its name."""
+
+    def get(self, request: Request, pk: int) -> HttpResponseBase:
+        document = client_documents(self.client_id).filter(pk=pk).first()
+        if document is None:
+            raise NotFound(f"document {pk} does not exist")
+        return file_response(
+            document_open(document),
+            content_type=document.content_type,
+            filename=document.name,
+            headers={"X-Document-SHA256": document.sha256},
+        )

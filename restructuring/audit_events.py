@@ -29,6 +29,7 @@ from restructuring.models import (
     Case,
     CollateralTopUp,
     Contact,
+    Document,
     FeasibilityReport,
     Installment,
     LiquidationPlan,
@@ -49,6 +50,7 @@ REPAYMENT_OBJECT = audit_object_type(Repayment)
 NOTE_OBJECT = audit_object_type(Note)
 CONTACT_OBJECT = audit_object_type(Contact)
 PROMISE_OBJECT = audit_object_type(PromiseToPay)
+DOCUMENT_OBJECT = audit_object_type(Document)
 
 # ---------------------------------------------------------------------------------------------------- cases
 
@@ -179,6 +181,19 @@ CASE_FOLLOW_UP = declare(
 )
 CASE_FOLLOWED_UP = declare(
     "case.followed_up", Case, audience=STAFF, summary="a contact or a new promise followed up a broken promise"
+)
+
+
+# ------------------------------------------------------------------------ documents (services/documents.py)
+# A client sees its own uploads and the documents an officer added to its cases (kind, when; never who). The
+# restructuring agreement has no event of its own: its hash is in the offer's (proposal.offer), the accept's and the
+# execution's payloads.
+
+DOCUMENT_UPLOAD = declare(
+    "document.upload",
+    Document,
+    audience=EVERYONE,
+    summary="a document uploaded by the client or an officer: kind, case, name, type, size, SHA-256",
 )
 
 

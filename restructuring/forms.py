@@ -10,10 +10,11 @@ from typing import Any
 from django import forms
 from django.conf import settings
 from django.core.validators import MaxValueValidator
+from django.utils.translation import gettext_lazy as _
 
 from accounts.models import Position
 from core.forms import DecimalTextField
-from restructuring.models import ContactChannel, ContactDirection, ContactOutcome, PromiseMethod
+from restructuring.models import ContactChannel, ContactDirection, ContactOutcome, DocumentKind, PromiseMethod
 from restructuring.schedules import ArrearsTreatment, ScheduleKind
 
 _FIELD_OF_TERM = {
@@ -229,3 +230,11 @@ class ContactForm(PromiseForm):
         super().__init__(*args, optional=True, **kwargs)
         self.fields["promise_method"].initial = PromiseMethod.BANK_TRANSFER
         self.order_fields(["channel", "direction", "outcome", "person", "summary"])
+
+
+class DocumentForm(forms.Form):
+    """A document added to a case: the file (judged by its content by the service: PDF, PNG or JPEG) and what it is."""
+
+    kind = forms.ChoiceField(label=_("Kind"), choices=DocumentKind.choices)
+    # An empty file is the service's to refuse, with the documents' own message.
+    file = forms.FileField(label=_("File (PDF, PNG or JPEG)"), allow_empty_file=True)

@@ -578,6 +578,14 @@ class Proposal(ConcurrentTransitionMixin, StateClock, models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     decision_reason = models.TextField(blank=True, default="")
+    # The restructuring agreement the offer was sent with (its PDF and hash), and the one the client accepted:
+    # the same document, recorded at the accept (and named in the execution's audit event).
+    agreement = models.ForeignKey(
+        "Agreement", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    accepted_agreement = models.ForeignKey(
+        "Agreement", null=True, blank=True, on_delete=models.PROTECT, related_name="+", db_index=False
+    )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -674,6 +682,38 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"approval of proposal {self.proposal_id} by {self.approver_id}"
+
+
+class Agreement(models.Model):
+    """The restructuring agreement of an offer: the PDF drawn when the offer was sent (the parties, the old and new
+    terms, the schedule, collateral and reductions, the conditions of default, the expiry), kept through Django's
+    storage API with the SHA-256 of exactly the bytes kept. Never changed nor deleted (a trigger refuses both):
+    terms that change are a new proposal, offered with an agreement of its own, and a client's accept that names
+    another agreement's hash is refused (restructuring/services/negotiation/offers.py)."""
+
+    proposal = models.ForeignKey(Proposal, on_delete=models.PROTECT, related_name="agreements")
+    version = models.PositiveIntegerField()  # the proposal's version it sets out
+    terms_hash = models.CharField(max_length=64)  # the terms it sets out
+    sha256 = models.CharField(max_length=64, unique=True)
+    file = models.FileField(max_length=255)
+    size = models.PositiveIntegerField()
+    language = models.CharField(max_length=8)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["proposal", "version"], name="agreement_once_per_offer_version"),
+            models.CheckConstraint(condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="agreement_sha256_hex"),
+        ]
+        triggers = [pgtrigger.Protect(name="agreement_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"agreement {self.sha256[:12]} of proposal {self.proposal_id} (version {self.version})"
+
+    @property
+    def stored_name(self) -> str:
+        """The file's name in the storage (Django's storage API)."""
+        return self.file.name or ""
 
 
 class ApprovalLimit(models.Model):
@@ -993,3 +1033,64 @@ class SlaEscalation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.clock} breach of case {self.case_id}"
+
+
+# ------------------------------------------------------------------------------------------------ documents
+
+
+class DocumentKind(models.TextChoices):
+    PROOF_OF_FUNDS = "proof_of_funds", "Proof of funds"
+    SIGNED_AGREEMENT = "signed_agreement", "Signed agreement"
+    IDENTIFICATION = "identification", "Identification"
+    OTHER = "other", "Other"
+
+
+class DocumentSource(models.TextChoices):
+    CLIENT = "client", "Uploaded by the client"
+    OFFICER = "officer", "Uploaded by an officer"
+
+
+class Document(models.Model):
+    """A document of a client's, on one of its cases or on none: uploaded by the client (the API) or by an officer
+    (the case page), its type told from its content (core/uploads.py), kept through Django's storage API under a
+    name of our own with the SHA-256 of its bytes. Never changed nor deleted (a trigger refuses both)."""
+
+    client = models.ForeignKey("accounts.Client", on_delete=models.PROTECT, related_name="documents")
+    case = models.ForeignKey(Case, null=True, blank=True, on_delete=models.PROTECT, related_name="documents")
+    kind = models.CharField(max_length=16, choices=DocumentKind.choices)
+    name = models.CharField(max_length=100)  # as uploaded, made safe: a label, never a path
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveBigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    file = models.FileField(max_length=255)
+    source = models.CharField(max_length=7, choices=DocumentSource.choices)
+    uploaded_by = models.ForeignKey(  # the officer; None when the client uploaded it
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=DocumentKind.values), name="document_kind_valid"),
+            models.CheckConstraint(condition=Q(source__in=DocumentSource.values), name="document_source_valid"),
+            models.CheckConstraint(condition=Q(size__gt=0), name="document_size_gt_0"),
+            models.CheckConstraint(condition=Q(sha256__regex=r"^[0-9a-f]{64}$"), name="document_sha256_hex"),
+            models.CheckConstraint(
+                condition=Q(source=DocumentSource.CLIENT, uploaded_by__isnull=True)
+                | Q(source=DocumentSource.OFFICER, uploaded_by__isnull=False),
+                name="document_uploader_matches_source",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["client", "created_at"], name="document_client_created_idx"),
+            models.Index(fields=["case", "created_at"], name="document_case_created_idx"),
+        ]
+        triggers = [pgtrigger.Protect(name="document_append_only", operation=pgtrigger.Update | pgtrigger.Delete)]
+
+    def __str__(self) -> str:
+        return f"{self.kind} document {self.pk} of client {self.client_id}"
+
+    @property
+    def stored_name(self) -> str:
+        """The file's name in the storage (Django's storage API): ours, never the uploaded name."""
+        return self.file.name or ""

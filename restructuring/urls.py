@@ -1,11 +1,11 @@
-"""The credit officer's pages: the queue, the case, the terms form, and the actions (POST); and a draft rule set's
-dry run (under /rules/, with the rules pages)."""
+"""The credit officer's pages: the queue, the case, the terms form, and the actions (POST); a case's documents and
+agreements (upload, download); and a draft rule set's dry run (under /rules/, with the rules pages)."""
 
 from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from restructuring.views import actions, bulk, cascade, case, conversation, queue, rules_trial, webhooks
+from restructuring.views import actions, bulk, cascade, case, conversation, documents, queue, rules_trial, webhooks
 
 urlpatterns: list[URLPattern] = [
     path("queue/", queue.queue, name="queue"),
@@ -21,6 +21,15 @@ urlpatterns: list[URLPattern] = [
     path("cases/<int:case_id>/notes/", conversation.note_add_view, name="note-add"),
     path("cases/<int:case_id>/contacts/", conversation.contact_log_view, name="contact-log"),
     path("cases/<int:case_id>/promises/", conversation.promise_make_view, name="promise-make"),
+    path("cases/<int:case_id>/documents/", documents.document_upload_view, name="document-upload"),
+    path(
+        "cases/<int:case_id>/documents/<int:document_id>/", documents.document_download_view, name="document-download"
+    ),
+    path(
+        "cases/<int:case_id>/agreements/<int:agreement_id>/",
+        documents.agreement_download_view,
+        name="agreement-download",
+    ),
     path("cases/<int:case_id>/proposals/new/", actions.proposal_new, name="proposal-new"),
     path("cases/<int:case_id>/liquidate/", actions.case_liquidate_view, name="case-liquidate"),
     path("proposals/<int:proposal_id>/edit/", actions.proposal_edit_view, name="proposal-edit"),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -44,3 +45,10 @@ def _celery_tasks_run_in_process() -> Iterator[None]:
     celery_app.conf.task_always_eager = True
     yield
     celery_app.conf.task_always_eager = previous
+
+
+@pytest.fixture(autouse=True)
+def _files_kept_apart(tmp_path_factory: pytest.TempPathFactory, settings: Any) -> None:
+    """The files a test keeps (agreements, documents: Django's default storage) go to a directory of its own,
+    never into the checkout's media/."""
+    settings.MEDIA_ROOT = str(tmp_path_factory.mktemp("media"))

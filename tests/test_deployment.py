@@ -139,3 +139,56 @@ def test_postgresql_connections_have_a_connect_timeout_and_no_jit_unless_asked()
     )
     # the embedded SQLite gets neither
     assert "connect_timeout" not in _database_options(PRODUCTION_ENV)
+
+
+# ------------------------------------------------------------------------ where agreements and documents are kept
+
+
+def _default_storage(env: dict[str, str]) -> str:
+    script = (
+        "from django.core.files.storage import storages; s = storages['default']; "
+        "print(type(s).__name__, getattr(s, 'bucket_name', None), getattr(s, 'endpoint_url', None), "
+        "getattr(s, 'default_acl', None), getattr(s, 'file_overwrite', None), getattr(s, 'location', None))"
+    )
+    result = _run(
+        [sys.executable, "-c", f"import django; django.setup(); {script}"],
+        {**env, "DJANGO_SETTINGS_MODULE": "config.settings"},
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip().splitlines()[-1]
+
+
+def test_files_are_kept_on_disk_by_default_and_in_an_s3_bucket_by_setting(tmp_path: Path) -> None:
+    on_disk = _default_storage({**PRODUCTION_ENV, "MEDIA_ROOT": str(tmp_path)})
+    in_s3 = _default_storage(
+        {
+            **PRODUCTION_ENV,
+            "WORKOUT_FILE_STORAGE": "s3",
+            "WORKOUT_S3_BUCKET": "workout-documents",
+            "WORKOUT_S3_ENDPOINT_URL": "https://s3.example.com",
+        }
+    )
+
+    assert on_disk == f"FileSystemStorage None None None None {tmp_path}"
+    # private objects, never overwritten (the storage is built, not connected to)
+    assert in_s3 == "S3Storage workout-documents https://s3.example.com private False"  # no key prefix
+
+
+def test_check_refuses_an_s3_storage_without_a_bucket_and_kept_files_among_the_static_ones() -> None:
+    no_bucket = _run([sys.executable, "manage.py", "check"], {**PRODUCTION_ENV, "WORKOUT_FILE_STORAGE": "s3"})
+    served = _run([sys.executable, "manage.py", "check"], {**PRODUCTION_ENV, "MEDIA_ROOT": str(ROOT / "static")})
+    unknown = _run([sys.executable, "manage.py", "check"], {**PRODUCTION_ENV, "WORKOUT_FILE_STORAGE": "ftp"})
+
+    assert no_bucket.returncode != 0
+    assert "workout.E002" in no_bucket.stdout + no_bucket.stderr
+    assert served.returncode != 0
+    assert "workout.E003" in served.stdout + served.stderr
+    assert unknown.returncode != 0
+    assert "WORKOUT_FILE_STORAGE='ftp': one of filesystem, s3" in unknown.stderr
+
+
+def test_the_compose_web_and_workers_share_the_kept_files() -> None:
+    services = yaml.safe_load((ROOT / "docker-compose.yml").read_text())["services"]
+    for name in ("web", "worker", "worker-urgent"):
+        assert "media:/app/media" in services[name]["volumes"], name
+        assert services[name]["environment"]["MEDIA_ROOT"] == "/app/media"

@@ -23,7 +23,8 @@ _ERRORS = {
     "404": "No such object, or not the caller's (another client's objects are never shown, nor confirmed).",
     "409": "The object is not in a state that allows this (`negotiation_conflict`, `transition_not_allowed`): "
     "someone else acted first, or the offer has expired; or the terms are not the ones you named "
-    "(`terms_changed`: read the offer again).",
+    "(`terms_changed`: read the offer again), or the agreement is not the offer's (`agreement_mismatch`: download "
+    "the offer's agreement again).",
     "413": "The request body is too large (`request_too_large`).",
     "415": "The body's content type is not accepted here.",
     "422": "The Idempotency-Key was already used with another request (`idempotency_key_reused`).",

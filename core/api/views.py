@@ -9,6 +9,7 @@ from django.conf import settings
 from drf_spectacular.utils import extend_schema
 from rest_framework import generics, status
 from rest_framework.mixins import ListModelMixin
+from rest_framework.negotiation import BaseContentNegotiation, DefaultContentNegotiation
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,17 +25,18 @@ class ApiView(generics.GenericAPIView):
     (400 `unknown_parameter`): `?stat=offered` must not quietly list everything."""
 
     max_body_setting = "WORKOUT_API_MAX_BODY_BYTES"
+    max_body_allowance = 0  # bytes allowed beyond the setting (a multipart form's boundaries and other fields)
     query_parameters: tuple[str, ...] = ()  # those the view reads, besides the pagination's
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
-        limit = int(getattr(settings, self.max_body_setting))
+        limit = int(getattr(settings, self.max_body_setting)) + self.max_body_allowance
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
         if length > limit:
-            raise RequestTooLargeError(limit)
+            raise self.body_too_large(limit)
         known = set(self.query_parameters)
         if isinstance(self, ListModelMixin) and request.method == "GET":
             known |= {"page", "page_size"}
@@ -43,6 +45,31 @@ class ApiView(generics.GenericAPIView):
             raise ApiError(
                 f"unknown query parameter {unknown[0]!r}", code="unknown_parameter", status_code=400, field=unknown[0]
             )
+
+    def body_too_large(self, limit: int) -> Exception:
+        """The refusal of a body above `limit` bytes (413; an upload may name its own)."""
+        return RequestTooLargeError(limit)
+
+
+# ------------------------------------------------------------------------------------------- downloads
+
+
+class _AnyAccept(BaseContentNegotiation):
+    """A download answers with its file whatever the Accept header asks (application/pdf, */*, nothing), and with
+    the API's JSON error when there is no file to give: never 406."""
+
+    def select_parser(self, request: Request, parsers: Any) -> Any:
+        return DefaultContentNegotiation().select_parser(request, parsers)
+
+    def select_renderer(self, request: Request, renderers: Any, format_suffix: str | None = None) -> Any:
+        return renderers[0], renderers[0].media_type
+
+
+class DownloadView(ApiView):
+    """An endpoint whose answer is a file (an agreement's PDF, a document: core.downloads.file_response), its errors
+    JSON as everywhere."""
+
+    content_negotiation_class = _AnyAccept
 
 
 # ------------------------------------------------------------------------------------------- not found
@@ -62,4 +89,4 @@ class NotFoundView(APIView):
     post = put = patch = delete = get
 
 
-__all__ = ["ApiView", "NotFoundView"]
+__all__ = ["ApiView", "DownloadView", "NotFoundView"]

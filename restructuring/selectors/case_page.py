@@ -20,6 +20,7 @@ from restructuring.models import (
     Approval,
     Case,
     Contact,
+    Document,
     FeasibilityReport,
     Installment,
     Note,
@@ -29,6 +30,7 @@ from restructuring.models import (
     ProposalKind,
 )
 from restructuring.schedules import ScheduleError
+from restructuring.selectors.documents import case_documents
 from restructuring.selectors.events import case_events
 from restructuring.selectors.feasibility import report_facts, report_params
 from restructuring.selectors.rule_facts import RESTRUCTURED_STATES
@@ -136,6 +138,8 @@ class CasePage:
     notes: list[Note] = field(default_factory=list)
     contacts: list[Contact] = field(default_factory=list)
     promises: list[PromiseToPay] = field(default_factory=list)
+    # The case's documents, newest first, with the officer who uploaded each (none: the client).
+    documents: list[Document] = field(default_factory=list)
 
     @property
     def open_promise(self) -> PromiseToPay | None:
@@ -166,7 +170,7 @@ def case_page_load(case_id: int) -> CasePage:
     )[::-1]
     proposals = list(
         Proposal.objects.filter(case_id=case.pk)
-        .select_related("made_by", "collateral_demand")
+        .select_related("made_by", "collateral_demand", "agreement")
         .prefetch_related("approvals__approver")
         .prefetch_related("installments")
         .order_by("-round", "rank", "pk")
@@ -189,6 +193,7 @@ def case_page_load(case_id: int) -> CasePage:
     promises = list(
         PromiseToPay.objects.filter(case_id=case.pk).select_related("made_by").order_by("-created_at", "-pk")
     )
+    documents = list(case_documents(case.pk))
     return CasePage(
         case=case,
         risk=risk,
@@ -206,6 +211,7 @@ def case_page_load(case_id: int) -> CasePage:
         notes=notes,
         contacts=contacts,
         promises=promises,
+        documents=documents,
     )
 
 

@@ -31,7 +31,7 @@ def client_proposals(client_id: int) -> QuerySet[Proposal]:
 
 
 def client_offers(client_id: int) -> QuerySet[Proposal]:
-    return client_proposals(client_id).select_related("case__account")
+    return client_proposals(client_id).select_related("case__account", "agreement")
 
 
 def client_offer(client_id: int, proposal_id: int) -> Proposal | None:

@@ -19,7 +19,16 @@ from django.views.decorators.http import require_GET
 from core.access import staff_view
 from restructuring import charts, sla
 from restructuring.audit_events import PROPOSAL_APPROVAL, PROPOSAL_EDIT, PROPOSAL_OBJECT
-from restructuring.forms import ContactForm, NoteForm, OfferForm, PromiseForm, ReasonForm, RepaymentForm, TermsForm
+from restructuring.forms import (
+    ContactForm,
+    DocumentForm,
+    NoteForm,
+    OfferForm,
+    PromiseForm,
+    ReasonForm,
+    RepaymentForm,
+    TermsForm,
+)
 from restructuring.models import CaseState, ProposalState
 from restructuring.selectors.case_page import CasePage, case_page_load
 from restructuring.selectors.desk import case_desk
@@ -129,6 +138,7 @@ def case_context(page: CasePage, terms_form: TermsForm | None = None) -> dict[st
         "note_form": NoteForm(),
         "contact_form": ContactForm(),
         "promise_form": PromiseForm(),
+        "document_form": DocumentForm(),
         "can_draft": case.state in DRAFTABLE_STATES,
         "can_liquidate": case.state in LIQUIDATABLE_STATES,
         "timeline": timeline(page.events, _names(page)),

@@ -1,9 +1,11 @@
 """The world of the API tests: client A with a real offer (made by the rules from a margin call, valued,
-approved and sent), client B with one of everything (for the foreign-object checks), an operations user and a
-compliance officer, each with a token; and a test client that speaks with a token."""
+approved and sent with its agreement) and a document, client B with one of everything (for the foreign-object
+checks), an operations user and a compliance officer, each with a token; and a test client that speaks with a
+token."""
 
 from __future__ import annotations
 
+import io
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -20,12 +22,14 @@ from django.utils import timezone
 
 from accounts.models import ApiToken, Client, Instrument, MarginAccount, MarginLoan, Position, Sweep, WebhookEndpoint
 from accounts.services.api_tokens import api_token_create
-from restructuring.models import Case, CaseState, CollateralTopUp, Proposal, ProposalSource, ProposalState
+from restructuring.models import Case, CaseState, CollateralTopUp, Document, Proposal, ProposalSource, ProposalState
 from restructuring.services.case_sweep import cases_apply_risk
+from restructuring.services.documents import document_upload_by_client
 from restructuring.services.negotiation.offers import offer_send
 from restructuring.services.negotiation.proposals import proposal_approve
 from restructuring.services.negotiation.topups import topup_declare
 from restructuring.services.webhooks import webhook_endpoint_create, webhook_endpoint_disable
+from tests.documents import PDF, PNG
 from tests.restructuring.helpers import account, btc, sweep_only
 from tests.web.helpers import policy_in_force
 
@@ -64,14 +68,16 @@ class Api:
             secure=True,
         )
 
-    def upload(self, path: str, name: str, content: bytes, *, key: str | None = "new") -> Any:
+    def upload(
+        self, path: str, name: str, content: bytes, *, key: str | None = "new", fields: dict[str, Any] | None = None
+    ) -> Any:
+        """POST multipart/form-data: the file as the part `file`, with the form's other `fields`."""
         from django.core.files.uploadedfile import SimpleUploadedFile
 
         if key == "new":
             key = str(uuid.uuid4())
-        return self.http.post(
-            path, {"file": SimpleUploadedFile(name, content)}, headers=self._headers(key), secure=True
-        )
+        form = {**(fields or {}), "file": SimpleUploadedFile(name, content)}
+        return self.http.post(path, form, headers=self._headers(key), secure=True)
 
 
 @dataclass
@@ -90,6 +96,8 @@ class World:
     b_webhook: WebhookEndpoint
     a_webhook_disabled: WebhookEndpoint  # disabled by its client
     b_webhook_disabled: WebhookEndpoint
+    a_document: Document  # client A's proof of funds, on its case
+    b_document: Document
     sweep: Sweep
     tokens: dict[str, str]  # role -> the token
     prefixes: dict[str, str]  # role -> its token's prefix
@@ -181,6 +189,16 @@ def build_world() -> World:
         for (client_id, active), endpoint in webhooks.items():
             if not active:
                 webhooks[client_id, active] = webhook_endpoint_disable(endpoint_id=endpoint.pk, client_id=client_id)
+        a_document = document_upload_by_client(
+            client_id=a_account.client_id,
+            kind="proof_of_funds",
+            file=io.BytesIO(PDF),
+            name="funds.pdf",
+            case_id=a_case.pk,
+        )
+        b_document = document_upload_by_client(
+            client_id=b.pk, kind="identification", file=io.BytesIO(PNG), name="id.png"
+        )
         operator = staff_user("olivia", "credit_officer")
         operator.user_permissions.add(*Permission.objects.filter(codename__in=OPERATOR_PERMISSIONS))
         compliance = staff_user("carol", "compliance")
@@ -211,6 +229,8 @@ def build_world() -> World:
             b_webhook=webhooks[b.pk, True],
             a_webhook_disabled=webhooks[a_account.client_id, False],
             b_webhook_disabled=webhooks[b.pk, False],
+            a_document=a_document,
+            b_document=b_document,
             sweep=Sweep.objects.latest("pk"),
             tokens={role: token.secret for role, token in issued.items()},
             prefixes={role: token.token.prefix for role, token in issued.items()},

@@ -25,6 +25,7 @@ from drf_spectacular.generators import SchemaGenerator
 from config import api_urls
 from core.models import AuditEvent
 from tests.api.conftest import Api, World
+from tests.documents import PDF
 
 BOOK = b'{"clients": [{"code": "C-NEW", "name": "New client"}]}'
 PRICES = b"instrument,time,price,implied_volatility\nBTC,2026-11-01T00:00:00Z,101,\n"
@@ -56,6 +57,11 @@ def _promise(world: World, whose: str) -> dict[str, Any]:
     return {"amount": "100.00", "due": timezone.localdate().isoformat(), "method": "bank_transfer"}
 
 
+def _document(world: World, whose: str) -> dict[str, Any]:
+    """The form's fields beside the file: on the caller's case, or on another client's (not found)."""
+    return {"kind": "proof_of_funds", "case": (world.a_case if whose == "own" else world.b_case).pk}
+
+
 MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/accounts/"): Row("client", 200),
     ("GET", "/api/v1/accounts/{id}/"): Row("client", 200, "account"),
@@ -70,6 +76,11 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("POST", "/api/v1/offers/{id}/accept/"): Row("client", 200, "offer", lambda w, _: {}),
     ("POST", "/api/v1/offers/{id}/decline/"): Row("client", 200, "offer", lambda w, _: {"reason": "too dear"}),
     ("POST", "/api/v1/offers/{id}/counter/"): Row("client", 201, "offer", lambda w, _: {"term_months": 18}),
+    ("GET", "/api/v1/offers/{id}/agreement/"): Row("client", 200, "offer"),
+    ("GET", "/api/v1/documents/"): Row("client", 200),
+    ("POST", "/api/v1/documents/"): Row("client", 201, None, _document, upload=("funds.pdf", PDF)),
+    ("GET", "/api/v1/documents/{id}/"): Row("client", 200, "document"),
+    ("GET", "/api/v1/documents/{id}/content/"): Row("client", 200, "document"),
     ("GET", "/api/v1/top-ups/"): Row("client", 200),
     ("POST", "/api/v1/top-ups/"): Row("client", 201, None, _top_up),
     ("GET", "/api/v1/top-ups/{id}/"): Row("client", 200, "top_up"),
@@ -120,8 +131,20 @@ def _object_id(world: World, target: str, role: str, whose: str) -> str:
         return world.prefixes["client_b" if whose == "foreign" else role] if role in world.prefixes else "00000000"
     if target == "sweep":
         return str(world.sweep.pk)
-    own = {"account": world.a_account, "case": world.a_case, "offer": world.a_offer, "top_up": world.a_top_up}
-    foreign = {"account": world.b_account, "case": world.b_case, "offer": world.b_offer, "top_up": world.b_top_up}
+    own = {
+        "account": world.a_account,
+        "case": world.a_case,
+        "offer": world.a_offer,
+        "top_up": world.a_top_up,
+        "document": world.a_document,
+    }
+    foreign = {
+        "account": world.b_account,
+        "case": world.b_case,
+        "offer": world.b_offer,
+        "top_up": world.b_top_up,
+        "document": world.b_document,
+    }
     own |= {"webhook": world.a_webhook, "webhook_disabled": world.a_webhook_disabled}
     foreign |= {"webhook": world.b_webhook, "webhook_disabled": world.b_webhook_disabled}
     return str((own if whose == "own" else foreign)[target].pk)
@@ -137,7 +160,7 @@ def _request(api: Api, world: World, method: str, template: str, row: Row, role:
     if method == "DELETE":
         return api.delete(path)
     if row.upload is not None:
-        return api.upload(path, *row.upload)
+        return api.upload(path, *row.upload, fields=row.body(world, whose) if row.body else None)
     assert row.body is not None
     return api.post(path, row.body(world, whose))
 
@@ -180,13 +203,16 @@ def test_every_operation_x_every_role_gets_its_status(world: World) -> None:
                 response = _request(world.api(role), world, method, template, row, role, whose)
                 written = AuditEvent.objects.count() - events
                 transaction.set_rollback(True)
-            body = response.json()
+            # a download's body is its file (an agreement's PDF, a document); every other answer, and every error, JSON
+            json_answer = response["Content-Type"].startswith("application/json")
+            body = response.json() if json_answer else {"file": response["Content-Type"]}
             if response.status_code != want:
                 failures.append(f"{method} {template} as {role} ({whose}): {response.status_code}, want {want}: {body}")
             elif method != "GET" and (written > 0) != (want < 400):
                 # every write leaves an audit event (issue 13); a refusal leaves none
                 failures.append(f"{method} {template} as {role} ({whose}): {response.status_code} and {written} events")
             elif want >= 400:
+                assert json_answer, response["Content-Type"]
                 assert set(body) == {"error"}, body  # the one error shape, never data
                 assert body["error"]["code"], body
     assert not failures, "\n".join(failures)
@@ -202,6 +228,7 @@ def test_lists_hold_only_the_callers_rows(world: World) -> None:
         top_ups = {t["id"] for t in api.get("/api/v1/top-ups/").json()["results"]}
         tokens = {t["prefix"] for t in api.get("/api/v1/tokens/").json()["results"]}
         webhooks = {w["id"] for w in api.get("/api/v1/webhooks/").json()["results"]}
+        documents = {d["id"] for d in api.get("/api/v1/documents/").json()["results"]}
 
         mine = client == world.a
         assert accounts == {(world.a_account if mine else world.b_account).pk}
@@ -213,5 +240,6 @@ def test_lists_hold_only_the_callers_rows(world: World) -> None:
             if mine
             else {world.b_webhook.pk, world.b_webhook_disabled.pk}
         )
+        assert documents == {(world.a_document if mine else world.b_document).pk}
         holders = ("client_a", "expired", "revoked") if mine else ("client_b",)
         assert tokens == {world.prefixes[holder] for holder in holders}

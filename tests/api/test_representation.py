@@ -14,11 +14,12 @@ from accounts.tokens.views import TokenSerializer
 from core.api.fields import FastRepresentation
 from restructuring.api import (
     CaseDetailSerializer,
+    DocumentSerializer,
     LoanSerializer,
     OfferDetailSerializer,
     TopUpSerializer,
 )
-from restructuring.models import Case, CollateralTopUp, Proposal
+from restructuring.models import Case, CollateralTopUp, Document, Proposal
 from tests.api.conftest import World
 
 
@@ -39,10 +40,12 @@ def test_the_planned_rendering_is_rest_frameworks(world: World) -> None:
         (AccountSerializer, MarginAccount.objects.get(pk=world.b_account.pk)),  # never swept: risk null
         (PositionSerializer, Position.objects.select_related("instrument").filter(account=world.a_account).first()),
         (CaseDetailSerializer, Case.objects.get(pk=world.a_case.pk)),
-        (OfferDetailSerializer, Proposal.objects.select_related("case__account").get(pk=world.a_offer.pk)),
+        (OfferDetailSerializer, Proposal.objects.select_related("case__account", "agreement").get(pk=world.a_offer.pk)),
         (OfferDetailSerializer, Proposal.objects.select_related("case__account").get(pk=world.b_offer.pk)),
         (LoanSerializer, MarginLoan.objects.get(account=world.a_account)),
         (TopUpSerializer, CollateralTopUp.objects.get(pk=world.a_top_up.pk)),
+        (DocumentSerializer, Document.objects.get(pk=world.a_document.pk)),
+        (DocumentSerializer, Document.objects.get(pk=world.b_document.pk)),  # on no case
         (TokenSerializer, ApiToken.objects.filter(client=world.a).first()),
         (SweepSerializer, world.sweep),
     ]

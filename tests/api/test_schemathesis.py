@@ -41,6 +41,7 @@ def _own_ids(world: World) -> dict[str, int]:
         "/api/v1/offers/": world.a_offer.pk,
         "/api/v1/top-ups/": world.a_top_up.pk,
         "/api/v1/webhooks/": world.a_webhook.pk,
+        "/api/v1/documents/": world.a_document.pk,
         "/api/v1/operations/sweeps/": world.sweep.pk,
     }
 

@@ -125,7 +125,9 @@ def test_what_the_client_reads_is_declared_with_the_action() -> None:
     # issue 17: its payments, the contacts made with it and its promises; never the notes nor the desk's follow-ups
     assert {"repayment.record", "contact.log", "promise.make", "promise.kept", "promise.broken"} <= client
     assert not client & {"note.add", "case.follow_up", "case.followed_up"}
-    assert len(client) == 31
+    # issue 18: its documents, its own uploads and those the lender added to its cases
+    assert "document.upload" in client
+    assert len(client) == 32
 
 
 def test_stored_names_stay_readable_and_drifted_ones_are_filed_under_the_schemes_name() -> None:

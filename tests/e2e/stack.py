@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -123,6 +124,8 @@ class Stack:
     processes: list[Process] = field(default_factory=list)
     commands: list[str] = field(default_factory=list)  # what each manage.py run printed, for a failure report
     pages: list[Page] = field(default_factory=list)  # screenshot on failure
+    # the files the stack keeps (agreements, documents), apart from the checkout's media/
+    media_root: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="workout-e2e-media-"))
 
     @property
     def url(self) -> str:
@@ -153,6 +156,7 @@ class Stack:
             WORKOUT_FEASIBILITY_PATHS="500",
             WORKOUT_DYNAMIC_MARGIN="false",
             LOG_LEVEL="INFO",
+            MEDIA_ROOT=self.media_root,
             PYTHONPATH=str(ROOT),
             PYTHONUNBUFFERED="1",
             OPENBLAS_NUM_THREADS="1",
@@ -292,7 +296,8 @@ class ClientApi:
                 status, got, raw = response.status, dict(response.headers), response.read()
         except urllib.error.HTTPError as error:
             status, got, raw = error.code, dict(error.headers), error.read()
-        return Answer(status=status, headers=got, body=json.loads(raw) if raw else None, raw=raw)
+        is_json = got.get("Content-Type", "").startswith("application/json")  # a download's body is its file
+        return Answer(status=status, headers=got, body=json.loads(raw) if raw and is_json else None, raw=raw)
 
 
 # ------------------------------------------------------------------------------------------------ the browser

@@ -6,7 +6,9 @@ opens a margin call, feasibility and the rules propose terms on the worker; offi
 11,000) drafts terms of her own that she may not approve herself, approves the rules' proposal, and the page says
 a second approval is needed; senior officer B approves and sends the offer; the client counter-proposes through
 the API (a request out of bounds is refused first); the worker values the new round; the officers approve the
-client's terms and offer them; the client accepts with an Idempotency-Key sent twice (one effect, the same answer);
+client's terms and offer them; each offer's agreement is a PDF the client and the officer download alike, and the
+first one's hash is refused for the new offer; the client accepts naming the new agreement, with an Idempotency-Key
+sent twice (one effect, the same answer);
 A executes the restructuring and records the first installment; compliance verifies the audit chain and exports
 the case, every hash of the export recomputed. Screenshots: artifacts/screenshots/e2e-*.png.
 
@@ -19,6 +21,7 @@ off the rate (12 months at 0.072).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import uuid
@@ -334,10 +337,34 @@ def test_the_whole_journey_on_the_real_stack(
     _shot(b, "06-counter-offered")
     assert Proposal.objects.get(pk=counter.pk).state == ProposalState.OFFERED
 
+    # ---------------------------------------------------------------- each offer's agreement, the same for everyone
+    old_pdf = client.get(f"/api/v1/offers/{rules_offer.pk}/agreement/")
+    new_pdf = client.get(f"/api/v1/offers/{counter.pk}/agreement/")
+    for pdf, offer_id in ((old_pdf, rules_offer.pk), (new_pdf, counter.pk)):
+        assert (pdf.status, pdf.headers["Content-Type"]) == (200, "application/pdf")
+        assert pdf.raw.startswith(b"%PDF-")
+        assert pdf.headers["X-Agreement-SHA256"] == hashlib.sha256(pdf.raw).hexdigest()
+        assert client.get(f"/api/v1/offers/{offer_id}/").body["agreement_sha256"] == pdf.headers["X-Agreement-SHA256"]
+    new_sha256 = new_pdf.headers["X-Agreement-SHA256"]
+    assert new_sha256 != old_pdf.headers["X-Agreement-SHA256"]
+    # the officer downloads the same bytes from the case page
+    with b.expect_download() as officers_download:
+        b.locator(f"#proposal-{counter.pk} .agreement a").click()
+    assert Path(officers_download.value.path()).read_bytes() == new_pdf.raw
+
     # ---------------------------------------------------------------- the client accepts, the key sent twice
+    # naming the first offer's agreement: refused, nothing happens
+    stale = client.post(
+        f"/api/v1/offers/{counter.pk}/accept/",
+        {"agreement_sha256": old_pdf.headers["X-Agreement-SHA256"]},
+        key=str(uuid.uuid4()),
+    )
+    assert stale.status == 409, stale.body
+    assert stale.body["error"]["code"] == "agreement_mismatch"
+    assert Proposal.objects.get(pk=counter.pk).state == ProposalState.OFFERED
     key = str(uuid.uuid4())
-    accepted = client.post(f"/api/v1/offers/{counter.pk}/accept/", {}, key=key)
-    again = client.post(f"/api/v1/offers/{counter.pk}/accept/", {}, key=key)
+    accepted = client.post(f"/api/v1/offers/{counter.pk}/accept/", {"agreement_sha256": new_sha256}, key=key)
+    again = client.post(f"/api/v1/offers/{counter.pk}/accept/", {"agreement_sha256": new_sha256}, key=key)
     assert accepted.status == again.status == 200, (accepted.body, again.body)
     assert accepted.body["state"] == ProposalState.ACCEPTED
     assert again.raw == accepted.raw
@@ -366,6 +393,8 @@ def test_the_whole_journey_on_the_real_stack(
     )
     assert len(installments) == 18
     assert sum(i.principal for i in installments) == Decimal("11000.00")
+    executed = AuditEvent.objects.get(action="proposal.execute", object_id=counter.pk)
+    assert executed.payload["agreement_sha256"] == new_sha256  # the execution names the agreement accepted
     assert {i.status for i in installments} == {InstallmentStatus.DUE}
     _shot(a, "07-restructured")
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import Group, User
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import transaction
 from django.test import Client, TestCase, override_settings
 from django.urls import URLPattern, URLResolver, get_resolver
@@ -50,6 +51,7 @@ from restructuring.services.negotiation.proposals import (
 )
 from rules.models import Rule, RuleSet
 from rules.services import DEFAULT_RULES, rule_save, ruleset_clone, ruleset_load, ruleset_publish
+from tests.documents import PDF, ZIP
 from tests.restructuring.helpers import account, btc, sweep_only
 from tests.web.helpers import signed_in, staff_user
 
@@ -519,6 +521,30 @@ MATRIX += [
         _staff(ok=(), refused=CREDIT_STAFF),
     ),
 ]
+MATRIX.extend(
+    [
+        # a case's documents (restructuring/services/documents.py): judged by content; tests/web/test_documents_pages.py
+        # and tests/api/test_documents.py hold each refusal
+        Action(
+            "upload a document to a case",
+            "document-upload",
+            lambda w, _: (
+                f"/cases/{w.case.pk}/documents/",
+                {"kind": "proof_of_funds", "file": SimpleUploadedFile("funds.pdf", PDF)},
+            ),
+            _staff(),
+        ),
+        Action(
+            "upload an archive to a case",
+            "document-upload",
+            lambda w, _: (
+                f"/cases/{w.case.pk}/documents/",
+                {"kind": "other", "file": SimpleUploadedFile("a.zip", ZIP)},
+            ),
+            _staff(ok=(), refused=CREDIT_STAFF),
+        ),
+    ]
+)
 
 MATRIX.append(
     # the queue's bulk actions (restructuring/services/bulk.py): the world's case waits on staff (proposals pending),
@@ -554,6 +580,8 @@ SESSION_ONLY = {"login", "logout", "two-factor-setup"}
 # tests/web/test_staff_enrolment.py holds it (valid, used, expired, unknown, revoked links).
 ENROLMENT = {"enrol"}
 READ_ONLY |= {"staff"}
+# Downloads of a case's documents and of its offers' agreements (GET, tests/web/test_documents_pages.py).
+READ_ONLY |= {"document-download", "agreement-download"}
 
 
 def _outcome(response: Any, events_before: int) -> str:

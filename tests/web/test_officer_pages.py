@@ -5,6 +5,7 @@ number of queries whatever it shows. The book is made by the real services: swee
 from __future__ import annotations
 
 import html
+import io
 import re
 from datetime import timedelta
 from decimal import Decimal
@@ -20,10 +21,12 @@ from core.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
 from restructuring.models import Case, CaseState, Proposal
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.conversation import contact_log, note_add, promise_make
+from restructuring.services.documents import document_upload_by_officer
 from restructuring.services.feasibility import terms_value
 from restructuring.services.negotiation.proposals import proposal_draft
 from restructuring.terms import Terms
 from rules.models import RuleSet, RuleSetStatus
+from tests.documents import PDF
 from tests.restructuring.helpers import account, btc, sweep_only
 from tests.web.helpers import policy_in_force, signed_in, staff_user
 
@@ -388,10 +391,10 @@ def test_the_case_page_makes_the_same_queries_whatever_it_shows(
     officer: User, web: Client, django_assert_num_queries: Any
 ) -> None:
     """Session, user, device, groups, two permission reads; the case, risk, loan, positions, snapshots,
-    proposals, approvals, installments, reports, prior restructurings, events; the notes, contacts and promises
-    (with their officers); the session's save (3): 23."""
+    proposals (with their agreements), approvals, installments, reports, prior restructurings, events; the notes,
+    contacts, promises and documents (with their officers); the session's save (3): 26."""
     case = proposed_case()
-    with django_assert_num_queries(25):
+    with django_assert_num_queries(26):
         assert web.get(f"/cases/{case.pk}/").status_code == 200
     # more proposals (each with its schedule), approvals, events, snapshots, notes, contacts and a promise
     for months in (6, 18, 24):
@@ -400,8 +403,10 @@ def test_the_case_page_makes_the_same_queries_whatever_it_shows(
         note_add(case_id=case.pk, text=f"note {k}", actor=officer)
         contact_log(case_id=case.pk, channel="call", direction="outbound", outcome="no_answer", actor=officer)
     promise_make(case_id=case.pk, amount=Decimal("10"), due=timezone.localdate(), method="card", actor=officer)
+    for name in ("funds.pdf", "passport.png"):
+        document_upload_by_officer(case_id=case.pk, kind="other", file=io.BytesIO(PDF), name=name, actor=officer)
     swept()
-    with django_assert_num_queries(25):
+    with django_assert_num_queries(26):
         response = web.get(f"/cases/{case.pk}/")
     assert text(response).count("Repayment schedule:") == 4
 

@@ -10,7 +10,9 @@ Rules every action keeps:
 - What you saw is what you act on: approving, offering, executing and carrying out a liquidation name the
   version of the proposal the officer was shown (every edit starts a new version); another version is refused
   (StaleTermsError, a conflict that shows the new terms) and nothing is recorded. An approval counts only for
-  its version, even when later terms hash the same. A client's accept may name the offer's terms hash.
+  its version, even when later terms hash the same. A client's accept may name the offer's terms hash, and the
+  SHA-256 of the restructuring agreement the offer was sent with (drawn and kept by offer_send; another agreement,
+  such as an earlier offer's, is refused: AgreementMismatchError); the execution names the agreement accepted.
 - Maker-checker and the other approval controls (restructuring/services/controls.py): no maker of a proposal
   (its editors; the authors, editors and publisher of the rule set that made it) approves it; two people at
   least on every approved proposal's record; two approvers for forgiveness above WORKOUT_TWO_APPROVALS_ABOVE;
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 from restructuring.selectors.feasibility import counter_followups_due  # a read; its home is the selectors
 from restructuring.services.negotiation.common import (
+    AgreementMismatchError,
     ApprovalRefusedError,
     NegotiationError,
     OverrideRequiredError,
@@ -59,6 +62,7 @@ from restructuring.services.negotiation.topups import topup_confirm, topup_decla
 __all__ = [
     "COUNTER_MAY_CHANGE",
     "NEGOTIATION_ACTOR",
+    "AgreementMismatchError",
     "ApprovalOutcome",
     "ApprovalRefusedError",
     "NegotiationError",

@@ -44,6 +44,13 @@ class StaleTermsError(Conflict):
     code = "terms_changed"
 
 
+class AgreementMismatchError(Conflict):
+    """The agreement a client's accept names is not the one the offer stands on (an earlier offer's, one changed
+    terms replaced, or none): nothing is recorded; the message names the offer's agreement."""
+
+    code = "agreement_mismatch"
+
+
 class OverrideRequiredError(ValidationError):
     """The model flags the proposal: approving it needs the approver's reason (field `override_reason`)."""
 

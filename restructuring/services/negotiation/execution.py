@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -29,6 +30,7 @@ from restructuring.models import (
     ReductionOrder,
 )
 from restructuring.schedules import Schedule, ScheduleError, ScheduleTerms, schedule_build
+from restructuring.selectors.agreements import agreement_content
 from restructuring.services.case_end import proposals_withdraw_for_cases
 from restructuring.services.liquidation import case_liquidate
 from restructuring.services.negotiation.common import (
@@ -57,6 +59,7 @@ def proposal_execute(*, proposal_id: int, actor: User, version: int) -> Proposal
             raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: only an accepted offer is executed")
         _seen(proposal, version)
         terms = _terms(proposal.terms)
+        signed = _accepted_agreement(proposal)
         loan = ledger.loan_active_lock(case.account_id)
         if loan is None:
             raise NegotiationError(f"case {case.pk}: the account has no active loan to restructure")
@@ -100,7 +103,7 @@ def proposal_execute(*, proposal_id: int, actor: User, version: int) -> Proposal
         proposal.save(update_fields=["state", "updated_at"])
         case.save(update_fields=["state", "updated_at"])
         _audit(
-            _event(proposal, PROPOSAL_EXECUTE, before, actor=actor, loan_before=before_loan),
+            _event(proposal, PROPOSAL_EXECUTE, before, actor=actor, loan_before=before_loan, **signed),
             _event(
                 case,
                 CASE_EXECUTE,
@@ -123,6 +126,17 @@ def proposal_execute(*, proposal_id: int, actor: User, version: int) -> Proposal
             keep=[proposal.pk],
         )
     return proposal
+
+
+def _accepted_agreement(proposal: Proposal) -> dict[str, Any]:
+    """The agreement the client accepted, as the execution's event records it, its kept file checked against its
+    hash first (AgreementCorruptError: nothing is executed on a document nobody can show). An offer accepted before
+    agreements were drawn has none."""
+    agreement = proposal.accepted_agreement
+    if agreement is None:
+        return {"agreement_id": None, "agreement_sha256": None}
+    agreement_content(agreement)
+    return {"agreement_id": agreement.pk, "agreement_sha256": agreement.sha256}
 
 
 def _liquidation_reason(proposal: Proposal) -> str:

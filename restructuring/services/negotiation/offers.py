@@ -30,6 +30,7 @@ from restructuring.audit_events import (
 )
 from restructuring.models import (
     LIVE_PROPOSAL_STATES,
+    Agreement,
     NotificationKind,
     Proposal,
     ProposalKind,
@@ -37,8 +38,10 @@ from restructuring.models import (
     ProposalState,
 )
 from restructuring.selectors.feasibility import counter_report_key
+from restructuring.services.agreements import agreement_files_discard, agreement_issue
 from restructuring.services.feasibility import feasibility_compute
 from restructuring.services.negotiation.common import (
+    AgreementMismatchError,
     NegotiationError,
     StaleTermsError,
     _amounts_check,
@@ -69,9 +72,26 @@ def offer_send(
 ) -> Proposal:
     """Send an approved proposal (the version the officer was shown) to the client: the case is OFFERED until the
     offer expires; the client may counter within the bounds (by default: WORKOUT_COUNTER_* around the offered
-    terms). A liquidation is never offered."""
+    terms). The restructuring agreement is drawn and kept (restructuring/services/agreements.py); its SHA-256 is in
+    the offer's audit event. A liquidation is never offered."""
     _require(actor, "restructuring.offer_proposal", "send offers")
     offer_hours = offer_hours_check(hours)
+    drawn: list[Agreement] = []
+    try:
+        return _offer_send(proposal_id, actor, version, offer_hours, counter_bounds, drawn)
+    except BaseException:
+        agreement_files_discard(drawn)  # the rows rolled back: their files go too
+        raise
+
+
+def _offer_send(
+    proposal_id: int,
+    actor: User,
+    version: int,
+    offer_hours: float,
+    counter_bounds: Mapping[str, Any] | None,
+    drawn: list[Agreement],
+) -> Proposal:
     with transaction.atomic():
         proposal = _proposal(proposal_id)
         case = proposal.case
@@ -87,10 +107,21 @@ def offer_send(
         proposal.offered_at = now
         proposal.expires_at = now + timedelta(hours=offer_hours)
         proposal.counter_bounds = dict(counter_bounds) if counter_bounds else _default_bounds(proposal)
-        proposal.save(update_fields=["state", "offered_at", "expires_at", "counter_bounds", "updated_at"])
+        agreement = agreement_issue(proposal, now=now)
+        drawn.append(agreement)
+        proposal.agreement = agreement
+        proposal.save(update_fields=["state", "offered_at", "expires_at", "counter_bounds", "agreement", "updated_at"])
         case.save(update_fields=["state", "updated_at"])
         _audit(
-            _event(proposal, PROPOSAL_OFFER, before, actor=actor, expires_at=proposal.expires_at.isoformat()),
+            _event(
+                proposal,
+                PROPOSAL_OFFER,
+                before,
+                actor=actor,
+                expires_at=proposal.expires_at.isoformat(),
+                agreement_id=agreement.pk,
+                agreement_sha256=agreement.sha256,
+            ),
             _event(case, CASE_OFFER, case_before, actor=actor, proposal_id=proposal.pk),
         )
         notification_enqueue(
@@ -100,6 +131,7 @@ def offer_send(
                 "proposal_id": proposal.pk,
                 "terms": proposal.terms,
                 "expires_at": proposal.expires_at.isoformat(),
+                "agreement_sha256": agreement.sha256,
             },
             dedupe_key=f"offer:{proposal.pk}",
         )
@@ -147,9 +179,13 @@ def _offered(proposal: Proposal, now: datetime) -> None:
         raise NegotiationError(f"the offer of proposal {proposal.pk} expired at {proposal.expires_at.isoformat()}")
 
 
-def offer_accept(*, proposal_id: int, client_id: int, terms_hash: str | None = None) -> Proposal:
-    """The client accepts the offer as it stands; `terms_hash`, when given, must be the offer's (what the client
-    read), else nothing happens (StaleTermsError)."""
+def offer_accept(
+    *, proposal_id: int, client_id: int, terms_hash: str | None = None, agreement_sha256: str | None = None
+) -> Proposal:
+    """The client accepts the offer as it stands, and with it the agreement the offer was sent with (recorded as the
+    accepted one). `terms_hash`, when given, must be the offer's (what the client read), else nothing happens
+    (StaleTermsError); `agreement_sha256`, when given, must be the offer's agreement's, else nothing happens
+    (AgreementMismatchError): an earlier offer's agreement, one whose terms were since changed, is never accepted."""
     with transaction.atomic():
         proposal = _clients_proposal(proposal_id, client_id)
         now = timezone.now()
@@ -161,17 +197,55 @@ def offer_accept(*, proposal_id: int, client_id: int, terms_hash: str | None = N
                 proposal_id=proposal_id,
                 terms_hash=_hash_of(proposal),
             )
+        agreement = proposal.agreement
+        if agreement_sha256 is not None:
+            _agreement_named(proposal, agreement, agreement_sha256, client_id)
         before = _move(proposal, "accept", f"proposal {proposal_id}")
         case_before = _move(proposal.case, "accept", f"case {proposal.case_id}")
         proposal.decided_at = now
-        proposal.save(update_fields=["state", "decided_at", "updated_at"])
+        proposal.accepted_agreement = agreement
+        proposal.save(update_fields=["state", "decided_at", "accepted_agreement", "updated_at"])
         proposal.case.save(update_fields=["state", "updated_at"])
         actor = _client_actor(proposal)
+        signed: dict[str, Any] = {}
+        if agreement is not None:
+            signed = {"agreement_id": agreement.pk, "agreement_sha256": agreement.sha256}
         _audit(
-            _event(proposal, PROPOSAL_ACCEPT, before, system_actor=actor),
+            _event(proposal, PROPOSAL_ACCEPT, before, system_actor=actor, **signed),
             _event(proposal.case, CASE_ACCEPT, case_before, system_actor=actor, proposal_id=proposal.pk),
         )
     return proposal
+
+
+def _agreement_named(proposal: Proposal, agreement: Agreement | None, named: str, client_id: int) -> None:
+    """Refuse an accept naming another agreement than the offer's (AgreementMismatchError), saying which it is."""
+    if agreement is not None and named == agreement.sha256:
+        return
+    where = f"GET /api/v1/offers/{proposal.pk}/agreement/"
+    if agreement is None:
+        raise AgreementMismatchError(
+            f"offer {proposal.pk} was sent without an agreement document: agreement_sha256 {named} names none of "
+            "it; accept without agreement_sha256",
+            proposal_id=proposal.pk,
+        )
+    earlier = (
+        Agreement.objects.filter(sha256=named, proposal__case__account__client_id=client_id)
+        .exclude(pk=agreement.pk)
+        .values_list("proposal_id", "version")
+        .first()
+    )
+    known = (
+        f"is the agreement of offer {earlier[0]} (version {earlier[1]}), whose terms are not this offer's: it can no "
+        "longer be accepted"
+        if earlier is not None
+        else "is not this offer's agreement"
+    )
+    raise AgreementMismatchError(
+        f"offer {proposal.pk}: agreement_sha256 {named} {known}. Nothing was accepted. This offer's agreement is "
+        f"{agreement.sha256} ({where}): read it, then accept naming it",
+        proposal_id=proposal.pk,
+        agreement_sha256=agreement.sha256,
+    )
 
 
 def offer_decline(*, proposal_id: int, client_id: int, reason: str) -> Proposal:
