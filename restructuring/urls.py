@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from restructuring.views import actions, bulk, cascade, case, conversation, queue, rules_trial
+from restructuring.views import actions, bulk, cascade, case, conversation, desk, queue, rules_trial
 
 urlpatterns: list[URLPattern] = [
     path("queue/", queue.queue, name="queue"),
@@ -15,6 +15,7 @@ urlpatterns: list[URLPattern] = [
     path("cases/<int:case_id>/notes/", conversation.note_add_view, name="note-add"),
     path("cases/<int:case_id>/contacts/", conversation.contact_log_view, name="contact-log"),
     path("cases/<int:case_id>/promises/", conversation.promise_make_view, name="promise-make"),
+    path("cases/<int:case_id>/reassign/", desk.case_reassign_view, name="case-reassign"),
     path("cases/<int:case_id>/proposals/new/", actions.proposal_new, name="proposal-new"),
     path("cases/<int:case_id>/liquidate/", actions.case_liquidate_view, name="case-liquidate"),
     path("proposals/<int:proposal_id>/edit/", actions.proposal_edit_view, name="proposal-edit"),

@@ -20,9 +20,9 @@ from core.access import staff_view
 from restructuring import charts, sla
 from restructuring.audit_events import PROPOSAL_APPROVAL, PROPOSAL_EDIT, PROPOSAL_OBJECT
 from restructuring.forms import ContactForm, NoteForm, OfferForm, PromiseForm, ReasonForm, RepaymentForm, TermsForm
-from restructuring.models import CaseState, ProposalState
+from restructuring.models import OPEN_STATES, CaseState, ProposalState
 from restructuring.selectors.case_page import CasePage, case_page_load
-from restructuring.selectors.desk import case_desk
+from restructuring.selectors.desk import case_desk, officers_taking_cases
 from restructuring.selectors.schedules import ScheduleRow
 from restructuring.views.timeline import Names, timeline
 
@@ -100,6 +100,9 @@ def case_context(page: CasePage, terms_form: TermsForm | None = None) -> dict[st
         # who owns the case and the clock it waits on (issue 17: two queries)
         "desk": desk,
         "sla_label": sla.LABELS.get(desk["sla_clock"], ""),
+        "case_open": case.state in OPEN_STATES,
+        # whom a senior may give the case to: read only when the page shows them the form (a callable: no query else)
+        "reassign_targets": officers_taking_cases,
         "now": now,
         "risk_chart": mark_safe(charts.risk_history(page.snapshots, case.account.base_currency)),  # noqa: S308 (pygal's escaped SVG)
         "loss_chart": mark_safe(  # noqa: S308

@@ -70,11 +70,11 @@ def test_a_language_the_site_does_not_ship_is_refused_and_nothing_changes(alice:
 
 
 def test_the_language_costs_no_query_per_page(alice: User, django_assert_num_queries: Any) -> None:
-    """The queue's 13 queries (tests/web/test_officer_pages.py), in German as in English."""
+    """The queue's 14 queries (tests/web/test_officer_pages.py), in German as in English."""
     _queue_book()
     web = signed_in(alice)
     web.post("/account/language/", {"language": "de"})
-    with django_assert_num_queries(13):
+    with django_assert_num_queries(14):
         assert len(queue_case_ids(web.get("/queue/"))) == 4
 
 
