@@ -53,6 +53,9 @@ demo: install
 	DEBUG=true $(PY) manage.py rules_load --publish --if-none-published
 	DEBUG=true $(PY) manage.py demo_setup --accounts $(DEMO_ACCOUNTS)
 	DEBUG=true $(PY) manage.py demo_users
+	DEBUG=true $(PY) manage.py demo_conversation --actor alice
+	DEBUG=true $(PY) manage.py demo_conversation --actor bob
+	DEBUG=true $(PY) manage.py demo_conversation
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
 
 ## make lint: ruff (lint and format), mypy, import contracts, migrations up to date
