@@ -88,10 +88,10 @@ def _book() -> Case:
     return case
 
 
-def _sign_in(page: Page, base: str, user: User, *, landing: str = "**/queue/**") -> None:
+def _sign_in(page: Page, base: str, user: User, *, landing: str = "**/queue/**", password: str = PASSWORD) -> None:
     page.goto(f"{base}/login/")
     page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
+    page.fill("#id_password", password)
     page.fill("#id_otp_token", current_code(user))
     page.click("main button[type=submit]")
     page.wait_for_load_state()
@@ -100,7 +100,7 @@ def _sign_in(page: Page, base: str, user: User, *, landing: str = "**/queue/**")
         # django-otp 1.7 asks which authenticator the code is from when the form does not say (it has not used
         # the code yet, so the same one is still good)
         page.select_option("#id_otp_device", index=1)
-        page.fill("#id_password", PASSWORD)
+        page.fill("#id_password", password)
         page.fill("#id_otp_token", current_code(user))
         page.click("main button[type=submit]")
     page.wait_for_url(landing)
