@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 
 from accounts.models import LoanStatus, MarginLoan, Position, Price, RiskSnapshot, RiskState
 from core.audit_catalogue import Audience
@@ -242,8 +243,8 @@ def _proposal_view(
         schedule=schedule,
         schedule_note=note,
         schedule_total=total,
-        terms_lines=terms_lines(proposal.terms, symbols),
-        flags=approval_flags(proposal, report),
+        terms_lines=terms_lines(proposal.terms, symbols, gettext),
+        flags=approval_flags(proposal, report, currency=currency),
     )
 
 

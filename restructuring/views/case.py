@@ -24,6 +24,7 @@ from restructuring.models import OPEN_STATES, CaseState, ProposalState
 from restructuring.selectors.case_page import CasePage, case_page_load
 from restructuring.selectors.desk import case_desk, officers_taking_cases
 from restructuring.selectors.schedules import ScheduleRow
+from restructuring.services.controls import said_text
 from restructuring.views.timeline import Names, timeline
 
 # Where the negotiation service takes a new proposal (an offer out or accepted waits for the client).
@@ -175,7 +176,8 @@ def _approvals_needed(page: CasePage) -> dict[int, str]:
     for event in page.events:
         if event.object_type == PROPOSAL_OBJECT and event.object_id in pending:
             if event.action == PROPOSAL_APPROVAL.name:
-                needs[event.object_id] = str(event.payload.get("needs", ""))
+                said = event.payload.get("needs_said")
+                needs[event.object_id] = said_text(said) if said else str(event.payload.get("needs", ""))
             elif event.action == PROPOSAL_EDIT.name:
                 needs.pop(event.object_id, None)
     return needs

@@ -141,7 +141,7 @@ def test_two_officers_approve_a_proposal_above_the_first_ones_limit(page: Page, 
     # her approval is recorded, but her limit does not cover 750: a second approval is needed
     card.get_by_role("button", name="Approve").click()
     expect(page.locator(".messages")).to_contain_text("a second approval is needed")
-    expect(page.locator(f"#proposal-{proposal.pk} .needs")).to_contain_text("limit covers 750.00 USD")
+    expect(page.locator(f"#proposal-{proposal.pk} .needs")).to_contain_text("limit covers $750.00")
     expect(page.locator(f"#proposal-{proposal.pk} [data-proposal-state]")).to_have_text("Pending approval")
     page.screenshot(path=SCREENSHOTS / "case-second-approval-needed.png", full_page=True)
     assert Proposal.objects.get(pk=proposal.pk).state == ProposalState.PENDING_APPROVAL
