@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Cast
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from core.addresses import webhook_url_problem
 from core.encryption import TOKEN_PREFIX as ENCRYPTED_TOKEN_PREFIX
@@ -156,8 +157,8 @@ class InstrumentKind(models.TextChoices):
 
 
 class OptionType(models.TextChoices):
-    CALL = "call", _("Call")
-    PUT = "put", _("Put")
+    CALL = "call", pgettext_lazy("option type", "Call")
+    PUT = "put", pgettext_lazy("option type", "Put")
 
 
 class ScenarioClass(models.TextChoices):

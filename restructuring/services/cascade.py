@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_noop
 
 from accounts import risk
 from accounts.models import Instrument, MarginAccount
@@ -115,8 +115,8 @@ def cascade_compare(*, symbol: str, drop: float, live: LiveBook | None = None) -
         price_before=float(market.price[root]),
         price_shocked=float(shocked[root]),
         accounts_breached=int(breached.sum()),
-        liquidate_all=_scenario("liquidate every breached account", everyone, float(shocked[root]), debt),
-        by_rules=_scenario("restructure by the published rules", by_rules, float(shocked[root]), debt),
+        liquidate_all=_scenario(gettext_noop("liquidate every breached account"), everyone, float(shocked[root]), debt),
+        by_rules=_scenario(gettext_noop("restructure by the published rules"), by_rules, float(shocked[root]), debt),
         rule_set_version=version,
     )
 

@@ -71,6 +71,7 @@ from restructuring.audit_events import (
     TOPUP_CONFIRM,
     TOPUP_DECLARE,
 )
+from restructuring.services.controls import said_text
 
 # Payload keys that hold an amount of the account's currency.
 MONEY_KEYS = frozenset(
@@ -102,6 +103,8 @@ MONEY_KEYS = frozenset(
         "principal_after",
     }
 )
+# The parts of a text kept beside its English (restructuring/services/controls.py said_text): read, not shown.
+SAID = "_said"
 # Keys that are internal ids an officer does not need spelled out (the sweep's run, the model's seeds).
 HIDDEN_KEYS = frozenset({"sweep_id", "market_seed", "case_seed", "rule_set", "team_id"})
 
@@ -265,10 +268,19 @@ def _details(payload: Any, names: Names) -> list[tuple[str, str]]:
     if not isinstance(payload, dict):
         return [("", _text("", payload, names))]
     return [
-        (str(KEY_LABELS.get(key, key.replace("_", " "))), _text(key, value, names))
+        (str(KEY_LABELS.get(key, key.replace("_", " "))), _said(payload, key) or _text(key, value, names))
         for key, value in payload.items()
-        if key not in HIDDEN_KEYS and value not in (None, "", [], {})
+        if key not in HIDDEN_KEYS and not key.endswith(SAID) and value not in (None, "", [], {})
     ]
+
+
+def _said(payload: Mapping[str, Any], key: str) -> str:
+    """What a service said in English on the record and kept the parts of (`<key>_said`: the controls' needs and
+    flags), in the reader's language; "" when it kept none."""
+    said = payload.get(key + SAID)
+    if not isinstance(said, list) or not said:
+        return ""
+    return said_text(said, joiner="; ") if key == "flags" else said_text(said)
 
 
 def _text(key: str, value: Any, names: Names) -> str:

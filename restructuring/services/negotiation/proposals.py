@@ -273,6 +273,7 @@ def proposal_approve(*, proposal_id: int, actor: User, version: int, override_re
                 # the same, to be read again in any language (restructuring/services/controls.py said_text)
                 needs_said=[list(n) for n in needs_said],
                 flags=flags,
+                flags_said=[list(f) for f in flags_said],
             )
         )
     return ApprovalOutcome(proposal=proposal, approved=not needs, needs=needs, needs_read=said_text(needs_said))
