@@ -105,7 +105,7 @@ def _editable(request: HttpRequest, rule_set: RuleSet) -> HttpResponse | None:
     messages.error(
         request,
         gettext("Rule set v%(version)s is %(status)s: it never changes; clone it into a new draft.")
-        % {"version": rule_set.version, "status": rule_set.get_status_display()},
+        % {"version": rule_set.version, "status": str(rule_set.get_status_display()).lower()},
     )
     return redirect("rules-set", rule_set.pk)
 

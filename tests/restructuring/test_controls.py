@@ -331,7 +331,7 @@ def test_finding_4c_an_approval_voided_by_an_edit_never_counts_again(officers: t
     outcome = proposal_approve(proposal_id=proposal.pk, actor=alice, version=4, override_reason=REASON)
 
     assert not outcome.approved  # bob's approval was of version 2: it does not come back with its terms
-    assert outcome.needs == "an approval by someone whose limit covers 750.00 USD"
+    assert outcome.needs == "an approval by someone whose limit covers $750.00"
     assert sorted(Approval.objects.filter(proposal=proposal).values_list("version", flat=True)) == [2, 4]
     assert _approve(proposal, bob)  # bob again, on what he now reads
 
