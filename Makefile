@@ -32,6 +32,7 @@ system-deps:
 	test -x $(CHROMIUM) || missing="$$missing chromium"; \
 	ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
 	test -d /usr/share/fonts/truetype/dejavu || missing="$$missing fonts-dejavu-core"; \
+	command -v msgfmt >/dev/null 2>&1 || missing="$$missing gettext"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; \
 	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \
@@ -53,6 +54,9 @@ demo: install
 	DEBUG=true $(PY) manage.py rules_load --publish --if-none-published
 	DEBUG=true $(PY) manage.py demo_setup --accounts $(DEMO_ACCOUNTS)
 	DEBUG=true $(PY) manage.py demo_users
+	DEBUG=true $(PY) manage.py demo_conversation --actor alice
+	DEBUG=true $(PY) manage.py demo_conversation --actor bob
+	DEBUG=true $(PY) manage.py demo_conversation
 	DEBUG=true $(PY) manage.py runserver 127.0.0.1:8000
 
 ## make lint: ruff (lint and format), mypy, import contracts, migrations up to date

@@ -15,6 +15,8 @@ from django.core.validators import URLValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Cast, Upper
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from core.addresses import webhook_url_problem
 from core.encryption import TOKEN_PREFIX as ENCRYPTED_TOKEN_PREFIX
@@ -41,10 +43,10 @@ def float_copy(expression: str | models.Expression) -> models.GeneratedField:
 
 
 class CreditTier(models.TextChoices):
-    A = "A", "A (prime)"
-    B = "B", "B"
-    C = "C", "C"
-    D = "D", "D (sub-standard)"
+    A = "A", _("A (prime)")
+    B = "B", _("B")
+    C = "C", _("C")
+    D = "D", _("D (sub-standard)")
 
 
 class ClientGroup(models.Model):
@@ -176,13 +178,13 @@ class WebhookEndpoint(models.Model):
 
 
 class MarginMode(models.TextChoices):
-    CROSS = "cross", "Cross"
-    ISOLATED = "isolated", "Isolated"
+    CROSS = "cross", _("Cross")
+    ISOLATED = "isolated", _("Isolated")
 
 
 class MarginModel(models.TextChoices):
-    STANDARD = "standard", "Standard (rate x notional)"
-    PORTFOLIO = "portfolio", "Portfolio (scenario grid)"
+    STANDARD = "standard", _("Standard (rate x notional)")
+    PORTFOLIO = "portfolio", _("Portfolio (scenario grid)")
 
 
 class MarginAccount(models.Model):
@@ -210,24 +212,24 @@ class MarginAccount(models.Model):
 
 
 class InstrumentKind(models.TextChoices):
-    SPOT = "spot", "Spot asset"
-    PERPETUAL = "perpetual", "Linear perpetual"
-    FUTURE = "future", "Linear future"
-    OPTION = "option", "European option"
+    SPOT = "spot", _("Spot asset")
+    PERPETUAL = "perpetual", _("Linear perpetual")
+    FUTURE = "future", _("Linear future")
+    OPTION = "option", _("European option")
 
 
 class OptionType(models.TextChoices):
-    CALL = "call", "Call"
-    PUT = "put", "Put"
+    CALL = "call", pgettext_lazy("option type", "Call")
+    PUT = "put", pgettext_lazy("option type", "Put")
 
 
 class ScenarioClass(models.TextChoices):
     """Which scenario range of the portfolio-margin grid applies (see WORKOUT_SCENARIO_RANGES)."""
 
-    EQUITY = "equity", "Single name or narrow index"
-    BROAD_INDEX = "broad_index", "High-cap broad-based index"
-    INDEX = "index", "Other broad-based index"
-    CRYPTO = "crypto", "Crypto asset"
+    EQUITY = "equity", _("Single name or narrow index")
+    BROAD_INDEX = "broad_index", _("High-cap broad-based index")
+    INDEX = "index", _("Other broad-based index")
+    CRYPTO = "crypto", _("Crypto asset")
 
 
 class Instrument(models.Model):
@@ -326,8 +328,8 @@ class Position(models.Model):
 
 
 class LoanStatus(models.TextChoices):
-    ACTIVE = "active", "Active"
-    CLOSED = "closed", "Closed"
+    ACTIVE = "active", _("Active")
+    CLOSED = "closed", _("Closed")
 
 
 class MarginLoan(models.Model):
@@ -377,16 +379,16 @@ class Price(models.Model):
 
 
 class HealthBand(models.TextChoices):
-    HEALTHY = "healthy", "Healthy"
-    WARNING = "warning", "Warning"
-    MARGIN_CALL = "margin_call", "Margin call"
-    CRITICAL = "critical", "Critical (negative equity)"
+    HEALTHY = "healthy", _("Healthy")
+    WARNING = "warning", _("Warning")
+    MARGIN_CALL = "margin_call", _("Margin call")
+    CRITICAL = "critical", _("Critical (negative equity)")
 
 
 class SweepStatus(models.TextChoices):
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
+    RUNNING = "running", _("Running")
+    DONE = "done", _("Done")
+    FAILED = "failed", _("Failed")
 
 
 class Sweep(models.Model):
@@ -478,9 +480,9 @@ class RiskState(RiskFigures):
 
 
 class SnapshotReason(models.TextChoices):
-    FIRST = "first", "First sweep of the account"
-    BAND_CHANGE = "band_change", "Health band changed"
-    INTERVAL = "interval", "History interval elapsed"
+    FIRST = "first", _("First sweep of the account")
+    BAND_CHANGE = "band_change", _("Health band changed")
+    INTERVAL = "interval", _("History interval elapsed")
 
 
 class RiskSnapshot(RiskFigures):

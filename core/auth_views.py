@@ -23,6 +23,7 @@ from django.contrib.auth.models import AnonymousUser, User
 from django.contrib.auth.signals import user_login_failed
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render, resolve_url
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods
 from django_otp.forms import OTPAuthenticationForm
@@ -38,7 +39,7 @@ from core.staff import (
     enrolment_redeem,
 )
 
-NO_AUTHENTICATOR = (
+NO_AUTHENTICATOR = gettext_lazy(
     "This account has no authenticator yet, so it cannot sign in. Ask an administrator for an enrolment link: "
     "it sets up your password and your authenticator."
 )
@@ -106,13 +107,17 @@ def two_factor_setup(request: HttpRequest) -> HttpResponse:
 
 class EnrolmentForm(forms.Form):
     password = forms.CharField(
-        label="Choose a password", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+        label=gettext_lazy("Choose a password"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
     password_again = forms.CharField(
-        label="The password again", strip=False, widget=forms.PasswordInput(attrs={"autocomplete": "new-password"})
+        label=gettext_lazy("The password again"),
+        strip=False,
+        widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}),
     )
     code = forms.CharField(
-        label="Code the authenticator shows now",
+        label=gettext_lazy("Code the authenticator shows now"),
         max_length=8,
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}),
     )
@@ -155,7 +160,11 @@ def enrol(request: HttpRequest, token: str) -> HttpResponse:
                 user = device.user
                 user.otp_device = device  # django-otp's login hook records it
                 auth_login(request, user, backend="django.contrib.auth.backends.ModelBackend")
-                messages.success(request, f"Welcome, {user.get_username()}: your password and authenticator are set.")
+                messages.success(
+                    request,
+                    gettext("Welcome, %(name)s: your password and authenticator are set.")
+                    % {"name": user.get_username()},
+                )
                 return redirect(landing_url(user))
     key = key or enrolment_key_new(token)
     device = TOTPDevice(user=enrolment.user, key=key.hex)  # unsaved: only for the address the QR code holds

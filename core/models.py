@@ -12,6 +12,7 @@ import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 GENESIS_HASH = "0" * 64
 
@@ -93,8 +94,8 @@ class IdempotencyRecord(models.Model):
 
 
 class OperationChannel(models.TextChoices):
-    COMMAND = "command", "A management command"
-    API = "api", "The operations API"
+    COMMAND = "command", _("A management command")
+    API = "api", _("The operations API")
 
 
 class Operation(models.Model):

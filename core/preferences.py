@@ -16,6 +16,7 @@ from django.db import transaction
 from django.dispatch import receiver
 from django.http import HttpRequest, HttpResponse
 from django.utils import translation
+from django.utils.translation import gettext
 
 from core.audit import audit_record
 from core.audit_events import STAFF_LANGUAGE_SET
@@ -32,7 +33,11 @@ def languages() -> list[str]:
 def language_set(*, user: Any, language: str) -> UserPreference:
     """Set `user`'s language (ValidationError on `language` for one the site does not ship), with its audit event."""
     if language not in languages():
-        raise ValidationError(f"language {language!r}: not one of {', '.join(languages())}", field="language")
+        raise ValidationError(
+            gettext("language %(language)s: not one of %(languages)s")
+            % {"language": repr(language), "languages": ", ".join(languages())},
+            field="language",
+        )
     with transaction.atomic():
         preference, _created = UserPreference.objects.select_for_update().get_or_create(
             user=user, defaults={"language": language}

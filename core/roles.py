@@ -21,6 +21,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.models import Group, Permission
+from django.utils.translation import gettext_lazy
 
 CREDIT_OFFICER = "credit_officer"
 SENIOR_CREDIT_OFFICER = "senior_credit_officer"
@@ -29,6 +30,14 @@ ADMINISTRATOR = "administrator"
 CLIENT = "client"
 # The roles an administrator grants on the staff page (a client's user is not made there).
 STAFF_ROLES = (CREDIT_OFFICER, SENIOR_CREDIT_OFFICER, COMPLIANCE, ADMINISTRATOR)
+# What the pages call them, in the reader's language.
+ROLE_LABELS = {
+    CREDIT_OFFICER: gettext_lazy("credit officer"),
+    SENIOR_CREDIT_OFFICER: gettext_lazy("senior credit officer"),
+    COMPLIANCE: gettext_lazy("compliance"),
+    ADMINISTRATOR: gettext_lazy("administrator"),
+    CLIENT: gettext_lazy("client"),
+}
 
 _OFFICER = [
     "restructuring.view_case",

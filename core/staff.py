@@ -44,6 +44,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import QuerySet
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from core.audit import audit_record
@@ -100,20 +101,28 @@ def enrolment_path(token: str) -> str:
 def staff_actor_check(actor: User | None, system_actor: str, permission: str, what: str) -> None:
     """Exactly one of a user holding `permission` or a named system actor asks."""
     if (actor is None) == (not system_actor.strip()):
-        raise ValidationError("name one actor: a user or a system actor", field="actor")
+        raise ValidationError(gettext("name one actor: a user or a system actor"), field="actor")
     if actor is not None and not (actor.is_active and actor.has_perm(permission)):
-        raise PermissionRefusedError(f"{actor.get_username()} may not {what}", permission=permission)
+        raise PermissionRefusedError(
+            gettext("%(actor)s may not %(what)s") % {"actor": actor.get_username(), "what": gettext(what)},
+            permission=permission,
+        )
 
 
 def staff_target_lock(user_id: int, actor: User | None, what: str) -> User:
     """The user acted on, locked; refused when it is the actor themselves, or a superuser and the actor is not."""
     target = User.objects.select_for_update().filter(pk=user_id).first()
     if target is None:
-        raise NotFoundError(f"user {user_id} does not exist", user_id=user_id)
+        raise NotFoundError(gettext("user %(user_id)s does not exist") % {"user_id": user_id}, user_id=user_id)
     if actor is not None and target.pk == actor.pk:
-        raise PermissionRefusedError(f"nobody may {what} themselves: ask another administrator", user_id=user_id)
+        raise PermissionRefusedError(
+            gettext("nobody may %(what)s themselves: ask another administrator") % {"what": gettext(what)},
+            user_id=user_id,
+        )
     if actor is not None and target.is_superuser and not actor.is_superuser:
-        raise PermissionRefusedError(f"only a superuser may {what} a superuser", user_id=user_id)
+        raise PermissionRefusedError(
+            gettext("only a superuser may %(what)s a superuser") % {"what": gettext(what)}, user_id=user_id
+        )
     return target
 
 
@@ -153,7 +162,7 @@ def staff_user_create(
     system_actor: str = "",
 ) -> User:
     """A new member of staff: active, no usable password, no authenticator (the module docstring says why)."""
-    staff_actor_check(actor, system_actor, CREATE_STAFF, "create members of staff")
+    staff_actor_check(actor, system_actor, CREATE_STAFF, gettext_noop("create members of staff"))
     user = User(
         username=username.strip(), email=email.strip(), first_name=first_name.strip(), last_name=last_name.strip()
     )
@@ -162,24 +171,32 @@ def staff_user_create(
         user.full_clean(exclude=["password"], validate_unique=False)
     except django_exceptions.ValidationError as error:
         field, problems = next(iter(error.message_dict.items()))
-        raise ValidationError(f"{field}: {' '.join(problems)}", field=field) from error
+        raise ValidationError(
+            gettext("%(field)s: %(problems)s") % {"field": field, "problems": " ".join(problems)}, field=field
+        ) from error
     with transaction.atomic():
         if User.objects.filter(username__iexact=user.username).exists():
-            raise ConflictError(f"a user named {user.username} already exists", field="username")
+            raise ConflictError(
+                gettext("a user named %(username)s already exists") % {"username": user.username},
+                field="username",
+            )
         try:
             with transaction.atomic():
                 user.save()
         except IntegrityError as error:  # created at the same moment by someone else
-            raise ConflictError(f"a user named {user.username} already exists", field="username") from error
+            raise ConflictError(
+                gettext("a user named %(username)s already exists") % {"username": user.username},
+                field="username",
+            ) from error
         _audit(STAFF_CREATE, user, actor, system_actor, to_state="active", email=user.email)
     return user
 
 
 def staff_user_deactivate(*, user_id: int, actor: User | None = None, system_actor: str = "") -> bool:
     """Refuse the user's sign-ins and end their sessions; revoke their unused links. False if already inactive."""
-    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, "deactivate members of staff")
+    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, gettext_noop("deactivate members of staff"))
     with transaction.atomic():
-        user = staff_target_lock(user_id, actor, "deactivate")
+        user = staff_target_lock(user_id, actor, gettext_noop("deactivate"))
         if not user.is_active:
             return False
         user.is_active = False
@@ -199,9 +216,9 @@ def staff_user_deactivate(*, user_id: int, actor: User | None = None, system_act
 
 def staff_user_reactivate(*, user_id: int, actor: User | None = None, system_actor: str = "") -> bool:
     """Let a deactivated user sign in again, with the password and authenticator they had. False if active."""
-    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, "reactivate members of staff")
+    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, gettext_noop("reactivate members of staff"))
     with transaction.atomic():
-        user = staff_target_lock(user_id, actor, "reactivate")
+        user = staff_target_lock(user_id, actor, gettext_noop("reactivate"))
         if user.is_active:
             return False
         user.is_active = True
@@ -219,15 +236,21 @@ def staff_user_is_enrolled(user: User) -> bool:
 
 def enrolment_issue(*, user_id: int, actor: User | None = None, system_actor: str = "") -> IssuedEnrolment:
     """A new one-time link for the user, good for WORKOUT_ENROLMENT_HOURS; their earlier unused links are revoked."""
-    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, "issue enrolment links")
+    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, gettext_noop("issue enrolment links"))
     hours = float(settings.WORKOUT_ENROLMENT_HOURS)
     if not hours > 0:
-        raise ValidationError(f"WORKOUT_ENROLMENT_HOURS must be positive, not {hours}", field="WORKOUT_ENROLMENT_HOURS")
+        raise ValidationError(
+            gettext("WORKOUT_ENROLMENT_HOURS must be positive, not %(hours)s") % {"hours": hours},
+            field="WORKOUT_ENROLMENT_HOURS",
+        )
     token = secrets.token_urlsafe(32)
     with transaction.atomic():
-        user = staff_target_lock(user_id, actor, "issue an enrolment link to")
+        user = staff_target_lock(user_id, actor, gettext_noop("issue an enrolment link to"))
         if not user.is_active:
-            raise ValidationError(f"{user.get_username()} is deactivated: reactivate them first", user_id=user_id)
+            raise ValidationError(
+                gettext("%(user)s is deactivated: reactivate them first") % {"user": user.get_username()},
+                user_id=user_id,
+            )
         now = timezone.now()
         revoked = _revoke_unused(user, now)
         enrolment = StaffEnrolment.objects.create(
@@ -293,10 +316,10 @@ def enrolment_key_read(token: str, signed: str) -> EnrolmentKey:
         key = signing.loads(signed, salt=f"{_KEY_SALT}:{enrolment_digest(token)}")
     except signing.BadSignature as error:
         raise ValidationError(
-            "the page was altered or is for another link: open the link again", field="key"
+            gettext("the page was altered or is for another link: open the link again"), field="key"
         ) from error
     if not isinstance(key, str) or len(key) != 2 * _KEY_BYTES:
-        raise ValidationError("the page was altered: open the link again", field="key")
+        raise ValidationError(gettext("the page was altered: open the link again"), field="key")
     return EnrolmentKey(hex=key, signed=signed)
 
 
@@ -308,7 +331,7 @@ def enrolment_redeem(*, token: str, password: str, password_again: str, signed_k
         raise EnrolmentLinkInvalidError
     key = enrolment_key_read(token, signed_key)
     if password != password_again:
-        raise ValidationError("the two passwords differ", field="password_again")
+        raise ValidationError(gettext("the two passwords differ"), field="password_again")
     with transaction.atomic():
         # the user first, then the link: the order enrolment_issue takes them in
         user = User.objects.select_for_update().get(pk=found.user_id)
@@ -325,7 +348,7 @@ def enrolment_redeem(*, token: str, password: str, password_again: str, signed_k
         if not device.verify_token(code.strip()):
             # raising rolls back the device and everything above: the link stays good for another try
             raise ValidationError(
-                "that code is not the authenticator's current one: type the code it shows now", field="code"
+                gettext("that code is not the authenticator's current one: type the code it shows now"), field="code"
             )
         device.confirmed = True
         device.save(update_fields=["confirmed"])

@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import pygal
+from django.utils.translation import gettext as _
 from pygal.style import Style
 
 from core.money import money_text
@@ -76,7 +77,7 @@ def risk_history(snapshots: Sequence[Mapping[str, Any]], currency: str = "USD") 
     if not snapshots:
         return ""
     chart = pygal.DateTimeLine(
-        title="Risk history: equity and requirements",
+        title=_("Risk history: equity and requirements"),
         x_value_formatter=lambda at: at.strftime("%d %b %H:%M"),
         value_formatter=_money(currency),
         x_label_rotation=20,
@@ -86,9 +87,9 @@ def risk_history(snapshots: Sequence[Mapping[str, Any]], currency: str = "USD") 
     )
     times: list[datetime] = [s["computed_at"] for s in snapshots]
     for label, key in (
-        ("equity", "equity"),
-        ("maintenance requirement", "maintenance_requirement"),
-        ("initial requirement", "initial_requirement"),
+        (_("equity"), "equity"),
+        (_("maintenance requirement"), "maintenance_requirement"),
+        (_("initial requirement"), "initial_requirement"),
     ):
         chart.add(label, [(t, float(s[key])) for t, s in zip(times, snapshots, strict=True)])
     return _svg(chart)
@@ -111,21 +112,21 @@ def loss_curve(
     if not moves or len(moves) != len(equity):
         return ""
     chart = pygal.XY(
-        title="Loss curve: equity against a uniform price move",
-        x_title="price move",
+        title=_("Loss curve: equity against a uniform price move"),
+        x_title=_("price move"),
         x_value_formatter=lambda m: f"{m:+.0%}",
         value_formatter=_money(currency),
         show_dots=True,
         dots_size=2,
         **{k: v for k, v in _COMMON.items() if k != "show_dots"},
     )
-    chart.add("equity", list(zip(moves, equity, strict=True)))
+    chart.add(_("equity"), list(zip(moves, equity, strict=True)))
     if maintenance_now is not None:
         level = float(maintenance_now)
-        chart.add("maintenance requirement", [(m, level * (1.0 + m)) for m in moves], show_dots=False)
-    chart.add("zero", [(moves[0], 0.0), (moves[-1], 0.0)], show_dots=False, stroke_style={"dasharray": "4, 4"})
+        chart.add(_("maintenance requirement"), [(m, level * (1.0 + m)) for m in moves], show_dots=False)
+    chart.add(_("zero"), [(moves[0], 0.0), (moves[-1], 0.0)], show_dots=False, stroke_style={"dasharray": "4, 4"})
     if equity_now is not None:
-        chart.add("equity now (risk engine)", [(0.0, float(equity_now))], dots_size=4)
+        chart.add(_("equity now (risk engine)"), [(0.0, float(equity_now))], dots_size=4)
     return _svg(chart)
 
 
@@ -135,35 +136,37 @@ def recovery_histogram(histogram: Mapping[str, Sequence[Any]], debt: Decimal | N
     counts = [int(c) for c in histogram.get("counts", [])]
     if not counts or len(edges) != len(counts) + 1:
         return ""
-    title = "Recovery distribution (liquidation proceeds)"
+    title = _("Recovery distribution (liquidation proceeds)")
     if debt is not None:
-        title += f", debt {money_text(debt, currency)}"
+        title += ", " + _("debt %(amount)s") % {"amount": money_text(debt, currency)}
     chart = pygal.Histogram(
         title=title,
         x_value_formatter=_money(currency),
         x_label_rotation=20,
-        y_title="paths",
+        y_title=_("paths"),
         **{**_COMMON, "show_legend": False},
     )
-    chart.add("paths", [(c, lo, hi) for c, lo, hi in zip(counts, edges[:-1], edges[1:], strict=True)])
+    chart.add(_("paths"), [(c, lo, hi) for c, lo, hi in zip(counts, edges[:-1], edges[1:], strict=True)])
     return _svg(chart)
 
 
 def cascade_costs(liquidate_all: Any, by_rules: Any, currency: str = "USD") -> str:
     """Bad debt and market impact of the two cascade scenarios, side by side (in the book's currency: the cascade
     simulates USD-based accounts)."""
-    chart = pygal.Bar(title="What the fall costs the lender", value_formatter=_money(currency), **_COMMON)
-    chart.x_labels = ["bad debt", "market impact"]
-    chart.add("liquidate every breached account", [float(liquidate_all.bad_debt), float(liquidate_all.impact_cost)])
-    chart.add("restructure by the rules", [float(by_rules.bad_debt), float(by_rules.impact_cost)])
+    chart = pygal.Bar(title=_("What the fall costs the lender"), value_formatter=_money(currency), **_COMMON)
+    chart.x_labels = [_("bad debt"), _("market impact")]
+    chart.add(_("liquidate every breached account"), [float(liquidate_all.bad_debt), float(liquidate_all.impact_cost)])
+    chart.add(_("restructure by the rules"), [float(by_rules.bad_debt), float(by_rules.impact_cost)])
     return _svg(chart)
 
 
 def cascade_prices(liquidate_all: Any, by_rules: Any) -> str:
     """The shocked asset's price round by round as the forced sales feed on each other."""
-    chart = pygal.Line(title="Price after each round of forced sales", value_formatter=lambda v: f"{v:,.2f}", **_COMMON)
+    chart = pygal.Line(
+        title=_("Price after each round of forced sales"), value_formatter=lambda v: f"{v:,.2f}", **_COMMON
+    )
     rounds = max(len(liquidate_all.price_path), len(by_rules.price_path))
-    chart.x_labels = ["after the shock", *(f"round {k}" for k in range(1, rounds))]
-    chart.add("liquidate every breached account", list(liquidate_all.price_path))
-    chart.add("restructure by the rules", list(by_rules.price_path))
+    chart.x_labels = [_("after the shock"), *(_("round %(n)s") % {"n": k} for k in range(1, rounds))]
+    chart.add(_("liquidate every breached account"), list(liquidate_all.price_path))
+    chart.add(_("restructure by the rules"), list(by_rules.price_path))
     return _svg(chart)

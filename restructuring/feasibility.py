@@ -957,18 +957,24 @@ def _month_days_of(inputs: AccountInputs, liquidation: Recovery) -> float:
     return liquidation.days / _month_days(inputs)
 
 
+def gettext_noop(message: str) -> str:
+    """Marks a text for the translation catalogue (Django's makemessages finds it by this name) and returns it as
+    it is: this module stays pure; the pages translate the reasons when they show them."""
+    return message
+
+
 def _why_not_affordable(
     candidate: Candidate, inputs: AccountInputs, means: float, funding_miss: float, params: Params
 ) -> tuple[str, ...]:
     """The payment test (HAMP's, on the client's means: Workout holds declared capacity, not income)."""
     why = []
     if candidate.collateral_added > inputs.external_capacity + 1e-9:
-        why.append("collateral beyond the client's declared capacity")
+        why.append(gettext_noop("collateral beyond the client's declared capacity"))
     largest = max(candidate.installments, default=0.0)
     if largest > params.affordability_share * max(means, 0.0) + 1e-9:
-        why.append("installments above the share of the client's means over the term")
+        why.append(gettext_noop("installments above the share of the client's means over the term"))
     if funding_miss > params.max_funding_miss_probability:
-        why.append("a payment likely missed for lack of funds")
+        why.append(gettext_noop("a payment likely missed for lack of funds"))
     return tuple(why)
 
 

@@ -34,38 +34,48 @@ def _reduce_field(position_id: int) -> str:
     return f"reduce_{position_id}"
 
 
+# The pure schedule module's enumerations, in the reader's words.
+SCHEDULE_KIND_LABELS = {ScheduleKind.LEVEL: _("level"), ScheduleKind.INTEREST_ONLY: _("interest only")}
+ARREARS_LABELS = {
+    ArrearsTreatment.CAPITALISE: _("capitalise"),
+    ArrearsTreatment.CARRY_FORWARD: _("carry forward"),
+    ArrearsTreatment.FIRST_INSTALLMENT: _("with the first installment"),
+}
+
+
 class TermsForm(forms.Form):
     """Restructuring terms (restructuring.terms.Terms), with one reduction fraction per open position."""
 
-    name = forms.CharField(label="Label", max_length=100, initial="officer")
-    term_months = forms.IntegerField(label="Term (months)", initial=12)
+    name = forms.CharField(label=_("Label"), max_length=100, initial="officer")
+    term_months = forms.IntegerField(label=_("Term (months)"), initial=12)
     rate_annual = DecimalTextField(
-        label="Rate (annual, a fraction: 0.08 is 8%)",
+        label=_("Rate (annual, a fraction: 0.08 is 8%)"),
         required=False,
-        help_text="Empty: the loan keeps its rate.",
+        help_text=_("Empty: the loan keeps its rate."),
     )
     kind = forms.ChoiceField(
-        label="Schedule", choices=[(k.value, k.value.replace("_", " ")) for k in ScheduleKind], initial="level"
+        label=_("Schedule"), choices=[(k.value, SCHEDULE_KIND_LABELS[k]) for k in ScheduleKind], initial="level"
     )
-    moratorium_months = forms.IntegerField(label="Moratorium (months)", initial=0)
-    grace_interest_months = forms.IntegerField(label="Interest grace (months)", initial=0)
-    grace_principal_months = forms.IntegerField(label="Principal grace (months)", initial=0)
+    moratorium_months = forms.IntegerField(label=_("Moratorium (months)"), initial=0)
+    grace_interest_months = forms.IntegerField(label=_("Interest grace (months)"), initial=0)
+    grace_principal_months = forms.IntegerField(label=_("Principal grace (months)"), initial=0)
     arrears_treatment = forms.ChoiceField(
-        label="Arrears",
-        choices=[(a.value, a.value.replace("_", " ")) for a in ArrearsTreatment],
+        label=_("Arrears"),
+        choices=[(a.value, ARREARS_LABELS[a]) for a in ArrearsTreatment],
         initial=ArrearsTreatment.CAPITALISE.value,
     )
-    collateral_to_add = DecimalTextField(label="Collateral to add", initial=Decimal(0))
-    principal_haircut = DecimalTextField(label="Principal haircut (forgiven)", initial=Decimal(0))
+    collateral_to_add = DecimalTextField(label=_("Collateral to add"), initial=Decimal(0))
+    principal_haircut = DecimalTextField(label=_("Principal haircut (forgiven)"), initial=Decimal(0))
 
     def __init__(self, *args: Any, positions: Sequence[Position] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.positions = list(positions)
         for position in self.positions:
             self.fields[_reduce_field(position.pk)] = DecimalTextField(
-                label=f"Reduce {position.instrument.symbol} ({position.quantity.normalize():f}) by",
+                label=_("Reduce %(symbol)s (%(quantity)s) by")
+                % {"symbol": position.instrument.symbol, "quantity": f"{position.quantity.normalize():f}"},
                 required=False,
-                help_text="a fraction of the position, e.g. 0.5",
+                help_text=_("a fraction of the position, e.g. 0.5"),
             )
 
     @classmethod
@@ -126,7 +136,7 @@ class TermsForm(forms.Form):
 
 
 class ReasonForm(forms.Form):
-    reason = forms.CharField(label="Reason", max_length=2000, widget=forms.TextInput(attrs={"size": 40}))
+    reason = forms.CharField(label=_("Reason"), max_length=2000, widget=forms.TextInput(attrs={"size": 40}))
 
 
 class SeenVersionForm(forms.Form):
@@ -137,7 +147,7 @@ class SeenVersionForm(forms.Form):
 
 class ApproveForm(SeenVersionForm):
     override_reason = forms.CharField(
-        label="Why approve despite the model",
+        label=_("Why approve despite the model"),
         max_length=2000,
         required=False,
         widget=forms.TextInput(attrs={"size": 40}),
@@ -146,11 +156,11 @@ class ApproveForm(SeenVersionForm):
 
 class OfferForm(SeenVersionForm):
     hours = DecimalTextField(
-        label="Offer stands (hours)",
+        label=_("Offer stands (hours)"),
         required=False,
         decimal_places=2,
         min_value=Decimal("0.1"),
-        help_text="Empty: the house default.",
+        help_text=_("Empty: the house default."),
     )
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -158,11 +168,11 @@ class OfferForm(SeenVersionForm):
         limit = Decimal(str(settings.WORKOUT_OFFER_MAX_HOURS))
         field = self.fields["hours"]
         field.validators.append(MaxValueValidator(limit))
-        field.help_text = f"Empty: the house default. At most {limit:f} hours."
+        field.help_text = _("Empty: the house default. At most %(hours)s hours.") % {"hours": f"{limit:f}"}
 
 
 class RepaymentForm(forms.Form):
-    amount = DecimalTextField(label="Amount received", min_value=Decimal("0.00000001"))
+    amount = DecimalTextField(label=_("Amount received"), min_value=Decimal("0.00000001"))
 
 
 class QueueFilterForm(forms.Form):
@@ -171,7 +181,7 @@ class QueueFilterForm(forms.Form):
     officer = forms.ChoiceField(required=False)
     asset = forms.CharField(required=False, max_length=64)
     group = forms.CharField(required=False, max_length=64)
-    q = forms.CharField(required=False, max_length=100, label="Account or client")
+    q = forms.CharField(required=False, max_length=100, label=_("Account or client"))
 
     def __init__(
         self,
@@ -182,9 +192,9 @@ class QueueFilterForm(forms.Form):
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
-        self.fields["state"].choices = [("", "every open state"), *states]  # type: ignore[attr-defined]
-        self.fields["band"].choices = [("", "every band"), *bands]  # type: ignore[attr-defined]
-        self.fields["officer"].choices = [("", "every officer"), *((o, o) for o in officers)]  # type: ignore[attr-defined]
+        self.fields["state"].choices = [("", _("every open state")), *states]  # type: ignore[attr-defined]
+        self.fields["band"].choices = [("", _("every band")), *bands]  # type: ignore[attr-defined]
+        self.fields["officer"].choices = [("", _("every officer")), *((o, o) for o in officers)]  # type: ignore[attr-defined]
 
 
 # --------------------------------------------------------------------------------------- the conversation
@@ -192,17 +202,17 @@ class QueueFilterForm(forms.Form):
 
 
 class NoteForm(forms.Form):
-    text = forms.CharField(label="Note", widget=forms.Textarea(attrs={"rows": 2}), max_length=10_000)
-    remind_on = forms.DateField(label="Remind me on", required=False, widget=forms.DateInput(attrs={"type": "date"}))
-    corrects = forms.IntegerField(label="Corrects note", required=False, min_value=1)
+    text = forms.CharField(label=_("Note"), widget=forms.Textarea(attrs={"rows": 2}), max_length=10_000)
+    remind_on = forms.DateField(label=_("Remind me on"), required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    corrects = forms.IntegerField(label=_("Corrects note"), required=False, min_value=1)
 
 
 class PromiseForm(forms.Form):
     """A promise to pay; in the contact form, its fields are optional (left empty: no promise was made)."""
 
-    promise_amount = DecimalTextField(label="Promised amount", min_value=Decimal("0.00000001"))
-    promise_due = forms.DateField(label="Promised by", widget=forms.DateInput(attrs={"type": "date"}))
-    promise_method = forms.ChoiceField(label="Paid by", choices=PromiseMethod.choices)
+    promise_amount = DecimalTextField(label=_("Promised amount"), min_value=Decimal("0.00000001"))
+    promise_due = forms.DateField(label=_("Promised by"), widget=forms.DateInput(attrs={"type": "date"}))
+    promise_method = forms.ChoiceField(label=_("Paid by"), choices=PromiseMethod.choices)
 
     def __init__(self, *args: Any, optional: bool = False, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -219,12 +229,14 @@ class PromiseForm(forms.Form):
 
 
 class ContactForm(PromiseForm):
-    channel = forms.ChoiceField(choices=ContactChannel.choices)
-    direction = forms.ChoiceField(choices=ContactDirection.choices)
-    outcome = forms.ChoiceField(choices=ContactOutcome.choices)
-    person = forms.CharField(label="Person reached", max_length=200, required=False)
-    summary = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), max_length=10_000, required=False)
-    corrects = forms.IntegerField(label="Corrects contact", required=False, min_value=1)
+    channel = forms.ChoiceField(label=_("Channel"), choices=ContactChannel.choices)
+    direction = forms.ChoiceField(label=_("Direction"), choices=ContactDirection.choices)
+    outcome = forms.ChoiceField(label=_("Outcome"), choices=ContactOutcome.choices)
+    person = forms.CharField(label=_("Person reached"), max_length=200, required=False)
+    summary = forms.CharField(
+        label=_("Summary"), widget=forms.Textarea(attrs={"rows": 2}), max_length=10_000, required=False
+    )
+    corrects = forms.IntegerField(label=_("Corrects contact"), required=False, min_value=1)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, optional=True, **kwargs)

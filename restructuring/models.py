@@ -18,24 +18,25 @@ from django.db.models import F, OrderBy, Q
 from django.db.models.functions import Coalesce
 from django.dispatch import receiver
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django_fsm import ConcurrentTransitionMixin, FSMField, post_transition, transition
 
 from accounts.models import MarginAccount, money_field
 
 
 class CaseState(models.TextChoices):
-    WARNING = "warning", "Warning"
-    MARGIN_CALL = "margin_call", "Margin call"
-    PROPOSED = "proposed", "Proposed"
-    OFFERED = "offered", "Offered"
-    ACCEPTED = "accepted", "Accepted"
-    RESTRUCTURED = "restructured", "Restructured"
-    CURED = "cured", "Cured"
-    LIQUIDATING = "liquidating", "Liquidating"
-    LIQUIDATED = "liquidated", "Liquidated"
-    WRITTEN_OFF = "written_off", "Written off"
-    DEFAULTED = "defaulted", "Defaulted"
-    CLOSED = "closed", "Closed"
+    WARNING = "warning", _("Warning")
+    MARGIN_CALL = "margin_call", _("Margin call")
+    PROPOSED = "proposed", _("Proposed")
+    OFFERED = "offered", _("Offered")
+    ACCEPTED = "accepted", _("Accepted")
+    RESTRUCTURED = "restructured", _("Restructured")
+    CURED = "cured", _("Cured")
+    LIQUIDATING = "liquidating", _("Liquidating")
+    LIQUIDATED = "liquidated", _("Liquidated")
+    WRITTEN_OFF = "written_off", _("Written off")
+    DEFAULTED = "defaulted", _("Defaulted")
+    CLOSED = "closed", _("Closed")
 
 
 # A case is open until it ends: cured, fully liquidated (debt covered), written off or closed.
@@ -46,8 +47,8 @@ CURABLE_STATES = (CaseState.WARNING, CaseState.MARGIN_CALL, CaseState.PROPOSED, 
 
 
 class CallBasis(models.TextChoices):
-    INITIAL = "initial", "Shortfall to the initial requirement"
-    MAINTENANCE = "maintenance", "Shortfall to the maintenance requirement"
+    INITIAL = "initial", _("Shortfall to the initial requirement")
+    MAINTENANCE = "maintenance", _("Shortfall to the maintenance requirement")
 
 
 class StateClock(models.Model):
@@ -269,8 +270,8 @@ class Case(ConcurrentTransitionMixin, StateClock, models.Model):
 
 
 class LiquidationStatus(models.TextChoices):
-    PLANNED = "planned", "Planned: orders issued"
-    BOOKED = "booked", "Booked: fills applied to the book"
+    PLANNED = "planned", _("Planned: orders issued")
+    BOOKED = "booked", _("Booked: fills applied to the book")
 
 
 class LiquidationPlan(models.Model):
@@ -323,29 +324,29 @@ class LiquidationOrder(models.Model):
 
 
 class NotificationKind(models.TextChoices):
-    MARGIN_CALL = "margin_call", "Margin call"
-    DEADLINE_REMINDER = "deadline_reminder", "Margin call deadline reminder"
-    OFFER = "offer", "Offer of restructured terms"
-    LIQUIDATION = "liquidation", "Liquidation started"
-    CURED = "cured", "Outcome: cured"
-    LIQUIDATED = "liquidated", "Outcome: liquidated"
-    WRITTEN_OFF = "written_off", "Outcome: written off"
+    MARGIN_CALL = "margin_call", _("Margin call")
+    DEADLINE_REMINDER = "deadline_reminder", _("Margin call deadline reminder")
+    OFFER = "offer", _("Offer of restructured terms")
+    LIQUIDATION = "liquidation", _("Liquidation started")
+    CURED = "cured", _("Outcome: cured")
+    LIQUIDATED = "liquidated", _("Outcome: liquidated")
+    WRITTEN_OFF = "written_off", _("Outcome: written off")
     # To staff, not the client: a case waited past its SLA target; sent to the team's senior by email.
-    SLA_BREACH = "sla_breach", "Escalation: SLA target breached"
+    SLA_BREACH = "sla_breach", _("Escalation: SLA target breached")
     # To the client by email: one of its webhook endpoints was disabled after its failures (on the case whose
     # delivery failed last). Not itself delivered to webhooks (restructuring/events.py).
-    WEBHOOK_DISABLED = "webhook_disabled", "Webhook endpoint disabled"
+    WEBHOOK_DISABLED = "webhook_disabled", _("Webhook endpoint disabled")
 
 
 class NotificationChannel(models.TextChoices):
-    EMAIL = "email", "Email"
-    WEBHOOK = "webhook", "Webhook"
+    EMAIL = "email", _("Email")
+    WEBHOOK = "webhook", _("Webhook")
 
 
 class NotificationStatus(models.TextChoices):
-    PENDING = "pending", "Pending: to be sent (or being sent)"
-    SENT = "sent", "Sent"
-    FAILED = "failed", "Failed: gave up after the last attempt"
+    PENDING = "pending", _("Pending: to be sent (or being sent)")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed: gave up after the last attempt")
 
 
 class Notification(models.Model):
@@ -447,8 +448,8 @@ class WebhookDelivery(models.Model):
 
 
 class FeasibilityTrigger(models.TextChoices):
-    MARGIN_CALL = "margin_call", "The case entered margin call"
-    ON_DEMAND = "on_demand", "Asked for by an officer or a command"
+    MARGIN_CALL = "margin_call", _("The case entered margin call")
+    ON_DEMAND = "on_demand", _("Asked for by an officer or a command")
 
 
 class FeasibilityReport(models.Model):
@@ -500,27 +501,27 @@ class FeasibilityReport(models.Model):
 
 
 class ProposalState(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    PENDING_APPROVAL = "pending_approval", "Pending approval"
-    APPROVED = "approved", "Approved"
-    OFFERED = "offered", "Offered"
-    ACCEPTED = "accepted", "Accepted"
-    DECLINED = "declined", "Declined"
-    COUNTERED = "countered", "Countered"
-    EXPIRED = "expired", "Expired"
-    WITHDRAWN = "withdrawn", "Withdrawn"
-    EXECUTED = "executed", "Executed"
+    DRAFT = "draft", _("Draft")
+    PENDING_APPROVAL = "pending_approval", _("Pending approval")
+    APPROVED = "approved", _("Approved")
+    OFFERED = "offered", _("Offered")
+    ACCEPTED = "accepted", _("Accepted")
+    DECLINED = "declined", _("Declined")
+    COUNTERED = "countered", _("Countered")
+    EXPIRED = "expired", _("Expired")
+    WITHDRAWN = "withdrawn", _("Withdrawn")
+    EXECUTED = "executed", _("Executed")
 
 
 class ProposalSource(models.TextChoices):
-    RULES = "rules", "The published rules"
-    OFFICER = "officer", "A credit officer"
-    CLIENT = "client", "The client's counter-offer"
+    RULES = "rules", _("The published rules")
+    OFFICER = "officer", _("A credit officer")
+    CLIENT = "client", _("The client's counter-offer")
 
 
 class ProposalKind(models.TextChoices):
-    RESTRUCTURE = "restructure", "Restructure"
-    LIQUIDATE = "liquidate", "Liquidate"
+    RESTRUCTURE = "restructure", _("Restructure")
+    LIQUIDATE = "liquidate", _("Liquidate")
 
 
 # A proposal still in play: it can be approved, offered or accepted.
@@ -731,9 +732,9 @@ class ApprovalLimit(models.Model):
 
 
 class InstallmentStatus(models.TextChoices):
-    DUE = "due", "Due"
-    PAID = "paid", "Paid"
-    MISSED = "missed", "Missed"
+    DUE = "due", _("Due")
+    PAID = "paid", _("Paid")
+    MISSED = "missed", _("Missed")
 
 
 class Installment(models.Model):
@@ -842,9 +843,9 @@ class CollateralDemand(models.Model):
 
 
 class TopUpStatus(models.TextChoices):
-    PENDING = "pending", "Pending: declared by the client"
-    CONFIRMED = "confirmed", "Confirmed by operations"
-    REJECTED = "rejected", "Rejected by operations"
+    PENDING = "pending", _("Pending: declared by the client")
+    CONFIRMED = "confirmed", _("Confirmed by operations")
+    REJECTED = "rejected", _("Rejected by operations")
 
 
 class CollateralTopUp(models.Model):
@@ -904,25 +905,25 @@ class Note(models.Model):
 
 
 class ContactChannel(models.TextChoices):
-    CALL = "call", "Call"
-    EMAIL = "email", "Email"
-    MEETING = "meeting", "Meeting"
-    LETTER = "letter", "Letter"
+    CALL = "call", _("Call")
+    EMAIL = "email", _("Email")
+    MEETING = "meeting", _("Meeting")
+    LETTER = "letter", _("Letter")
 
 
 class ContactDirection(models.TextChoices):
-    OUTBOUND = "outbound", "We contacted the client"
-    INBOUND = "inbound", "The client contacted us"
+    OUTBOUND = "outbound", _("We contacted the client")
+    INBOUND = "inbound", _("The client contacted us")
 
 
 class ContactOutcome(models.TextChoices):
-    REACHED = "reached", "Reached"
-    PROMISE = "promise", "Promise to pay made"
-    REFUSED = "refused", "Refused to pay"
-    DISPUTED = "disputed", "Disputes the debt"
-    NO_ANSWER = "no_answer", "No answer"
-    MESSAGE_LEFT = "message_left", "Message left"
-    WRONG_CONTACT = "wrong_contact", "Wrong contact details"
+    REACHED = "reached", _("Reached")
+    PROMISE = "promise", _("Promise to pay made")
+    REFUSED = "refused", _("Refused to pay")
+    DISPUTED = "disputed", _("Disputes the debt")
+    NO_ANSWER = "no_answer", _("No answer")
+    MESSAGE_LEFT = "message_left", _("Message left")
+    WRONG_CONTACT = "wrong_contact", _("Wrong contact details")
 
 
 class Contact(models.Model):
@@ -953,21 +954,21 @@ class Contact(models.Model):
 
 
 class PromiseStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    KEPT = "kept", "Kept"
-    BROKEN = "broken", "Broken"
+    OPEN = "open", _("Open")
+    KEPT = "kept", _("Kept")
+    BROKEN = "broken", _("Broken")
 
 
 class PromiseMethod(models.TextChoices):
-    BANK_TRANSFER = "bank_transfer", "Bank transfer"
-    CARD = "card", "Card"
-    CRYPTO_TRANSFER = "crypto_transfer", "Crypto transfer"
-    OTHER = "other", "Other"
+    BANK_TRANSFER = "bank_transfer", _("Bank transfer")
+    CARD = "card", _("Card")
+    CRYPTO_TRANSFER = "crypto_transfer", _("Crypto transfer")
+    OTHER = "other", _("Other")
 
 
 class PromiseSource(models.TextChoices):
-    OFFICER = "officer", "Taken by an officer"
-    CLIENT = "client", "Sent by the client"
+    OFFICER = "officer", _("Taken by an officer")
+    CLIENT = "client", _("Sent by the client")
 
 
 class PromiseToPay(models.Model):

@@ -40,6 +40,7 @@ from django.db.models import Case as CaseWhen
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast, Coalesce
 from django.db.models.lookups import GreaterThanOrEqual
+from django.utils.translation import gettext_lazy
 
 from restructuring.models import LIVE_PROPOSAL_STATES, CaseState, Proposal, ProposalState
 
@@ -49,10 +50,10 @@ ACCEPTED_NOT_EXECUTED = "accepted_not_executed"
 BROKEN_PROMISE_NO_FOLLOW_UP = "broken_promise_no_follow_up"
 
 LABELS = {
-    MARGIN_CALL_NO_PROPOSAL: "Margin call without a proposal",
-    PROPOSAL_PENDING_APPROVAL: "Proposal pending approval",
-    ACCEPTED_NOT_EXECUTED: "Accepted offer not executed",
-    BROKEN_PROMISE_NO_FOLLOW_UP: "Broken promise not followed up",
+    MARGIN_CALL_NO_PROPOSAL: gettext_lazy("Margin call without a proposal"),
+    PROPOSAL_PENDING_APPROVAL: gettext_lazy("Proposal pending approval"),
+    ACCEPTED_NOT_EXECUTED: gettext_lazy("Accepted offer not executed"),
+    BROKEN_PROMISE_NO_FOLLOW_UP: gettext_lazy("Broken promise not followed up"),
 }
 
 

@@ -1,10 +1,11 @@
-"""The administrator's staff page and its actions (restructuring/views/staff.py), under /staff/."""
+"""The administrator's staff page and its actions (restructuring/views/staff.py), under /staff/; and the desk's
+team page, where a senior sends an officer on leave (restructuring/views/desk.py)."""
 
 from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from restructuring.views import staff
+from restructuring.views import desk, staff
 
 urlpatterns: list[URLPattern] = [
     path("", staff.staff_index, name="staff"),
@@ -16,4 +17,7 @@ urlpatterns: list[URLPattern] = [
     path("<int:user_id>/limits/clear/", staff.limit_clear_view, name="staff-limit-clear"),
     path("<int:user_id>/deactivate/", staff.deactivate_view, name="staff-deactivate"),
     path("<int:user_id>/reactivate/", staff.reactivate_view, name="staff-reactivate"),
+    path("team/", desk.team_page, name="staff-team"),
+    path("<int:user_id>/leave/start/", desk.leave_start_view, name="staff-leave-start"),
+    path("<int:user_id>/leave/end/", desk.leave_end_view, name="staff-leave-end"),
 ]

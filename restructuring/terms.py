@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -19,6 +19,12 @@ from typing import Any
 from restructuring.schedules import ArrearsTreatment, ScheduleKind
 
 _INTEGERS = ("term_months", "moratorium_months", "grace_interest_months", "grace_principal_months")
+
+
+def gettext_noop(message: str) -> str:
+    """Marks a text for the translation catalogue (Django's makemessages finds it by this name) and returns it as
+    it is: this module stays pure; `terms_lines` takes the reader's translation as an argument."""
+    return message
 
 
 def terms_hash(terms: Mapping[str, Any]) -> str:
@@ -135,20 +141,34 @@ def _reductions(value: object) -> tuple[tuple[int, Decimal], ...]:
 
 
 _TERM_LABELS = {
-    "term_months": "term (months)",
-    "rate_annual": "rate (annual)",
-    "kind": "schedule",
-    "moratorium_months": "moratorium (months)",
-    "grace_interest_months": "interest grace (months)",
-    "grace_principal_months": "principal grace (months)",
-    "arrears_treatment": "arrears",
-    "collateral_to_add": "collateral to add",
-    "principal_haircut": "principal haircut",
+    "term_months": gettext_noop("term (months)"),
+    "rate_annual": gettext_noop("rate (annual)"),
+    "kind": gettext_noop("schedule"),
+    "moratorium_months": gettext_noop("moratorium (months)"),
+    "grace_interest_months": gettext_noop("interest grace (months)"),
+    "grace_principal_months": gettext_noop("principal grace (months)"),
+    "arrears_treatment": gettext_noop("arrears"),
+    "collateral_to_add": gettext_noop("collateral to add"),
+    "principal_haircut": gettext_noop("principal haircut"),
+}
+# The words of the schedule's choices as the terms show them.
+_CHOICE_WORDS = {
+    "level": gettext_noop("level"),
+    "interest_only": gettext_noop("interest only"),
+    "carry_forward": gettext_noop("carry forward"),
+    "first_installment": gettext_noop("with the first installment"),
 }
 
 
-def terms_lines(terms: Mapping[str, Any], symbols: Mapping[int, str]) -> list[tuple[str, str]]:
-    """Terms as label and value, leaving out what is zero or the default."""
+def _same(message: str) -> str:
+    return message
+
+
+def terms_lines(
+    terms: Mapping[str, Any], symbols: Mapping[int, str], translate: Callable[[str], str] = _same
+) -> list[tuple[str, str]]:
+    """Terms as label and value, leaving out what is zero or the default; the words in the reader's language when
+    given their `translate` (Django's gettext, from the pages)."""
     out = []
     for key, label in _TERM_LABELS.items():
         value = terms.get(key)
@@ -156,10 +176,14 @@ def terms_lines(terms: Mapping[str, Any], symbols: Mapping[int, str]) -> list[tu
             continue
         if key == "rate_annual":
             value = f"{Decimal(str(value)) * 100:.2f}%"
-        out.append((label, str(value).replace("_", " ")))
+        elif isinstance(value, str) and value in _CHOICE_WORDS:
+            value = translate(_CHOICE_WORDS[value])
+        out.append((translate(label), str(value).replace("_", " ")))
     for position_id, fraction in terms.get("reduce") or []:
-        symbol = symbols.get(int(position_id), f"position {position_id}")
-        out.append((f"reduce {symbol}", f"{Decimal(str(fraction)) * 100:.0f}%"))
+        symbol = symbols.get(int(position_id), translate(gettext_noop("position %(id)s")) % {"id": position_id})
+        out.append(
+            (translate(gettext_noop("reduce %(symbol)s")) % {"symbol": symbol}, f"{Decimal(str(fraction)) * 100:.0f}%")
+        )
     return out
 
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from restructuring.views import actions, bulk, cascade, case, conversation, documents, queue, rules_trial, webhooks
+from restructuring.views import (
+    actions,
+    bulk,
+    cascade,
+    case,
+    conversation,
+    desk,
+    documents,
+    queue,
+    rules_trial,
+    webhooks,
+)
 
 urlpatterns: list[URLPattern] = [
     path("queue/", queue.queue, name="queue"),
@@ -30,6 +41,7 @@ urlpatterns: list[URLPattern] = [
         documents.agreement_download_view,
         name="agreement-download",
     ),
+    path("cases/<int:case_id>/reassign/", desk.case_reassign_view, name="case-reassign"),
     path("cases/<int:case_id>/proposals/new/", actions.proposal_new, name="proposal-new"),
     path("cases/<int:case_id>/liquidate/", actions.case_liquidate_view, name="case-liquidate"),
     path("proposals/<int:proposal_id>/edit/", actions.proposal_edit_view, name="proposal-edit"),

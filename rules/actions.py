@@ -15,6 +15,12 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from typing import Any
 
 
+def gettext_noop(message: str) -> str:
+    """Marks a text for the translation catalogue (Django's makemessages finds it by this name) and returns it as
+    it is: this module stays pure; the pages translate it when they show it."""
+    return message
+
+
 @dataclass(frozen=True)
 class Parameter:
     name: str
@@ -27,28 +33,33 @@ class Parameter:
 
 ACTIONS: dict[str, tuple[Parameter, ...]] = {
     "extend_term": (
-        Parameter("months", "new term in months, from today", lower=1, upper=600),
-        Parameter("schedule", "how it is repaid", choices=("level", "interest_only"), default="level"),
+        Parameter("months", gettext_noop("new term in months, from today"), lower=1, upper=600),
+        Parameter("schedule", gettext_noop("how it is repaid"), choices=("level", "interest_only"), default="level"),
     ),
-    "change_rate": (Parameter("rate", "new annual rate (0.06: 6%)", lower=0, upper=1),),
+    "change_rate": (Parameter("rate", gettext_noop("new annual rate (0.06: 6%)"), lower=0, upper=1),),
     "grace_period": (
-        Parameter("months", "months of grace at the start", lower=1, upper=120),
+        Parameter("months", gettext_noop("months of grace at the start"), lower=1, upper=120),
         Parameter(
             "on",
-            "principal: interest only; interest: nothing paid, interest deferred; moratorium: nothing paid, "
-            "interest capitalised",
+            gettext_noop(
+                "principal: interest only; interest: nothing paid, interest deferred; moratorium: nothing paid, "
+                "interest capitalised"
+            ),
             choices=("principal", "interest", "moratorium"),
             default="principal",
         ),
     ),
-    "demand_collateral": (Parameter("amount", "collateral the client adds now, in money", lower=0),),
+    "demand_collateral": (Parameter("amount", gettext_noop("collateral the client adds now, in money"), lower=0),),
     "reduce_position": (
-        Parameter("fraction", "share of each position sold (0.5: half)", lower=0, upper=1),
+        Parameter("fraction", gettext_noop("share of each position sold (0.5: half)"), lower=0, upper=1),
         Parameter(
-            "which", "the largest position, or every long one", choices=("largest", "all_long"), default="largest"
+            "which",
+            gettext_noop("the largest position, or every long one"),
+            choices=("largest", "all_long"),
+            default="largest",
         ),
     ),
-    "haircut_principal": (Parameter("amount", "principal forgiven now, in money", lower=0),),
+    "haircut_principal": (Parameter("amount", gettext_noop("principal forgiven now, in money"), lower=0),),
     "liquidate": (),
     "escalate_to_senior": (),
 }

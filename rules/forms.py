@@ -10,6 +10,8 @@ from typing import Any
 
 from django import forms
 from django.urls import reverse
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from rules.actions import ACTIONS, Parameter
 from rules.models import Action, Rule
@@ -39,26 +41,30 @@ def _bounds(parameter: Parameter) -> str:
         return ""
     low = f"{parameter.lower:g}" if parameter.lower is not None else "-inf"
     high = f"{parameter.upper:g}" if parameter.upper is not None else "inf"
-    return f" (from {low} to {high})"
+    return " " + gettext("(from %(low)s to %(high)s)") % {"low": low, "high": high}
 
 
 class RuleForm(forms.Form):
-    name = forms.CharField(max_length=100)
-    priority = forms.IntegerField(initial=100, help_text="lower runs first")
+    name = forms.CharField(label=_("Name"), max_length=100)
+    priority = forms.IntegerField(label=_("Priority"), initial=100, help_text=_("lower runs first"))
     condition = forms.CharField(
+        label=_("Condition"),
         widget=forms.Textarea(attrs={"rows": 3, "cols": 70}),
-        help_text="true or false, over the facts: shortfall_pct < 0.05 and credit_tier in ['A', 'B']",
+        help_text=_("true or false, over the facts: shortfall_pct < 0.05 and credit_tier in ['A', 'B']"),
     )
-    action = forms.ChoiceField(choices=Action.choices)
+    action = forms.ChoiceField(label=_("Action"), choices=Action.choices)
     package = forms.CharField(
+        label=_("Package"),
         max_length=100,
         required=False,
-        help_text="fired actions with the same package make one proposal (default: the name)",
+        help_text=_("fired actions with the same package make one proposal (default: the name)"),
     )
     stop_processing = forms.BooleanField(
-        required=False, help_text="a case this rule fires for is seen by no later rule"
+        label=_("Stop processing"), required=False, help_text=_("a case this rule fires for is seen by no later rule")
     )
-    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 2, "cols": 70}), required=False)
+    description = forms.CharField(
+        label=_("Description"), widget=forms.Textarea(attrs={"rows": 2, "cols": 70}), required=False
+    )
 
     def __init__(self, *args: Any, check_url: str, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -83,13 +89,15 @@ class RuleForm(forms.Form):
                 choices=[(c, c) for c in parameter.choices],
                 initial=parameter.default,
                 required=False,
-                help_text=parameter.description,
+                help_text=gettext(parameter.description),
             )
-        default = f"; default {parameter.default}" if parameter.default else ""
+        default = "; " + gettext("default %(value)s") % {"value": parameter.default} if parameter.default else ""
         return forms.CharField(
             label=label,
             required=False,
-            help_text=f"{parameter.description}: a number expression{_bounds(parameter)}{default}",
+            help_text=gettext("%(description)s: a number expression") % {"description": gettext(parameter.description)}
+            + _bounds(parameter)
+            + default,
             widget=forms.TextInput(attrs={"size": 50}),
         )
 

@@ -11,23 +11,24 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
 
 
 class RuleSetStatus(models.TextChoices):
-    DRAFT = "draft", "Draft"
-    PUBLISHED = "published", "Published"
-    RETIRED = "retired", "Retired"
+    DRAFT = "draft", _("Draft")
+    PUBLISHED = "published", _("Published")
+    RETIRED = "retired", _("Retired")
 
 
 class Action(models.TextChoices):
-    EXTEND_TERM = "extend_term", "Extend the term"
-    CHANGE_RATE = "change_rate", "Change the rate"
-    GRACE_PERIOD = "grace_period", "Grace period"
-    DEMAND_COLLATERAL = "demand_collateral", "Demand collateral"
-    REDUCE_POSITION = "reduce_position", "Reduce positions"
-    HAIRCUT_PRINCIPAL = "haircut_principal", "Haircut the principal"
-    LIQUIDATE = "liquidate", "Liquidate"
-    ESCALATE_TO_SENIOR = "escalate_to_senior", "Escalate to a senior officer"
+    EXTEND_TERM = "extend_term", _("Extend the term")
+    CHANGE_RATE = "change_rate", _("Change the rate")
+    GRACE_PERIOD = "grace_period", _("Grace period")
+    DEMAND_COLLATERAL = "demand_collateral", _("Demand collateral")
+    REDUCE_POSITION = "reduce_position", _("Reduce positions")
+    HAIRCUT_PRINCIPAL = "haircut_principal", _("Haircut the principal")
+    LIQUIDATE = "liquidate", _("Liquidate")
+    ESCALATE_TO_SENIOR = "escalate_to_senior", _("Escalate to a senior officer")
 
 
 class RuleSet(models.Model):

@@ -19,6 +19,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from core.audit import AuditEntry, audit_record
 from core.audit_catalogue import AuditAction
@@ -51,7 +52,7 @@ class PublishPermissionError(PermissionDenied):
 
 def _actor_fields(actor: User | None, system_actor: str) -> dict[str, Any]:
     if actor is None and not system_actor:
-        raise PublishPermissionError("a change of policy needs a user, or a named system actor")
+        raise PublishPermissionError(gettext("a change of policy needs a user, or a named system actor"))
     return {"actor": actor, "system_actor": "" if actor is not None else system_actor}
 
 
@@ -151,7 +152,10 @@ def _draft(rule_set_id: int) -> RuleSet:
     rule_set = RuleSet.objects.select_for_update().get(pk=rule_set_id)
     if rule_set.status != RuleSetStatus.DRAFT:
         raise RuleSetNotEditableError(
-            f"rule set v{rule_set.version} is {rule_set.status}: it never changes; clone it into a new draft",
+            gettext(
+                "rule set v%(rule_set_version)s is %(rule_set_status)s: it never changes; clone it into a new draft"
+            )
+            % {"rule_set_version": rule_set.version, "rule_set_status": rule_set.status},
             rule_set_id=rule_set_id,
         )
     return rule_set
@@ -170,7 +174,10 @@ def rule_save(*, rule_set_id: int, rule: Mapping[str, Any], actor: User, replace
         rule_set = _draft(rule_set_id)
         others = rule_set.rules.exclude(name=replaces) if replaces else rule_set.rules.all()
         if others.filter(name=spec.name).exists():
-            raise RuleValidationError(f"rule {spec.name!r}, name: two rules have this name", rule=spec.name)
+            raise RuleValidationError(
+                gettext("rule %(name)s, name: two rules have this name") % {"name": repr(spec.name)},
+                rule=spec.name,
+            )
         before = _rule_of(rule_set.rules.filter(name=replaces).first()) if replaces else None
         if replaces:
             rule_set.rules.filter(name=replaces).delete()
@@ -188,7 +195,11 @@ def rule_delete(*, rule_set_id: int, name: str, actor: User) -> None:
         rule_set = _draft(rule_set_id)
         rule = rule_set.rules.filter(name=name).first()
         if rule is None:
-            raise RuleValidationError(f"rule {name!r} is not in rule set v{rule_set.version}", rule=name)
+            raise RuleValidationError(
+                gettext("rule %(name)s is not in rule set v%(rule_set_version)s")
+                % {"name": repr(name), "rule_set_version": rule_set.version},
+                rule=name,
+            )
         before = _rule_of(rule)
         rule.delete()
         rule_set.editors.add(actor)
@@ -227,27 +238,38 @@ def ruleset_publish(*, rule_set_id: int, actor: User | None, system_actor: str =
     it; the set in force is retired in the same transaction; one audit event. Every rule is checked again first.
     A system actor publishes only when no set is in force (the first policy of an installation)."""
     if actor is not None and not actor.has_perm("rules.publish_ruleset"):
-        raise PublishPermissionError(f"{actor} may not publish rule sets", rule_set_id=rule_set_id)
+        raise PublishPermissionError(
+            gettext("%(actor)s may not publish rule sets") % {"actor": actor}, rule_set_id=rule_set_id
+        )
     if actor is None and not system_actor:
-        raise PublishPermissionError("publishing needs a user with the permission, or a named system actor")
+        raise PublishPermissionError(gettext("publishing needs a user with the permission, or a named system actor"))
     now = timezone.now()
     with transaction.atomic():
         rule_set = _draft(rule_set_id)
         if actor is not None and actor.pk in ruleset_authors(rule_set):
             raise PublishPermissionError(
-                f"{actor.get_username()} wrote or edited rule set v{rule_set.version}: another senior credit officer "
-                "must publish it",
+                gettext(
+                    "%(actor)s wrote or edited rule set v%(rule_set_version)s: another senior credit officer must "
+                    "publish it"
+                )
+                % {"actor": actor.get_username(), "rule_set_version": rule_set.version},
                 rule_set_id=rule_set_id,
             )
         if actor is None and RuleSet.objects.filter(status=RuleSetStatus.PUBLISHED).exists():
             raise PublishPermissionError(
-                f"a rule set is in force: v{rule_set.version} is published in the rules pages, by a senior credit "
-                "officer who did not write it",
+                gettext(
+                    "a rule set is in force: v%(rule_set_version)s is published in the rules pages, by a senior "
+                    "credit officer who did not write it"
+                )
+                % {"rule_set_version": rule_set.version},
                 rule_set_id=rule_set_id,
             )
         specs = [spec_of(r) for r in rule_set.rules.all()]
         if not specs:
-            raise RuleValidationError(f"rule set v{rule_set.version} has no rules", rule_set_id=rule_set_id)
+            raise RuleValidationError(
+                gettext("rule set v%(rule_set_version)s has no rules") % {"rule_set_version": rule_set.version},
+                rule_set_id=rule_set_id,
+            )
         for spec in specs:
             rule_check(spec)
         previous = RuleSet.objects.select_for_update().filter(status=RuleSetStatus.PUBLISHED).first()
@@ -312,9 +334,11 @@ def _ruleset_file_read(path: Path) -> dict[str, Any]:
     try:
         data = json_loads(path.read_text(), max_depth=settings.WORKOUT_JSON_MAX_DEPTH)
     except JsonInputError as error:
-        raise RuleValidationError(f"{path}: {error.message}") from None
+        raise RuleValidationError(gettext("%(path)s: %(problem)s") % {"path": path, "problem": error.message}) from None
     if not isinstance(data, dict) or not isinstance(data.get("name"), str) or not isinstance(data.get("rules"), list):
-        raise RuleValidationError(f'{path}: a rule set is an object with "name" (text) and "rules" (a list)')
+        raise RuleValidationError(
+            gettext('%(path)s: a rule set is an object with "name" (text) and "rules" (a list)') % {"path": path}
+        )
     return data
 
 

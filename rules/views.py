@@ -15,6 +15,7 @@ from django.contrib.auth.models import User
 from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from core.access import staff_view
@@ -89,7 +90,11 @@ def ruleset_detail(request: HttpRequest, rule_set_id: int) -> HttpResponse:
 def ruleset_clone_view(request: HttpRequest, rule_set_id: int) -> HttpResponse:
     source = get_object_or_404(RuleSet, pk=rule_set_id)
     draft = ruleset_clone(rule_set_id=source.pk, actor=_user(request))
-    messages.success(request, f"Draft v{draft.version} cloned from v{source.version}: edit it, dry-run it, publish it.")
+    messages.success(
+        request,
+        gettext("Draft v%(draft)s cloned from v%(source)s: edit it, dry-run it, publish it.")
+        % {"draft": draft.version, "source": source.version},
+    )
     return redirect("rules-set", draft.pk)
 
 
@@ -98,7 +103,9 @@ def _editable(request: HttpRequest, rule_set: RuleSet) -> HttpResponse | None:
     if rule_set.status == RuleSetStatus.DRAFT:
         return None
     messages.error(
-        request, f"Rule set v{rule_set.version} is {rule_set.status}: it never changes; clone it into a new draft."
+        request,
+        gettext("Rule set v%(version)s is %(status)s: it never changes; clone it into a new draft.")
+        % {"version": rule_set.version, "status": str(rule_set.get_status_display()).lower()},
     )
     return redirect("rules-set", rule_set.pk)
 
@@ -123,7 +130,11 @@ def _rule_page(request: HttpRequest, rule_set: RuleSet, rule: Rule | None) -> Ht
                 refusal_show(request, error)
                 return redirect("rules-set", rule_set.pk)
             else:
-                messages.success(request, f"Rule {saved.name!r} saved in draft v{rule_set.version}.")
+                messages.success(
+                    request,
+                    gettext("Rule %(name)s saved in draft v%(version)s.")
+                    % {"name": repr(saved.name), "version": rule_set.version},
+                )
                 return redirect("rules-set", rule_set.pk)
     else:
         form = RuleForm(initial=RuleForm.initial_of(rule) if rule is not None else None, check_url=url)
@@ -163,7 +174,10 @@ def rule_delete_view(request: HttpRequest, rule_set_id: int, rule_id: int) -> Ht
 
     def act() -> str:
         rule_delete(rule_set_id=rule_set_id, name=rule.name, actor=_user(request))
-        return f"Rule {rule.name!r} deleted from draft v{rule.rule_set.version}."
+        return gettext("Rule %(name)s deleted from draft v%(version)s.") % {
+            "name": repr(rule.name),
+            "version": rule.rule_set.version,
+        }
 
     service_run(request, act)
     return redirect("rules-set", rule_set_id)
@@ -238,5 +252,8 @@ def ruleset_publish_view(request: HttpRequest, rule_set_id: int) -> HttpResponse
     except WorkoutError as error:  # not a draft, no rules, a rule no longer valid
         refusal_show(request, error, prefix="Not published: ")
         return redirect("rules-set", rule_set.pk)
-    messages.success(request, f"Rule set v{published.version} is in force; the previous set is retired.")
+    messages.success(
+        request,
+        gettext("Rule set v%(version)s is in force; the previous set is retired.") % {"version": published.version},
+    )
     return redirect("rules")

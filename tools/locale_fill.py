@@ -1,7 +1,10 @@
-"""Fill a locale's catalogue from a table of translations (msgid -> text), then compile it, with Babel (the pinned
-dependency; no gettext tools needed): `python tools/locale_fill.py de /path/to/table.py`. Used once to ship the German
-catalogue; later edits go straight into locale/<code>/LC_MESSAGES/django.po and `python tools/locale_fill.py de`
-recompiles."""
+"""Fill a locale's catalogue from a table of translations, then compile it, with Babel (the pinned dependency; no
+gettext tools needed): `python tools/locale_fill.py de /path/to/table.py`, the table a Python file with DE
+(msgid -> text), PLURALS (singular msgid -> (singular, plural)) and CONTEXTS ((context, msgid) -> text). It fills
+what is empty or fuzzy (a fuzzy guess of makemessages is replaced, never kept), drops the guesses' previous msgids
+and the header's fuzzy flag, and says what is still in English. Without a table it recompiles. After `manage.py
+makemessages` (the catalogue's header says how it is run) this is how new strings get their German;
+tests/web/test_language.py checks that none is left empty and that GNU msgfmt --check passes."""
 
 from __future__ import annotations
 
@@ -21,22 +24,32 @@ def main(language: str, table: str | None = None) -> int:
         catalog = read_po(f, locale=language)
     if table:
         values = runpy.run_path(table)
+        singular, plurals, contexts = values.get("DE", {}), values.get("PLURALS", {}), values.get("CONTEXTS", {})
         for message in catalog:
             if not message.id:
                 continue
-            if isinstance(message.id, tuple):
-                text = values.get("PLURALS", {}).get(message.id[0])
-                if text:
-                    message.string = text
-            elif message.id in values["DE"]:
-                message.string = values["DE"][message.id]
-            if "fuzzy" in message.flags:
+            empty = not all(message.string) if isinstance(message.id, tuple) else not message.string
+            if not (empty or "fuzzy" in message.flags):
+                continue
+            key = message.id[0] if isinstance(message.id, tuple) else message.id
+            if message.context:
+                text = contexts.get((message.context, key))
+            else:
+                text = (plurals if isinstance(message.id, tuple) else singular).get(key)
+            if text:
+                message.string = text
                 message.flags.discard("fuzzy")
+            message.previous_id = []
+        catalog.fuzzy = False
         with po_path.open("wb") as f:
-            write_po(f, catalog, omit_header=False, width=120)
+            write_po(f, catalog, omit_header=False, width=120, include_previous=False)
     with po_path.with_suffix(".mo").open("wb") as f:
         write_mo(f, catalog)
-    missing = [m.id for m in catalog if m.id and not m.string]
+    missing = [
+        m.id
+        for m in catalog
+        if m.id and (not all(m.string) if isinstance(m.id, tuple) else not m.string or "fuzzy" in m.flags)
+    ]
     print(f"{po_path}: {len(catalog) - len(missing) - 1} translated, {len(missing)} falling back to English")
     return 0
 

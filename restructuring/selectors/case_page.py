@@ -11,6 +11,7 @@ from typing import Any
 
 from django.db.models import DecimalField, OuterRef, Q, QuerySet, Subquery
 from django.shortcuts import get_object_or_404
+from django.utils.translation import gettext
 
 from accounts.models import LoanStatus, MarginLoan, Position, Price, RiskSnapshot, RiskState
 from core.audit_catalogue import Audience
@@ -248,8 +249,8 @@ def _proposal_view(
         schedule=schedule,
         schedule_note=note,
         schedule_total=total,
-        terms_lines=terms_lines(proposal.terms, symbols),
-        flags=approval_flags(proposal, report),
+        terms_lines=terms_lines(proposal.terms, symbols, gettext),
+        flags=approval_flags(proposal, report, currency=currency),
     )
 
 
@@ -258,22 +259,25 @@ def _schedule(proposal: Proposal, report: FeasibilityReport | None, currency: st
     the feasibility report it was valued on (the same numbers the valuation used)."""
     installments: list[Installment] = list(proposal.installments.all())
     if installments:
-        return installment_rows(installments, currency), "installments of the executed restructuring"
+        return installment_rows(installments, currency), gettext("installments of the executed restructuring")
     if proposal.kind == ProposalKind.LIQUIDATE:
-        return [], "a liquidation has no repayment schedule"
+        return [], gettext("a liquidation has no repayment schedule")
     stored = proposal.valuation.get("schedule") if isinstance(proposal.valuation, Mapping) else None
     if stored:
-        return [_row(r) for r in stored], "as valued"
+        return [_row(r) for r in stored], gettext("as valued")
     if report is None:
-        return [], "not valued on a feasibility report yet"
+        return [], gettext("not valued on a feasibility report yet")
     try:
         terms = Terms.from_json(proposal.terms)
         facts = report_facts(report)
         params = report_params(report.parameters)
         priced = terms_price(facts, proposal.name, terms, params, proposal.created_at.date())
     except (TermsError, ScheduleError, KeyError, TypeError, ValueError) as exc:
-        return [], f"no schedule: {exc}"
-    note = f"on feasibility report {report.pk}, starting {proposal.created_at:%Y-%m-%d}"
+        return [], gettext("no schedule: %(problem)s") % {"problem": exc}
+    note = gettext("on feasibility report %(report)s, starting %(start)s") % {
+        "report": report.pk,
+        "start": f"{proposal.created_at:%Y-%m-%d}",
+    }
     return [ScheduleRow.of(i) for i in priced.schedule.installments], note
 
 

@@ -28,7 +28,8 @@ from restructuring.selectors.desk import cases_by_assignee, queue_sla
 
 
 def open_case_states() -> list[tuple[str, str]]:
-    return [(value, label) for value, label in CaseState.choices if value in OPEN_STATES]
+    """The open states with their labels, in the reader's language."""
+    return [(value, str(label)) for value, label in CaseState.choices if value in OPEN_STATES]
 
 
 class QueueFilterSet(django_filters.FilterSet):

@@ -38,6 +38,7 @@ from django.contrib.auth.models import User
 from django.db import connection, transaction
 from django.db.models import Count, F, QuerySet
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import LoanStatus, MarginLoan
 from core.audit import audit_record_many
@@ -111,9 +112,12 @@ def _weight(band: str) -> float:
 
 def _actor_check(actor: User | None, system_actor: str, what: str) -> None:
     if (actor is None) == (not system_actor.strip()):
-        raise ValidationError("name one actor: a user or a system actor", field="actor")
+        raise ValidationError(gettext("name one actor: a user or a system actor"), field="actor")
     if actor is not None and not (actor.is_active and actor.has_perm(ASSIGN)):
-        raise PermissionRefusedError(f"{actor.get_username()} may not {what}", permission=ASSIGN)
+        raise PermissionRefusedError(
+            gettext("%(actor)s may not %(what)s") % {"actor": actor.get_username(), "what": gettext(what)},
+            permission=ASSIGN,
+        )
 
 
 def _lock() -> None:
@@ -294,7 +298,7 @@ def cases_balance(
 ) -> AssignResult:
     """Assign the unassigned open cases (all of them, or those of `case_ids`), in the caller's transaction or its
     own. A case nobody may take stays unassigned and writes nothing."""
-    _actor_check(actor, system_actor, "assign cases")
+    _actor_check(actor, system_actor, gettext_noop("assign cases"))
     now = now or timezone.now()
     with transaction.atomic():
         _lock()
@@ -344,7 +348,10 @@ def _user(username_or_id: str | int, what: str) -> User:
     lookup = {"pk": username_or_id} if isinstance(username_or_id, int) else {"username": username_or_id}
     user = User.objects.filter(**lookup).first()
     if user is None:
-        raise NotFoundError(f"no user {username_or_id!r} ({what})", field=what)
+        raise NotFoundError(
+            gettext("no user %(user)s (%(what)s)") % {"user": repr(username_or_id), "what": gettext(what)},
+            field=what,
+        )
     return user
 
 
@@ -354,7 +361,8 @@ def _target(user: User) -> _Officer:
     officer = _officers(only=[user.pk]).get(user.pk)
     if officer is None:
         raise ConflictError(
-            f"{user.get_username()} cannot take cases: not an active credit officer on a team, or on leave",
+            gettext("%(user)s cannot take cases: not an active credit officer on a team, or on leave")
+            % {"user": user.get_username()},
             field="to",
         )
     return officer
@@ -362,18 +370,24 @@ def _target(user: User) -> _Officer:
 
 def case_reassign(*, case_id: int, to: str | int, actor: User, reason: str = "", now: datetime | None = None) -> Case:
     """A senior gives one open case to another officer (audited "case.reassign", with the reason)."""
-    _actor_check(actor, "", "reassign cases")
+    _actor_check(actor, "", gettext_noop("reassign cases"))
     now = now or timezone.now()
     target = _user(to, "to")
     with transaction.atomic():
         found = _open_cases(Case.objects.filter(pk=case_id))
         if not found:
             if Case.objects.filter(pk=case_id).exists():
-                raise ConflictError(f"case {case_id} is closed: it is not reassigned", case_id=case_id)
-            raise NotFoundError(f"no case {case_id}", field="case")
+                raise ConflictError(
+                    gettext("case %(case_id)s is closed: it is not reassigned") % {"case_id": case_id}, case_id=case_id
+                )
+            raise NotFoundError(gettext("no case %(case_id)s") % {"case_id": case_id}, field="case")
         case = found[0]
         if case.assignee_id == target.pk:
-            raise ConflictError(f"case {case_id} is already {target.get_username()}'s", case_id=case_id)
+            raise ConflictError(
+                gettext("case %(case_id)s is already %(target)s's")
+                % {"case_id": case_id, "target": target.get_username()},
+                case_id=case_id,
+            )
         officer = _target(target)
         usernames = dict(User.objects.filter(pk__in=[case.assignee_id]).values_list("pk", "username"))
         _write(
@@ -398,11 +412,11 @@ def officer_cases_move(
     now: datetime | None = None,
 ) -> AssignResult:
     """Every open case of one officer to another (`manage.py cases_assign --officer A --to B`)."""
-    _actor_check(actor, system_actor, "reassign cases")
+    _actor_check(actor, system_actor, gettext_noop("reassign cases"))
     now = now or timezone.now()
     source, target = _user(officer, "officer"), _user(to, "to")
     if source.pk == target.pk:
-        raise ValidationError("the cases would move to the officer who has them", field="to")
+        raise ValidationError(gettext("the cases would move to the officer who has them"), field="to")
     with transaction.atomic():
         _lock()
         found = _open_cases(Case.objects.filter(state__in=OPEN_STATES, assignee=source))
@@ -423,7 +437,7 @@ def officer_cases_move(
 def _membership(user: User) -> TeamMembership:
     membership = TeamMembership.objects.select_for_update().filter(user=user).first()
     if membership is None:
-        raise ConflictError(f"{user.get_username()} is on no team", field="officer")
+        raise ConflictError(gettext("%(user)s is on no team") % {"user": user.get_username()}, field="officer")
     return membership
 
 
@@ -432,14 +446,16 @@ def officer_leave_start(
 ) -> AssignResult:
     """The officer goes on leave: they take no new cases, and their open cases are balanced over the other
     eligible officers in one action; any nobody may take become unassigned (the senior's queue)."""
-    _actor_check(actor, system_actor, "send officers on leave")
+    _actor_check(actor, system_actor, gettext_noop("send officers on leave"))
     now = now or timezone.now()
     user = _user(officer, "officer")
     with transaction.atomic():
         _lock()
         membership = _membership(user)
         if membership.on_leave:
-            raise ConflictError(f"{user.get_username()} is already on leave", field="officer")
+            raise ConflictError(
+                gettext("%(user)s is already on leave") % {"user": user.get_username()}, field="officer"
+            )
         membership.on_leave = True
         membership.save(update_fields=["on_leave"])
         found = _open_cases(Case.objects.filter(state__in=OPEN_STATES, assignee=user))
@@ -470,7 +486,7 @@ def officer_leave_start(
 
 def officer_leave_end(*, officer: str | int, actor: User | None = None, system_actor: str = "") -> bool:
     """Back from leave: eligible for new cases again (their old cases stay where they went). False if not on leave."""
-    _actor_check(actor, system_actor, "end an officer's leave")
+    _actor_check(actor, system_actor, gettext_noop("end an officer's leave"))
     user = _user(officer, "officer")
     with transaction.atomic():
         membership = _membership(user)

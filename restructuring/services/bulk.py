@@ -27,6 +27,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from core.audit import audit_record
 from core.errors import ConflictError, NotFoundError, ValidationError, WorkoutError
@@ -36,8 +37,8 @@ from restructuring.services.notifications import notification_enqueue
 
 # What each state that waits on the client reminds them of.
 REMINDABLE = {
-    CaseState.MARGIN_CALL: "margin call deadline",
-    CaseState.OFFERED: "offer awaiting an answer",
+    CaseState.MARGIN_CALL: gettext_noop("margin call deadline"),
+    CaseState.OFFERED: gettext_noop("offer awaiting an answer"),
 }
 
 
@@ -67,13 +68,20 @@ def cases_bulk(*, action: str, case_ids: Sequence[int], actor: User, params: Map
     or more than WORKOUT_BULK_MAX_CASES: then nothing is done."""
     step = BULK_ACTIONS.get(action)
     if step is None:
-        raise ValidationError(f"action {action!r}: not one of {', '.join(sorted(BULK_ACTIONS))}", field="action")
+        raise ValidationError(
+            gettext("action %(action)s: not one of %(actions)s")
+            % {"action": repr(action), "actions": ", ".join(sorted(BULK_ACTIONS))},
+            field="action",
+        )
     ids = list(dict.fromkeys(case_ids))  # each case once, in the order given
     if not ids:
-        raise ValidationError("cases: select at least one case", field="cases")
+        raise ValidationError(gettext("cases: select at least one case"), field="cases")
     limit = int(settings.WORKOUT_BULK_MAX_CASES)
     if len(ids) > limit:
-        raise ValidationError(f"cases: {len(ids)} selected, at most {limit} at once", field="cases")
+        raise ValidationError(
+            gettext("cases: %(count)s selected, at most %(limit)s at once") % {"count": len(ids), "limit": limit},
+            field="cases",
+        )
     now = timezone.now()
     result = BulkResult(action=action)
     for case_id in ids:
@@ -91,18 +99,22 @@ def case_remind(case_id: int, actor: User, params: Mapping[str, str], now: datet
     """Send the client the reminder of what its case waits for (module docstring), with its audit event."""
     case = Case.objects.select_for_update().filter(pk=case_id).first()
     if case is None:
-        raise NotFoundError(f"no case #{case_id}", field="cases")
+        raise NotFoundError(gettext("no case #%(case_id)s") % {"case_id": case_id}, field="cases")
     awaited = REMINDABLE.get(CaseState(case.state))
     if awaited is None:
         raise ConflictError(
-            f"case #{case_id} is {case.get_state_display().lower()}: it waits on nothing from the client"
+            gettext("case #%(case_id)s is %(state)s: it waits on nothing from the client")
+            % {"case_id": case_id, "state": case.get_state_display().lower()}
         )
     hours = float(settings.WORKOUT_REMINDER_MIN_HOURS)
     recent = Notification.objects.filter(
         case_id=case_id, kind=NotificationKind.DEADLINE_REMINDER, created_at__gt=now - timedelta(hours=hours)
     )
     if recent.exists():
-        raise ConflictError(f"case #{case_id}: reminded less than {hours:g} hours ago")
+        raise ConflictError(
+            gettext("case #%(case_id)s: reminded less than %(hours)s hours ago")
+            % {"case_id": case_id, "hours": format(hours, "g")}
+        )
     due = case.deadline if case.state == CaseState.MARGIN_CALL else _offer_expiry(case)
     payload: dict[str, Any] = {"awaited": awaited, "due": due.isoformat() if due else None}
     sent = notification_enqueue(
@@ -112,13 +124,18 @@ def case_remind(case_id: int, actor: User, params: Mapping[str, str], now: datet
         dedupe_key=f"reminder:{now:%Y%m%dT%H%M%S}",
     )
     if not sent:
-        raise ConflictError(f"case #{case_id}: the client has no email or webhook to remind")
+        raise ConflictError(
+            gettext("case #%(case_id)s: the client has no email or webhook to remind") % {"case_id": case_id}
+        )
     audit_record(
         CASE_REMINDER.entry(
             case, actor=actor, account_id=case.account_id, from_state=case.state, to_state=case.state, payload=payload
         )
     )
-    return f"case #{case_id}: reminder of the {awaited} sent"
+    return gettext("case #%(case_id)s: reminder of the %(awaited)s sent") % {
+        "case_id": case_id,
+        "awaited": gettext(awaited),
+    }
 
 
 def _offer_expiry(case: Case) -> datetime | None:
@@ -131,16 +148,16 @@ def case_bulk_reassign(case_id: int, actor: User, params: Mapping[str, str], now
 
     to = (params.get("to") or "").strip()
     if not to:
-        raise ValidationError("to: name the officer the cases go to", field="to")
+        raise ValidationError(gettext("to: name the officer the cases go to"), field="to")
     case_reassign(case_id=case_id, to=to, actor=actor, reason=params.get("reason", ""), now=now)
-    return f"case #{case_id}: now {to}'s"
+    return gettext("case #%(case_id)s: now %(officer)s's") % {"case_id": case_id, "officer": to}
 
 
 def case_bulk_note(case_id: int, actor: User, params: Mapping[str, str], now: datetime) -> str:
     from restructuring.services.conversation import note_add
 
     note_add(case_id=case_id, text=params.get("text", ""), actor=actor)
-    return f"case #{case_id}: note added"
+    return gettext("case #%(case_id)s: note added") % {"case_id": case_id}
 
 
 def case_bulk_contact(case_id: int, actor: User, params: Mapping[str, str], now: datetime) -> str:
@@ -154,7 +171,7 @@ def case_bulk_contact(case_id: int, actor: User, params: Mapping[str, str], now:
         summary=params.get("text", ""),
         actor=actor,
     )
-    return f"case #{case_id}: contact logged"
+    return gettext("case #%(case_id)s: contact logged") % {"case_id": case_id}
 
 
 BULK_ACTIONS: dict[str, Callable[[int, User, Mapping[str, str], datetime], str]] = {

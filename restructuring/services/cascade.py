@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 from django.conf import settings
+from django.utils.translation import gettext, gettext_noop
 
 from accounts import risk
 from accounts.models import Instrument, MarginAccount
@@ -87,10 +88,12 @@ def _money(value: float) -> Decimal:
 
 def cascade_compare(*, symbol: str, drop: float, live: LiveBook | None = None) -> CascadeComparison:
     if not (isinstance(drop, float | int) and 0 < drop < 1):
-        raise ValidationError(f"drop {drop}: a fraction between 0 and 1 (0.3 is a 30% fall)", field="drop")
+        raise ValidationError(
+            gettext("drop %(drop)s: a fraction between 0 and 1 (0.3 is a 30%% fall)") % {"drop": drop}, field="drop"
+        )
     instrument = Instrument.objects.filter(symbol=symbol).values_list("pk", flat=True).first()
     if instrument is None:
-        raise NotFoundError(f"no instrument {symbol!r}", field="symbol")
+        raise NotFoundError(gettext("no instrument %(symbol)s") % {"symbol": repr(symbol)}, field="symbol")
     live = live or LiveBook.load(shards=1)
     loaded, book, market, params = live.loaded, live.loaded.book, live.market, live.params
     index = int(np.searchsorted(loaded.instrument_ids, instrument))
@@ -112,8 +115,8 @@ def cascade_compare(*, symbol: str, drop: float, live: LiveBook | None = None) -
         price_before=float(market.price[root]),
         price_shocked=float(shocked[root]),
         accounts_breached=int(breached.sum()),
-        liquidate_all=_scenario("liquidate every breached account", everyone, float(shocked[root]), debt),
-        by_rules=_scenario("restructure by the published rules", by_rules, float(shocked[root]), debt),
+        liquidate_all=_scenario(gettext_noop("liquidate every breached account"), everyone, float(shocked[root]), debt),
+        by_rules=_scenario(gettext_noop("restructure by the published rules"), by_rules, float(shocked[root]), debt),
         rule_set_version=version,
     )
 

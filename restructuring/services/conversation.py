@@ -20,10 +20,11 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from core.audit import AuditEntry, audit_record_many
 from core.errors import Conflict, NotFoundError, PermissionDenied, ValidationError
-from core.money import amount_check
+from core.money import amount_check, money_text
 from restructuring.audit_events import CASE_FOLLOWED_UP, CONTACT_LOG, NOTE_ADD, PROMISE_MAKE
 from restructuring.models import (
     CLOSED_STATES,
@@ -52,33 +53,47 @@ class PromiseConflict(Conflict):
 
 def _require(actor: User, permission: str, what: str) -> None:
     if not actor.has_perm(permission):
-        raise PermissionDenied(f"{actor.get_username()} may not {what}", permission=permission)
+        raise PermissionDenied(
+            gettext("%(actor)s may not %(what)s") % {"actor": actor.get_username(), "what": gettext(what)},
+            permission=permission,
+        )
 
 
 def _case(case_id: int) -> Case:
     """The case, locked (entries on one case are written one after another)."""
     case = Case.objects.select_for_update(of=("self",)).select_related("account__client").filter(pk=case_id).first()
     if case is None:
-        raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
+        raise NotFoundError(gettext("case %(case_id)s does not exist") % {"case_id": case_id}, case_id=case_id)
     return case
 
 
 def _text(value: str, field: str, *, required: bool) -> str:
     text = value.strip()
     if required and not text:
-        raise ValidationError(f"{field}: cannot be empty", field=field)
+        raise ValidationError(gettext("%(field)s: cannot be empty") % {"field": field}, field=field)
     if len(text) > TEXT_MAX:
-        raise ValidationError(f"{field}: at most {TEXT_MAX} characters, not {len(text)}", field=field)
+        raise ValidationError(
+            gettext("%(field)s: at most %(limit)s characters, not %(length)s")
+            % {"field": field, "limit": TEXT_MAX, "length": len(text)},
+            field=field,
+        )
     if "\x00" in text:
-        raise ValidationError(f"{field}: contains a NUL character", field=field)
+        raise ValidationError(gettext("%(field)s: contains a NUL character") % {"field": field}, field=field)
     return text
 
 
 def _future_date(value: date, field: str, today: date, *, allow_past: bool = False) -> None:
     if not allow_past and value < today:
-        raise ValidationError(f"{field}: {value.isoformat()} is in the past", field=field)
+        raise ValidationError(
+            gettext("%(field)s: %(date)s is in the past") % {"field": field, "date": value.isoformat()},
+            field=field,
+        )
     if (value - today).days > MAX_DAYS_AHEAD:
-        raise ValidationError(f"{field}: {value.isoformat()} is more than {MAX_DAYS_AHEAD} days ahead", field=field)
+        raise ValidationError(
+            gettext("%(field)s: %(date)s is more than %(days)s days ahead")
+            % {"field": field, "date": value.isoformat(), "days": MAX_DAYS_AHEAD},
+            field=field,
+        )
 
 
 def _corrected(model: type[Note] | type[Contact], corrects_id: int | None, case: Case) -> int | None:
@@ -86,7 +101,11 @@ def _corrected(model: type[Note] | type[Contact], corrects_id: int | None, case:
         return None
     if not model.objects.filter(pk=corrects_id, case=case).exists():
         name = model._meta.model_name
-        raise ValidationError(f"corrects: {name} {corrects_id} is not on case {case.pk}", field="corrects")
+        raise ValidationError(
+            gettext("corrects: %(name)s %(corrects_id)s is not on case %(case_pk)s")
+            % {"name": name, "corrects_id": corrects_id, "case_pk": case.pk},
+            field="corrects",
+        )
     return corrects_id
 
 
@@ -95,7 +114,7 @@ def note_add(
 ) -> Note:
     """An officer's note on a case, with an optional reminder date (today or later); `corrects_id` names the note
     this one corrects."""
-    _require(actor, "restructuring.add_note", "add notes")
+    _require(actor, "restructuring.add_note", gettext_noop("add notes"))
     body = _text(text, "text", required=True)
     now = timezone.now()
     if remind_on is not None:
@@ -136,17 +155,23 @@ def contact_log(
 ) -> Contact:
     """A contact with the client, logged by the officer who made or took it. Logging one follows up a broken
     promise: the case no longer waits for staff on its account."""
-    _require(actor, "restructuring.add_contact", "log contacts")
+    _require(actor, "restructuring.add_contact", gettext_noop("log contacts"))
     for field, value, choices in (
         ("channel", channel, ContactChannel),
         ("direction", direction, ContactDirection),
         ("outcome", outcome, ContactOutcome),
     ):
         if value not in choices.values:
-            raise ValidationError(f"{field}: {value!r} is not one of {', '.join(choices.values)}", field=field)
+            raise ValidationError(
+                gettext("%(field)s: %(value)s is not one of %(choices)s")
+                % {"field": field, "value": repr(value), "choices": ", ".join(choices.values)},
+                field=field,
+            )
     who = _text(person, "person", required=False)
     if len(who) > 200:
-        raise ValidationError(f"person: at most 200 characters, not {len(who)}", field="person")
+        raise ValidationError(
+            gettext("person: at most 200 characters, not %(length)s") % {"length": len(who)}, field="person"
+        )
     body = _text(summary, "summary", required=False)
     now = timezone.now()
     with transaction.atomic():
@@ -217,27 +242,48 @@ def promise_make(
     if (actor is None) == (client_id is None):
         raise ValueError("a promise is taken by an officer or sent by the client: exactly one of actor, client_id")
     if actor is not None:
-        _require(actor, "restructuring.add_promisetopay", "take promises to pay")
+        _require(actor, "restructuring.add_promisetopay", gettext_noop("take promises to pay"))
     if not (isinstance(amount, Decimal) and amount.is_finite() and amount > 0):
-        raise ValidationError(f"amount {amount}: a promise is a positive amount", field="amount")
+        raise ValidationError(
+            gettext("amount %(amount)s: a promise is a positive amount") % {"amount": amount}, field="amount"
+        )
     if method not in PromiseMethod.values:
-        raise ValidationError(f"method: {method!r} is not one of {', '.join(PromiseMethod.values)}", field="method")
+        raise ValidationError(
+            gettext("method: %(method)s is not one of %(choices)s")
+            % {"method": repr(method), "choices": ", ".join(PromiseMethod.values)},
+            field="method",
+        )
     now = timezone.now()
     _future_date(due, "due", timezone.localdate(now))
     with transaction.atomic():
         if client_id is not None and not Case.objects.filter(pk=case_id, account__client_id=client_id).exists():
-            raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
+            raise NotFoundError(gettext("case %(case_id)s does not exist") % {"case_id": case_id}, case_id=case_id)
         case = _case(case_id)
         if case.state in CLOSED_STATES:
-            raise PromiseConflict(f"case {case.pk} is {case.state}: a closed case takes no promise", case_id=case.pk)
+            raise PromiseConflict(
+                gettext("case %(case_pk)s is %(case_state)s: a closed case takes no promise")
+                % {"case_pk": case.pk, "case_state": case.state},
+                case_id=case.pk,
+            )
         amount_check(amount, case.account.base_currency, field="amount")
         if contact_id is not None and not Contact.objects.filter(pk=contact_id, case=case).exists():
-            raise ValidationError(f"contact: contact {contact_id} is not on case {case.pk}", field="contact")
+            raise ValidationError(
+                gettext("contact: contact %(contact_id)s is not on case %(case_pk)s")
+                % {"contact_id": contact_id, "case_pk": case.pk},
+                field="contact",
+            )
         open_one = PromiseToPay.objects.filter(case=case, status=PromiseStatus.OPEN).first()
         if open_one is not None:
             raise PromiseConflict(
-                f"case {case.pk} has an open promise ({open_one.amount.normalize():f} by {open_one.due.isoformat()}): "
-                "it is kept or broken before another is taken",
+                gettext(
+                    "case %(case_pk)s has an open promise (%(amount)s by "
+                    "%(due)s): it is kept or broken before another is taken"
+                )
+                % {
+                    "case_pk": case.pk,
+                    "amount": money_text(open_one.amount, case.account.base_currency),
+                    "due": open_one.due.isoformat(),
+                },
                 case_id=case.pk,
                 promise_id=open_one.pk,
             )
@@ -254,7 +300,9 @@ def promise_make(
                     created_at=now,
                 )
         except IntegrityError:  # another open promise committed since the check (the case lock makes this rare)
-            raise PromiseConflict(f"case {case.pk} has an open promise", case_id=case.pk) from None
+            raise PromiseConflict(
+                gettext("case %(case_pk)s has an open promise") % {"case_pk": case.pk}, case_id=case.pk
+            ) from None
         client_actor = f"client:{case.account.client.code}"[:64]
         events = [
             PROMISE_MAKE.entry(
@@ -307,7 +355,10 @@ def contact_log_with_promise(
             return contact, None
         for field in ("amount", "due"):
             if promise.get(field) is None:
-                raise ValidationError(f"promise_{field}: a promise needs its amount and its date", field=field)
+                raise ValidationError(
+                    gettext("promise_%(field)s: a promise needs its amount and its date") % {"field": field},
+                    field=field,
+                )
         made = promise_make(
             case_id=case_id,
             amount=promise["amount"],

@@ -27,6 +27,7 @@ from django.contrib.auth.models import AbstractUser
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django_fsm import TransitionNotAllowed
 
 from accounts import risk
@@ -128,7 +129,8 @@ def _holdings(account: MarginAccount, now: datetime) -> tuple[list[liquidation.H
             unit_price = price_of[instrument.pk][0]
         if not (unit_price >= 0 and math.isfinite(unit_price)):
             raise ValidationError(
-                f"no price for {instrument.symbol}: it cannot be liquidated", symbol=instrument.symbol
+                gettext("no price for %(symbol)s: it cannot be liquidated") % {"symbol": instrument.symbol},
+                symbol=instrument.symbol,
             )
         holdings.append(
             liquidation.Holding(
@@ -181,7 +183,10 @@ def case_liquidate(
     now = now or timezone.now()
     if actor is not None and proposal_id is None:
         raise PermissionDeniedError(
-            f"{actor} may not send case {case_id} to liquidation alone: propose it, and another officer approves",
+            gettext(
+                "%(actor)s may not send case %(case_id)s to liquidation alone: propose it, and another officer approves"
+            )
+            % {"actor": actor, "case_id": case_id},
             case_id=case_id,
         )
     with transaction.atomic():
@@ -189,10 +194,15 @@ def case_liquidate(
         # The permission itself, not has_transition_perm: that also answers no when the state has no such edge,
         # which is a conflict (or, when already liquidating, the plan back), not a refusal of the officer.
         if actor is not None and not actor.has_perm("restructuring.liquidate_case"):
-            raise PermissionDeniedError(f"{actor} may not send case {case_id} to liquidation", case_id=case_id)
+            raise PermissionDeniedError(
+                gettext("%(actor)s may not send case %(case_id)s to liquidation")
+                % {"actor": actor, "case_id": case_id},
+                case_id=case_id,
+            )
         if actor is not None and not _carried_out(proposal_id, case_id):
             raise PermissionDeniedError(
-                f"proposal {proposal_id} is no approved liquidation of case {case_id} being carried out",
+                gettext("proposal %(proposal_id)s is no approved liquidation of case %(case_id)s being carried out")
+                % {"proposal_id": proposal_id, "case_id": case_id},
                 case_id=case_id,
             )
         if case.state == CaseState.LIQUIDATING:
@@ -202,7 +212,9 @@ def case_liquidate(
             case.liquidate()
         except TransitionNotAllowed:
             raise CaseTransitionError(
-                f"case {case_id} is {before}: it cannot go to liquidation", case_id=case_id
+                gettext("case %(case_id)s is %(before)s: it cannot go to liquidation")
+                % {"case_id": case_id, "before": before},
+                case_id=case_id,
             ) from None
         holdings, positions = _holdings(case.account, now)
         position_of = {p.pk: p for p in positions}
@@ -214,7 +226,10 @@ def case_liquidate(
         try:
             plan = liquidation.liquidation_plan(holdings, params)
         except ValueError as exc:  # e.g. a position too large to sell within the allowed days
-            raise LiquidationPlanError(f"case {case_id}: no liquidation plan: {exc}", case_id=case_id) from None
+            raise LiquidationPlanError(
+                gettext("case %(case_id)s: no liquidation plan: %(exc)s") % {"case_id": case_id, "exc": exc},
+                case_id=case_id,
+            ) from None
         quantum = _quantum(case.account)
         plan_row = LiquidationPlan.objects.create(
             case=case,
@@ -352,7 +367,9 @@ def liquidation_book(
     repaid from cash and the case ends LIQUIDATED, or WRITTEN_OFF with the shortfall."""
     now = now or timezone.now()
     if actor is not None and not actor.has_perm("restructuring.book_liquidation"):
-        raise PermissionDeniedError(f"{actor} may not book liquidation fills", plan_id=plan_id)
+        raise PermissionDeniedError(
+            gettext("%(actor)s may not book liquidation fills") % {"actor": actor}, plan_id=plan_id
+        )
     with transaction.atomic():
         plan = LiquidationPlan.objects.select_for_update().get(pk=plan_id)
         if plan.status == LiquidationStatus.BOOKED:
@@ -363,7 +380,10 @@ def liquidation_book(
         given = fills if fills is not None else {o.pk: (_remaining(o), o.expected_price) for o in orders}
         unknown = set(given) - {o.pk for o in orders}
         if unknown:
-            raise ValidationError(f"plan {plan_id}: no open order {sorted(unknown)}", plan_id=plan_id)
+            raise ValidationError(
+                gettext("plan %(plan_id)s: no open order %(orders)s") % {"plan_id": plan_id, "orders": sorted(unknown)},
+                plan_id=plan_id,
+            )
         booked = []
         for order in orders:
             if order.pk not in given:
@@ -371,8 +391,17 @@ def liquidation_book(
             quantity, price = given[order.pk]
             if quantity * order.quantity <= 0 or abs(quantity) > abs(_remaining(order)) or price < 0:
                 raise ValidationError(
-                    f"order {order.pk}: fill {quantity} @ {price} does not fit the order "
-                    f"({_remaining(order)} of {order.quantity} left)",
+                    gettext(
+                        "order %(order_pk)s: fill %(quantity)s @ %(price)s does not fit the order (%(remaining)s "
+                        "of %(order_quantity)s left)"
+                    )
+                    % {
+                        "order_pk": order.pk,
+                        "quantity": quantity,
+                        "price": price,
+                        "remaining": _remaining(order),
+                        "order_quantity": order.quantity,
+                    },
                     order_id=order.pk,
                 )
             booked.append(ledger.Fill(position_id=order.position_id, quantity=quantity, price=price))

@@ -106,7 +106,7 @@ def sla_breaches_escalate(*, now: datetime | None = None) -> int:
                             "started_at": _iso(started),
                             "due_at": _iso(due),
                             "target_hours": str(hours),
-                            "clock_label": LABELS.get(clock, clock),
+                            "clock_label": str(LABELS.get(clock, clock)),  # the beat's language: English
                             "case_id": pk,
                             "account": code,
                             "state": state,

@@ -18,6 +18,7 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import Group, User
 from django.db import transaction
+from django.utils.translation import gettext, gettext_noop
 
 from core.audit import audit_record
 from core.audit_catalogue import AuditAction
@@ -51,7 +52,11 @@ def _audit(action: AuditAction[User], user: User, actor: User | None, system_act
 
 def _role(role: str) -> Group:
     if role not in STAFF_ROLES:
-        raise ValidationError(f"{role!r} is not a staff role: one of {', '.join(STAFF_ROLES)}", field="role")
+        raise ValidationError(
+            gettext("%(role)s is not a staff role: one of %(roles)s")
+            % {"role": repr(role), "roles": ", ".join(STAFF_ROLES)},
+            field="role",
+        )
     return Group.objects.get(name=role)
 
 
@@ -79,13 +84,16 @@ def staff_member_create(
 
 def staff_role_grant(*, user_id: int, role: str, actor: User | None = None, system_actor: str = "") -> bool:
     """Add the user to the role's group. False (nothing recorded) when they already hold it."""
-    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, "grant roles")
+    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, gettext_noop("grant roles"))
     group = _role(role)
     with transaction.atomic():
-        user = staff_target_lock(user_id, actor, f"grant the role {role} to")
+        user = staff_target_lock(user_id, actor, gettext("grant the role %(role)s to") % {"role": role})
         held = _roles_of(user)
         if CLIENT in held:
-            raise ValidationError(f"{user.get_username()} is a client's user, not a member of staff", field="user")
+            raise ValidationError(
+                gettext("%(user)s is a client's user, not a member of staff") % {"user": user.get_username()},
+                field="user",
+            )
         if role in held:
             return False
         user.groups.add(group)
@@ -95,10 +103,10 @@ def staff_role_grant(*, user_id: int, role: str, actor: User | None = None, syst
 
 def staff_role_revoke(*, user_id: int, role: str, actor: User | None = None, system_actor: str = "") -> bool:
     """Take the user out of the role's group. False (nothing recorded) when they do not hold it."""
-    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, "revoke roles")
+    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, gettext_noop("revoke roles"))
     group = _role(role)
     with transaction.atomic():
-        user = staff_target_lock(user_id, actor, f"revoke the role {role} of")
+        user = staff_target_lock(user_id, actor, gettext("revoke the role %(role)s of") % {"role": role})
         held = _roles_of(user)
         if role not in held:
             return False
@@ -114,7 +122,9 @@ def _currency(currency: str) -> str:
     }
     if code not in known:
         raise ValidationError(
-            f"{currency!r} is not a currency here: one of {', '.join(sorted(known))}", field="currency"
+            gettext("%(currency)s is not a currency here: one of %(currencies)s")
+            % {"currency": repr(currency), "currencies": ", ".join(sorted(known))},
+            field="currency",
         )
     return code
 
@@ -122,15 +132,25 @@ def _currency(currency: str) -> str:
 def _limit_amount(amount: object, currency: str) -> Decimal:
     if not isinstance(amount, Decimal):
         # a float is not exact, and a string could be anything: the caller parses the input to a Decimal
-        raise ValidationError(f"a limit is a Decimal amount, not a {type(amount).__name__}", field="amount")
+        raise ValidationError(
+            gettext("a limit is a Decimal amount, not a %(type)s") % {"type": type(amount).__name__},
+            field="amount",
+        )
     if not amount.is_finite() or amount <= 0:
-        raise ValidationError(f"a limit is a positive amount, not {amount}", field="amount")
+        raise ValidationError(
+            gettext("a limit is a positive amount, not %(amount)s") % {"amount": amount}, field="amount"
+        )
     if amount >= _LIMIT_CEILING:
-        raise ValidationError(f"{amount} {currency} is too large for a limit", field="amount")
+        raise ValidationError(
+            gettext("%(amount)s %(currency)s is too large for a limit") % {"amount": amount, "currency": currency},
+            field="amount",
+        )
     quantum = currency_quantum(currency)
     if amount != amount.quantize(quantum):
         raise ValidationError(
-            f"{currency} amounts are in steps of {format(quantum, 'f')}, not {amount}", field="amount"
+            gettext("%(currency)s amounts are in steps of %(quantum)s, not %(amount)s")
+            % {"currency": currency, "quantum": format(quantum, "f"), "amount": amount},
+            field="amount",
         )
     return amount.quantize(quantum)
 
@@ -140,11 +160,11 @@ def approval_limit_set(
 ) -> bool:
     """The user's own approval authority in a currency (it replaces their role's there). False (nothing
     recorded) when it already is this amount."""
-    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, "set authority limits")
+    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, gettext_noop("set authority limits"))
     code = _currency(currency)
     value = _limit_amount(amount, code)
     with transaction.atomic():
-        user = staff_target_lock(user_id, actor, "set an authority limit for")
+        user = staff_target_lock(user_id, actor, gettext_noop("set an authority limit for"))
         limit = ApprovalLimit.objects.select_for_update().filter(user=user, currency=code).first()
         previous = None if limit is None else Decimal(limit.amount).quantize(currency_quantum(code))
         if previous == value:
@@ -156,10 +176,10 @@ def approval_limit_set(
 
 def approval_limit_clear(*, user_id: int, currency: str, actor: User | None = None, system_actor: str = "") -> bool:
     """Remove the user's own limit in a currency: their roles' limits apply again. False when they had none."""
-    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, "clear authority limits")
+    staff_actor_check(actor, system_actor, ADMINISTER_STAFF, gettext_noop("clear authority limits"))
     code = currency.strip().upper()
     with transaction.atomic():
-        user = staff_target_lock(user_id, actor, "clear an authority limit of")
+        user = staff_target_lock(user_id, actor, gettext_noop("clear an authority limit of"))
         limit = ApprovalLimit.objects.select_for_update().filter(user=user, currency=code).first()
         if limit is None:
             return False

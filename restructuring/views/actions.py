@@ -13,6 +13,7 @@ from django.contrib.auth.models import User
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_http_methods, require_POST
 
 from core.access import staff_view
@@ -57,7 +58,9 @@ def _seen_version(request: HttpRequest, form: SeenVersionForm) -> int | None:
     if form.is_valid():
         return int(form.cleaned_data["version"])
     if "version" in form.errors:
-        messages.error(request, "The form did not say which version of the terms you saw: reload the case and decide.")
+        messages.error(
+            request, gettext("The form did not say which version of the terms you saw: reload the case and decide.")
+        )
         return None
     messages.error(request, " ".join(str(e) for errors in form.errors.values() for e in errors))
     return None
@@ -91,7 +94,7 @@ def proposal_submit_view(request: HttpRequest, proposal_id: int) -> HttpResponse
 
     def act() -> str:
         proposal_submit(proposal_id=proposal_id, actor=_actor(request))
-        return f"Proposal {proposal_id} submitted for approval."
+        return gettext("Proposal %(id)s submitted for approval.") % {"id": proposal_id}
 
     service_run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
@@ -109,8 +112,11 @@ def proposal_approve_view(request: HttpRequest, proposal_id: int) -> HttpRespons
             proposal_id=proposal_id, actor=_actor(request), version=version, override_reason=override_reason
         )
         if outcome.approved:
-            return f"Proposal {proposal_id} approved: it can be offered to the client."
-        return f"Your approval of proposal {proposal_id} is recorded; a second approval is needed: {outcome.needs}."
+            return gettext("Proposal %(id)s approved: it can be offered to the client.") % {"id": proposal_id}
+        return gettext("Your approval of proposal %(id)s is recorded; a second approval is needed: %(needs)s.") % {
+            "id": proposal_id,
+            "needs": outcome.needs_read,
+        }
 
     return _decide(request, case_id, proposal_id, form, act)
 
@@ -121,12 +127,12 @@ def proposal_reject_view(request: HttpRequest, proposal_id: int) -> HttpResponse
     case_id = proposal_case_id(proposal_id)
     form = ReasonForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "A rejection needs a reason.")
+        messages.error(request, gettext("A rejection needs a reason."))
         return _back(case_id, f"proposal-{proposal_id}")
 
     def act() -> str:
         proposal_reject(proposal_id=proposal_id, actor=_actor(request), reason=form.cleaned_data["reason"])
-        return f"Proposal {proposal_id} rejected."
+        return gettext("Proposal %(id)s rejected.") % {"id": proposal_id}
 
     service_run(request, act)
     return _back(case_id, f"proposal-{proposal_id}")
@@ -142,7 +148,10 @@ def proposal_offer_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
         proposal = offer_send(
             proposal_id=proposal_id, actor=_actor(request), version=version, hours=form.cleaned_data["hours"]
         )
-        return f"Proposal {proposal_id} offered to the client until {proposal.expires_at:%Y-%m-%d %H:%M} UTC."
+        return gettext("Proposal %(id)s offered to the client until %(until)s UTC.") % {
+            "id": proposal_id,
+            "until": f"{proposal.expires_at:%Y-%m-%d %H:%M}",
+        }
 
     return _decide(request, case_id, proposal_id, form, act)
 
@@ -154,7 +163,7 @@ def proposal_execute_view(request: HttpRequest, proposal_id: int) -> HttpRespons
 
     def act(version: int) -> str:
         proposal_execute(proposal_id=proposal_id, actor=_actor(request), version=version)
-        return f"Proposal {proposal_id} executed: the case is restructured."
+        return gettext("Proposal %(id)s executed: the case is restructured.") % {"id": proposal_id}
 
     return _decide(request, case_id, proposal_id, SeenVersionForm(request.POST), act)
 
@@ -166,7 +175,10 @@ def proposal_liquidate_view(request: HttpRequest, proposal_id: int) -> HttpRespo
 
     def act(version: int) -> str:
         proposal_liquidate(proposal_id=proposal_id, actor=_actor(request), version=version)
-        return f"Proposal {proposal_id} carried out: case {case_id} is in liquidation."
+        return gettext("Proposal %(id)s carried out: case %(case)s is in liquidation.") % {
+            "id": proposal_id,
+            "case": case_id,
+        }
 
     return _decide(request, case_id, proposal_id, SeenVersionForm(request.POST), act, back_to_proposal=False)
 
@@ -178,7 +190,7 @@ def repayment_record_view(request: HttpRequest, installment_id: int) -> HttpResp
     case_id, proposal_id = installment.proposal.case_id, installment.proposal_id
     form = RepaymentForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "The amount: " + " ".join(str(e) for e in form.errors.get("amount", [])))
+        messages.error(request, gettext("The amount: ") + " ".join(str(e) for e in form.errors.get("amount", [])))
         return _back(case_id, f"proposal-{proposal_id}")
     amount: Decimal = form.cleaned_data["amount"]
 
@@ -199,13 +211,15 @@ def case_liquidate_view(request: HttpRequest, case_id: int) -> HttpResponse:
     case_exists(case_id)
     form = ReasonForm(request.POST)
     if not form.is_valid():
-        messages.error(request, "Sending a case to liquidation needs a reason.")
+        messages.error(request, gettext("Sending a case to liquidation needs a reason."))
         return _back(case_id)
 
     def act() -> str:
         reason = form.cleaned_data["reason"]
         proposal = proposal_liquidation_draft(case_id=case_id, reason=reason, actor=_actor(request))
-        return f"Liquidation proposed (proposal {proposal.pk}): another officer approves it before it is carried out."
+        return gettext(
+            "Liquidation proposed (proposal %(id)s): another officer approves it before it is carried out."
+        ) % {"id": proposal.pk}
 
     service_run(request, act)
     return _back(case_id)
@@ -234,7 +248,9 @@ def proposal_new(request: HttpRequest, case_id: int) -> HttpResponse:
             refusal_show(request, exc)
             return _back(case.pk)
         else:
-            messages.success(request, f"Proposal {proposal.pk} drafted: submit it for approval when ready.")
+            messages.success(
+                request, gettext("Proposal %(id)s drafted: submit it for approval when ready.") % {"id": proposal.pk}
+            )
             return _back(case.pk, f"proposal-{proposal.pk}")
     return _terms_page(request, case, form, None)
 
@@ -260,7 +276,10 @@ def proposal_edit_view(request: HttpRequest, proposal_id: int) -> HttpResponse:
             refusal_show(request, exc)
             return _back(case.pk, f"proposal-{proposal.pk}")
         else:
-            messages.success(request, f"Proposal {proposal.pk} edited: it is a draft again; approvals given are void.")
+            messages.success(
+                request,
+                gettext("Proposal %(id)s edited: it is a draft again; approvals given are void.") % {"id": proposal.pk},
+            )
             return _back(case.pk, f"proposal-{proposal.pk}")
     return _terms_page(request, case, form, proposal)
 

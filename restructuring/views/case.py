@@ -29,10 +29,11 @@ from restructuring.forms import (
     RepaymentForm,
     TermsForm,
 )
-from restructuring.models import CaseState, ProposalState
+from restructuring.models import OPEN_STATES, CaseState, ProposalState
 from restructuring.selectors.case_page import CasePage, case_page_load
-from restructuring.selectors.desk import case_desk
+from restructuring.selectors.desk import case_desk, officers_taking_cases
 from restructuring.selectors.schedules import ScheduleRow
+from restructuring.services.controls import said_text
 from restructuring.views.timeline import Names, timeline
 
 # Where the negotiation service takes a new proposal (an offer out or accepted waits for the client).
@@ -109,6 +110,9 @@ def case_context(page: CasePage, terms_form: TermsForm | None = None) -> dict[st
         # who owns the case and the clock it waits on (issue 17: two queries)
         "desk": desk,
         "sla_label": sla.LABELS.get(desk["sla_clock"], ""),
+        "case_open": case.state in OPEN_STATES,
+        # whom a senior may give the case to: read only when the page shows them the form (a callable: no query else)
+        "reassign_targets": officers_taking_cases,
         "now": now,
         "risk_chart": mark_safe(charts.risk_history(page.snapshots, case.account.base_currency)),  # noqa: S308 (pygal's escaped SVG)
         "loss_chart": mark_safe(  # noqa: S308
@@ -182,7 +186,8 @@ def _approvals_needed(page: CasePage) -> dict[int, str]:
     for event in page.events:
         if event.object_type == PROPOSAL_OBJECT and event.object_id in pending:
             if event.action == PROPOSAL_APPROVAL.name:
-                needs[event.object_id] = str(event.payload.get("needs", ""))
+                said = event.payload.get("needs_said")
+                needs[event.object_id] = said_text(said) if said else str(event.payload.get("needs", ""))
             elif event.action == PROPOSAL_EDIT.name:
                 needs.pop(event.object_id, None)
     return needs

@@ -12,11 +12,14 @@ from django.forms import Form
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.urls import reverse
+from django.utils.translation import gettext
 from django.views.decorators.http import require_POST
 
 from core.access import staff_view
+from core.money import money_text
 from core.web import service_run
 from restructuring.forms import ContactForm, NoteForm, PromiseForm
+from restructuring.models import PromiseToPay
 from restructuring.selectors.lookups import case_exists
 from restructuring.services.conversation import contact_log_with_promise, note_add, promise_make
 
@@ -30,7 +33,22 @@ def _actor(request: HttpRequest) -> User:
 
 
 def _invalid(request: HttpRequest, form: Form) -> None:
-    messages.error(request, " ".join(f"{name}: {error}" for name, errors in form.errors.items() for error in errors))
+    messages.error(
+        request,
+        " ".join(
+            f"{form.fields[name].label or name if name in form.fields else name}: {error}"
+            for name, errors in form.errors.items()
+            for error in errors
+        ),
+    )
+
+
+def _promise_taken(promise: PromiseToPay) -> str:
+    """The promise in the reader's words, its amount in its currency (core.money, as the page shows it)."""
+    return gettext("Promise to pay %(amount)s by %(due)s taken.") % {
+        "amount": money_text(promise.amount, promise.case.account.base_currency),
+        "due": promise.due.isoformat(),
+    }
 
 
 def _case_form_action(
@@ -57,7 +75,7 @@ def note_add_view(request: HttpRequest, case_id: int) -> HttpResponse:
             corrects_id=data["corrects"],
             actor=_actor(request),
         )
-        return f"Note {note.pk} added."
+        return gettext("Note %(id)s added.") % {"id": note.pk}
 
     return _case_form_action(request, case_id, NoteForm(request.POST), act)
 
@@ -79,8 +97,8 @@ def contact_log_view(request: HttpRequest, case_id: int) -> HttpResponse:
             promise=form.promise(),
             actor=_actor(request),
         )
-        made = f" Promise to pay {promise.amount:f} by {promise.due.isoformat()} taken." if promise else ""
-        return f"{contact.get_channel_display()} logged.{made}"
+        logged = gettext("%(channel)s logged.") % {"channel": contact.get_channel_display()}
+        return f"{logged} {_promise_taken(promise)}" if promise else logged
 
     return _case_form_action(request, case_id, form, act)
 
@@ -96,6 +114,6 @@ def promise_make_view(request: HttpRequest, case_id: int) -> HttpResponse:
             method=data["promise_method"],
             actor=_actor(request),
         )
-        return f"Promise to pay {promise.amount:f} by {promise.due.isoformat()} taken."
+        return _promise_taken(promise)
 
     return _case_form_action(request, case_id, PromiseForm(request.POST), act)

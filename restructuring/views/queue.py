@@ -10,13 +10,14 @@ from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET
 from django_tables2 import RequestConfig
 from django_tables2.rows import BoundRows
 
 from accounts.models import HealthBand
 from core.access import staff_view
-from restructuring.selectors.desk import MINE_IF_ON_TEAM, default_assignee
+from restructuring.selectors.desk import ME, MINE_IF_ON_TEAM, NONE, TEAM, Workloads, default_assignee, workloads
 from restructuring.selectors.queue import (
     QUEUE_PAGE_SIZE,
     queue_count,
@@ -31,6 +32,38 @@ from restructuring.views.queue_table import DECISION_COLUMNS, OPTIONAL_COLUMNS, 
 
 # Query parameters that are not filters: they neither count as "filtered" nor leave the state tabs.
 VIEW_PARAMETERS = ("page", "sort", "show")
+ASSIGNEE_TABS = (
+    (ME, gettext_lazy("My cases"), "restructuring.draft_proposal"),
+    (TEAM, gettext_lazy("Team"), "restructuring.assign_case"),
+    (NONE, gettext_lazy("Unassigned"), "restructuring.assign_case"),
+    ("", gettext_lazy("All open"), "restructuring.draft_proposal"),
+)
+
+
+def _assignee_tabs(request: HttpRequest, current: str, loads: Workloads, kept: list[tuple[str, str]]) -> list[dict]:
+    """The desk's tabs: an officer's "My cases" (their default) and every case; a senior's "Team" and
+    "Unassigned" besides. Each with its count of open cases (from the workloads, read once) and its link, which
+    keeps the other filters and the sort."""
+    user = request.user
+    counts = {
+        ME: loads.officer(user.get_username()).open,
+        TEAM: loads.my_team.open,
+        NONE: loads.unassigned.open,
+        "": loads.total.open,
+    }
+    active = ME if current == MINE_IF_ON_TEAM else current
+    others = [(k, v) for k, v in kept if k not in ("assignee", "state")]
+    return [
+        {
+            "value": value,
+            "label": label,
+            "count": counts[value],
+            "active": active == value,
+            "query": urlencode([*others, ("assignee", value)]),
+        }
+        for value, label, permission in ASSIGNEE_TABS
+        if user.has_perm(permission)
+    ]
 
 
 class CountedPaginator(Paginator):
@@ -63,6 +96,7 @@ def queue(request: HttpRequest) -> HttpResponse:
     for record in rows:
         record.band_label = bands.get(record.risk_band or "", record.risk_band or "")  # type: ignore[attr-defined]
     table.page.object_list = BoundRows(data=rows, table=table)
+    loads = workloads(now, request.user)  # type: ignore[arg-type]
     filters = {k: v for k, v in request.GET.items() if k not in VIEW_PARAMETERS and v}
     kept = [(k, v) for k in request.GET for v in request.GET.getlist(k) if k != "page" and v]
     without_state = [(k, v) for k, v in kept if k != "state"]
@@ -78,6 +112,8 @@ def queue(request: HttpRequest) -> HttpResponse:
             for value, label in open_case_states()
         ],
         "state": state,
+        "assignee_tabs": _assignee_tabs(request, filterset.form.data.get("assignee", ""), loads, kept),
+        "loads": loads,
         "my_cases": filterset.form.data.get("assignee") in ("me", MINE_IF_ON_TEAM),
         # an officer's default ("my cases if on a team, else every case") stays the default when the form is sent
         "my_cases_value": MINE_IF_ON_TEAM if filterset.form.data.get("assignee") == MINE_IF_ON_TEAM else "me",

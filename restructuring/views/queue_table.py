@@ -76,7 +76,7 @@ class QueueTable(tables.Table):
     client = tables.Column(accessor="account__client__name", verbose_name=_("Client"), attrs={"td": {"class": "wrap"}})
     group = tables.Column(accessor="account__client__group__code", verbose_name=_("Group"), default="")
     state = tables.Column(verbose_name=_("State"))
-    band = tables.Column(accessor="risk_band", verbose_name=_("Band"), default="")
+    band = tables.Column(accessor="risk_band", verbose_name=_("Band"), default="", attrs={"td": {"class": "wrap"}})
     margin_ratio = tables.Column(accessor="risk_margin_ratio", verbose_name=_("Margin ratio"), attrs=NUM)
     debt = MoneyColumn(verbose_name=_("Debt"))
     shortfall = MoneyColumn(verbose_name=_("Shortfall"))
@@ -87,7 +87,10 @@ class QueueTable(tables.Table):
     to_approve = tables.Column(accessor="pending_approval", verbose_name=_("To approve"), attrs=NUM)
     assignee = tables.Column(accessor="assignee__username", verbose_name=_("Assignee"), default="")
     in_state = tables.Column(accessor="in_state_since", verbose_name=_("In state / SLA"))
-    waits_for = tables.Column(accessor="sla_clock", verbose_name=_("Waits for"), default="")
+    # the band and what a case waits for wrap: their words are long in every language (Critical (negative equity))
+    waits_for = tables.Column(
+        accessor="sla_clock", verbose_name=_("Waits for"), default="", attrs={"td": {"class": "wrap"}}
+    )
 
     order_debt = _nulls_last("debt")
     order_shortfall = _nulls_last("shortfall")

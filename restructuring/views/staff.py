@@ -17,13 +17,15 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from core.access import staff_view
 from core.errors import WorkoutError
 from core.forms import DecimalTextField
-from core.roles import STAFF_ROLES
+from core.money import money_text
+from core.roles import ROLE_LABELS, STAFF_ROLES
 from core.staff import IssuedEnrolment, enrolment_issue, staff_user_deactivate, staff_user_reactivate
 from core.web import refusal_show, service_run
 from restructuring.selectors.staff import staff_members_load, staff_username
@@ -35,7 +37,7 @@ from restructuring.services.staff import (
     staff_role_revoke,
 )
 
-_ROLE_CHOICES = [(role, role.replace("_", " ")) for role in STAFF_ROLES]
+_ROLE_CHOICES = [(role, ROLE_LABELS[role]) for role in STAFF_ROLES]
 
 
 def _currencies() -> list[str]:
@@ -47,7 +49,7 @@ def _currencies() -> list[str]:
 class StaffCreateForm(forms.Form):
     username = forms.CharField(max_length=150)
     email = forms.EmailField(required=False)
-    role = forms.ChoiceField(choices=[("", "(none yet)"), *_ROLE_CHOICES], required=False)
+    role = forms.ChoiceField(choices=[("", gettext_lazy("(none yet)")), *_ROLE_CHOICES], required=False)
 
 
 class RoleForm(forms.Form):
@@ -89,7 +91,10 @@ def _member_action(
 
 
 def _form_errors(form: forms.Form) -> str:
-    return "; ".join(f"{field}: {' '.join(str(e) for e in errors)}" for field, errors in form.errors.items())
+    return "; ".join(
+        f"{form.fields[name].label or name if name in form.fields else name}: {' '.join(str(e) for e in errors)}"
+        for name, errors in form.errors.items()
+    )
 
 
 def _link_issued(request: HttpRequest, issued: IssuedEnrolment, created: bool) -> HttpResponse:
@@ -160,9 +165,10 @@ def enrolment_issue_view(request: HttpRequest, user_id: int) -> HttpResponse:
 def role_grant_view(request: HttpRequest, user_id: int) -> HttpResponse:
     def act(username: str, data: dict[str, Any]) -> str:
         role = data["role"]
+        said = {"name": username, "role": ROLE_LABELS.get(role, role)}
         if staff_role_grant(user_id=user_id, role=role, actor=_actor(request)):
-            return f"{username} is now {role}."
-        return f"{username} already was {role}."
+            return gettext("%(name)s is now %(role)s.") % said
+        return gettext("%(name)s already was %(role)s.") % said
 
     return _member_action(request, user_id, act, RoleForm)
 
@@ -172,9 +178,10 @@ def role_grant_view(request: HttpRequest, user_id: int) -> HttpResponse:
 def role_revoke_view(request: HttpRequest, user_id: int) -> HttpResponse:
     def act(username: str, data: dict[str, Any]) -> str:
         role = data["role"]
+        said = {"name": username, "role": ROLE_LABELS.get(role, role)}
         if staff_role_revoke(user_id=user_id, role=role, actor=_actor(request)):
-            return f"{username} is no longer {role}."
-        return f"{username} was not {role}."
+            return gettext("%(name)s is no longer %(role)s.") % said
+        return gettext("%(name)s was not %(role)s.") % said
 
     return _member_action(request, user_id, act, RoleForm)
 
@@ -184,9 +191,10 @@ def role_revoke_view(request: HttpRequest, user_id: int) -> HttpResponse:
 def limit_set_view(request: HttpRequest, user_id: int) -> HttpResponse:
     def act(username: str, data: dict[str, Any]) -> str:
         currency, amount = data["currency"], data["amount"]
+        said = {"name": username, "currency": currency.upper(), "amount": money_text(amount, currency.upper())}
         if approval_limit_set(user_id=user_id, currency=currency, amount=amount, actor=_actor(request)):
-            return f"{username}'s authority limit in {currency.upper()} is now {amount}."
-        return f"{username}'s authority limit in {currency.upper()} already was {amount}."
+            return gettext("%(name)s's authority limit in %(currency)s is now %(amount)s.") % said
+        return gettext("%(name)s's authority limit in %(currency)s already was %(amount)s.") % said
 
     return _member_action(request, user_id, act, LimitForm)
 
@@ -196,9 +204,10 @@ def limit_set_view(request: HttpRequest, user_id: int) -> HttpResponse:
 def limit_clear_view(request: HttpRequest, user_id: int) -> HttpResponse:
     def act(username: str, data: dict[str, Any]) -> str:
         currency = data["currency"]
+        said = {"name": username, "currency": currency.upper()}
         if approval_limit_clear(user_id=user_id, currency=currency, actor=_actor(request)):
-            return f"{username}'s own limit in {currency.upper()} is cleared: their roles' limit applies."
-        return f"{username} had no limit of their own in {currency.upper()}."
+            return gettext("%(name)s's own limit in %(currency)s is cleared: their roles' limit applies.") % said
+        return gettext("%(name)s had no limit of their own in %(currency)s.") % said
 
     return _member_action(request, user_id, act, CurrencyForm)
 
@@ -208,8 +217,10 @@ def limit_clear_view(request: HttpRequest, user_id: int) -> HttpResponse:
 def deactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
     def act(username: str, _data: dict[str, Any]) -> str:
         if staff_user_deactivate(user_id=user_id, actor=_actor(request)):
-            return f"{username} is deactivated: they can no longer sign in, and their unused links are revoked."
-        return f"{username} already was deactivated."
+            return gettext(
+                "%(name)s is deactivated: they can no longer sign in, and their unused links are revoked."
+            ) % {"name": username}
+        return gettext("%(name)s already was deactivated.") % {"name": username}
 
     return _member_action(request, user_id, act)
 
@@ -219,7 +230,7 @@ def deactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
 def reactivate_view(request: HttpRequest, user_id: int) -> HttpResponse:
     def act(username: str, _data: dict[str, Any]) -> str:
         if staff_user_reactivate(user_id=user_id, actor=_actor(request)):
-            return f"{username} is active again."
-        return f"{username} already was active."
+            return gettext("%(name)s is active again.") % {"name": username}
+        return gettext("%(name)s already was active.") % {"name": username}
 
     return _member_action(request, user_id, act)

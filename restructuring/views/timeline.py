@@ -23,12 +23,15 @@ from core.models import AuditEvent
 from core.money import money_text
 from restructuring.audit_events import (
     CASE_ACCEPT,
+    CASE_ASSIGN,
     CASE_CLOSE,
     CASE_COUNTER,
     CASE_CURE,
     CASE_DECLINE,
     CASE_DEFAULT,
     CASE_EXECUTE,
+    CASE_FOLLOW_UP,
+    CASE_FOLLOWED_UP,
     CASE_LIQUIDATE,
     CASE_LIQUIDATED,
     CASE_MARGIN_CALL,
@@ -36,12 +39,19 @@ from restructuring.audit_events import (
     CASE_OFFER_EXPIRED,
     CASE_OPEN,
     CASE_PROPOSE,
+    CASE_REASSIGN,
     CASE_REJECT,
     CASE_REMINDER,
     CASE_RULES_PROPOSALS,
+    CASE_SLA_BREACH,
     CASE_WRITE_OFF,
+    CONTACT_LOG,
     FEASIBILITY_REPORT,
     INSTALLMENT_PAID,
+    NOTE_ADD,
+    PROMISE_BROKEN,
+    PROMISE_KEPT,
+    PROMISE_MAKE,
     PROPOSAL_ACCEPT,
     PROPOSAL_APPROVAL,
     PROPOSAL_APPROVE,
@@ -57,9 +67,11 @@ from restructuring.audit_events import (
     PROPOSAL_REJECT,
     PROPOSAL_SUBMIT,
     PROPOSAL_WITHDRAW,
+    REPAYMENT_RECORD,
     TOPUP_CONFIRM,
     TOPUP_DECLARE,
 )
+from restructuring.services.controls import said_text
 
 # Payload keys that hold an amount of the account's currency.
 MONEY_KEYS = frozenset(
@@ -86,10 +98,15 @@ MONEY_KEYS = frozenset(
         "written_off",
         "collateral",
         "top_up",
+        "received",
+        "required",
+        "principal_after",
     }
 )
+# The parts of a text kept beside its English (restructuring/services/controls.py said_text): read, not shown.
+SAID = "_said"
 # Keys that are internal ids an officer does not need spelled out (the sweep's run, the model's seeds).
-HIDDEN_KEYS = frozenset({"sweep_id", "market_seed", "case_seed", "rule_set"})
+HIDDEN_KEYS = frozenset({"sweep_id", "market_seed", "case_seed", "rule_set", "team_id"})
 
 _LABELS: Mapping[AuditAction[Any], Any] = {
     CASE_OPEN: gettext_lazy("Case opened"),
@@ -129,6 +146,18 @@ _LABELS: Mapping[AuditAction[Any], Any] = {
     PROPOSAL_LIQUIDATE: gettext_lazy("Liquidation proposed"),
     TOPUP_DECLARE: gettext_lazy("Top-up declared"),
     TOPUP_CONFIRM: gettext_lazy("Top-up confirmed"),
+    REPAYMENT_RECORD: gettext_lazy("Payment received"),
+    # the desk and the conversation (issue 17)
+    CASE_ASSIGN: gettext_lazy("Case assigned"),
+    CASE_REASSIGN: gettext_lazy("Case reassigned"),
+    CASE_SLA_BREACH: gettext_lazy("SLA target missed"),
+    NOTE_ADD: gettext_lazy("Note added"),
+    CONTACT_LOG: gettext_lazy("Contact logged"),
+    PROMISE_MAKE: gettext_lazy("Promise to pay taken"),
+    PROMISE_KEPT: gettext_lazy("Promise kept"),
+    PROMISE_BROKEN: gettext_lazy("Promise broken"),
+    CASE_FOLLOW_UP: gettext_lazy("Follow-up needed"),
+    CASE_FOLLOWED_UP: gettext_lazy("Followed up"),
 }
 ACTION_LABELS = {action.name: label for action, label in _LABELS.items()}
 
@@ -162,6 +191,26 @@ KEY_LABELS: Mapping[str, Any] = {
     # who a new case went to as it opened (case.open)
     "assignee": gettext_lazy("assignee"),
     "team": gettext_lazy("team"),
+    "from": gettext_lazy("from"),
+    "to": gettext_lazy("to"),
+    "channel": gettext_lazy("channel"),
+    "direction": gettext_lazy("direction"),
+    "outcome": gettext_lazy("outcome"),
+    "person": gettext_lazy("person"),
+    "summary": gettext_lazy("summary"),
+    "text": gettext_lazy("text"),
+    "remind_on": gettext_lazy("remind on"),
+    "due": gettext_lazy("due"),
+    "method": gettext_lazy("method"),
+    "source": gettext_lazy("source"),
+    "corrects": gettext_lazy("corrects"),
+    "since": gettext_lazy("since"),
+    "by": gettext_lazy("by"),
+    "received": gettext_lazy("received"),
+    "clock": gettext_lazy("clock"),
+    "required": gettext_lazy("required"),
+    "principal_after": gettext_lazy("principal after"),
+    "allocation": gettext_lazy("allocation"),
 }
 
 
@@ -222,10 +271,19 @@ def _details(payload: Any, names: Names) -> list[tuple[str, str]]:
     if not isinstance(payload, dict):
         return [("", _text("", payload, names))]
     return [
-        (str(KEY_LABELS.get(key, key.replace("_", " "))), _text(key, value, names))
+        (str(KEY_LABELS.get(key, key.replace("_", " "))), _said(payload, key) or _text(key, value, names))
         for key, value in payload.items()
-        if key not in HIDDEN_KEYS and value not in (None, "", [], {})
+        if key not in HIDDEN_KEYS and not key.endswith(SAID) and value not in (None, "", [], {})
     ]
+
+
+def _said(payload: Mapping[str, Any], key: str) -> str:
+    """What a service said in English on the record and kept the parts of (`<key>_said`: the controls' needs and
+    flags), in the reader's language; "" when it kept none."""
+    said = payload.get(key + SAID)
+    if not isinstance(said, list) or not said:
+        return ""
+    return said_text(said, joiner="; ") if key == "flags" else said_text(said)
 
 
 def _text(key: str, value: Any, names: Names) -> str:

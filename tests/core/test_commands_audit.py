@@ -165,6 +165,9 @@ COMMANDS: dict[str, Row] = {
     "webhook_secrets_reencrypt": Row(True, _book, lambda _: [], lambda _: ["--batch-size", "0"]),
     "demo_setup": Row(True, _nothing, lambda _: ["--accounts", "10"], debug=True),
     "demo_users": Row(True, _nothing, debug=True),
+    # without --actor, the clients' promises on the desk's two cases; with it, the actor's conversation (none here:
+    # olga has no case of her own)
+    "demo_conversation": Row(True, _desk_cases, debug=True),
     "demo_workflow_clear": Row(True, _margin_call, debug=True),
     "createsuperuser": Row(
         True,

@@ -403,7 +403,7 @@ def test_the_whole_journey_on_the_real_stack(
     a.locator("#schedule").get_by_role("button", name="Record payment").first.click()
     # the form offers the amount due in cents (the column keeps eight places)
     paid = first.total.quantize(Decimal("0.01"))
-    expect(a.locator(".messages")).to_contain_text(f"Payment of {paid:f} recorded: installment 1 paid.")
+    expect(a.locator(".messages")).to_contain_text(f"Payment of ${paid:,.2f} recorded: installment 1 paid.")
     _shot(a, "08-repayment")
     first.refresh_from_db()
     assert (first.status, first.paid_amount) == (InstallmentStatus.PAID, first.total)

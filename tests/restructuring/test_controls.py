@@ -210,7 +210,7 @@ def test_forgiveness_above_the_setting_needs_two_approvers_whatever_their_limits
     outcome = proposal_approve(proposal_id=proposal.pk, actor=sam, version=2, override_reason=REASON)
 
     assert not outcome.approved  # sam's limit covers the debt many times over
-    assert "a second approver: it forgives 150.00 USD, above 100.00" in outcome.needs
+    assert "a second approver: it forgives $150.00, above $100.00" in outcome.needs
     assert _approve(proposal, bob)
     assert _fresh(proposal).state == ProposalState.APPROVED
 
@@ -225,7 +225,7 @@ def test_a_rate_cut_forgives_the_interest_it_gives_up(officers: tuple[User, ...]
     proposal_submit(proposal_id=proposal.pk, actor=alice)
     with override_settings(WORKOUT_TWO_APPROVALS_ABOVE="89.99"):
         outcome = proposal_approve(proposal_id=proposal.pk, actor=bob, version=2, override_reason=REASON)
-    assert "it forgives 90.00 USD" in outcome.needs
+    assert "it forgives $90.00" in outcome.needs
 
 
 def test_a_proposal_nobody_wrote_needs_two_approvers(officers: tuple[User, ...]) -> None:
@@ -331,7 +331,7 @@ def test_finding_4c_an_approval_voided_by_an_edit_never_counts_again(officers: t
     outcome = proposal_approve(proposal_id=proposal.pk, actor=alice, version=4, override_reason=REASON)
 
     assert not outcome.approved  # bob's approval was of version 2: it does not come back with its terms
-    assert outcome.needs == "an approval by someone whose limit covers 750.00 USD"
+    assert outcome.needs == "an approval by someone whose limit covers $750.00"
     assert sorted(Approval.objects.filter(proposal=proposal).values_list("version", flat=True)) == [2, 4]
     assert _approve(proposal, bob)  # bob again, on what he now reads
 

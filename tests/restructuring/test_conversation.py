@@ -157,7 +157,7 @@ def test_a_promise_is_one_at_a_time_in_the_accounts_currency() -> None:
 
     promise = promise_make(case_id=case.pk, amount=D("300.00"), due=friday, method="bank_transfer", actor=alice)
     assert (promise.status, promise.source, promise.made_by_id) == ("open", "officer", alice.pk)
-    with pytest.raises(PromiseConflict, match=r"has an open promise \(300 by"):
+    with pytest.raises(PromiseConflict, match=r"has an open promise \(\$300.00 by"):
         promise_make(case_id=case.pk, amount=D("100"), due=friday, method="card", client_id=case.account.client_id)
     [event] = _events("promise.make")
     assert (event.to_state, event.payload["amount"], event.payload["due"]) == ("open", "300.00", friday.isoformat())

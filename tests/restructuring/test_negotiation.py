@@ -100,7 +100,7 @@ def test_above_an_officers_limit_a_second_approval_by_someone_whose_limit_covers
     outcome = _approve(proposal, alice)
 
     assert not outcome.approved
-    assert outcome.needs == "an approval by someone whose limit covers 750.00 USD"
+    assert outcome.needs == "an approval by someone whose limit covers $750.00"
     assert Proposal.objects.get(pk=proposal.pk).state == ProposalState.PENDING_APPROVAL
     with pytest.raises(NegotiationError, match="already approved version 1"):
         _approve(proposal, alice)

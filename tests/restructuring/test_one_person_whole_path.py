@@ -839,7 +839,7 @@ def test_forgiveness_a_policy_of_two_proposes_above_the_setting_waits_for_a_seco
     outcome = proposal_approve(proposal_id=forgive.pk, actor=adversary, version=1, override_reason=REASON)
 
     assert not outcome.approved
-    assert outcome.needs == "a second approver: it forgives 750.00 USD, above 100.00 (WORKOUT_TWO_APPROVALS_ABOVE)"
+    assert outcome.needs == "a second approver: it forgives $750.00, above $100.00 (WORKOUT_TWO_APPROVALS_ABOVE)"
     with pytest.raises(NegotiationError, match="it cannot offer"):
         offer_send(proposal_id=forgive.pk, actor=adversary, version=1)
     with pytest.raises(NegotiationError, match="already approved version 1"):

@@ -92,7 +92,7 @@ def test_partial_payments_are_allocated_by_the_waterfall_and_the_balance_carried
     assert two.outstanding == D("230.04")
     assert _principal(case) == D("482.52") == first.principal_after  # 750.00 - 247.52 - 19.96
     assert repayment_summary(first) == (
-        "Payment of 300.00 recorded: installment 1 paid, installment 2 partly paid (230.04 still due)."
+        "Payment of $300.00 recorded: installment 1 paid, installment 2 partly paid ($230.04 still due)."
     )
 
     # 5.00: fees and interest of 2 are paid, so all of it is principal

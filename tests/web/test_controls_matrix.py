@@ -39,7 +39,16 @@ from django.utils import timezone
 from accounts.models import WebhookEndpoint
 from core.models import AuditEvent
 from core.roles import ADMINISTRATOR, CLIENT, COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
-from restructuring.models import ApprovalLimit, Case, Installment, Notification, Proposal, ProposalKind
+from restructuring.models import (
+    ApprovalLimit,
+    Case,
+    Installment,
+    Notification,
+    Proposal,
+    ProposalKind,
+    Team,
+    TeamMembership,
+)
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.negotiation.execution import proposal_execute
 from restructuring.services.negotiation.offers import offer_accept, offer_send
@@ -138,6 +147,10 @@ def world() -> World:
     offer_accept(proposal_id=executed.pk, client_id=cases[4].account.client_id)
     proposal_execute(proposal_id=executed.pk, actor=olaf, version=1)
 
+    # the desk: olaf works on sam's team, paula (the author) is on leave from it
+    desk = Team.objects.create(name="Desk", senior=sam)
+    TeamMembership.objects.create(team=desk, user=olaf)
+    TeamMembership.objects.create(team=desk, user=users["author"], on_leave=True)
     ApprovalLimit.objects.create(user=mia, currency="USD", amount=Decimal(100000))  # what the administrator clears
     rules_draft = ruleset_clone(rule_set_id=policy.pk, actor=sam)
     extension = rules_draft.rules.get(name="concentrated_term")
@@ -557,6 +570,35 @@ MATRIX.append(
     )
 )
 
+MATRIX += [
+    # the desk (restructuring/views/desk.py over restructuring/services/assignment.py): a senior's; the service
+    # refuses an officer (in words the page shows), and a target on leave whoever asks
+    Action(
+        "reassign a case",
+        "case-reassign",
+        lambda w, _: (f"/cases/{w.case.pk}/reassign/", {"to": "olaf", "reason": "balance the desk"}),
+        _staff(ok=("senior", "publisher"), refused=("maker", "officer", "author")),
+    ),
+    Action(
+        "reassign a case to an officer on leave",
+        "case-reassign",
+        lambda w, _: (f"/cases/{w.case.pk}/reassign/", {"to": "paula"}),
+        _staff(ok=(), refused=CREDIT_STAFF),
+    ),
+    Action(
+        "send an officer on leave (their cases redistributed)",
+        "staff-leave-start",
+        lambda w, _: (f"/staff/{w.users['officer'].pk}/leave/start/", {}),
+        _staff(ok=("senior", "publisher"), refused=("maker", "officer", "author")),
+    ),
+    Action(
+        "bring an officer back from leave",
+        "staff-leave-end",
+        lambda w, _: (f"/staff/{w.users['author'].pk}/leave/end/", {}),
+        _staff(ok=("senior", "publisher"), refused=("maker", "officer", "author")),
+    ),
+]
+
 # The UI's URLs that change nothing: GET pages, and POSTs that only compute (their rows check that they write
 # nothing). Sign-in and sign-out change the session only (django-axes records failed sign-ins). Every other URL of
 # the UI must have a row in MATRIX.
@@ -579,7 +621,7 @@ SESSION_ONLY = {"login", "logout", "two-factor-setup"}
 # A member of staff redeeming their own one-time enrolment link (signed out: the link is the credential), audited:
 # tests/web/test_staff_enrolment.py holds it (valid, used, expired, unknown, revoked links).
 ENROLMENT = {"enrol"}
-READ_ONLY |= {"staff"}
+READ_ONLY |= {"staff", "staff-team"}
 # Downloads of a case's documents and of its offers' agreements (GET, tests/web/test_documents_pages.py).
 READ_ONLY |= {"document-download", "agreement-download"}
 
@@ -644,7 +686,12 @@ def test_the_read_only_urls_refuse_a_write_or_write_nothing(world: World) -> Non
     events = AuditEvent.objects.count()
     proposals = Proposal.objects.count()
     pages = ["/queue/", f"/cases/{world.case.pk}/", "/audit/", "/audit/export.csv", "/rules/"]
-    pages += [f"/audit/cases/{world.case.pk}/", f"/rules/{world.policy.pk}/", f"/cases/{world.case.pk}/webhooks/"]
+    pages += [
+        f"/audit/cases/{world.case.pk}/",
+        f"/rules/{world.policy.pk}/",
+        f"/cases/{world.case.pk}/webhooks/",
+        "/staff/team/",
+    ]
     for page in pages:
         assert web.post(page, {}).status_code == 405, page
     assert web.post(f"/rules/{world.rules_draft.pk}/dry-run/").status_code == 200

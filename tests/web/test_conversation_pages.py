@@ -59,7 +59,7 @@ def test_an_officer_logs_a_call_with_a_promise_a_note_and_a_partial_payment() ->
             "promise_method": "bank_transfer",
         },
     )
-    assert f"Call logged. Promise to pay 300.00 by {friday} taken." in _messages(called)
+    assert f"Call logged. Promise to pay $300.00 by {friday} taken." in _messages(called)
     promise = PromiseToPay.objects.get(case=case)
     assert promise.contact_id == Contact.objects.get(case=case).pk
     page = called.content.decode()
@@ -95,7 +95,7 @@ def test_an_officer_logs_a_call_with_a_promise_a_note_and_a_partial_payment() ->
 
     # 300.00: installment 1 paid (265.02), 34.98 into installment 2 (its fees, interest, 19.96 of principal)
     paid = _post(web, f"/installments/{schedule[0].pk}/repayment/", {"amount": "300.00"})
-    assert "Payment of 300.00 recorded: installment 1 paid, installment 2 partly paid (230.04 still due)." in (
+    assert "Payment of $300.00 recorded: installment 1 paid, installment 2 partly paid ($230.04 still due)." in (
         _messages(paid)
     )
     page = paid.content.decode()

@@ -206,9 +206,9 @@ def test_a_second_approval_is_needed_above_the_officers_limit_then_a_senior_appr
     first = _follow(signed_in(alice), f"/proposals/{proposal.pk}/approve/", APPROVE)
 
     assert "a second approval is needed" in _messages(first)
-    assert "limit covers 750.00 USD" in _messages(first)
+    assert "limit covers $750.00" in _messages(first)
     assert _state(proposal) == ProposalState.PENDING_APPROVAL
-    assert "Still needed: an approval by someone whose limit covers 750.00 USD" in text(first)
+    assert "Still needed: an approval by someone whose limit covers $750.00" in text(first)
 
     second = _follow(signed_in(sam), f"/proposals/{proposal.pk}/approve/", APPROVE)
 
@@ -331,7 +331,7 @@ def test_offer_execute_and_record_the_repayments(alice: User, bob: User, proposa
     wrong = _follow(web, f"/installments/{first.pk}/repayment/", {"amount": f"{owed + Decimal('0.01'):.2f}"})
     assert f"more than the {owed:.2f} the schedule still owes" in _messages(wrong)
     part = _follow(web, f"/installments/{first.pk}/repayment/", {"amount": "1.00"})
-    assert f"installment 1 partly paid ({first.total - 1:.2f} still due)" in _messages(part)
+    assert f"installment 1 partly paid (${first.total - 1:,.2f} still due)" in _messages(part)
     paid = _follow(web, f"/installments/{first.pk}/repayment/", {"amount": f"{first.total - 1:.2f}"})
     assert "installment 1 paid" in _messages(paid)
     assert Installment.objects.get(pk=first.pk).status == InstallmentStatus.PAID

@@ -233,15 +233,16 @@ def test_the_queue_makes_the_same_queries_for_4_cases_as_for_a_full_page(
     web: Client, django_assert_num_queries: Any
 ) -> None:
     """Session, user, device, groups, two permission reads, the officers of the filter, the counts per state
-    (which give the page's count too), the page itself, the session's save (3): 12, however many rows."""
+    (which give the page's count too), the workloads per officer and team, the page itself, the session's save
+    (3): 13, however many rows."""
     _queue_book()
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(13):
         assert len(queue_case_ids(web.get("/queue/?asset=BTC&q=C"))) == 3
     instrument = Instrument.objects.get(symbol="BTC")
     for k in range(60):
         account(f"W{k:02}", instrument, band="warning")
     swept()
-    with django_assert_num_queries(12):
+    with django_assert_num_queries(13):
         assert len(queue_case_ids(web.get("/queue/"))) == 50
 
 

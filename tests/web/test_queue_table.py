@@ -198,8 +198,8 @@ def test_the_assignee_filter_takes_me_none_and_a_username(web: Client, alice: Us
 
 
 def test_sorting_and_choosing_columns_cost_no_query(web: Client, django_assert_num_queries: Any) -> None:
-    """The 12 of the plain queue (tests/web/test_officer_pages.py), whatever the sort and the columns shown."""
+    """The 13 of the plain queue (tests/web/test_officer_pages.py), whatever the sort and the columns shown."""
     _queue_book()
     for query in ("sort=-debt", "sort=in_state&show=deadline&show=to_approve&show=group", "sort=-waits_for"):
-        with django_assert_num_queries(12):
+        with django_assert_num_queries(13):
             assert len(queue_case_ids(web.get(f"/queue/?{query}"))) == 4

@@ -444,12 +444,12 @@ def test_the_page_actions_grant_set_deactivate_and_reactivate(ada: User, admin_w
     bob_web = signed_in(bob)
 
     granted = admin_web.post(f"/staff/{bob.pk}/roles/grant/", {"role": SENIOR_CREDIT_OFFICER}, follow=True)
-    assert "bob is now senior_credit_officer." in _text(granted)
+    assert "bob is now senior credit officer." in _text(granted)
     admin_web.post(f"/staff/{bob.pk}/roles/revoke/", {"role": CREDIT_OFFICER})
     assert list(bob.groups.values_list("name", flat=True)) == [SENIOR_CREDIT_OFFICER]
 
     limited = admin_web.post(f"/staff/{bob.pk}/limits/set/", {"currency": "usd", "amount": "750000.50"}, follow=True)
-    assert "750000.50" in _text(limited)
+    assert "$750,000.50" in _text(limited)
     assert str(bob.approval_limits.get(currency="USD").amount) == "750000.50000000"
     refused = admin_web.post(f"/staff/{bob.pk}/limits/set/", {"currency": "USD", "amount": "-5"}, follow=True)
     assert "amount" in _text(refused)

@@ -10,6 +10,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.db.models import Max
 from django.utils import timezone
+from django.utils.translation import gettext
 from django_fsm import TransitionNotAllowed
 
 from core.audit import AuditEntry, audit_record_many
@@ -68,9 +69,17 @@ def _seen(proposal: Proposal, version: int) -> None:
     """Refuse an action on another version than the one the actor was shown."""
     if version != proposal.version:
         raise StaleTermsError(
-            f"proposal {proposal.pk} changed since you loaded it (you saw version {version}; it is now version "
-            f"{proposal.version}: {terms_summary(proposal)}). Nothing was recorded: read the new terms and decide "
-            "again.",
+            gettext(
+                "proposal %(proposal_pk)s changed since you loaded it (you saw version %(version)s; it is now "
+                "version %(proposal_version)s: %(terms)s). Nothing was recorded: read the new "
+                "terms and decide again."
+            )
+            % {
+                "proposal_pk": proposal.pk,
+                "version": version,
+                "proposal_version": proposal.version,
+                "terms": terms_summary(proposal),
+            },
             proposal_id=proposal.pk,
             version=proposal.version,
             terms=proposal.terms,
@@ -79,7 +88,10 @@ def _seen(proposal: Proposal, version: int) -> None:
 
 def _require(actor: User, permission: str, what: str) -> None:
     if not actor.has_perm(permission):
-        raise ApprovalRefusedError(f"{actor.get_username()} may not {what}", permission=permission)
+        raise ApprovalRefusedError(
+            gettext("%(actor)s may not %(what)s") % {"actor": actor.get_username(), "what": gettext(what)},
+            permission=permission,
+        )
 
 
 def _proposal(proposal_id: int) -> Proposal:
@@ -91,7 +103,9 @@ def _proposal(proposal_id: int) -> Proposal:
         .first()
     )
     if proposal is None:
-        raise NotFoundError(f"proposal {proposal_id} does not exist", proposal_id=proposal_id)
+        raise NotFoundError(
+            gettext("proposal %(proposal_id)s does not exist") % {"proposal_id": proposal_id}, proposal_id=proposal_id
+        )
     proposal.case = Case.objects.select_for_update().select_related("account__client").get(pk=proposal.case_id)
     return proposal
 
@@ -102,7 +116,9 @@ def _clients_proposal(proposal_id: int, client_id: int) -> Proposal:
     neither waits behind nor takes a lock on rows that are not the caller's. (Who owns a proposal, and whether it
     was ever offered or countered by the client, never changes once true, so the check holds under the lock.)"""
     if not client_proposals(client_id).filter(pk=proposal_id).exists():
-        raise NotFoundError(f"offer {proposal_id} does not exist", proposal_id=proposal_id)
+        raise NotFoundError(
+            gettext("offer %(proposal_id)s does not exist") % {"proposal_id": proposal_id}, proposal_id=proposal_id
+        )
     return _proposal(proposal_id)
 
 
@@ -112,7 +128,10 @@ def _move(obj: Any, method: str, what: str) -> str:
     try:
         getattr(obj, method)()
     except TransitionNotAllowed:
-        raise NegotiationError(f"{what} is {before}: it cannot {method.replace('_', ' ')}") from None
+        raise NegotiationError(
+            gettext("%(what)s is %(before)s: it cannot %(action)s")
+            % {"what": what, "before": before, "action": method.replace("_", " ")}
+        ) from None
     return str(before)
 
 
@@ -157,7 +176,9 @@ def _amounts_check(
 def _latest_report(case: Case) -> FeasibilityReport:
     report = FeasibilityReport.objects.filter(case=case).select_related("case").order_by("-created_at", "-pk").first()
     if report is None:
-        raise NegotiationError(f"case {case.pk} has no feasibility report yet: terms cannot be valued")
+        raise NegotiationError(
+            gettext("case %(case_pk)s has no feasibility report yet: terms cannot be valued") % {"case_pk": case.pk}
+        )
     return report
 
 

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import MarginLoan, Position
 from accounts.services import ledger
@@ -51,23 +52,30 @@ def proposal_execute(*, proposal_id: int, actor: User, version: int) -> Proposal
     """Apply accepted terms (the version the officer was shown) in one transaction: the loan's principal (haircut,
     capitalised arrears), rate and maturity; the repayment schedule; the collateral demand with its due date; the
     position reductions as orders for the desk. The case is RESTRUCTURED and its other proposals withdrawn."""
-    _require(actor, "restructuring.execute_proposal", "execute restructurings")
+    _require(actor, "restructuring.execute_proposal", gettext_noop("execute restructurings"))
     with transaction.atomic():
         proposal = _proposal(proposal_id)
         case = proposal.case
         if proposal.state != ProposalState.ACCEPTED:
-            raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: only an accepted offer is executed")
+            raise NegotiationError(
+                gettext("proposal %(proposal_id)s is %(proposal_state)s: only an accepted offer is executed")
+                % {"proposal_id": proposal_id, "proposal_state": proposal.state}
+            )
         _seen(proposal, version)
         terms = _terms(proposal.terms)
         signed = _accepted_agreement(proposal)
         loan = ledger.loan_active_lock(case.account_id)
         if loan is None:
-            raise NegotiationError(f"case {case.pk}: the account has no active loan to restructure")
+            raise NegotiationError(
+                gettext("case %(case_pk)s: the account has no active loan to restructure") % {"case_pk": case.pk}
+            )
         now = timezone.now()
         try:
             schedule = execution_schedule(loan, terms, _quantum(proposal), now.date())
         except ScheduleError as exc:
-            raise ValidationError(f"proposal {proposal_id}: {exc}", field="terms") from None
+            raise ValidationError(
+                gettext("proposal %(proposal_id)s: %(exc)s") % {"proposal_id": proposal_id, "exc": exc}, field="terms"
+            ) from None
         before_loan = {"principal": loan.principal, "rate": loan.rate_annual, "accrued": loan.accrued_interest}
         maturity = schedule.installments[-1].due
         ledger.loan_restructure(
@@ -150,13 +158,19 @@ def _liquidation_reason(proposal: Proposal) -> str:
 def proposal_liquidate(*, proposal_id: int, actor: User, version: int) -> Proposal:
     """Carry out an approved liquidation proposal (the version the officer was shown): the case goes to
     liquidation with its plan, its other proposals are withdrawn, the proposal is EXECUTED."""
-    _require(actor, "restructuring.liquidate_case", "send cases to liquidation")
+    _require(actor, "restructuring.liquidate_case", gettext_noop("send cases to liquidation"))
     with transaction.atomic():
         proposal = _proposal(proposal_id)
         if proposal.kind != ProposalKind.LIQUIDATE:
-            raise NegotiationError(f"proposal {proposal_id} restructures: it is offered to the client, not liquidated")
+            raise NegotiationError(
+                gettext("proposal %(proposal_id)s restructures: it is offered to the client, not liquidated")
+                % {"proposal_id": proposal_id}
+            )
         if proposal.state != ProposalState.APPROVED:
-            raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: only an approved liquidation is sent")
+            raise NegotiationError(
+                gettext("proposal %(proposal_id)s is %(proposal_state)s: only an approved liquidation is sent")
+                % {"proposal_id": proposal_id, "proposal_state": proposal.state}
+            )
         _seen(proposal, version)
         before = _move(proposal, "carry_out_liquidation", f"proposal {proposal_id}")
         proposal.decided_at = timezone.now()
@@ -198,7 +212,10 @@ def _reductions(proposal: Proposal, terms: Terms, now: datetime) -> None:
     for position_id, fraction in terms.reduce:
         position = positions.get(position_id)
         if position is None or position.account_id != proposal.case.account_id:
-            raise ValidationError(f"reduce: position {position_id} is not open in this account", field="reduce")
+            raise ValidationError(
+                gettext("reduce: position %(position_id)s is not open in this account") % {"position_id": position_id},
+                field="reduce",
+            )
         orders.append(
             ReductionOrder(
                 proposal=proposal,

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import LoanStatus, MarginLoan
 from core.dispatch import dispatch_on_commit
@@ -74,7 +75,7 @@ def offer_send(
     offer expires; the client may counter within the bounds (by default: WORKOUT_COUNTER_* around the offered
     terms). The restructuring agreement is drawn and kept (restructuring/services/agreements.py); its SHA-256 is in
     the offer's audit event. A liquidation is never offered."""
-    _require(actor, "restructuring.offer_proposal", "send offers")
+    _require(actor, "restructuring.offer_proposal", gettext_noop("send offers"))
     offer_hours = offer_hours_check(hours)
     drawn: list[Agreement] = []
     try:
@@ -97,8 +98,11 @@ def _offer_send(
         case = proposal.case
         if proposal.kind == ProposalKind.LIQUIDATE:
             raise NegotiationError(
-                f"proposal {proposal_id} is a liquidation: it is not offered to the client; once approved, send the "
-                "case to liquidation"
+                gettext(
+                    "proposal %(proposal_id)s is a liquidation: it is not offered to the client; once approved, send "
+                    "the case to liquidation"
+                )
+                % {"proposal_id": proposal_id}
             )
         _seen(proposal, version)
         before = _move(proposal, "offer", f"proposal {proposal_id}")
@@ -145,7 +149,11 @@ def offer_hours_check(hours: float | Decimal | None) -> float:
         return float(settings.WORKOUT_OFFER_HOURS)
     limit = float(settings.WORKOUT_OFFER_MAX_HOURS)
     if isinstance(hours, bool) or not isinstance(hours, int | float | Decimal) or not 0 < hours <= limit:
-        raise ValidationError(f"hours {hours}: an offer stands more than 0 and at most {limit:g} hours", field="hours")
+        raise ValidationError(
+            gettext("hours %(hours)s: an offer stands more than 0 and at most %(limit)s hours")
+            % {"hours": hours, "limit": format(limit, "g")},
+            field="hours",
+        )
     return float(hours)
 
 
@@ -174,9 +182,15 @@ def _hash_of(proposal: Proposal) -> str:
 
 def _offered(proposal: Proposal, now: datetime) -> None:
     if proposal.state != ProposalState.OFFERED:
-        raise NegotiationError(f"proposal {proposal.pk} is {proposal.state}: it is not an open offer")
+        raise NegotiationError(
+            gettext("proposal %(proposal_pk)s is %(proposal_state)s: it is not an open offer")
+            % {"proposal_pk": proposal.pk, "proposal_state": proposal.state}
+        )
     if proposal.expires_at is not None and proposal.expires_at <= now:
-        raise NegotiationError(f"the offer of proposal {proposal.pk} expired at {proposal.expires_at.isoformat()}")
+        raise NegotiationError(
+            gettext("the offer of proposal %(proposal_pk)s expired at %(expires)s")
+            % {"proposal_pk": proposal.pk, "expires": proposal.expires_at.isoformat()}
+        )
 
 
 def offer_accept(
@@ -192,8 +206,11 @@ def offer_accept(
         _offered(proposal, now)
         if terms_hash is not None and terms_hash != _hash_of(proposal):
             raise StaleTermsError(
-                f"offer {proposal_id}: terms_hash {terms_hash} is not the offer's ({_hash_of(proposal)}): read the "
-                "offer again before accepting",
+                gettext(
+                    "offer %(proposal_id)s: terms_hash %(terms_hash)s is not the offer's (%(offer_hash)s): "
+                    "read the offer again before accepting"
+                )
+                % {"proposal_id": proposal_id, "terms_hash": terms_hash, "offer_hash": _hash_of(proposal)},
                 proposal_id=proposal_id,
                 terms_hash=_hash_of(proposal),
             )
@@ -250,7 +267,7 @@ def _agreement_named(proposal: Proposal, agreement: Agreement | None, named: str
 
 def offer_decline(*, proposal_id: int, client_id: int, reason: str) -> Proposal:
     if not reason.strip():
-        raise ValidationError("a decline needs a reason", field="reason")
+        raise ValidationError(gettext("a decline needs a reason"), field="reason")
     with transaction.atomic():
         proposal = _clients_proposal(proposal_id, client_id)
         now = timezone.now()
@@ -348,20 +365,26 @@ def _within_bounds(terms: Terms, offer: Proposal) -> None:
     for name in (f.name for f in fields(Terms)):
         if name not in COUNTER_MAY_CHANGE and getattr(terms, name) != getattr(offered, name):
             raise ValidationError(
-                f"{name}: a counter-offer may change only {', '.join(COUNTER_MAY_CHANGE)}; {name} stays as offered",
+                gettext("%(name)s: a counter-offer may change only %(changeable)s; %(name)s stays as offered")
+                % {"name": name, "changeable": ", ".join(COUNTER_MAY_CHANGE)},
                 field=name,
             )
     bounds = offer.counter_bounds or {}
     if "max_term_months" in bounds and terms.term_months > int(bounds["max_term_months"]):
         raise ValidationError(
-            f"term_months {terms.term_months}: at most {bounds['max_term_months']} for this offer", field="term_months"
+            gettext("term_months %(terms_term_months)s: at most %(bounds_max_term_months)s for this offer")
+            % {"terms_term_months": terms.term_months, "bounds_max_term_months": bounds["max_term_months"]},
+            field="term_months",
         )
     if "min_rate" in bounds and terms.rate_annual is not None and terms.rate_annual < Decimal(bounds["min_rate"]):
         raise ValidationError(
-            f"rate_annual {terms.rate_annual}: at least {bounds['min_rate']} for this offer", field="rate_annual"
+            gettext("rate_annual %(terms_rate_annual)s: at least %(bounds_min_rate)s for this offer")
+            % {"terms_rate_annual": terms.rate_annual, "bounds_min_rate": bounds["min_rate"]},
+            field="rate_annual",
         )
     if "min_collateral" in bounds and terms.collateral_to_add < Decimal(bounds["min_collateral"]):
         raise ValidationError(
-            f"collateral_to_add {terms.collateral_to_add}: at least {bounds['min_collateral']} for this offer",
+            gettext("collateral_to_add %(terms_collateral_to_add)s: at least %(bounds_min_collateral)s for this offer")
+            % {"terms_collateral_to_add": terms.collateral_to_add, "bounds_min_collateral": bounds["min_collateral"]},
             field="collateral_to_add",
         )

@@ -13,6 +13,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import LoanStatus, MarginLoan
 from core.errors import NotFoundError, ValidationError
@@ -39,11 +40,12 @@ from restructuring.models import (
     ProposalState,
 )
 from restructuring.services.controls import (
-    approval_flags,
+    approval_flags_said,
     approvals_needed,
     current_approvals,
     forgiveness,
     proposal_makers,
+    said_text,
 )
 from restructuring.services.feasibility import liquidation_value
 from restructuring.services.negotiation.common import (
@@ -69,19 +71,23 @@ from restructuring.terms import Terms, terms_hash
 class ApprovalOutcome:
     proposal: Proposal
     approved: bool
-    needs: str  # what is still missing ("" once approved)
+    needs: str  # what is still missing ("" once approved), in English as the record says it
+    needs_read: str = ""  # the same in the reader's language
 
 
 def proposal_draft(*, case_id: int, terms: Mapping[str, Any] | Terms, actor: User, name: str = "officer") -> Proposal:
     """An officer's proposal for a case in margin call or with proposals, valued on its latest report."""
-    _require(actor, "restructuring.draft_proposal", "draft proposals")
+    _require(actor, "restructuring.draft_proposal", gettext_noop("draft proposals"))
     parsed = _terms(terms)
     with transaction.atomic():
         case = Case.objects.select_for_update().select_related("account__client").filter(pk=case_id).first()
         if case is None:
-            raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
+            raise NotFoundError(gettext("case %(case_id)s does not exist") % {"case_id": case_id}, case_id=case_id)
         if case.state not in (CaseState.MARGIN_CALL, CaseState.PROPOSED):
-            raise NegotiationError(f"case {case_id} is {case.state}: proposals are made in margin call")
+            raise NegotiationError(
+                gettext("case %(case_id)s is %(case_state)s: proposals are made in margin call")
+                % {"case_id": case_id, "case_state": case.state}
+            )
         _amounts_check(parsed, case.account.base_currency)
         proposal = Proposal(
             case=case,
@@ -116,14 +122,20 @@ def proposal_draft(*, case_id: int, terms: Mapping[str, Any] | Terms, actor: Use
 def proposal_edit(*, proposal_id: int, terms: Mapping[str, Any] | Terms, actor: User) -> Proposal:
     """New terms for a proposal not yet offered: a new version, revalued, back to draft, its approvals void (they
     were of the old version, and never count again), and the editor is one of its makers."""
-    _require(actor, "restructuring.draft_proposal", "edit proposals")
+    _require(actor, "restructuring.draft_proposal", gettext_noop("edit proposals"))
     parsed = _terms(terms)
     with transaction.atomic():
         proposal = _proposal(proposal_id)
         if proposal.kind == ProposalKind.LIQUIDATE:
-            raise NegotiationError(f"proposal {proposal_id} is a liquidation: it has no terms to edit")
+            raise NegotiationError(
+                gettext("proposal %(proposal_id)s is a liquidation: it has no terms to edit")
+                % {"proposal_id": proposal_id}
+            )
         if proposal.state not in (ProposalState.DRAFT, ProposalState.PENDING_APPROVAL, ProposalState.APPROVED):
-            raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: its terms can no longer change")
+            raise NegotiationError(
+                gettext("proposal %(proposal_id)s is %(proposal_state)s: its terms can no longer change")
+                % {"proposal_id": proposal_id, "proposal_state": proposal.state}
+            )
         _amounts_check(parsed, proposal.case.account.base_currency)
         before = str(proposal.state)
         if proposal.state != ProposalState.DRAFT:
@@ -149,7 +161,7 @@ def proposal_edit(*, proposal_id: int, terms: Mapping[str, Any] | Terms, actor: 
 
 
 def proposal_submit(*, proposal_id: int, actor: User) -> Proposal:
-    _require(actor, "restructuring.draft_proposal", "submit proposals")
+    _require(actor, "restructuring.draft_proposal", gettext_noop("submit proposals"))
     with transaction.atomic():
         proposal = _proposal(proposal_id)
         before = _move(proposal, "submit", f"proposal {proposal_id}")
@@ -180,34 +192,46 @@ _APPROVABLE = {
 def proposal_approve(*, proposal_id: int, actor: User, version: int, override_reason: str = "") -> ApprovalOutcome:
     """Record the actor's approval of the version of the proposal they were shown; the proposal is APPROVED once
     the approvals of that version satisfy every control (restructuring/services/controls.py)."""
-    _require(actor, "restructuring.approve_proposal", "approve proposals")
+    _require(actor, "restructuring.approve_proposal", gettext_noop("approve proposals"))
     override_reason = override_reason.strip()
     with transaction.atomic():
         proposal = _proposal(proposal_id)
         if proposal.state != ProposalState.PENDING_APPROVAL:
-            raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: only a pending proposal is approved")
+            raise NegotiationError(
+                gettext("proposal %(proposal_id)s is %(proposal_state)s: only a pending proposal is approved")
+                % {"proposal_id": proposal_id, "proposal_state": proposal.state}
+            )
         if proposal.case.state not in _APPROVABLE[ProposalKind(proposal.kind)]:
-            raise NegotiationError(f"case {proposal.case_id} is {proposal.case.state}: its proposals are not approved")
+            raise NegotiationError(
+                gettext("case %(case_id)s is %(state)s: its proposals are not approved")
+                % {"case_id": proposal.case_id, "state": proposal.case.state}
+            )
         _seen(proposal, version)
         makers = proposal_makers(proposal)
         if actor.pk in makers:
             raise ApprovalRefusedError(
-                f"{actor.get_username()} {makers[actor.pk]} (proposal {proposal_id}): another officer must approve",
+                gettext("%(actor)s %(why)s (proposal %(proposal_id)s): another officer must approve")
+                % {"actor": actor.get_username(), "why": makers[actor.pk], "proposal_id": proposal_id},
                 proposal_id=proposal_id,
             )
         if Approval.objects.filter(proposal=proposal, approver=actor, version=proposal.version).exists():
             raise NegotiationError(
-                f"{actor.get_username()} already approved version {proposal.version} of proposal {proposal_id}"
+                gettext("%(actor)s already approved version %(proposal_version)s of proposal %(proposal_id)s")
+                % {"actor": actor.get_username(), "proposal_version": proposal.version, "proposal_id": proposal_id}
             )
-        flags = approval_flags(proposal, proposal.feasibility_report)
+        currency = proposal.case.account.base_currency
+        flags_said = approval_flags_said(proposal, proposal.feasibility_report, currency)
+        flags = [said_text([f], english=True) for f in flags_said]  # the record's words
         if flags and not override_reason:
             raise OverrideRequiredError(
-                f"proposal {proposal_id} is flagged: {'; '.join(flags)}. To approve it all the same, give your "
-                "reason for overriding the model",
+                gettext(
+                    "proposal %(proposal_id)s is flagged: %(flags)s. To approve it all the same, give your "
+                    "reason for overriding the model"
+                )
+                % {"proposal_id": proposal_id, "flags": said_text(flags_said, joiner="; ")},
                 field="override_reason",
                 flags=flags,
             )
-        currency = proposal.case.account.base_currency
         limit = approval_limit(actor, currency)
         senior = actor.has_perm("restructuring.approve_senior")
         current = proposal.terms_hash or terms_hash(proposal.terms)
@@ -221,16 +245,15 @@ def proposal_approve(*, proposal_id: int, actor: User, version: int, override_re
             override_reason=override_reason if flags else "",
             created_at=timezone.now(),
         )
-        needs = " and ".join(
-            approvals_needed(
-                proposal=proposal,
-                approvals=current_approvals(proposal),
-                makers=makers,
-                amount=_amount(proposal),
-                forgiven=_forgiven(proposal),
-                currency=currency,
-            )
+        needs_said = approvals_needed(
+            proposal=proposal,
+            approvals=current_approvals(proposal),
+            makers=makers,
+            amount=_amount(proposal),
+            forgiven=_forgiven(proposal),
+            currency=currency,
         )
+        needs = said_text(needs_said, english=True)
         before = str(proposal.state)
         if not needs:
             _move(proposal, "approve", f"proposal {proposal_id}")
@@ -247,10 +270,13 @@ def proposal_approve(*, proposal_id: int, actor: User, version: int, override_re
                 limit=limit,
                 senior=senior,
                 needs=needs,
+                # the same, to be read again in any language (restructuring/services/controls.py said_text)
+                needs_said=[list(n) for n in needs_said],
                 flags=flags,
+                flags_said=[list(f) for f in flags_said],
             )
         )
-    return ApprovalOutcome(proposal=proposal, approved=not needs, needs=needs)
+    return ApprovalOutcome(proposal=proposal, approved=not needs, needs=needs, needs_read=said_text(needs_said))
 
 
 def _amount(proposal: Proposal) -> Decimal:
@@ -276,13 +302,16 @@ def _forgiven(proposal: Proposal) -> Decimal:
 def proposal_reject(*, proposal_id: int, actor: User, reason: str) -> Proposal:
     """Withdraw a proposal not yet offered, with the reason; a case left with no live proposal is back in
     margin call."""
-    _require(actor, "restructuring.approve_proposal", "reject proposals")
+    _require(actor, "restructuring.approve_proposal", gettext_noop("reject proposals"))
     if not reason.strip():
-        raise ValidationError("a rejection needs a reason", field="reason")
+        raise ValidationError(gettext("a rejection needs a reason"), field="reason")
     with transaction.atomic():
         proposal = _proposal(proposal_id)
         if proposal.state not in (ProposalState.DRAFT, ProposalState.PENDING_APPROVAL, ProposalState.APPROVED):
-            raise NegotiationError(f"proposal {proposal_id} is {proposal.state}: it can no longer be rejected")
+            raise NegotiationError(
+                gettext("proposal %(proposal_id)s is %(proposal_state)s: it can no longer be rejected")
+                % {"proposal_id": proposal_id, "proposal_state": proposal.state}
+            )
         before = _move(proposal, "withdraw", f"proposal {proposal_id}")
         proposal.decision_reason = reason
         proposal.decided_at = timezone.now()
@@ -305,19 +334,25 @@ def _back_to_margin_call_if_empty(case: Case, *, actor: User | None, reason: str
 def proposal_liquidation_draft(*, case_id: int, reason: str, actor: User) -> Proposal:
     """An officer's proposal to send the case to liquidation, with the reason, pending another officer's approval
     (nobody sends a case to liquidation alone). Valued at what liquidating now brings, from the latest report."""
-    _require(actor, "restructuring.liquidate_case", "propose liquidations")
+    _require(actor, "restructuring.liquidate_case", gettext_noop("propose liquidations"))
     if not reason.strip():
-        raise ValidationError("a liquidation needs a reason", field="reason")
+        raise ValidationError(gettext("a liquidation needs a reason"), field="reason")
     with transaction.atomic():
         case = Case.objects.select_for_update().select_related("account__client").filter(pk=case_id).first()
         if case is None:
-            raise NotFoundError(f"case {case_id} does not exist", case_id=case_id)
+            raise NotFoundError(gettext("case %(case_id)s does not exist") % {"case_id": case_id}, case_id=case_id)
         if case.state not in _APPROVABLE[ProposalKind.LIQUIDATE]:
-            raise NegotiationError(f"case {case_id} is {case.state}: it cannot go to liquidation")
+            raise NegotiationError(
+                gettext("case %(case_id)s is %(case_state)s: it cannot go to liquidation")
+                % {"case_id": case_id, "case_state": case.state}
+            )
         if Proposal.objects.filter(
             case=case, kind=ProposalKind.LIQUIDATE, state__in=LIVE_PROPOSAL_STATES, source=ProposalSource.OFFICER
         ).exists():
-            raise NegotiationError(f"case {case_id} already has a liquidation proposal waiting for approval")
+            raise NegotiationError(
+                gettext("case %(case_id)s already has a liquidation proposal waiting for approval")
+                % {"case_id": case_id}
+            )
         report = FeasibilityReport.objects.filter(case=case).order_by("-created_at", "-pk").first()
         receipt = liquidation_value(report.results) if report is not None else None
         proposal = Proposal(

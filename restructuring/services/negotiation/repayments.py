@@ -8,10 +8,11 @@ from decimal import Decimal
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.services import ledger
 from core.errors import NotFoundError, ValidationError
-from core.money import amount_check, currency_quantum
+from core.money import amount_check, currency_quantum, money_text
 from restructuring.allocation import AllocationError, Owing, allocate
 from restructuring.audit_events import CASE_CLOSE, INSTALLMENT_PAID, REPAYMENT_RECORD
 from restructuring.models import (
@@ -32,20 +33,31 @@ def repayment_record(*, installment_id: int, amount: Decimal, actor: User) -> Re
     allocated oldest installment first, whichever row it was recorded from. The loan's principal becomes the
     schedule's principal still unpaid; the payment that settles the last installment closes the loan and the case.
     Events: repayment.record (the allocation), installment.paid for each installment it settles."""
-    _require(actor, "restructuring.execute_proposal", "record repayments")
+    _require(actor, "restructuring.execute_proposal", gettext_noop("record repayments"))
     if not (isinstance(amount, Decimal) and amount.is_finite() and amount > 0):
-        raise ValidationError(f"amount {amount}: a payment is a positive amount", field="amount")
+        raise ValidationError(
+            gettext("amount %(amount)s: a payment is a positive amount") % {"amount": amount}, field="amount"
+        )
     with transaction.atomic():
         installment = (
             Installment.objects.select_for_update().select_related("proposal").filter(pk=installment_id).first()
         )
         if installment is None:
-            raise NotFoundError(f"installment {installment_id} does not exist", installment_id=installment_id)
+            raise NotFoundError(
+                gettext("installment %(installment_id)s does not exist") % {"installment_id": installment_id},
+                installment_id=installment_id,
+            )
         if installment.status != InstallmentStatus.DUE:
-            raise NegotiationError(f"installment {installment_id} is {installment.status}")
+            raise NegotiationError(
+                gettext("installment %(installment_id)s is %(installment_status)s")
+                % {"installment_id": installment_id, "installment_status": installment.status}
+            )
         case = Case.objects.select_for_update().select_related("account").get(pk=installment.proposal.case_id)
         if case.state != CaseState.RESTRUCTURED:
-            raise NegotiationError(f"case {case.pk} is {case.state}: repayments are recorded on restructured cases")
+            raise NegotiationError(
+                gettext("case %(case_pk)s is %(case_state)s: repayments are recorded on restructured cases")
+                % {"case_pk": case.pk, "case_state": case.state}
+            )
         amount_check(amount, case.account.base_currency, field="amount")
         schedule = {
             i.pk: i
@@ -70,7 +82,9 @@ def repayment_record(*, installment_id: int, amount: Decimal, actor: User) -> Re
         try:
             allocations = allocate(amount, owing)
         except AllocationError as exc:
-            raise ValidationError(f"amount {amount}: {exc}", field="amount") from None
+            raise ValidationError(
+                gettext("amount %(amount)s: %(exc)s") % {"amount": amount, "exc": exc}, field="amount"
+            ) from None
         now = timezone.now()
         settled: list[Installment] = []
         for part in allocations:
@@ -160,13 +174,19 @@ def repayment_record(*, installment_id: int, amount: Decimal, actor: User) -> Re
 def repayment_summary(repayment: Repayment) -> str:
     """What a payment did, in one line for the officer: the installments it settled and the one it left partly
     paid, with what that one still owes."""
-    quantum = currency_quantum(repayment.case.account.base_currency)
+    currency = repayment.case.account.base_currency
     rows = repayment.allocations.select_related("installment").order_by("installment__number")
     parts = []
     for row in rows:
         each = row.installment
         if each.status == InstallmentStatus.PAID:
-            parts.append(f"installment {each.number} paid")
+            parts.append(gettext("installment %(number)s paid") % {"number": each.number})
         else:
-            parts.append(f"installment {each.number} partly paid ({each.outstanding.quantize(quantum):f} still due)")
-    return f"Payment of {repayment.amount.quantize(quantum):f} recorded: " + ", ".join(parts) + "."
+            parts.append(
+                gettext("installment %(number)s partly paid (%(left)s still due)")
+                % {"number": each.number, "left": money_text(each.outstanding, currency)}
+            )
+    return gettext("Payment of %(amount)s recorded: %(parts)s.") % {
+        "amount": money_text(repayment.amount, currency),
+        "parts": ", ".join(parts),
+    }

@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
 
 from accounts.models import MarginAccount
 from accounts.services import ledger
@@ -29,11 +30,15 @@ from restructuring.services.negotiation.common import NegotiationError, _require
 def topup_declare(*, account_id: int, client_id: int, amount: Decimal, reference: str = "") -> CollateralTopUp:
     """A client's declared collateral top-up: pending until operations confirm it."""
     if not (isinstance(amount, Decimal) and amount.is_finite() and amount > 0):
-        raise ValidationError(f"amount {amount}: must be a positive amount", field="amount")
+        raise ValidationError(
+            gettext("amount %(amount)s: must be a positive amount") % {"amount": amount}, field="amount"
+        )
     with transaction.atomic():
         account = MarginAccount.objects.filter(pk=account_id, client_id=client_id).first()
         if account is None:
-            raise NotFoundError(f"account {account_id} does not exist", account_id=account_id)
+            raise NotFoundError(
+                gettext("account %(account_id)s does not exist") % {"account_id": account_id}, account_id=account_id
+            )
         amount_check(amount, account.base_currency, field="amount")
         topup = CollateralTopUp.objects.create(
             account=account, amount=amount, reference=reference[:200], declared_at=timezone.now()
@@ -53,13 +58,18 @@ def topup_declare(*, account_id: int, client_id: int, amount: Decimal, reference
 def topup_confirm(*, topup_id: int, actor: User) -> CollateralTopUp:
     """Operations confirm a top-up: the cash is the account's; collateral demanded of it is met as far as it
     goes; the next sweep cures the case if the margin is restored (one is queued on commit)."""
-    _require(actor, "restructuring.execute_proposal", "confirm top-ups")
+    _require(actor, "restructuring.execute_proposal", gettext_noop("confirm top-ups"))
     with transaction.atomic():
         topup = CollateralTopUp.objects.select_for_update().filter(pk=topup_id).first()
         if topup is None:
-            raise NotFoundError(f"top-up {topup_id} does not exist", topup_id=topup_id)
+            raise NotFoundError(
+                gettext("top-up %(topup_id)s does not exist") % {"topup_id": topup_id}, topup_id=topup_id
+            )
         if topup.status != TopUpStatus.PENDING:
-            raise NegotiationError(f"top-up {topup_id} is {topup.status}")
+            raise NegotiationError(
+                gettext("top-up %(topup_id)s is %(topup_status)s")
+                % {"topup_id": topup_id, "topup_status": topup.status}
+            )
         now = timezone.now()
         ledger.cash_credit(account_id=topup.account_id, amount=topup.amount, now=now)
         topup.status, topup.decided_at, topup.decided_by = TopUpStatus.CONFIRMED, now, actor
