@@ -11,6 +11,11 @@ PYTEST_ARGS ?=
 # renders the letters and agreements with Debian's Pango and DejaVu fonts.
 DOCKER_COMPOSE ?= docker-compose
 CHROMIUM ?= /usr/bin/chromium
+# WeasyPrint's Pango (the library file, whatever the architecture's directory), the fonts it draws with, and GNU
+# msgfmt, which checks the German catalogue.
+PANGO_LIB ?= $(firstword $(wildcard /usr/lib/*/libpangoft2-1.0.so.0 /usr/lib/libpangoft2-1.0.so.0))
+FONTS_DIR ?= /usr/share/fonts/truetype/dejavu
+MSGFMT ?= msgfmt
 APT_GET ?= apt-get
 
 .PHONY: install system-deps demo test lint bench bench-full migrate clean
@@ -30,9 +35,9 @@ system-deps:
 	@missing=""; \
 	command -v $(DOCKER_COMPOSE) >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	test -x $(CHROMIUM) || missing="$$missing chromium"; \
-	ldconfig -p | grep -q 'libpangoft2-1.0.so.0' || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
-	test -d /usr/share/fonts/truetype/dejavu || missing="$$missing fonts-dejavu-core"; \
-	command -v msgfmt >/dev/null 2>&1 || missing="$$missing gettext"; \
+	test -e "$(PANGO_LIB)" || missing="$$missing libpango-1.0-0 libpangoft2-1.0-0"; \
+	test -e "$(FONTS_DIR)" || missing="$$missing fonts-dejavu-core"; \
+	command -v $(MSGFMT) >/dev/null 2>&1 || missing="$$missing gettext"; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ]; then sudo=""; \
 	elif command -v sudo >/dev/null 2>&1; then sudo="sudo"; \

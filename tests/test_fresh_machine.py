@@ -32,9 +32,12 @@ def _stub(path: Path, body: str) -> None:
     path.chmod(0o755)
 
 
-def _system_deps(tmp_path: Path, *, uid: int, sudo: bool, missing: bool = True) -> subprocess.CompletedProcess[str]:
+def _system_deps(
+    tmp_path: Path, *, uid: int, sudo: bool, missing: bool = True, letters_missing: bool = False
+) -> subprocess.CompletedProcess[str]:
     """`make system-deps` with PATH holding only stand-ins: apt-get and sudo record their arguments, id -u
-    answers `uid`; docker-compose and Chromium are missing (or both present, standing in for them)."""
+    answers `uid`; docker-compose and Chromium are missing (or both present, standing in for them); Pango, the
+    DejaVu fonts and msgfmt are present, unless `letters_missing`."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     log = tmp_path / "calls.log"
@@ -49,6 +52,12 @@ def _system_deps(tmp_path: Path, *, uid: int, sudo: bool, missing: bool = True) 
         [f"DOCKER_COMPOSE={present}", f"CHROMIUM={present}"]
         if not missing
         else ["DOCKER_COMPOSE=no-docker-compose-here", f"CHROMIUM={tmp_path / 'no-chromium'}"]
+    )
+    absent = tmp_path / "absent"
+    tools += (
+        [f"PANGO_LIB={absent}", f"FONTS_DIR={absent}", f"MSGFMT={absent}"]
+        if letters_missing
+        else [f"PANGO_LIB={present}", f"FONTS_DIR={bin_dir}", f"MSGFMT={present}"]
     )
     result = subprocess.run(
         [MAKE, "-s", "system-deps", *tools],
@@ -89,6 +98,14 @@ def test_system_deps_stops_with_what_to_install_when_it_cannot(tmp_path: Path) -
     assert "make test needs the Debian packages docker-compose chromium" in result.stderr
     assert "as root: apt-get update && apt-get install -y docker-compose chromium" in result.stderr
     assert "apt-get" not in result.stdout  # nothing was attempted
+
+
+def test_system_deps_names_pango_the_fonts_and_gettext_when_they_are_missing(tmp_path: Path) -> None:
+    result = _system_deps(tmp_path, uid=0, sudo=False, letters_missing=True)
+
+    assert result.returncode == 0, result.stderr
+    packages = "docker-compose chromium libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core gettext"
+    assert result.stdout.splitlines()[-1] == f"apt-get install -y -qq {packages}"
 
 
 def test_system_deps_does_nothing_when_both_are_there(tmp_path: Path) -> None:
