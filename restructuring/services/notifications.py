@@ -75,11 +75,12 @@ from django.db import transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
-from accounts.models import MarginAccount
+from core.audit import audit_record
 from core.dispatch import dispatch_on_commit
 from core.encryption import EncryptedSecret, SecretDecryptionError
 from core.money import currency_quantum
 from core.outbound_http import DestinationRefused, PostFailed, http_post
+from core.sms import SmsRejected
 from restructuring.models import (
     Case,
     CaseState,
@@ -87,6 +88,14 @@ from restructuring.models import (
     NotificationChannel,
     NotificationKind,
     NotificationStatus,
+)
+from restructuring.services.messages import (
+    Event,
+    contacts_load,
+    letter_produce,
+    message_event,
+    message_rows,
+    sms_send,
 )
 
 logger = logging.getLogger(__name__)
@@ -160,8 +169,8 @@ def notifications_enqueue_for_cases(*, cases: Iterable[Case]) -> list[int]:
 
 def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | None = None) -> list[int]:
     """Write the rows of many notices in the caller's transaction with a fixed number of queries (the
-    clients' addresses, one bulk insert, the new ids), and ask for them to be sent once it commits.
-    Returns the ids of the rows written (none for an event already enqueued)."""
+    clients' contacts, the templates in use, one bulk insert, the new ids), and ask for them to be sent once it
+    commits. Returns the ids of the rows written (none for an event already enqueued)."""
     if not transaction.get_connection().in_atomic_block:
         raise NotificationTransactionError(
             "notifications must be enqueued inside transaction.atomic(), with the change they tell of"
@@ -169,42 +178,37 @@ def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | Non
     if not notices:
         return []
     now = now or timezone.now()
-    contacts = {
-        row[0]: row[1:]
-        for row in MarginAccount.objects.filter(pk__any={n.case.account_id for n in notices}).values_list(
-            "pk", "code", "base_currency", "client__email", "client__webhook_url"
-        )
-    }
+    contacts = contacts_load(n.case.account_id for n in notices)
     rows: list[Notification] = []
+    events: list[Event] = []
     for notice in notices:
-        account_code, currency, email, webhook_url = contacts[notice.case.account_id]
-        addresses = ((NotificationChannel.EMAIL, email), (NotificationChannel.WEBHOOK, webhook_url))
-        channels = [(channel, recipient) for channel, recipient in addresses if recipient]
-        if not channels:
-            continue
+        contact = contacts[notice.case.account_id]
         payload = _plain(
             {
                 **notice.payload,
                 "case_id": notice.case.pk,
-                "account": account_code,
-                "currency": currency,
+                "account": contact.account_code,
+                "currency": contact.currency,
                 "state": str(notice.case.state),
             },
-            currency_quantum(currency),
+            currency_quantum(contact.currency),
         )
-        rows.extend(
-            Notification(
-                case_id=notice.case.pk,
-                kind=notice.kind,
-                channel=channel,
-                recipient=recipient,
-                dedupe_key=notice.dedupe_key,
-                payload=payload,
-                next_attempt_at=now,
-                created_at=now,
+        # Email, SMS and letter: rendered from the templates in use, as the client's preferences say (messages.py).
+        events.append(Event(notice.kind, notice.case.pk, contact.account_id, payload, notice.dedupe_key))
+        if contact.webhook_url:
+            rows.append(
+                Notification(
+                    case_id=notice.case.pk,
+                    kind=notice.kind,
+                    channel=NotificationChannel.WEBHOOK,
+                    recipient=contact.webhook_url,
+                    dedupe_key=notice.dedupe_key,
+                    payload=payload,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
             )
-            for channel, recipient in channels
-        )
+    rows.extend(message_rows(events, contacts, now))
     if not rows:
         return []
     Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
@@ -355,14 +359,17 @@ def _claim(notification_ids: Sequence[int] | None, now: datetime) -> list[Notifi
         when = Q(next_attempt_at__lte=now)
         if notification_ids is not None:
             # The task queued on commit sends its never-tried rows even if this host's clock is behind the
-            # enqueuer's; a row tried before (failed, or claimed under a lease) waits for its time.
-            when = Q(pk__in=list(notification_ids)) & (when | Q(attempts=0))
+            # enqueuer's; a row tried before (failed, or claimed under a lease) waits for its time, as does a row
+            # held for the client's quiet hours (messages.py).
+            when = Q(pk__in=list(notification_ids)) & (when | Q(attempts=0, deferred_until__isnull=True))
         due = (
             Notification.objects.select_for_update(of=("self",), skip_locked=True)
             .filter(when, status=NotificationStatus.PENDING)
             .annotate(
                 signing_secret=F("case__account__client__webhook_secret"),
                 client_code=F("case__account__client__code"),
+                account_ref=F("case__account_id"),
+                template_version=F("template__version"),
             )
         )
         batch: list[Notification] = list(due.order_by("next_attempt_at", "pk")[:CLAIM_BATCH])
@@ -381,11 +388,24 @@ def _record(notification: Notification, error: str, *, permanent: bool, now: dat
     # Guarded by the status: a slow sender whose lease ran out never turns a row another sent back to pending.
     row = Notification.objects.filter(pk=notification.pk, status=NotificationStatus.PENDING)
     if not error:
-        row.update(status=NotificationStatus.SENT, sent_at=timezone.now(), last_error="")
+        with transaction.atomic():  # the message's state and its event together (messages.py)
+            sent_at = timezone.now()
+            done = row.update(
+                status=NotificationStatus.SENT,
+                sent_at=sent_at,
+                last_error="",
+                provider_id=notification.provider_id,
+                letter_pdf=notification.letter_pdf.name or "",
+                letter_sha256=notification.letter_sha256,
+            )
+            if done:
+                audit_record(message_event(notification, NotificationStatus.SENT))
         return SendResult(sent=1)
     error = error[:_ERROR_MAX_LENGTH]
     if permanent or notification.attempts >= settings.WORKOUT_NOTIFICATION_MAX_ATTEMPTS:
-        row.update(status=NotificationStatus.FAILED, last_error=error)
+        with transaction.atomic():
+            if row.update(status=NotificationStatus.FAILED, last_error=error):
+                audit_record(message_event(notification, NotificationStatus.FAILED, error=error))
         logger.warning("notification %s failed for good: %s", notification.pk, error)
         return SendResult(failed=1)
     row.update(next_attempt_at=now + notification_backoff(notification.attempts), last_error=error)
@@ -403,9 +423,13 @@ def _deliver(notification: Notification, mail: Any) -> tuple[str, bool]:
     try:
         if notification.channel == NotificationChannel.EMAIL:
             _email_send(notification, mail)
+        elif notification.channel == NotificationChannel.SMS:
+            sms_send(notification)
+        elif notification.channel == NotificationChannel.LETTER:
+            letter_produce(notification)
         else:
             _webhook_post(notification, getattr(notification, "signing_secret", ""))
-    except (_PermanentError, DestinationRefused) as error:
+    except (_PermanentError, DestinationRefused, SmsRejected) as error:
         return str(error), True
     except WebhookSecretUnreadableError as error:  # retried: the key may be put back
         logger.error("notification %s: %s", notification.pk, error)
@@ -425,39 +449,14 @@ class _PermanentError(Exception):
 # --- email
 
 
-_SUBJECTS = {
-    NotificationKind.MARGIN_CALL: "Margin call on account {account}: {call_amount} {currency} by {deadline}",
-    NotificationKind.DEADLINE_REMINDER: "Reminder: the margin call on account {account} is due by {deadline}",
-    NotificationKind.OFFER: "New terms are offered for account {account}",
-    NotificationKind.LIQUIDATION: "Liquidation of account {account} has started",
-    NotificationKind.CURED: "Account {account} is back within its margin requirement",
-    NotificationKind.LIQUIDATED: "Liquidation of account {account} is complete",
-    NotificationKind.WRITTEN_OFF: "Liquidation of account {account} is complete: {shortfall} {currency} shortfall",
+# To staff (restructuring/services/sla.py): written here, not from the clients' templates.
+_STAFF_SUBJECTS = {
     NotificationKind.SLA_BREACH: "Escalation: case {case_id} ({account}) breached its SLA: {clock_label}",
 }
-_BODIES = {
+_STAFF_BODIES = {
     NotificationKind.SLA_BREACH: (
         "Case {case_id} on account {account} has waited since {started_at} ({clock_label}); its target was "
         "{target_hours} hours, due {due_at}. Assigned to: {assignee}. It is escalated to you as the team's senior."
-    ),
-    NotificationKind.MARGIN_CALL: (
-        "Account {account} is below its maintenance margin requirement. Please deposit {call_amount} {currency} "
-        "or reduce your positions by {deadline}. If the call is not met by then, the positions may be "
-        "liquidated."
-    ),
-    NotificationKind.DEADLINE_REMINDER: (
-        "The margin call of {call_amount} {currency} on account {account} is due by {deadline}. If it is not "
-        "met by then, the positions may be liquidated."
-    ),
-    NotificationKind.OFFER: "Restructured terms are offered for account {account}.",
-    NotificationKind.LIQUIDATION: "The margin call on account {account} was not met: its positions are being sold.",
-    NotificationKind.CURED: "Account {account} is back within its margin requirement: the margin call is closed.",
-    NotificationKind.LIQUIDATED: (
-        "The positions of account {account} have been sold. The proceeds repaid {debt_repaid} {currency} of debt."
-    ),
-    NotificationKind.WRITTEN_OFF: (
-        "The positions of account {account} have been sold. The proceeds repaid {debt_repaid} {currency} of "
-        "debt; a shortfall of {shortfall} {currency} remained and has been written off."
     ),
 }
 
@@ -468,12 +467,16 @@ class _Fields(dict[str, Any]):
 
 
 def _email_send(notification: Notification, mail: Any) -> None:
-    fields = _Fields(notification.payload)
-    kind = NotificationKind(notification.kind)
-    details = "\n".join(f"  {key}: {value}" for key, value in sorted(notification.payload.items()))
-    body = f"{_BODIES[kind].format_map(fields)}\n\nCase {fields['case_id']}.\n\n{details}\n"
+    """A client's email as it was rendered from its template when enqueued; a staff message from the text above."""
+    subject, body = notification.subject, notification.body
+    if notification.template_id is None:
+        fields = _Fields(notification.payload)
+        kind = NotificationKind(notification.kind)
+        details = "\n".join(f"  {key}: {value}" for key, value in sorted(notification.payload.items()))
+        subject = _STAFF_SUBJECTS[kind].format_map(fields)
+        body = f"{_STAFF_BODIES[kind].format_map(fields)}\n\nCase {fields['case_id']}.\n\n{details}\n"
     EmailMessage(
-        subject=_SUBJECTS[kind].format_map(fields),
+        subject=subject,
         body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[notification.recipient],
