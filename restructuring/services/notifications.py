@@ -72,7 +72,8 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db.models import CharField, Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from core.audit import audit_record
@@ -84,6 +85,8 @@ from core.sms import SmsRejected
 from restructuring.models import (
     Case,
     CaseState,
+    Installment,
+    InstallmentStatus,
     Notification,
     NotificationChannel,
     NotificationKind,
@@ -290,6 +293,49 @@ def notifications_remind_deadlines(*, now: datetime | None = None) -> int:
         ]
         notifications_enqueue_many(notices=notices, now=now)
     return len(cases)
+
+
+def notifications_remind_installments(*, now: datetime | None = None) -> int:
+    """Enqueue a reminder for each installment of a restructured case that is due within
+    WORKOUT_INSTALLMENT_REMINDER_DAYS and still owes something, once per installment (keyed by it). Returns how many
+    installments were reminded of."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    horizon = today + timedelta(days=settings.WORKOUT_INSTALLMENT_REMINDER_DAYS)
+    reminded = Notification.objects.filter(
+        case=OuterRef("proposal__case"),
+        kind=NotificationKind.INSTALLMENT_DUE,
+        dedupe_key=Concat(Value("installment:"), Cast(OuterRef("pk"), CharField())),
+    )
+    with transaction.atomic():
+        due = list(
+            Installment.objects.filter(
+                status=InstallmentStatus.DUE,
+                due__gte=today,
+                due__lte=horizon,
+                proposal__case__state=CaseState.RESTRUCTURED,
+                total__gt=F("paid_amount"),
+            )
+            .exclude(Exists(reminded))
+            .select_related("proposal__case")
+            .order_by("pk")
+        )
+        notices = [
+            Notice(
+                installment.proposal.case,
+                NotificationKind.INSTALLMENT_DUE,
+                {
+                    "installment_id": installment.pk,
+                    "number": installment.number,
+                    "due": installment.due,
+                    "amount": installment.outstanding,
+                },
+                f"installment:{installment.pk}",
+            )
+            for installment in due
+        ]
+        notifications_enqueue_many(notices=notices, now=now)
+    return len(due)
 
 
 def _call_terms(case: Case) -> dict[str, Any]:
