@@ -2,9 +2,11 @@
 
 - credit_officer: works the queue, drafts and edits proposals, approves within their limit, sends offers,
   executes accepted restructurings and records repayments, sends a case to liquidation; adds notes, logs
-  contacts and takes promises to pay.
-- senior_credit_officer: all of that, the senior approval (larger limit, escalated cases), publishes rule sets.
-- compliance: reads cases and the audit trail, exports it, verifies the chain; acts on nothing.
+  contacts and takes promises to pay; drafts the text of client messages (message templates).
+- senior_credit_officer: all of that, the senior approval (larger limit, escalated cases), publishes rule sets,
+  reviews and publishes message templates (never one they wrote).
+- compliance: reads cases, the messages sent and their templates, and the audit trail, exports them, verifies the
+  chain; acts on nothing.
 - administrator: administers staff and nothing else: sees the members of staff, creates them, issues their
   enrolment links (restructuring/services/staff.py, core/staff.py), grants and revokes roles, sets their
   authority limits, deactivates and reactivates them (auth's view, add and change user permissions). No
@@ -41,6 +43,9 @@ _OFFICER = [
     "restructuring.add_note",
     "restructuring.add_contact",
     "restructuring.add_promisetopay",
+    # the text of client messages: drafts (restructuring/services/message_templates.py)
+    "restructuring.view_messagetemplate",
+    "restructuring.change_messagetemplate",
     "rules.view_ruleset",
     "rules.add_ruleset",
     "rules.change_ruleset",
@@ -51,12 +56,14 @@ ROLES: dict[str, list[str]] = {
         *_OFFICER,
         "restructuring.approve_senior",
         "restructuring.assign_case",
+        "restructuring.publish_messagetemplate",
         "rules.publish_ruleset",
     ],
     COMPLIANCE: [
         "restructuring.view_case",
         "restructuring.view_proposal",
         "core.view_auditevent",
+        "restructuring.view_messagetemplate",
         "rules.view_ruleset",
     ],
     ADMINISTRATOR: ["auth.view_user", "auth.add_user", "auth.change_user"],

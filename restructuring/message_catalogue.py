@@ -31,6 +31,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from core.message_templates import plain
 from restructuring.models import CLIENT_NOTIFICATION_KINDS, NotificationChannel, NotificationKind
 
 LEGALLY_REQUIRED = frozenset(
@@ -169,3 +170,16 @@ def sample_context(kind: str) -> dict[str, Any]:
 
 
 assert set(VARIABLES) == set(CLIENT_NOTIFICATION_KINDS), "every client message kind has its variables"
+
+
+def message_context(kind: str, payload: Mapping[str, Any], *, client_name: str, lender_name: str) -> Mapping[str, Any]:
+    """What a template of `kind` reads: every variable its kind declares (None when the event has no value for it:
+    a filter's argument must resolve), the event's payload, the client's and the lender's names; plain values."""
+    return plain(
+        {
+            **dict.fromkeys(variables_of(kind)),
+            **payload,
+            "client_name": client_name,
+            "lender_name": lender_name,
+        }
+    )

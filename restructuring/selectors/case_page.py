@@ -23,6 +23,7 @@ from restructuring.models import (
     FeasibilityReport,
     Installment,
     Note,
+    Notification,
     PromiseStatus,
     PromiseToPay,
     Proposal,
@@ -31,6 +32,7 @@ from restructuring.models import (
 from restructuring.schedules import ScheduleError
 from restructuring.selectors.events import case_events
 from restructuring.selectors.feasibility import report_facts, report_params
+from restructuring.selectors.messages import case_messages
 from restructuring.selectors.rule_facts import RESTRUCTURED_STATES
 from restructuring.selectors.schedules import ScheduleRow, installment_rows
 from restructuring.services.controls import approval_flags
@@ -136,6 +138,8 @@ class CasePage:
     notes: list[Note] = field(default_factory=list)
     contacts: list[Contact] = field(default_factory=list)
     promises: list[PromiseToPay] = field(default_factory=list)
+    # The communication log, newest first: every message to the client (and the staff's escalations), as rendered.
+    messages: list[Notification] = field(default_factory=list)
 
     @property
     def open_promise(self) -> PromiseToPay | None:
@@ -189,6 +193,7 @@ def case_page_load(case_id: int) -> CasePage:
     promises = list(
         PromiseToPay.objects.filter(case_id=case.pk).select_related("made_by").order_by("-created_at", "-pk")
     )
+    messages = case_messages(case.pk)
     return CasePage(
         case=case,
         risk=risk,
@@ -206,6 +211,7 @@ def case_page_load(case_id: int) -> CasePage:
         notes=notes,
         contacts=contacts,
         promises=promises,
+        messages=messages,
     )
 
 

@@ -6,6 +6,7 @@ An event of the audit trail is a case's when it is about
 - one of its proposals (their approvals are events of the proposal);
 - one of its feasibility reports;
 - one of its installments (those of its proposals);
+- one of its messages (sent, failed, bounced: restructuring/services/messages.py);
 - or its account, from the case's opening until its close, and up to a minute after it (CLOSING_SLACK): an event
   recorded in the transaction that closes the case carries the clock of its own append, a little after the
   case's `closed_at`. Top-ups are found this way, as is anything else recorded with the account while the case
@@ -25,8 +26,14 @@ from django.db.models import Q, QuerySet
 
 from core.audit_catalogue import Audience, actions_for
 from core.models import AuditEvent
-from restructuring.audit_events import CASE_OBJECT, INSTALLMENT_OBJECT, PROPOSAL_OBJECT, REPORT_OBJECT
-from restructuring.models import Case, FeasibilityReport, Installment, Proposal
+from restructuring.audit_events import (
+    CASE_OBJECT,
+    INSTALLMENT_OBJECT,
+    NOTIFICATION_OBJECT,
+    PROPOSAL_OBJECT,
+    REPORT_OBJECT,
+)
+from restructuring.models import Case, FeasibilityReport, Installment, Notification, Proposal
 from restructuring.selectors.client import CLIENT_VISIBLE_PROPOSALS
 
 CLOSING_SLACK = timedelta(minutes=1)
@@ -46,6 +53,7 @@ def case_events_q(case: Case, audience: Audience) -> Q:
             object_type=INSTALLMENT_OBJECT,
             object_id__in=Installment.objects.filter(proposal__case_id=case.pk).values("pk"),
         )
+        | Q(object_type=NOTIFICATION_OBJECT, object_id__in=Notification.objects.filter(case_id=case.pk).values("pk"))
         | account_window
     )
     if audience != Audience.CLIENT:

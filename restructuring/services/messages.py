@@ -31,13 +31,11 @@ Every message sent, failed for good, or bounced (a delivery report: `message_bou
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import logging
-import zoneinfo
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -46,21 +44,19 @@ from django.core.files.storage import default_storage
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.models import MarginAccount
 from core.audit import AuditEntry, audit_record
 from core.errors import Conflict, NotFound
-from core.message_templates import plain
 from core.pdf import pdf_render
 from core.sms import SmsMessage, sms_backend
 from restructuring.audit_events import MESSAGE_BOUNCED, MESSAGE_FAILED, MESSAGE_SENT
-from restructuring.message_catalogue import LEGALLY_REQUIRED, QUIET_HOURS_CHANNELS, variables_of
+from restructuring.message_catalogue import LEGALLY_REQUIRED, QUIET_HOURS_CHANNELS, message_context
 from restructuring.message_defaults import default_text
 from restructuring.models import (
     MessageTemplate,
     Notification,
-    NotificationChannel,
     NotificationStatus,
 )
+from restructuring.selectors.contacts import FALLBACK_LOCALE, Contact
 from restructuring.services.message_templates import (
     content_sha256,
     message_template_compile,
@@ -71,7 +67,6 @@ from restructuring.services.message_templates import (
 logger = logging.getLogger(__name__)
 
 MESSAGES_ACTOR = "messages"
-FALLBACK_LOCALE = "en"
 
 
 class MessageBounceConflictError(Conflict):
@@ -79,102 +74,6 @@ class MessageBounceConflictError(Conflict):
 
 
 # ------------------------------------------------------------------------------------------------ who and how
-
-
-@dataclass(frozen=True)
-class Contact:
-    """What the messages of one account need of its client: addresses, preferences, names."""
-
-    account_id: int
-    account_code: str
-    currency: str
-    client_name: str
-    email: str
-    webhook_url: str
-    phone: str = ""
-    postal_address: str = ""
-    locale: str = FALLBACK_LOCALE
-    time_zone: str = "UTC"
-    quiet_hours_start: time | None = None
-    quiet_hours_end: time | None = None
-    by_email: bool = True
-    by_sms: bool = True
-    by_letter: bool = False
-
-    @property
-    def zone(self) -> zoneinfo.ZoneInfo:
-        return _zone(self.time_zone)
-
-    def addresses(self, kind: str) -> list[tuple[NotificationChannel, str]]:
-        """The templated channels this message goes on, with their recipient (module docstring): the address, the
-        phone number, or the client's name and postal address on their lines."""
-        legal = kind in LEGALLY_REQUIRED
-        letter = f"{self.client_name}\n{self.postal_address.strip()}" if self.postal_address.strip() else ""
-        wanted = (
-            (NotificationChannel.EMAIL, self.email, self.by_email),
-            (NotificationChannel.SMS, self.phone, self.by_sms),
-            (NotificationChannel.LETTER, letter, self.by_letter),
-        )
-        return [(channel, address) for channel, address, chosen in wanted if address and (chosen or legal)]
-
-
-@functools.cache
-def _zone(name: str) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        return zoneinfo.ZoneInfo("UTC")
-
-
-_CONTACT_FIELDS = (
-    "pk",
-    "code",
-    "base_currency",
-    "client__name",
-    "client__email",
-    "client__webhook_url",
-    "client__message_preferences__phone",
-    "client__message_preferences__postal_address",
-    "client__message_preferences__locale",
-    "client__message_preferences__time_zone",
-    "client__message_preferences__quiet_hours_start",
-    "client__message_preferences__quiet_hours_end",
-    "client__message_preferences__by_email",
-    "client__message_preferences__by_sms",
-    "client__message_preferences__by_letter",
-)
-
-
-def contacts_load(account_ids: Iterable[int]) -> dict[int, Contact]:
-    """The contacts of these accounts' clients, in one query (preferences where the client has them)."""
-    contacts = {}
-    for row in MarginAccount.objects.filter(pk__any=set(account_ids)).values_list(*_CONTACT_FIELDS):
-        account_id, code, currency, name, email, webhook_url, phone, address, locale, zone, start, end, *chosen = row
-        has_preferences = locale is not None  # a left join: None everywhere when the client has no row
-        contacts[account_id] = Contact(
-            account_id=account_id,
-            account_code=code,
-            currency=currency,
-            client_name=name,
-            email=email,
-            webhook_url=webhook_url,
-            **(
-                {
-                    "phone": phone,
-                    "postal_address": address,
-                    "locale": locale,
-                    "time_zone": zone,
-                    "quiet_hours_start": start,
-                    "quiet_hours_end": end,
-                    "by_email": chosen[0],
-                    "by_sms": chosen[1],
-                    "by_letter": chosen[2],
-                }
-                if has_preferences
-                else {}
-            ),
-        )
-    return contacts
 
 
 def quiet_until(contact: Contact, now: datetime) -> datetime | None:
@@ -252,19 +151,6 @@ def message_rows(events: Sequence[Event], contacts: Mapping[int, Contact], now: 
                 )
             )
     return rows
-
-
-def message_context(kind: str, payload: Mapping[str, Any], *, client_name: str, lender_name: str) -> Mapping[str, Any]:
-    """What a template of `kind` reads: every variable its kind declares (None when the event has no value for it:
-    a filter's argument must resolve), the event's payload, the client's and the lender's names; plain values."""
-    return plain(
-        {
-            **dict.fromkeys(variables_of(kind)),
-            **payload,
-            "client_name": client_name,
-            "lender_name": lender_name,
-        }
-    )
 
 
 def _render(

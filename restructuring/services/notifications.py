@@ -92,9 +92,9 @@ from restructuring.models import (
     NotificationKind,
     NotificationStatus,
 )
+from restructuring.selectors.contacts import contacts_load
 from restructuring.services.messages import (
     Event,
-    contacts_load,
     letter_produce,
     message_event,
     message_rows,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -42,6 +42,14 @@ from restructuring.audit_events import (
     CASE_WRITE_OFF,
     FEASIBILITY_REPORT,
     INSTALLMENT_PAID,
+    MESSAGE_BOUNCED,
+    MESSAGE_FAILED,
+    MESSAGE_SENT,
+    MESSAGE_TEMPLATE_EDIT,
+    MESSAGE_TEMPLATE_PUBLISH,
+    MESSAGE_TEMPLATE_REJECT,
+    MESSAGE_TEMPLATE_SUBMIT,
+    NOTIFICATION_OBJECT,
     PROPOSAL_ACCEPT,
     PROPOSAL_APPROVAL,
     PROPOSAL_APPROVE,
@@ -60,6 +68,7 @@ from restructuring.audit_events import (
     TOPUP_CONFIRM,
     TOPUP_DECLARE,
 )
+from restructuring.models import Notification
 
 # Payload keys that hold an amount of the account's currency.
 MONEY_KEYS = frozenset(
@@ -88,8 +97,9 @@ MONEY_KEYS = frozenset(
         "top_up",
     }
 )
-# Keys that are internal ids an officer does not need spelled out (the sweep's run, the model's seeds).
-HIDDEN_KEYS = frozenset({"sweep_id", "market_seed", "case_seed", "rule_set"})
+# Keys that are internal ids an officer does not need spelled out (the sweep's run, the model's seeds, a message's
+# hashes and template id: the message itself is shown beside them).
+HIDDEN_KEYS = frozenset({"sweep_id", "market_seed", "case_seed", "rule_set", "sha256", "letter_sha256", "template_id"})
 
 _LABELS: Mapping[AuditAction[Any], Any] = {
     CASE_OPEN: gettext_lazy("Case opened"),
@@ -129,6 +139,13 @@ _LABELS: Mapping[AuditAction[Any], Any] = {
     PROPOSAL_LIQUIDATE: gettext_lazy("Liquidation proposed"),
     TOPUP_DECLARE: gettext_lazy("Top-up declared"),
     TOPUP_CONFIRM: gettext_lazy("Top-up confirmed"),
+    MESSAGE_SENT: gettext_lazy("Message sent"),
+    MESSAGE_FAILED: gettext_lazy("Message failed"),
+    MESSAGE_BOUNCED: gettext_lazy("Message bounced"),
+    MESSAGE_TEMPLATE_EDIT: gettext_lazy("Message template edited"),
+    MESSAGE_TEMPLATE_SUBMIT: gettext_lazy("Message template submitted for review"),
+    MESSAGE_TEMPLATE_PUBLISH: gettext_lazy("Message template published"),
+    MESSAGE_TEMPLATE_REJECT: gettext_lazy("Message template sent back"),
 }
 ACTION_LABELS = {action.name: label for action, label in _LABELS.items()}
 
@@ -169,6 +186,7 @@ class TimelineEntry:
     subject: str  # what it is about, by name ("" for the case itself)
     details: list[tuple[str, str]]  # the payload, readable
     raw: str  # the payload as stored, for compliance (indented JSON)
+    message: Notification | None = None  # a message's event: the message, with its rendered content
 
 
 @dataclass(frozen=True)
@@ -179,6 +197,7 @@ class Names:
     proposals: Mapping[int, str]
     installments: Mapping[int, int]
     symbols: Mapping[int, str]
+    messages: Mapping[int, Notification] = field(default_factory=dict)
 
 
 def action_label(action: str) -> str:
@@ -197,6 +216,7 @@ def timeline(events: Sequence[AuditEvent], names: Names) -> list[TimelineEntry]:
             subject=_subject(e, names),
             details=_details(e.payload, names),
             raw=json.dumps(e.payload, indent=2, sort_keys=True, ensure_ascii=False),
+            message=names.messages.get(e.object_id) if e.object_type == NOTIFICATION_OBJECT else None,
         )
         for e in events
     ]
@@ -212,6 +232,11 @@ def _subject(event: AuditEvent, names: Names) -> str:
         return _("installment %(number)s") % {"number": number} if number else ""
     if kind == "feasibilityreport":
         return _("feasibility report")
+    if kind == "notification":
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        version = payload.get("template_version")
+        what = f"{payload.get('kind', '')} · {payload.get('channel', '')}"
+        return f"{what} · v{version}" if version else what
     return ""
 
 

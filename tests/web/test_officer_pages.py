@@ -12,16 +12,19 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.test import Client, TestCase, override_settings
 from django.utils import timezone
 
+from accounts.models import Client as AccountClient
 from accounts.models import ClientGroup, Instrument, MarginAccount, Price
 from core.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
-from restructuring.models import Case, CaseState, Proposal
+from restructuring.models import Case, CaseState, Notification, NotificationKind, Proposal
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.conversation import contact_log, note_add, promise_make
 from restructuring.services.feasibility import terms_value
 from restructuring.services.negotiation.proposals import proposal_draft
+from restructuring.services.notifications import notification_enqueue
 from restructuring.terms import Terms
 from rules.models import RuleSet, RuleSetStatus
 from tests.restructuring.helpers import account, btc, sweep_only
@@ -369,9 +372,9 @@ def test_the_case_page_makes_the_same_queries_whatever_it_shows(
 ) -> None:
     """Session, user, device, groups, two permission reads; the case, risk, loan, positions, snapshots,
     proposals, approvals, installments, reports, prior restructurings, events; the notes, contacts and promises
-    (with their officers); the session's save (3): 23."""
+    (with their officers); the messages sent (with their templates); the session's save (3): 26."""
     case = proposed_case()
-    with django_assert_num_queries(25):
+    with django_assert_num_queries(26):
         assert web.get(f"/cases/{case.pk}/").status_code == 200
     # more proposals (each with its schedule), approvals, events, snapshots, notes, contacts and a promise
     for months in (6, 18, 24):
@@ -380,8 +383,14 @@ def test_the_case_page_makes_the_same_queries_whatever_it_shows(
         note_add(case_id=case.pk, text=f"note {k}", actor=officer)
         contact_log(case_id=case.pk, channel="call", direction="outbound", outcome="no_answer", actor=officer)
     promise_make(case_id=case.pk, amount=Decimal("10"), due=timezone.localdate(), method="card", actor=officer)
+    AccountClient.objects.filter(pk=case.account.client_id).update(email="client@client.example")
+    # messages of two kinds, each rendered from its template, sent (their events on the timeline)
+    with TestCase.captureOnCommitCallbacks(execute=True), transaction.atomic():
+        for kind in (NotificationKind.DEADLINE_REMINDER, NotificationKind.ACCEPTED):
+            notification_enqueue(case=case, kind=kind, payload={}, dedupe_key="page")
     swept()
-    with django_assert_num_queries(25):
+    assert Notification.objects.filter(case=case, status="sent").count() == 2
+    with django_assert_num_queries(26):
         response = web.get(f"/cases/{case.pk}/")
     assert text(response).count("Repayment schedule:") == 4
 
