@@ -81,7 +81,7 @@ from core.dispatch import dispatch_on_commit
 from core.encryption import EncryptedSecret, SecretDecryptionError
 from core.money import currency_quantum
 from core.outbound_http import DestinationRefused, PostFailed, http_post
-from core.sms import SmsRejected
+from core.sms import SmsFailed, SmsRejected
 from restructuring.models import (
     Case,
     CaseState,
@@ -158,7 +158,7 @@ def notification_enqueue(
     return notifications_enqueue_many(notices=[Notice(case=case, kind=kind, payload=payload, dedupe_key=dedupe_key)])
 
 
-def notifications_enqueue_for_cases(*, cases: Iterable[Case]) -> list[int]:
+def notifications_enqueue_for_cases(*, cases: Iterable[Case], now: datetime | None = None) -> list[int]:
     """The notices of the sweep's moves, in bulk: a case now in MARGIN_CALL tells of its call, a CURED one
     of its cure; other states tell nothing here."""
     notices = []
@@ -167,7 +167,7 @@ def notifications_enqueue_for_cases(*, cases: Iterable[Case]) -> list[int]:
             notices.append(Notice(case, NotificationKind.MARGIN_CALL, _call_terms(case), _key(case.called_at)))
         elif case.state == CaseState.CURED:
             notices.append(Notice(case, NotificationKind.CURED, {"closed_at": case.closed_at}))
-    return notifications_enqueue_many(notices=notices)
+    return notifications_enqueue_many(notices=notices, now=now)
 
 
 def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | None = None) -> list[int]:
@@ -480,7 +480,7 @@ def _deliver(notification: Notification, mail: Any) -> tuple[str, bool]:
     except WebhookSecretUnreadableError as error:  # retried: the key may be put back
         logger.error("notification %s: %s", notification.pk, error)
         return str(error), False
-    except PostFailed as error:
+    except (PostFailed, SmsFailed) as error:
         return str(error), False
     except Exception as error:  # any failure to deliver is recorded and retried, never raised into the drain
         logger.info("notification %s not delivered", notification.pk, exc_info=True)
