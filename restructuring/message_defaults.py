@@ -19,7 +19,8 @@ _SIGN_EN = "\n\nCase {{ case_id }}.\n{{ lender_name }}"
 _SIGN_DE = "\n\nVorgang {{ case_id }}.\n{{ lender_name }}"
 _HELLO_EN = "Dear {{ client_name }},\n\n"
 _HELLO_DE = "Guten Tag {{ client_name }},\n\n"
-_DUE = "{{ deadline|default:due|datetime }}"
+_BY = "{% if deadline or due %} by {{ deadline|default:due|datetime }}{% endif %}"
+_BIS = "{% if deadline or due %} bis {{ deadline|default:due|datetime }}{% endif %}"
 
 EN: dict[str, tuple[str, str, str]] = {
     K.MARGIN_CALL: (
@@ -32,14 +33,17 @@ EN: dict[str, tuple[str, str, str]] = {
     ),
     K.DEADLINE_REMINDER: (
         "Reminder: {% if state == 'offered' %}the offer for account {{ account }} awaits your answer{% else %}the "
-        "margin call on account {{ account }} is due{% endif %} by " + _DUE,
-        _HELLO_EN + "{% if state == 'offered' %}the offer of new terms for account {{ account }} awaits your answer "
-        "by " + _DUE + "; after that it expires.{% else %}the margin call{% if call_amount %} of "
-        "{{ call_amount|money:currency }}{% endif %} on account {{ account }} is due by " + _DUE + ". If it is not "
-        "met by then, the positions may be liquidated.{% endif %}" + _SIGN_EN,
+        "margin call on account {{ account }} is due{% endif %}" + _BY,
+        _HELLO_EN
+        + "{% if state == 'offered' %}the offer of new terms for account {{ account }} awaits your answer"
+        + _BY
+        + "; after that it expires.{% else %}the margin call{% if call_amount %} of {{ call_amount|money:currency }}"
+        "{% endif %} on account {{ account }} is due"
+        + _BY
+        + ". If it is not met in time, the positions may be liquidated.{% endif %}"
+        + _SIGN_EN,
         "{{ lender_name }}: reminder, {% if state == 'offered' %}the offer for account {{ account }} awaits your "
-        "answer{% else %}the margin call on account {{ account }} is due{% endif %} by " + _DUE + ". Case "
-        "{{ case_id }}.",
+        "answer{% else %}the margin call on account {{ account }} is due{% endif %}" + _BY + ". Case {{ case_id }}.",
     ),
     K.OFFER: (
         "New terms are offered for account {{ account }}",
@@ -152,13 +156,15 @@ DE: dict[str, tuple[str, str, str]] = {
     ),
     K.DEADLINE_REMINDER: (
         "Erinnerung: {% if state == 'offered' %}das Angebot für Konto {{ account }} erwartet Ihre Antwort{% else %}"
-        "die Nachschussforderung für Konto {{ account }} ist fällig{% endif %} bis " + _DUE,
+        "die Nachschussforderung für Konto {{ account }} ist fällig{% endif %}" + _BIS,
         _HELLO_DE + "{% if state == 'offered' %}das Angebot neuer Bedingungen für Konto {{ account }} erwartet Ihre "
-        "Antwort bis " + _DUE + "; danach verfällt es.{% else %}die Nachschussforderung{% if call_amount %} über "
-        "{{ call_amount|money:currency }}{% endif %} für Konto {{ account }} ist fällig bis " + _DUE + ". Wird sie "
-        "bis dahin nicht erfüllt, können die Positionen verwertet werden.{% endif %}" + _SIGN_DE,
+        "Antwort" + _BIS + "; danach verfällt es.{% else %}die Nachschussforderung{% if call_amount %} über "
+        "{{ call_amount|money:currency }}{% endif %} für Konto {{ account }} ist fällig"
+        + _BIS
+        + ". Wird sie nicht rechtzeitig erfüllt, können die Positionen verwertet werden.{% endif %}"
+        + _SIGN_DE,
         "{{ lender_name }}: Erinnerung, {% if state == 'offered' %}das Angebot für Konto {{ account }} erwartet "
-        "Ihre Antwort{% else %}die Nachschussforderung für Konto {{ account }} ist fällig{% endif %} bis " + _DUE + ". "
+        "Ihre Antwort{% else %}die Nachschussforderung für Konto {{ account }} ist fällig{% endif %}" + _BIS + ". "
         "Vorgang {{ case_id }}.",
     ),
     K.OFFER: (
