@@ -26,8 +26,10 @@ This module is the template library of its engine too (`register`): the engine's
 
 from __future__ import annotations
 
+import contextvars
 import datetime as dt
-from collections.abc import Iterator, Mapping
+import functools
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
@@ -91,6 +93,20 @@ FILTERS = (
 )
 _JOIN_SEPARATOR_MAX = 10
 
+# The locale and time zone of the render under way (`render` sets them): the filters read them here, not through
+# Django's translation and timezone state, whose every read goes through asgiref's Local (a few microseconds each,
+# tens of thousands of times for a sweep's messages).
+_RENDERING: contextvars.ContextVar[tuple[str, dt.tzinfo] | None] = contextvars.ContextVar("rendering", default=None)
+
+
+def _reader() -> tuple[str, dt.tzinfo]:
+    """(locale, time zone) of the reader: the render's, else the active ones (a filter used outside `render`)."""
+    current = _RENDERING.get()
+    if current is not None:
+        return current
+    return translation.to_locale(translation.get_language() or "en"), timezone.get_current_timezone()
+
+
 register = Library()
 for _name in TAGS:
     register.tags[_name] = defaulttags.register.tags[_name]
@@ -118,16 +134,65 @@ def join_filter(value: Any, separator: Any = ", ", autoescape: bool = True) -> A
 @register.filter(name="money")
 def money_filter(value: Any, currency: Any = "") -> str:
     """An amount (a string such as "250.00", as the payloads hold them) in `currency`, as the active locale writes
-    it; a value that is not an amount is shown as it is."""
-    from core.money import money_text
-
+    it (core.money.money_text's text, made faster: `_money_formatter`); a value that is not an amount is shown as it
+    is."""
     if value is None or value == "":
         return ""
     try:
-        Decimal(str(value))
+        amount = Decimal(str(value))
     except InvalidOperation:
         return str(value)
-    return money_text(str(value), str(currency or ""), locale=translation.to_locale(translation.get_language() or "en"))
+    if not amount.is_finite():
+        return str(value)
+    locale, _zone = _reader()
+    if locale not in _FAST_MONEY_LOCALES:
+        from core.money import money_text
+
+        return money_text(amount, str(currency or ""), locale=locale)
+    return _money_formatter(locale, str(currency or ""))(amount)
+
+
+# The locales whose money `_money_formatter` writes (the site's languages, held to money_text by a test); any other
+# goes through money_text itself.
+_FAST_MONEY_LOCALES = frozenset({"en", "de"})
+
+
+@functools.lru_cache(maxsize=256)
+def _money_formatter(locale: str, currency: str) -> Callable[[Decimal], str]:
+    """core.money.money_text for one locale and currency, as a function that formats with str operations: the
+    locale's currency pattern (its symbol's place, its grouping), symbols and the currency's places are looked up
+    once here. Babel's own formatting, which money_text calls, looks them all up again for every amount: a third
+    of a millisecond, which a sweep's thousands of messages cannot afford. tests/core/test_message_templates.py
+    holds the two to the same text."""
+    from babel.numbers import get_currency_symbol, get_decimal_symbol, get_group_symbol, get_minus_sign_symbol
+
+    from core.money import _pattern, currency_places
+
+    places = currency_places(currency)
+    _language, pattern = _pattern(locale, places)  # the pattern money_text applies
+    symbol = get_currency_symbol(currency, locale)
+    group, decimal, minus = get_group_symbol(locale), get_decimal_symbol(locale), get_minus_sign_symbol(locale)
+    prefixes = tuple(p.replace("¤", symbol).replace("-", minus) for p in pattern.prefix)
+    suffixes = tuple(p.replace("¤", symbol).replace("-", minus) for p in pattern.suffix)
+    primary, secondary = pattern.grouping
+    quantum = Decimal(1).scaleb(-places)
+
+    def grouped(digits: str) -> str:
+        if len(digits) <= primary:
+            return digits
+        head, tail = digits[:-primary], [digits[-primary:]]
+        while len(head) > secondary:
+            head, tail = head[:-secondary], [head[-secondary:], *tail]
+        return group.join([head, *tail])
+
+    def format_amount(amount: Decimal) -> str:
+        value = amount.quantize(quantum)
+        negative = value < 0
+        whole, _, fraction = format(abs(value), "f").partition(".")
+        number = grouped(whole) + (decimal + fraction if places else "")
+        return prefixes[negative] + number + suffixes[negative]
+
+    return format_amount
 
 
 def _instant(value: Any) -> dt.datetime | None:
@@ -154,20 +219,27 @@ def percent_filter(value: Any) -> str:
         rate = Decimal(str(value))
     except InvalidOperation:
         return str(value)
-    locale = translation.to_locale(translation.get_language() or "en")
+    locale, _zone = _reader()
     return str(format_percent(rate, locale=locale, decimal_quantization=False))
 
 
 @register.filter(name="datetime")
 def datetime_filter(value: Any) -> str:
     """An instant (ISO 8601, as the payloads hold them) in the active time zone and locale, with the zone named."""
+    if not isinstance(value, str):
+        return "" if value is None else str(value)
+    locale, zone = _reader()
+    return _datetime_text(value, zone, locale)
+
+
+@functools.lru_cache(maxsize=4096)
+def _datetime_text(value: str, zone: dt.tzinfo, locale: str) -> str:
+    """Once per instant, zone and locale: a sweep's margin calls share their deadline."""
     from babel.dates import format_datetime
 
     moment = _instant(value)
     if moment is None:
-        return "" if value is None else str(value)
-    zone = timezone.get_current_timezone()
-    locale = translation.to_locale(translation.get_language() or "en")
+        return value
     return str(format_datetime(moment.astimezone(zone), "long", tzinfo=zone, locale=locale))
 
 
@@ -176,10 +248,10 @@ def date_filter(value: Any) -> str:
     """A date ("2026-12-08") or the date of an instant in the active time zone, as the active locale writes it."""
     from babel.dates import format_date
 
-    locale = translation.to_locale(translation.get_language() or "en")
+    locale, zone = _reader()
     moment = _instant(value)
     if moment is not None:
-        return str(format_date(moment.astimezone(timezone.get_current_timezone()).date(), "long", locale=locale))
+        return str(format_date(moment.astimezone(zone).date(), "long", locale=locale))
     if isinstance(value, str) and len(value) == 10:
         try:
             return str(format_date(dt.date.fromisoformat(value), "long", locale=locale))
@@ -250,8 +322,29 @@ def render(
     """`template` rendered on `context` (plain values; see `plain`), in `locale` and `time_zone` (for the filters),
     autoescaped when `html`. Surrounding whitespace is dropped."""
     frozen = context if isinstance(context, MappingProxyType) else plain(context)
-    with translation.override(locale), timezone.override(time_zone or dt.UTC):
-        return template.render(Context(dict(frozen), autoescape=html)).strip()
+    zone = time_zone or dt.UTC
+    reading = _RENDERING.set((translation.to_locale(locale), zone))
+    try:
+        with _language(locale), _zone(zone):
+            # use_l10n off: numbers are the context's own text (a case number is not "4,711"); amounts, rates and
+            # times are formatted by the filters for the reader
+            return template.render(Context(dict(frozen), autoescape=html, use_l10n=False)).strip()
+    finally:
+        _RENDERING.reset(reading)
+
+
+def _zone(zone: dt.tzinfo) -> Any:
+    import contextlib
+
+    return contextlib.nullcontext() if timezone.get_current_timezone() is zone else timezone.override(zone)
+
+
+def _language(locale: str) -> Any:
+    """translation.override(locale), or nothing when it is the active language already (a bulk render sets it once
+    for its many messages)."""
+    import contextlib
+
+    return contextlib.nullcontext() if translation.get_language() == locale else translation.override(locale)
 
 
 # ------------------------------------------------------------------------------------------------ the check

@@ -32,6 +32,7 @@ Every message sent, failed for good, or bounced (a delivery report: `message_bou
 from __future__ import annotations
 
 import hashlib
+import itertools
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,7 +43,7 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.db import transaction
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from core.audit import AuditEntry, audit_record
 from core.errors import Conflict, NotFound
@@ -116,6 +117,22 @@ def message_rows(events: Sequence[Event], contacts: Mapping[int, Contact], now: 
         return []
     templates = published_templates()
     lender = settings.WORKOUT_LENDER_NAME
+    rows: list[Notification] = []
+    # By the client's language, each group under its language once (the sandbox then leaves it be per message).
+    ordered = sorted(events, key=lambda e: contacts[e.account_id].locale)
+    for locale, group in itertools.groupby(ordered, key=lambda e: contacts[e.account_id].locale):
+        with translation.override(locale):
+            rows.extend(_rows(list(group), contacts, templates, lender, now))
+    return rows
+
+
+def _rows(
+    events: Sequence[Event],
+    contacts: Mapping[int, Contact],
+    templates: Mapping[tuple[str, str, str], MessageTemplate],
+    lender: str,
+    now: datetime,
+) -> list[Notification]:
     rows: list[Notification] = []
     for event in events:
         contact = contacts[event.account_id]

@@ -71,12 +71,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import CharField, Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
 from core.audit import audit_record
+from core.bulk import bulk_copy_new
 from core.dispatch import dispatch_on_commit
 from core.encryption import EncryptedSecret, SecretDecryptionError
 from core.money import currency_quantum
@@ -214,18 +215,20 @@ def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | Non
     rows.extend(message_rows(events, contacts, now))
     if not rows:
         return []
-    Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
-    # An insert that ignores conflicts returns no ids on PostgreSQL: read back the rows this call wrote.
-    ids = list(
-        Notification.objects.filter(
-            case_id__any={row.case_id for row in rows},
-            kind__in={row.kind for row in rows},
-            created_at=now,
-            status=NotificationStatus.PENDING,
+    # COPY, then an insert that skips the events already enqueued (their unique key): the rendered messages of a
+    # sweep's thousands of margin calls are too much text for Django's bulk_create (core/bulk.py).
+    ids = sorted(bulk_copy_new(Notification, rows))
+    if not ids and connection.vendor != "postgresql":  # SQLite: bulk_create returned no ids; read them back
+        ids = list(
+            Notification.objects.filter(
+                case_id__any={row.case_id for row in rows},
+                kind__in={row.kind for row in rows},
+                created_at=now,
+                status=NotificationStatus.PENDING,
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
     if ids:
         _dispatch(ids)
     return ids

@@ -75,7 +75,8 @@ def test_the_context_is_plain_values_a_template_cannot_change_nor_call_into() ->
     assert out == "12-2"
     assert data == {"terms": {"term_months": 12}, "items": [1, 2], "amount": "1.50"}
     frozen = plain(data)
-    assert isinstance(frozen, MappingProxyType) and isinstance(frozen["items"], tuple)
+    assert isinstance(frozen, MappingProxyType)
+    assert isinstance(frozen["items"], tuple)
     with pytest.raises(TypeError, match="a object cannot go into a message template's context"):
         plain({"model": object()})
 
@@ -118,3 +119,35 @@ def test_amounts_rates_and_times_are_written_the_way_the_readers_locale_and_time
 def test_join_joins_lists_only_with_a_short_separator() -> None:
     template = compile_template("{{ name|join:'--------------------' }}|{{ items|join:'0123456789ABCDEF' }}")
     assert render(template, {"name": "abc", "items": ["x", "y"]}, html=False) == "abc|x0123456789y"
+
+
+@pytest.mark.parametrize("locale", ["en", "de"])
+@pytest.mark.parametrize("currency", ["USD", "EUR", "BTC", "JPY", "USDT"])
+def test_the_money_filter_writes_exactly_what_money_text_writes(locale: str, currency: str) -> None:
+    """The filter's formatter (looked up once per locale and currency) against Babel's formatting through
+    core.money.money_text, on amounts from a cent to billions, negative, rounding at the currency's places."""
+    import random
+    from decimal import Decimal
+
+    from core.message_templates import _money_formatter
+    from core.money import money_text
+
+    rng = random.Random(f"{locale}{currency}")
+    amounts = [
+        Decimal(0),
+        Decimal("0.01"),
+        Decimal("-0.01"),
+        Decimal("999.995"),
+        Decimal("1000"),
+        Decimal("-1234567.891"),
+    ]
+    amounts += [Decimal(rng.randint(-(10**12), 10**12)).scaleb(-rng.randint(0, 8)) for _ in range(300)]
+    formatter = _money_formatter(locale, currency)
+    for amount in amounts:
+        assert formatter(amount) == money_text(amount, currency, locale=locale), (amount, locale, currency)
+
+
+def test_a_locale_beyond_the_sites_languages_is_written_by_money_text_itself() -> None:
+    template = compile_template("{{ amount|money:currency }}")
+    shown = render(template, {"amount": "-1234.5", "currency": "USD"}, html=False, locale="de-ch")
+    assert shown == "-$\xa01'234.50"
