@@ -129,8 +129,8 @@ def main() -> None:
             {
                 "call_amount": format(c.call_amount, "f"),
                 "call_basis": "initial",
-                "called_at": c.called_at.isoformat(),  # type: ignore[union-attr]
-                "deadline": c.deadline.isoformat(),  # type: ignore[union-attr]
+                "called_at": c.called_at.isoformat(),
+                "deadline": c.deadline.isoformat(),
                 "case_id": c.pk,
                 "account": contacts[c.account_id].account_code,
                 "currency": "USD",

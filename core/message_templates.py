@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 from django.template import (
     Context,
@@ -265,7 +265,7 @@ def date_filter(value: Any) -> str:
 
 class _Sandbox(Engine):
     # Engine() puts Django's default tags and filters before the builtins it is given: the sandbox has only its own.
-    default_builtins: list[str] = []
+    default_builtins: ClassVar[list[str]] = []
 
 
 _ENGINE = _Sandbox(
@@ -407,7 +407,9 @@ def _expressions(value: Any, seen: set[int]) -> Iterator[FilterExpression]:
     if isinstance(value, FilterExpression):
         yield value
     elif isinstance(value, TemplateLiteral):
-        yield value.value
+        expression = value.value
+        if isinstance(expression, FilterExpression):
+            yield expression
     elif isinstance(value, TokenBase):
         yield from _expressions(vars(value), seen)
     elif isinstance(value, Mapping):

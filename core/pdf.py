@@ -51,7 +51,7 @@ def _fetcher_class() -> type:
     # WeasyPrint takes most of a second to import (Pango): only processes that draw a PDF pay for it.
     from weasyprint.urls import URLFetcher
 
-    class RefuseEverything(URLFetcher):  # type: ignore[misc]
+    class RefuseEverything(URLFetcher):
         def __init__(self) -> None:
             super().__init__(allowed_protocols=(), allow_redirects=False, fail_on_errors=False)
 

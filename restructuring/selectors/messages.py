@@ -141,8 +141,8 @@ class TemplateSlot:
 
 def message_templates_overview() -> list[TemplateSlot]:
     """Every (kind, channel, locale) of client messages, with its version in use and its open draft (one query)."""
-    slots = {
-        (kind, channel, locale): TemplateSlot(kind, channel, locale)
+    slots: dict[tuple[str, str, str], TemplateSlot] = {
+        (str(kind), str(channel), locale): TemplateSlot(kind, channel, locale)
         for kind in CLIENT_NOTIFICATION_KINDS
         for channel in TEMPLATED_CHANNELS
         for locale, _name in settings.LANGUAGES

@@ -235,7 +235,7 @@ def _trusted_html(fragment: str) -> str:
 def letter_open(notification: Notification) -> bytes:
     """The stored letter's bytes, checked against the SHA-256 recorded when it was stored; LetterTamperedError if
     they differ."""
-    with default_storage.open(notification.letter_pdf.name, "rb") as stored:
+    with default_storage.open(str(notification.letter_pdf.name), "rb") as stored:
         data = stored.read()
     if hashlib.sha256(data).hexdigest() != notification.letter_sha256:
         raise LetterTamperedError(

@@ -1,12 +1,17 @@
-"""Notifications to clients: margin call, deadline reminder, liquidation and outcome (cured, liquidated, written
-off; "offer" is reserved for the proposals), by email and, where the client has set one, by a signed webhook.
+"""Notifications to clients: every event a client is told of (NotificationKind: the margin call and its reminder,
+offers, a counter received, acceptance, execution, installments due and missed, promises kept and broken,
+liquidation, outcomes), by email, SMS and letter, each written from the message template in use in the client's
+language (restructuring/services/messages.py, message_templates.py), and, where the client has set one, by a signed
+webhook carrying the event's data.
 
 A transactional outbox
 ----------------------
 A service that moves a case calls `notification_enqueue` (or the bulk `notifications_enqueue_many`) inside
-its own transaction, next to the audit record: one `Notification` row per channel the client has (email when
-`Client.email` is set, webhook when `Client.webhook_url` is), recipient and message fixed there. The rows
-commit or roll back with the transition, so a rollback sends nothing. After commit a Celery task is asked to
+its own transaction, next to the audit record: one `Notification` row per channel the message goes on (email, SMS
+and letter as the client's preferences and the legally required notices say: messages.py; webhook when
+`Client.webhook_url` is set), recipient and message fixed there, rendered. The rows commit or roll back with the
+transition, so a rollback sends nothing. A message held for the client's quiet hours waits in its row
+(`deferred_until`, `next_attempt_at`) for the drain. After commit a Celery task is asked to
 send them (`core.dispatch.dispatch_on_commit`, fire and forget); if the broker is down then, the rows are still
 pending and the drain beat (`notifications_drain_task`, every minute) sends them. Enqueueing the same event twice is
 a no-op: (case, kind, channel, dedupe_key) is unique and the insert ignores a row that exists.
@@ -16,10 +21,12 @@ own that touch only notification rows, and holds no lock while it talks to the n
 
 1. claim: in a short transaction, lock due pending rows (`select_for_update(skip_locked=True)`, so two
    senders never take one row), count the attempt and push `next_attempt_at` forward by a lease;
-2. send each claimed row (SMTP through Django's email backend; webhook through core/outbound_http.py, within a
-   total deadline of WORKOUT_WEBHOOK_TIMEOUT_SECONDS whatever the server does);
+2. send each claimed row (SMTP through Django's email backend; SMS through core/sms.py's backend; a letter drawn
+   as a PDF and stored; webhook through core/outbound_http.py, within a total deadline of
+   WORKOUT_WEBHOOK_TIMEOUT_SECONDS whatever the server does);
 3. record: `sent` with `sent_at`, or the error and the next attempt after an exponential backoff, or `failed`
-   after the last attempt (`WORKOUT_NOTIFICATION_MAX_ATTEMPTS`). A row marked sent is never sent again.
+   after the last attempt (`WORKOUT_NOTIFICATION_MAX_ATTEMPTS`). A row marked sent is never sent again. Sent and
+   failed are each recorded with the message's audit event (message.sent, message.failed) in one transaction.
 
 The lease (WORKOUT_NOTIFICATION_LEASE_SECONDS) must outlast a whole claimed batch, `CLAIM_BATCH` sends one
 after another, each within its deadline: a system check (restructuring/checks.py, restructuring.E001) refuses

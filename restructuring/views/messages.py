@@ -205,7 +205,9 @@ def template_preview(request: HttpRequest, kind: str, channel: str, locale: str)
     form = PreviewForm(request.POST)
     context: dict[str, Any] = {"channel": channel}
     if not form.is_valid():
-        context["problem"] = "; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items())
+        context["problem"] = "; ".join(
+            f"{name}: {' '.join(str(e) for e in errors)}" for name, errors in form.errors.items()
+        )
         return render(request, "messages/_preview.html", context)
     data = form.cleaned_data
     preview = message_preview_context(data["case"], kind)

@@ -59,8 +59,8 @@ def test_a_letter_is_drawn_as_a_pdf_and_stored_with_its_hash_on_the_record() -> 
 
     # then the PDF is stored under the case's letters, and its SHA-256 is the stored bytes'
     letter.refresh_from_db()
-    assert letter.letter_pdf.name.startswith(f"letters/{case.pk}/notification-{letter.pk}-")
-    with default_storage.open(letter.letter_pdf.name, "rb") as stored:
+    assert str(letter.letter_pdf.name).startswith(f"letters/{case.pk}/notification-{letter.pk}-")
+    with default_storage.open(str(letter.letter_pdf.name), "rb") as stored:
         pdf = stored.read()
     assert pdf.startswith(b"%PDF-")
     assert hashlib.sha256(pdf).hexdigest() == letter.letter_sha256
@@ -88,7 +88,7 @@ def test_staff_download_the_stored_letter_and_a_changed_file_is_refused() -> Non
     assert signed_in(staff_user("cora", COMPLIANCE)).get(f"/messages/{letter.pk}/letter.pdf").status_code == 200
 
     # a stored file that no longer matches its recorded hash is not served as the letter
-    path = default_storage.path(letter.letter_pdf.name)
+    path = default_storage.path(str(letter.letter_pdf.name))
     with open(path, "ab") as stored:
         stored.write(b"% changed")
     refused = officer.get(f"/messages/{letter.pk}/letter.pdf")

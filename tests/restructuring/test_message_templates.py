@@ -203,6 +203,7 @@ def test_each_message_records_the_version_it_was_written_from_and_keeps_its_text
 
     # then the reminder names version 2 and says what it says; the call keeps its version and text
     reminder = Notification.objects.get(case=case, kind="deadline_reminder", channel="email")
+    assert reminder.template is not None
     assert (reminder.template_id, reminder.template.version, reminder.subject) == (draft.pk, 2, "Reminder v2")
     assert reminder.body.startswith("Pay by ")
     assert Notification.objects.get(pk=first.pk).template_id == first.template_id
