@@ -88,6 +88,7 @@ bench: install
 	$(PY) bench/desk.py
 	$(PY) bench/assignment.py
 	$(PY) bench/agreement.py
+	$(PY) bench/messages.py
 
 ## make bench-full: also the 1,000,000-account book (time and peak memory); takes several minutes
 bench-full: bench

@@ -33,6 +33,14 @@ class WebhookEndpointAdmin(admin.ModelAdmin):
     search_fields = ["client__code", "url"]
 
 
+@admin.register(models.MessagePreferences)
+class MessagePreferencesAdmin(admin.ModelAdmin):
+    list_display = ["client", "locale", "time_zone", "quiet_hours_start", "quiet_hours_end", "by_email", "by_sms"]
+    list_filter = ["locale", "by_sms", "by_letter"]
+    raw_id_fields = ["client"]
+    search_fields = ["client__code"]
+
+
 class PositionInline(admin.TabularInline):
     model = models.Position
     extra = 0

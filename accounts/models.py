@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import URLValidator
+from django.core.validators import RegexValidator, URLValidator
 from django.db import models
 from django.db.models import F, Q
 from django.db.models.functions import Cast, Upper
@@ -175,6 +175,71 @@ class WebhookEndpoint(models.Model):
         problem = webhook_url_problem(self.url, allow_private=settings.WORKOUT_WEBHOOK_ALLOW_PRIVATE_NETWORKS)
         if problem:
             raise ValidationError({"url": problem})
+
+
+def time_zone_check(value: str) -> None:
+    """An IANA time zone name ("Europe/Berlin"), as zoneinfo knows it."""
+    import zoneinfo
+
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValidationError(f"{value!r} is not a time zone name (IANA, e.g. Europe/Berlin)") from None
+
+
+PHONE_E164 = r"^\+[1-9][0-9]{6,14}$"
+
+
+class MessagePreferences(models.Model):
+    """How a client wants to hear from the lender (restructuring/services/messages.py): the channels it takes (email,
+    SMS, letter; its webhooks are its own endpoints'), its language, its time zone and quiet hours, and its phone
+    number and postal address. A client without a row takes the defaults: email when Client.email is set, in
+    English, at any hour.
+
+    Legally required notices (restructuring/message_catalogue.py LEGALLY_REQUIRED) go on every channel the client has
+    an address for, at once, whatever is chosen here; every other message respects the choice and the quiet hours."""
+
+    client = models.OneToOneField(Client, on_delete=models.CASCADE, related_name="message_preferences")
+    phone = models.CharField(
+        max_length=16,
+        blank=True,
+        default="",
+        validators=[RegexValidator(PHONE_E164, "a phone number in international form, e.g. +4915112345678")],
+    )
+    postal_address = models.TextField(max_length=500, blank=True, default="")
+    locale = models.CharField(max_length=5, choices=settings.LANGUAGES, default="en")
+    time_zone = models.CharField(max_length=64, default="UTC", validators=[time_zone_check])
+    # No message but the legally required between these local times (the window may span midnight: 21:00-08:00).
+    quiet_hours_start = models.TimeField(null=True, blank=True)
+    quiet_hours_end = models.TimeField(null=True, blank=True)
+    by_email = models.BooleanField(default=True)
+    by_sms = models.BooleanField(default=True)
+    by_letter = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name_plural = "message preferences"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(quiet_hours_start__isnull=True, quiet_hours_end__isnull=True)
+                | (
+                    Q(quiet_hours_start__isnull=False, quiet_hours_end__isnull=False)
+                    & ~Q(quiet_hours_start=F("quiet_hours_end"))
+                ),
+                name="message_preferences_quiet_hours_pair",
+                violation_error_message="Quiet hours need a start and a different end, or neither.",
+            ),
+            models.CheckConstraint(
+                condition=Q(phone="") | Q(phone__regex=PHONE_E164), name="message_preferences_phone_e164"
+            ),
+            models.CheckConstraint(
+                condition=Q(locale__in=[code for code, _name in settings.LANGUAGES]),
+                name="message_preferences_locale_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"message preferences of {self.client_id}"
 
 
 class MarginMode(models.TextChoices):

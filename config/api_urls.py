@@ -19,6 +19,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("cases/", restructuring_api.CaseListView.as_view(), name="api-cases"),
     path("cases/<int:pk>/", restructuring_api.CaseDetailView.as_view(), name="api-case"),
     path("cases/<int:pk>/promises/", restructuring_api.CasePromisesView.as_view(), name="api-case-promises"),
+    path("cases/<int:pk>/messages/", restructuring_api.CaseMessagesView.as_view(), name="api-case-messages"),
     path("offers/", restructuring_api.OfferListView.as_view(), name="api-offers"),
     path("offers/<int:pk>/", restructuring_api.OfferDetailView.as_view(), name="api-offer"),
     path("offers/<int:pk>/accept/", restructuring_api.OfferAcceptView.as_view(), name="api-offer-accept"),

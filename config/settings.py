@@ -547,14 +547,39 @@ WORKOUT_SLA_HOURS = {
 # workflow that is built on it.
 WORKOUT_AFTER_SWEEP_TASKS = ["restructuring.tasks.cases_apply_risk_task"]
 
-# --- Workout: notifications to clients (restructuring/services/notifications.py) ---
-# Email through Django's backend: the console in DEBUG (the demo prints them), SMTP otherwise; tests use locmem.
+# --- Workout: notifications to clients (restructuring/services/notifications.py, messages.py) ---
+# Where the demo's messages are written, one file each, for a newcomer to read what a client would receive.
+WORKOUT_OUTBOX_DIR = Path(env.str("WORKOUT_OUTBOX_DIR", default=str(BASE_DIR / "outbox")))
+# Email through Django's backend: in DEBUG, to the console and to a file per message under WORKOUT_OUTBOX_DIR/email
+# (core/mail.py); SMTP otherwise; tests use locmem.
 EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
-    default="django.core.mail.backends.console.EmailBackend"
-    if DEBUG
-    else "django.core.mail.backends.smtp.EmailBackend",
+    default="core.mail.ConsoleAndFilesEmailBackend" if DEBUG else "django.core.mail.backends.smtp.EmailBackend",
 )
+EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH", default=str(WORKOUT_OUTBOX_DIR / "email"))
+# Text messages (core/sms.py): the console backend writes them to standard output (and, in DEBUG, a file each under
+# WORKOUT_OUTBOX_DIR/sms); `core.sms.TwilioSmsBackend` sends them through Twilio's Messages API.
+WORKOUT_SMS_BACKEND = env.str("WORKOUT_SMS_BACKEND", default="core.sms.ConsoleSmsBackend")
+WORKOUT_SMS_FILE_PATH = env.str("WORKOUT_SMS_FILE_PATH", default=str(WORKOUT_OUTBOX_DIR / "sms") if DEBUG else "")
+# A provider call that takes longer in all fails, and is retried.
+WORKOUT_SMS_TIMEOUT_SECONDS = env.float("WORKOUT_SMS_TIMEOUT_SECONDS", default=5.0)
+WORKOUT_TWILIO_API_URL = env.str("WORKOUT_TWILIO_API_URL", default="https://api.twilio.com")
+WORKOUT_TWILIO_ACCOUNT_SID = env.str("WORKOUT_TWILIO_ACCOUNT_SID", default="")
+WORKOUT_TWILIO_AUTH_TOKEN = env.str("WORKOUT_TWILIO_AUTH_TOKEN", default="")
+# The sender: a phone number of the account, or a messaging service (which then chooses it).
+WORKOUT_TWILIO_FROM = env.str("WORKOUT_TWILIO_FROM", default="")
+WORKOUT_TWILIO_MESSAGING_SERVICE_SID = env.str("WORKOUT_TWILIO_MESSAGING_SERVICE_SID", default="")
+# This site's public URL of /hooks/sms/twilio/ (delivery reports: an undelivered SMS bounces); empty: none asked.
+WORKOUT_TWILIO_STATUS_CALLBACK_URL = env.str("WORKOUT_TWILIO_STATUS_CALLBACK_URL", default="")
+# Who the messages are from: the name every template may sign with, and the letters' sender lines.
+WORKOUT_LENDER_NAME = env.str("WORKOUT_LENDER_NAME", default="Workout Lending")
+WORKOUT_LENDER_ADDRESS = env.str("WORKOUT_LENDER_ADDRESS", default="1 Example Street\n10115 Berlin\nGermany").replace(
+    "\\n", "\n"
+)
+# An installment's reminder this many days before it is due.
+WORKOUT_INSTALLMENT_REMINDER_DAYS = env.int("WORKOUT_INSTALLMENT_REMINDER_DAYS", default=3)
+# Letters (and, with the documents, other files) through Django's storage API: the filesystem here by default.
+MEDIA_ROOT = Path(env.str("MEDIA_ROOT", default=str(BASE_DIR / "media")))
 EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
 EMAIL_PORT = env.int("EMAIL_PORT", default=25)
 EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")

@@ -19,8 +19,10 @@ are not used (a proxy would connect on our behalf to an address we never saw).
 
 What comes back
 ---------------
-A 2xx status is success as soon as the headers are in: the body is not waited for. Otherwise the status, its
-reason phrase and the first `EXCERPT_BYTES` of the body (what came of it by the deadline), for the error message.
+A 2xx status is success as soon as the headers are in: the body is not waited for, unless the caller needs it
+(`success_body_bytes`: an SMS provider's answer names the message it queued), and then at most that much of it.
+Otherwise the status, its reason phrase and the first `EXCERPT_BYTES` of the body (what came of it by the
+deadline), for the error message.
 """
 
 from __future__ import annotations
@@ -54,6 +56,7 @@ class PostAnswer:
     status: int
     reason: str
     excerpt: str  # the start of the body, for errors; empty for a 2xx
+    body: bytes = b""  # a 2xx's body, up to the `success_body_bytes` asked for
 
     @property
     def ok(self) -> bool:
@@ -65,6 +68,7 @@ class _Transfer:
     """What the callbacks saw during one transfer."""
 
     allow_private: bool
+    success_body_bytes: int = 0
     refused: list[tuple[str, str]] = field(default_factory=list)  # (address, why)
     status: int = 0
     reason: str = ""
@@ -85,7 +89,8 @@ class _Transfer:
             _version, _, rest = line.decode("iso-8859-1").strip().partition(" ")
             code, _, self.reason = rest.partition(" ")
             self.status = int(code) if code.isdigit() else 0
-        elif line in (b"\r\n", b"\n") and 200 <= self.status < 300:  # the end of a success's headers
+        elif line in (b"\r\n", b"\n") and 200 <= self.status < 300 and not self.success_body_bytes:
+            # the end of a success's headers, whose body is not wanted
             self.stopped_reading = True
             return 0  # see `write`
         return None
@@ -93,11 +98,12 @@ class _Transfer:
     def write(self, data: bytes) -> int | None:
         # Stop at the body of a success (it is not needed) and after the excerpt of a failure: returning a count
         # other than len(data) ends the transfer there (CURLE_WRITE_ERROR, recognised by `stopped_reading`).
-        if 200 <= self.status < 300:
+        if 200 <= self.status < 300 and not self.success_body_bytes:
             self.stopped_reading = True
             return 0
-        self.body += data[: EXCERPT_BYTES - len(self.body)]
-        if len(self.body) >= EXCERPT_BYTES:
+        limit = self.success_body_bytes if 200 <= self.status < 300 else EXCERPT_BYTES
+        self.body += data[: limit - len(self.body)]
+        if len(self.body) >= limit:
             self.stopped_reading = True
             return 0
         return None
@@ -111,14 +117,15 @@ def http_post(
     deadline_seconds: float,
     allow_private: bool = False,
     ca_bundle: str | None = None,
+    success_body_bytes: int = 0,
 ) -> PostAnswer:
     """POST `body` to `url` and return the answer, all within `deadline_seconds`; raise DestinationRefused or
     PostFailed. `ca_bundle` is the PEM file of the certificate authorities trusted for https (certifi's by
-    default)."""
+    default). `success_body_bytes`: read that much of a 2xx's body (none by default)."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DestinationRefused(f"not an http(s) URL: {url[:200]}")
-    transfer = _Transfer(allow_private=allow_private)
+    transfer = _Transfer(allow_private=allow_private, success_body_bytes=success_body_bytes)
     curl = pycurl.Curl()
     try:
         curl.setopt(pycurl.URL, url)
@@ -148,8 +155,9 @@ def http_post(
                 raise _failure(parts.hostname, transfer, code, message, curl, deadline_seconds) from None
     finally:
         curl.close()
-    excerpt = "" if 200 <= transfer.status < 300 else transfer.body.decode("utf-8", "replace")
-    return PostAnswer(status=transfer.status, reason=transfer.reason, excerpt=excerpt)
+    if 200 <= transfer.status < 300:
+        return PostAnswer(status=transfer.status, reason=transfer.reason, excerpt="", body=bytes(transfer.body))
+    return PostAnswer(status=transfer.status, reason=transfer.reason, excerpt=transfer.body.decode("utf-8", "replace"))
 
 
 def _failure(host: str, transfer: _Transfer, code: int, message: str, curl: Any, deadline_seconds: float) -> Exception:

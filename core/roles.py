@@ -2,10 +2,12 @@
 
 - credit_officer: works the queue, drafts and edits proposals, approves within their limit, sends offers,
   executes accepted restructurings and records repayments, sends a case to liquidation; adds notes, logs
-  contacts and takes promises to pay; has a webhook notification delivered again.
-  contacts and takes promises to pay; uploads a case's documents and reads them.
-- senior_credit_officer: all of that, the senior approval (larger limit, escalated cases), publishes rule sets.
-- compliance: reads cases (their agreements and documents too) and the audit trail, exports it, verifies the
+  contacts and takes promises to pay; has a webhook notification delivered again; uploads a case's documents and
+  reads them; drafts the text of client messages (message templates).
+- senior_credit_officer: all of that, the senior approval (larger limit, escalated cases), publishes rule sets,
+  reviews and publishes message templates (never one they wrote).
+- compliance: reads cases (their agreements and documents too), the messages sent and their templates, and the
+  audit trail, exports them, verifies the
   chain; acts on nothing.
 - administrator: administers staff and nothing else: sees the members of staff, creates them, issues their
   enrolment links (restructuring/services/staff.py, core/staff.py), grants and revokes roles, sets their
@@ -57,6 +59,9 @@ _OFFICER = [
     # documents: the case's, uploaded and read on the case page (restructuring/services/documents.py)
     "restructuring.add_document",
     "restructuring.view_document",
+    # the text of client messages: drafts (restructuring/services/message_templates.py)
+    "restructuring.view_messagetemplate",
+    "restructuring.change_messagetemplate",
     "rules.view_ruleset",
     "rules.add_ruleset",
     "rules.change_ruleset",
@@ -67,6 +72,7 @@ ROLES: dict[str, list[str]] = {
         *_OFFICER,
         "restructuring.approve_senior",
         "restructuring.assign_case",
+        "restructuring.publish_messagetemplate",
         "rules.publish_ruleset",
     ],
     COMPLIANCE: [
@@ -74,6 +80,7 @@ ROLES: dict[str, list[str]] = {
         "restructuring.view_proposal",
         "restructuring.view_document",
         "core.view_auditevent",
+        "restructuring.view_messagetemplate",
         "rules.view_ruleset",
     ],
     ADMINISTRATOR: ["auth.view_user", "auth.add_user", "auth.change_user"],

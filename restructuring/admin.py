@@ -16,6 +16,7 @@ from restructuring.models import (
     Installment,
     LiquidationOrder,
     LiquidationPlan,
+    MessageTemplate,
     Notification,
     Proposal,
     ReductionOrder,
@@ -50,7 +51,16 @@ class NotificationAdmin(admin.ModelAdmin):
     list_display = ["id", "case", "kind", "channel", "recipient", "status", "attempts", "created_at", "sent_at"]
     list_filter = ["kind", "channel", "status"]
     list_select_related = ["case"]
-    raw_id_fields = ["case"]
+    raw_id_fields = ["case", "template"]
+
+
+@admin.register(MessageTemplate)
+class MessageTemplateAdmin(admin.ModelAdmin):
+    """The versions of the client messages' texts (changed on the templates pages, with a second person's review)."""
+
+    list_display = ["id", "kind", "channel", "locale", "version", "status", "created_by", "published_by"]
+    list_filter = ["kind", "channel", "locale", "status"]
+    raw_id_fields = ["based_on", "created_by", "published_by"]
 
 
 @admin.register(FeasibilityReport)

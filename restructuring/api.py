@@ -1,6 +1,7 @@
-"""The API of the workout, for clients: their cases (with the timeline of what concerns them), the offers made
-to them (accept, decline, counter-propose) with their restructuring agreements (PDF), their loan and its repayment
-schedule, collateral top-ups, promises to pay, and their documents (upload, list, download).
+"""The API of the workout, for clients: their cases (with the timeline of what concerns them, and the messages sent
+about them), the offers made to them (accept, decline, counter-propose) with their restructuring agreements (PDF),
+their loan and its repayment schedule, collateral top-ups, promises to pay, and their documents (upload, list,
+download).
 
 Every query starts from the caller's client, so another client's id is simply not found (404). The state changes
 are the negotiation services' (restructuring/services/negotiation/), called once per Idempotency-Key.
@@ -50,6 +51,10 @@ from restructuring.models import (
     Document,
     DocumentKind,
     DocumentSource,
+    Notification,
+    NotificationChannel,
+    NotificationKind,
+    NotificationStatus,
     PromiseMethod,
     PromiseToPay,
     Proposal,
@@ -68,6 +73,7 @@ from restructuring.selectors.client import (
 )
 from restructuring.selectors.documents import client_documents, document_open
 from restructuring.selectors.events import case_events
+from restructuring.selectors.messages import client_case_messages
 from restructuring.selectors.offers import Outlook, offer_outlook, offer_terms
 from restructuring.services.conversation import promise_make
 from restructuring.services.documents import document_upload_by_client
@@ -827,3 +833,79 @@ class DocumentContentView(ClientView, DownloadView):
             filename=document.name,
             headers={"X-Document-SHA256": document.sha256},
         )
+
+
+# ------------------------------------------------------------------------------------------------- messages
+
+
+class MessageTemplateRefSerializer(FastRepresentation, serializers.Serializer):
+    """The version of the template a message was written from."""
+
+    id = serializers.IntegerField()
+    version = serializers.IntegerField()
+    locale = serializers.CharField()
+
+
+class MessageSerializer(FastRepresentation, serializers.ModelSerializer[Notification]):
+    """A message the lender sent you about one of your cases, as it was written: by email, SMS or letter (rendered
+    from a template: `template` names its version) or to your webhook (`payload` is what it carried)."""
+
+    kind = serializers.ChoiceField(choices=NotificationKind.choices, read_only=True)
+    channel = serializers.ChoiceField(choices=NotificationChannel.choices, read_only=True)
+    status = serializers.ChoiceField(
+        choices=NotificationStatus.choices,
+        read_only=True,
+        help_text="pending: not sent yet (see deferred_until); sent; failed: given up on after its last attempt; "
+        "bounced: sent, then reported undelivered.",
+    )
+    template = serializers.SerializerMethodField()
+    payload = serializers.JSONField(read_only=True, help_text="The event the message tells of, as data.")
+    deferred_until = serializers.DateTimeField(
+        read_only=True, allow_null=True, help_text="Held for your quiet hours until then; null: not held."
+    )
+    letter_sha256 = serializers.CharField(
+        read_only=True, help_text="A letter: the SHA-256 of the PDF sent; empty otherwise, or before it is produced."
+    )
+
+    class Meta:
+        model = Notification
+        fields = [
+            "id",
+            "case",
+            "kind",
+            "channel",
+            "recipient",
+            "locale",
+            "template",
+            "subject",
+            "body",
+            "payload",
+            "status",
+            "attempts",
+            "created_at",
+            "deferred_until",
+            "sent_at",
+            "bounced_at",
+            "letter_sha256",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(MessageTemplateRefSerializer(allow_null=True))
+    def get_template(self, message: Notification) -> dict[str, Any] | None:
+        template = message.template
+        if template is None:
+            return None
+        return {"id": template.pk, "version": template.version, "locale": template.locale}
+
+
+@extend_schema(tags=["cases"])
+class CaseMessagesView(ClientView, generics.ListAPIView[Notification]):
+    """The messages sent to you about one of your cases, oldest first: every email, SMS, letter and webhook call,
+    with what it said (as it was written when the event happened), the template version it came from, and whether it
+    went. Another client's case: 404."""
+
+    serializer_class = MessageSerializer
+
+    def get_queryset(self) -> QuerySet[Notification]:
+        case = generics.get_object_or_404(client_cases(self.client_id), pk=self.kwargs["pk"])
+        return client_case_messages(self.client_id, case.pk)

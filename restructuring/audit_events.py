@@ -33,6 +33,7 @@ from restructuring.models import (
     FeasibilityReport,
     Installment,
     LiquidationPlan,
+    MessageTemplate,
     Note,
     Notification,
     PromiseToPay,
@@ -51,6 +52,8 @@ NOTE_OBJECT = audit_object_type(Note)
 CONTACT_OBJECT = audit_object_type(Contact)
 PROMISE_OBJECT = audit_object_type(PromiseToPay)
 DOCUMENT_OBJECT = audit_object_type(Document)
+NOTIFICATION_OBJECT = audit_object_type(Notification)
+MESSAGE_TEMPLATE_OBJECT = audit_object_type(MessageTemplate)
 
 # ---------------------------------------------------------------------------------------------------- cases
 
@@ -298,4 +301,49 @@ NOTIFICATION_REDELIVER = declare(
     Notification,
     audience=STAFF,
     summary="an officer had a webhook notification delivered again (same id) to its endpoint",
+)
+
+# ------------------------------------------------- talking to the client (services/message_templates.py, messages.py)
+
+# The text of client messages is policy: four eyes, every change on the trail with its text (staff's, not clients').
+MESSAGE_TEMPLATE_EDIT = declare(
+    "message_template.edit",
+    MessageTemplate,
+    audience=STAFF,
+    summary="a draft message template written or changed (its text, the version it was drafted from)",
+)
+MESSAGE_TEMPLATE_SUBMIT = declare(
+    "message_template.submit", MessageTemplate, audience=STAFF, summary="a draft message template sent for review"
+)
+MESSAGE_TEMPLATE_PUBLISH = declare(
+    "message_template.publish",
+    MessageTemplate,
+    audience=STAFF,
+    summary="a message template reviewed and published by a second person: in use, the previous version retired",
+)
+MESSAGE_TEMPLATE_REJECT = declare(
+    "message_template.reject",
+    MessageTemplate,
+    audience=STAFF,
+    summary="a message template sent back to its authors by the reviewer, with the reason",
+)
+# Every message to a client (or to staff) that went, failed for good, or came back: on the case's timeline for
+# officers and compliance; the client reads its own messages through /api/v1/cases/{id}/messages/.
+MESSAGE_SENT = declare(
+    "message.sent",
+    Notification,
+    audience=STAFF,
+    summary="a message sent (channel, recipient, template version, SHA-256 of what was sent, attempts)",
+)
+MESSAGE_FAILED = declare(
+    "message.failed",
+    Notification,
+    audience=STAFF,
+    summary="a message given up on after its last attempt, or refused for good (the error)",
+)
+MESSAGE_BOUNCED = declare(
+    "message.bounced",
+    Notification,
+    audience=STAFF,
+    summary="a message sent, then reported undelivered by the mail system or the SMS provider (the report)",
 )

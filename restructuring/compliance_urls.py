@@ -1,5 +1,5 @@
 """The compliance pages (read-only, restructuring/views/compliance.py): the audit trail, its export and
-verification, a case's whole history."""
+verification, a case's whole history, the messages sent and their export."""
 
 from __future__ import annotations
 
@@ -12,4 +12,6 @@ urlpatterns: list[URLPattern] = [
     path("audit/export.csv", compliance.audit_export, name="audit-export"),
     path("audit/verify/", compliance.audit_verify_view, name="audit-verify"),
     path("audit/cases/<int:case_id>/", compliance.case_history, name="audit-case"),
+    path("audit/messages/", compliance.messages_search_view, name="audit-messages"),
+    path("audit/messages/export.csv", compliance.messages_export_view, name="audit-messages-export"),
 ]

@@ -327,6 +327,13 @@ class NotificationKind(models.TextChoices):
     MARGIN_CALL = "margin_call", _("Margin call")
     DEADLINE_REMINDER = "deadline_reminder", _("Margin call deadline reminder")
     OFFER = "offer", _("Offer of restructured terms")
+    COUNTER_RECEIVED = "counter_received", _("Counter-offer received")
+    ACCEPTED = "accepted", _("Offer accepted")
+    EXECUTED = "executed", _("Restructuring executed")
+    INSTALLMENT_DUE = "installment_due", _("Installment due")
+    MISSED_PAYMENT = "missed_payment", _("Missed payment")
+    PROMISE_KEPT = "promise_kept", _("Promise to pay kept")
+    PROMISE_BROKEN = "promise_broken", _("Promise to pay broken")
     LIQUIDATION = "liquidation", _("Liquidation started")
     CURED = "cured", _("Outcome: cured")
     LIQUIDATED = "liquidated", _("Outcome: liquidated")
@@ -338,27 +345,116 @@ class NotificationKind(models.TextChoices):
     WEBHOOK_DISABLED = "webhook_disabled", _("Webhook endpoint disabled")
 
 
+# What the client is told of (every kind but the staff's escalation): each has a template per templated channel and
+# locale (restructuring/message_catalogue.py).
+CLIENT_NOTIFICATION_KINDS = tuple(kind for kind in NotificationKind if kind != NotificationKind.SLA_BREACH)
+
+
 class NotificationChannel(models.TextChoices):
     EMAIL = "email", _("Email")
     WEBHOOK = "webhook", _("Webhook")
+    SMS = "sms", _("SMS")
+    LETTER = "letter", _("Letter")
+
+
+# The channels whose messages are written by people, from templates (a webhook carries the event's JSON payload).
+TEMPLATED_CHANNELS = (NotificationChannel.EMAIL, NotificationChannel.SMS, NotificationChannel.LETTER)
 
 
 class NotificationStatus(models.TextChoices):
     PENDING = "pending", _("Pending: to be sent (or being sent)")
     SENT = "sent", _("Sent")
     FAILED = "failed", _("Failed: gave up after the last attempt")
+    BOUNCED = "bounced", _("Bounced: sent, then reported undelivered")
+
+
+class MessageTemplateStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    IN_REVIEW = "in_review", _("In review")
+    PUBLISHED = "published", _("Published: in use")
+    RETIRED = "retired", _("Retired: replaced by a later version")
+
+
+class MessageTemplate(models.Model):
+    """One version of the text of one kind of client message on one channel in one locale
+    (restructuring/services/message_templates.py). Drafts are edited; a draft is submitted for review and published
+    by a second person (never one of its authors); publishing retires the version in use. Published and retired
+    versions never change: every message records the version it was rendered from (Notification.template).
+
+    `subject` is an email's subject or a letter's heading (an SMS has none); `body` is plain text for email and SMS,
+    an HTML fragment for a letter (autoescaped). Both are Django template source, rendered by the sandboxed engine
+    of core/message_templates.py on plain values only."""
+
+    kind = models.CharField(max_length=17, choices=NotificationKind.choices)
+    channel = models.CharField(max_length=7, choices=NotificationChannel.choices)
+    locale = models.CharField(max_length=5)
+    version = models.PositiveIntegerField()
+    status = models.CharField(max_length=9, choices=MessageTemplateStatus.choices, default=MessageTemplateStatus.DRAFT)
+    subject = models.CharField(max_length=300, blank=True, default="")
+    body = models.TextField()
+    # The version this one was drafted from (None: the first, shipped with the code).
+    based_on = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    # Who wrote it: its creator and everyone who edited the draft (none for the defaults shipped with the code).
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    editors = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="+")
+    created_at = models.DateTimeField()
+    updated_at = models.DateTimeField()
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    # Who reviewed and published it, and when (None for the shipped defaults); a rejected review's reason.
+    published_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
+    published_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.TextField(blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["kind", "channel", "locale", "version"], name="message_template_version"),
+            models.UniqueConstraint(
+                fields=["kind", "channel", "locale"],
+                condition=Q(status="published"),
+                name="message_template_one_published",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "channel", "locale"],
+                condition=Q(status__in=["draft", "in_review"]),
+                name="message_template_one_draft",
+            ),
+            models.CheckConstraint(condition=Q(kind__in=NotificationKind.values), name="message_template_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(channel__in=[c.value for c in TEMPLATED_CHANNELS]), name="message_template_channel_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=MessageTemplateStatus.values), name="message_template_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(published_at__isnull=True) | Q(status__in=["published", "retired"]),
+                name="message_template_published_at_published",
+            ),
+        ]
+        permissions = [("publish_messagetemplate", "Can review and publish message templates (not one's own)")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.channel} {self.locale} v{self.version} ({self.status})"
 
 
 class Notification(models.Model):
     """The outbox: one message to one client channel, written in the transaction of the transition it tells
     of (so a rollback leaves none) and sent after commit by a task, or by the drain beat when the broker was
     down. `next_attempt_at` is when the row may next be claimed: a sender pushes it forward by a lease while
-    it sends, and by the backoff after a failure. See restructuring/services/notifications.py."""
+    it sends, and by the backoff after a failure. See restructuring/services/notifications.py.
+
+    It is also the communication log: a templated message (email, SMS, letter) keeps what the client was sent,
+    rendered when it was enqueued (`subject`, `body`), the template version it came from, and for a letter the
+    stored PDF and its SHA-256 (restructuring/services/messages.py)."""
 
     case = models.ForeignKey(Case, on_delete=models.PROTECT, related_name="notifications")
     kind = models.CharField(max_length=17, choices=NotificationKind.choices)
     channel = models.CharField(max_length=7, choices=NotificationChannel.choices)
-    # The email address or webhook URL, as the client had it when the notification was enqueued.
+    # The email address, phone number (E.164), postal address or webhook URL, as the client had it when the
+    # notification was enqueued.
     recipient = models.CharField(max_length=2000)
     # The endpoint a webhook row goes to (one row per subscribed endpoint); null for the other channels, and for
     # the webhook rows of a client whose webhook was removed before endpoints existed (accounts/migrations/0008).
@@ -379,6 +475,21 @@ class Notification(models.Model):
     last_error = models.TextField(blank=True, default="")
     created_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)
+    # The rendered message (templated channels; empty for a webhook, whose body is the payload).
+    template = models.ForeignKey(
+        MessageTemplate, null=True, blank=True, on_delete=models.PROTECT, related_name="notifications"
+    )
+    locale = models.CharField(max_length=5, blank=True, default="")
+    subject = models.CharField(max_length=300, blank=True, default="")
+    body = models.TextField(blank=True, default="")
+    # Held for the client's quiet hours until then (never a legally required notice); None: not held.
+    deferred_until = models.DateTimeField(null=True, blank=True)
+    # The provider's id of the message (an SMS's), to match its delivery reports; "" when none.
+    provider_id = models.CharField(max_length=64, blank=True, default="")
+    # A letter: the PDF as stored (Django's storage API) and its SHA-256, also in the audit event of its sending.
+    letter_pdf = models.FileField(upload_to="letters/", max_length=300, blank=True, default="")
+    letter_sha256 = models.CharField(max_length=64, blank=True, default="")
+    bounced_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         constraints = [
@@ -400,16 +511,23 @@ class Notification(models.Model):
             ),
             models.CheckConstraint(condition=Q(status__in=NotificationStatus.values), name="notification_status_valid"),
             models.CheckConstraint(
-                condition=Q(sent_at__isnull=True) | Q(status=NotificationStatus.SENT), name="notification_sent_at_sent"
+                condition=Q(sent_at__isnull=True) | Q(status__in=[NotificationStatus.SENT, NotificationStatus.BOUNCED]),
+                name="notification_sent_at_sent",
+            ),
+            models.CheckConstraint(
+                condition=Q(bounced_at__isnull=True) | Q(status=NotificationStatus.BOUNCED),
+                name="notification_bounced_at_bounced",
             ),
         ]
-        # The drain's claim: pending rows whose time has come, oldest first.
         indexes = [
+            # The drain's claim: pending rows whose time has come, oldest first.
             models.Index(
                 fields=["next_attempt_at"],
                 condition=Q(status=NotificationStatus.PENDING),
                 name="notification_pending_due_idx",
-            )
+            ),
+            # A provider's delivery report finds its message.
+            models.Index(fields=["provider_id"], condition=~Q(provider_id=""), name="notification_provider_id_idx"),
         ]
         permissions = [("redeliver_notification", "Can deliver a webhook notification again")]
 

@@ -11,7 +11,12 @@ from restructuring.services.feasibility import feasibility_batches, feasibility_
 from restructuring.services.liquidation import deadlines_run
 from restructuring.services.negotiation.deadlines import negotiation_deadlines_run
 from restructuring.services.negotiation.offers import counter_followup
-from restructuring.services.notifications import notifications_drain, notifications_remind_deadlines, notifications_send
+from restructuring.services.notifications import (
+    notifications_drain,
+    notifications_remind_deadlines,
+    notifications_remind_installments,
+    notifications_send,
+)
 from restructuring.services.promises import promises_track
 from restructuring.services.proposals import proposals_from_rules
 from restructuring.services.sla import sla_breaches_escalate
@@ -38,10 +43,12 @@ def notifications_send_task(*, notification_ids: list[int]) -> dict[str, int]:
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)
 def notifications_drain_task() -> dict[str, int]:
-    """The beat, every minute: enqueue the deadline reminders that are due, then send whatever is pending and
-    due (rows whose on-commit task was lost with the broker, retries whose time has come)."""
+    """The beat, every minute: enqueue the deadline and installment reminders that are due, then send whatever is
+    pending and due (rows whose on-commit task was lost with the broker, retries whose time has come, messages
+    held for a client's quiet hours)."""
     reminded = notifications_remind_deadlines()
-    return {"reminded": reminded, **notifications_drain().as_dict()}
+    installments = notifications_remind_installments()
+    return {"reminded": reminded, "installments_reminded": installments, **notifications_drain().as_dict()}
 
 
 @shared_task(acks_late=True, autoretry_for=(OperationalError,), retry_backoff=1, retry_backoff_max=60, max_retries=8)

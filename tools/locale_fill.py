@@ -28,7 +28,7 @@ def main(language: str, table: str | None = None) -> int:
         for message in catalog:
             if not message.id:
                 continue
-            empty = not all(message.string) if isinstance(message.id, tuple) else not message.string
+            empty = not all(message.string or ()) if isinstance(message.id, tuple) else not message.string
             if not (empty or "fuzzy" in message.flags):
                 continue
             key = message.id[0] if isinstance(message.id, tuple) else message.id
@@ -48,7 +48,7 @@ def main(language: str, table: str | None = None) -> int:
     missing = [
         m.id
         for m in catalog
-        if m.id and (not all(m.string) if isinstance(m.id, tuple) else not m.string or "fuzzy" in m.flags)
+        if m.id and (not all(m.string or ()) if isinstance(m.id, tuple) else not m.string or "fuzzy" in m.flags)
     ]
     print(f"{po_path}: {len(catalog) - len(missing) - 1} translated, {len(missing)} falling back to English")
     return 0

@@ -25,6 +25,7 @@ from restructuring.models import (
     FeasibilityReport,
     Installment,
     Note,
+    Notification,
     PromiseStatus,
     PromiseToPay,
     Proposal,
@@ -34,6 +35,7 @@ from restructuring.schedules import ScheduleError
 from restructuring.selectors.documents import case_documents
 from restructuring.selectors.events import case_events
 from restructuring.selectors.feasibility import report_facts, report_params
+from restructuring.selectors.messages import case_messages
 from restructuring.selectors.rule_facts import RESTRUCTURED_STATES
 from restructuring.selectors.schedules import ScheduleRow, installment_rows
 from restructuring.services.controls import approval_flags
@@ -141,6 +143,8 @@ class CasePage:
     promises: list[PromiseToPay] = field(default_factory=list)
     # The case's documents, newest first, with the officer who uploaded each (none: the client).
     documents: list[Document] = field(default_factory=list)
+    # The communication log, newest first: every message to the client (and the staff's escalations), as rendered.
+    messages: list[Notification] = field(default_factory=list)
 
     @property
     def open_promise(self) -> PromiseToPay | None:
@@ -195,6 +199,7 @@ def case_page_load(case_id: int) -> CasePage:
         PromiseToPay.objects.filter(case_id=case.pk).select_related("made_by").order_by("-created_at", "-pk")
     )
     documents = list(case_documents(case.pk))
+    messages = case_messages(case.pk)
     return CasePage(
         case=case,
         risk=risk,
@@ -213,6 +218,7 @@ def case_page_load(case_id: int) -> CasePage:
         contacts=contacts,
         promises=promises,
         documents=documents,
+        messages=messages,
     )
 
 

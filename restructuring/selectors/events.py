@@ -7,6 +7,7 @@ An event of the audit trail is a case's when it is about
 - one of its feasibility reports;
 - one of its installments (those of its proposals);
 - one of its documents (uploaded by the client or an officer);
+- one of its messages (sent, failed, bounced: restructuring/services/messages.py);
 - or its account, from the case's opening until its close, and up to a minute after it (CLOSING_SLACK): an event
   recorded in the transaction that closes the case carries the clock of its own append, a little after the
   case's `closed_at`. Top-ups are found this way, as is anything else recorded with the account while the case
@@ -30,10 +31,11 @@ from restructuring.audit_events import (
     CASE_OBJECT,
     DOCUMENT_OBJECT,
     INSTALLMENT_OBJECT,
+    NOTIFICATION_OBJECT,
     PROPOSAL_OBJECT,
     REPORT_OBJECT,
 )
-from restructuring.models import Case, Document, FeasibilityReport, Installment, Proposal
+from restructuring.models import Case, Document, FeasibilityReport, Installment, Notification, Proposal
 from restructuring.selectors.client import CLIENT_VISIBLE_PROPOSALS
 
 CLOSING_SLACK = timedelta(minutes=1)
@@ -54,6 +56,7 @@ def case_events_q(case: Case, audience: Audience) -> Q:
             object_id__in=Installment.objects.filter(proposal__case_id=case.pk).values("pk"),
         )
         | Q(object_type=DOCUMENT_OBJECT, object_id__in=Document.objects.filter(case_id=case.pk).values("pk"))
+        | Q(object_type=NOTIFICATION_OBJECT, object_id__in=Notification.objects.filter(case_id=case.pk).values("pk"))
         | account_window
     )
     if audience != Audience.CLIENT:

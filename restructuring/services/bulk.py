@@ -8,7 +8,7 @@ The actions (BULK_ACTIONS):
 - `remind`: send the client the reminder notification of what the case waits for (a margin call's deadline, an
   offer's expiry), audited "case.reminder". Refused for a case that waits on nobody but staff, for one reminded
   less than WORKOUT_REMINDER_MIN_HOURS ago (a client is not spammed by two officers on one morning), and for a
-  client with no email or webhook.
+  client with no channel to be reached by (no email, phone, postal address or webhook it takes messages on).
 - `reassign`: give the cases to another officer (restructuring/services/assignment.py case_reassign: seniors
   only, audited "case.reassign").
 - `note`: the same note on each case (restructuring/services/conversation.py note_add, audited "note.add").
@@ -125,7 +125,7 @@ def case_remind(case_id: int, actor: User, params: Mapping[str, str], now: datet
     )
     if not sent:
         raise ConflictError(
-            gettext("case #%(case_id)s: the client has no email or webhook to remind") % {"case_id": case_id}
+            gettext("case #%(case_id)s: the client has no channel to remind it by") % {"case_id": case_id}
         )
     audit_record(
         CASE_REMINDER.entry(

@@ -115,7 +115,7 @@ def cases_apply_risk(*, sweep_id: int | None = None, now: datetime | None = None
             now=now,
             system_actor=SYSTEM_ACTOR,
         )
-        notifications_enqueue_for_cases(cases=[*new_cases, *changed])
+        notifications_enqueue_for_cases(cases=[*new_cases, *changed], now=now)
         called = [case.pk for case in [*new_cases, *changed] if case.state == CaseState.MARGIN_CALL]
         if called:
             _feasibility_enqueue(called)

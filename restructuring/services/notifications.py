@@ -1,31 +1,37 @@
-"""Notifications to clients: margin call, deadline reminder, liquidation and outcome (cured, liquidated, written
-off; "offer" is reserved for the proposals), by email and by a signed webhook to each of the client's endpoints
-that subscribes to the event (restructuring/events.py is the catalogue of the types and their payloads).
+"""Notifications to clients: every event a client is told of (NotificationKind: the margin call and its reminder,
+offers, a counter received, acceptance, execution, installments due and missed, promises kept and broken,
+liquidation, outcomes), by email, SMS and letter, each written from the message template in use in the client's
+language (restructuring/services/messages.py, message_templates.py), and by a signed webhook carrying the event's
+data to each of the client's endpoints that subscribes to the event (restructuring/events.py is the catalogue of
+the types and their payloads).
 
 A transactional outbox
 ----------------------
 A service that moves a case calls `notification_enqueue` (or the bulk `notifications_enqueue_many`) inside
-its own transaction, next to the audit record: one `Notification` row per channel the client has (email when
-`Client.email` is set; a webhook row per active `WebhookEndpoint` of the client subscribed to the kind, for the
-kinds webhooks carry), recipient and message fixed there. The rows commit or roll back with the transition, so a
-rollback sends nothing. After commit a Celery task is asked to send them (`core.dispatch.dispatch_on_commit`,
-fire and forget); if the broker is down then, the rows are still pending and the drain beat
-(`notifications_drain_task`, every minute) sends them. Enqueueing the same event twice is a no-op: (case, kind,
-channel, dedupe_key) is unique (for webhooks, (case, kind, dedupe_key, endpoint)) and the insert ignores a row
-that exists.
+its own transaction, next to the audit record: one `Notification` row per channel the message goes on (email, SMS
+and letter as the client's preferences and the legally required notices say: messages.py; a webhook row per active
+`WebhookEndpoint` of the client subscribed to the kind, for the kinds webhooks carry), recipient and message fixed
+there, rendered. The rows commit or roll back with the transition, so a rollback sends nothing. A message held for
+the client's quiet hours waits in its row (`deferred_until`, `next_attempt_at`) for the drain. After commit a
+Celery task is asked to send them (`core.dispatch.dispatch_on_commit`, fire and forget); if the broker is down
+then, the rows are still pending and the drain beat (`notifications_drain_task`, every minute) sends them.
+Enqueueing the same event twice is a no-op: (case, kind, channel, dedupe_key) is unique (for webhooks, (case,
+kind, dedupe_key, endpoint)) and the insert ignores a row that exists.
 
 Sending never blocks or rolls back a transition: it runs after the case's transaction, in transactions of its
 own that touch only notification rows, and holds no lock while it talks to the network:
 
 1. claim: in a short transaction, lock due pending rows (`select_for_update(skip_locked=True)`, so two
    senders never take one row), count the attempt and push `next_attempt_at` forward by a lease;
-2. send each claimed row (SMTP through Django's email backend; webhook through core/outbound_http.py, within a
-   total deadline of WORKOUT_WEBHOOK_TIMEOUT_SECONDS whatever the server does);
+2. send each claimed row (SMTP through Django's email backend; SMS through core/sms.py's backend; a letter drawn
+   as a PDF and stored; webhook through core/outbound_http.py, within a total deadline of
+   WORKOUT_WEBHOOK_TIMEOUT_SECONDS whatever the server does);
 3. record: `sent` with `sent_at`, or the error and the next attempt after an exponential backoff, or `failed`
    after the last attempt (`WORKOUT_NOTIFICATION_MAX_ATTEMPTS`). A row marked sent is never sent again, unless an
-   officer has it delivered again (restructuring/services/webhooks.py: same row, same id). A webhook attempt is
-   also logged on its endpoint (`WebhookDelivery`: when, how long, the status code or the error), and counts
-   towards the endpoint's failures in a row, after which it is disabled (services/webhooks.py).
+   officer has it delivered again (restructuring/services/webhooks.py: same row, same id). Sent and failed are
+   each recorded with the message's audit event (message.sent, message.failed) in one transaction. A webhook
+   attempt is also logged on its endpoint (`WebhookDelivery`: when, how long, the status code or the error), and
+   counts towards the endpoint's failures in a row, after which it is disabled (services/webhooks.py).
 
 The lease (WORKOUT_NOTIFICATION_LEASE_SECONDS) must outlast a whole claimed batch, `CLAIM_BATCH` sends one
 after another, each within its deadline: a system check (restructuring/checks.py, restructuring.E001) refuses
@@ -79,23 +85,37 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db import connection, transaction
+from django.db.models import CharField, Exists, F, OuterRef, Q, Value
+from django.db.models.functions import Cast, Concat
 from django.utils import timezone
 
-from accounts.models import ALL_EVENTS, MarginAccount, WebhookEndpoint, WebhookEndpointState
+from accounts.models import ALL_EVENTS, WebhookEndpoint, WebhookEndpointState
+from core.audit import audit_record
+from core.bulk import bulk_copy_new
 from core.dispatch import dispatch_on_commit
 from core.encryption import EncryptedSecret, SecretDecryptionError
 from core.money import currency_quantum
 from core.outbound_http import DestinationRefused, PostFailed, http_post
+from core.sms import SmsFailed, SmsRejected
 from restructuring.events import webhook_event_names
 from restructuring.models import (
     Case,
     CaseState,
+    Installment,
+    InstallmentStatus,
     Notification,
     NotificationChannel,
     NotificationKind,
     NotificationStatus,
+)
+from restructuring.selectors.contacts import contacts_load
+from restructuring.services.messages import (
+    Event,
+    letter_produce,
+    message_event,
+    message_rows,
+    sms_send,
 )
 from restructuring.services.webhooks import webhook_attempt_record
 
@@ -156,7 +176,7 @@ def notification_enqueue(
     return notifications_enqueue_many(notices=[Notice(case=case, kind=kind, payload=payload, dedupe_key=dedupe_key)])
 
 
-def notifications_enqueue_for_cases(*, cases: Iterable[Case]) -> list[int]:
+def notifications_enqueue_for_cases(*, cases: Iterable[Case], now: datetime | None = None) -> list[int]:
     """The notices of the sweep's moves, in bulk: a case now in MARGIN_CALL tells of its call, a CURED one
     of its cure; other states tell nothing here."""
     notices = []
@@ -165,14 +185,13 @@ def notifications_enqueue_for_cases(*, cases: Iterable[Case]) -> list[int]:
             notices.append(Notice(case, NotificationKind.MARGIN_CALL, _call_terms(case), _key(case.called_at)))
         elif case.state == CaseState.CURED:
             notices.append(Notice(case, NotificationKind.CURED, {"closed_at": case.closed_at}))
-    return notifications_enqueue_many(notices=notices)
+    return notifications_enqueue_many(notices=notices, now=now)
 
 
 def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | None = None) -> list[int]:
     """Write the rows of many notices in the caller's transaction with a fixed number of queries (the
-    clients' addresses, their active webhook endpoints, one bulk insert, the new ids), and ask for them to be sent
-    once it commits.
-    Returns the ids of the rows written (none for an event already enqueued)."""
+    clients' contacts, their active webhook endpoints, the templates in use, one bulk insert, the new ids), and ask
+    for them to be sent once it commits. Returns the ids of the rows written (none for an event already enqueued)."""
     if not transaction.get_connection().in_atomic_block:
         raise NotificationTransactionError(
             "notifications must be enqueued inside transaction.atomic(), with the change they tell of"
@@ -180,66 +199,58 @@ def notifications_enqueue_many(*, notices: Sequence[Notice], now: datetime | Non
     if not notices:
         return []
     now = now or timezone.now()
-    contacts = {
-        row[0]: row[1:]
-        for row in MarginAccount.objects.filter(pk__any={n.case.account_id for n in notices}).values_list(
-            "pk", "code", "base_currency", "client__email", "client_id"
-        )
-    }
-    endpoints = _webhook_endpoints({row[3] for row in contacts.values()})
+    contacts = contacts_load(n.case.account_id for n in notices)
+    endpoints = _webhook_endpoints({contact.client_id for contact in contacts.values()})
     webhook_kinds = set(webhook_event_names())
     rows: list[Notification] = []
+    events: list[Event] = []
     for notice in notices:
-        account_code, currency, email, client_id = contacts[notice.case.account_id]
-        channels: list[tuple[NotificationChannel, str, int | None]] = (
-            [(NotificationChannel.EMAIL, email, None)] if email else []
-        )
-        if notice.kind in webhook_kinds:
-            channels += [
-                (NotificationChannel.WEBHOOK, url, endpoint_id)
-                for endpoint_id, url, event_types in endpoints.get(client_id, ())
-                if _subscribed(event_types, notice.kind)
-            ]
-        if not channels:
-            continue
+        contact = contacts[notice.case.account_id]
         payload = _plain(
             {
                 **notice.payload,
                 "case_id": notice.case.pk,
-                "account": account_code,
-                "currency": currency,
+                "account": contact.account_code,
+                "currency": contact.currency,
                 "state": str(notice.case.state),
             },
-            currency_quantum(currency),
+            currency_quantum(contact.currency),
         )
-        rows.extend(
-            Notification(
-                case_id=notice.case.pk,
-                kind=notice.kind,
-                channel=channel,
-                recipient=recipient,
-                webhook_endpoint_id=endpoint_id,
-                dedupe_key=notice.dedupe_key,
-                payload=payload,
-                next_attempt_at=now,
-                created_at=now,
+        # Email, SMS and letter: rendered from the templates in use, as the client's preferences say (messages.py).
+        events.append(Event(notice.kind, notice.case.pk, contact.account_id, payload, notice.dedupe_key))
+        if notice.kind in webhook_kinds:
+            rows.extend(
+                Notification(
+                    case_id=notice.case.pk,
+                    kind=notice.kind,
+                    channel=NotificationChannel.WEBHOOK,
+                    recipient=url,
+                    webhook_endpoint_id=endpoint_id,
+                    dedupe_key=notice.dedupe_key,
+                    payload=payload,
+                    next_attempt_at=now,
+                    created_at=now,
+                )
+                for endpoint_id, url, event_types in endpoints.get(contact.client_id, ())
+                if _subscribed(event_types, notice.kind)
             )
-            for channel, recipient, endpoint_id in channels
-        )
+    rows.extend(message_rows(events, contacts, now))
     if not rows:
         return []
-    Notification.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
-    # An insert that ignores conflicts returns no ids on PostgreSQL: read back the rows this call wrote.
-    ids = list(
-        Notification.objects.filter(
-            case_id__any={row.case_id for row in rows},
-            kind__in={row.kind for row in rows},
-            created_at=now,
-            status=NotificationStatus.PENDING,
+    # COPY, then an insert that skips the events already enqueued (their unique key): the rendered messages of a
+    # sweep's thousands of margin calls are too much text for Django's bulk_create (core/bulk.py).
+    ids = sorted(bulk_copy_new(Notification, rows))
+    if not ids and connection.vendor != "postgresql":  # SQLite: bulk_create returned no ids; read them back
+        ids = list(
+            Notification.objects.filter(
+                case_id__any={row.case_id for row in rows},
+                kind__in={row.kind for row in rows},
+                created_at=now,
+                status=NotificationStatus.PENDING,
+            )
+            .order_by("pk")
+            .values_list("pk", flat=True)
         )
-        .order_by("pk")
-        .values_list("pk", flat=True)
-    )
     if ids:
         _dispatch(ids)
     return ids
@@ -324,6 +335,49 @@ def notifications_remind_deadlines(*, now: datetime | None = None) -> int:
     return len(cases)
 
 
+def notifications_remind_installments(*, now: datetime | None = None) -> int:
+    """Enqueue a reminder for each installment of a restructured case that is due within
+    WORKOUT_INSTALLMENT_REMINDER_DAYS and still owes something, once per installment (keyed by it). Returns how many
+    installments were reminded of."""
+    now = now or timezone.now()
+    today = timezone.localdate(now)
+    horizon = today + timedelta(days=settings.WORKOUT_INSTALLMENT_REMINDER_DAYS)
+    reminded = Notification.objects.filter(
+        case=OuterRef("proposal__case"),
+        kind=NotificationKind.INSTALLMENT_DUE,
+        dedupe_key=Concat(Value("installment:"), Cast(OuterRef("pk"), CharField())),
+    )
+    with transaction.atomic():
+        due = list(
+            Installment.objects.filter(
+                status=InstallmentStatus.DUE,
+                due__gte=today,
+                due__lte=horizon,
+                proposal__case__state=CaseState.RESTRUCTURED,
+                total__gt=F("paid_amount"),
+            )
+            .exclude(Exists(reminded))
+            .select_related("proposal__case")
+            .order_by("pk")
+        )
+        notices = [
+            Notice(
+                installment.proposal.case,
+                NotificationKind.INSTALLMENT_DUE,
+                {
+                    "installment_id": installment.pk,
+                    "number": installment.number,
+                    "due": installment.due,
+                    "amount": installment.outstanding,
+                },
+                f"installment:{installment.pk}",
+            )
+            for installment in due
+        ]
+        notifications_enqueue_many(notices=notices, now=now)
+    return len(due)
+
+
 def _call_terms(case: Case) -> dict[str, Any]:
     return {
         "call_amount": case.call_amount,
@@ -401,8 +455,9 @@ def _claim(notification_ids: Sequence[int] | None, now: datetime) -> list[Notifi
         when = Q(next_attempt_at__lte=now)
         if notification_ids is not None:
             # The task queued on commit sends its never-tried rows even if this host's clock is behind the
-            # enqueuer's; a row tried before (failed, or claimed under a lease) waits for its time.
-            when = Q(pk__in=list(notification_ids)) & (when | Q(attempts=0))
+            # enqueuer's; a row tried before (failed, or claimed under a lease) waits for its time, as does a row
+            # held for the client's quiet hours (messages.py).
+            when = Q(pk__in=list(notification_ids)) & (when | Q(attempts=0, deferred_until__isnull=True))
         due = (
             Notification.objects.select_for_update(of=("self",), skip_locked=True)
             .filter(when, status=NotificationStatus.PENDING)
@@ -412,6 +467,8 @@ def _claim(notification_ids: Sequence[int] | None, now: datetime) -> list[Notifi
                 previous_secret_until=F("webhook_endpoint__previous_secret_expires_at"),
                 endpoint_state=F("webhook_endpoint__state"),
                 client_code=F("case__account__client__code"),
+                account_ref=F("case__account_id"),
+                template_version=F("template__version"),
             )
         )
         batch: list[Notification] = list(due.order_by("next_attempt_at", "pk")[:CLAIM_BATCH])
@@ -430,11 +487,24 @@ def _record(notification: Notification, error: str, *, permanent: bool, now: dat
     # Guarded by the status: a slow sender whose lease ran out never turns a row another sent back to pending.
     row = Notification.objects.filter(pk=notification.pk, status=NotificationStatus.PENDING)
     if not error:
-        row.update(status=NotificationStatus.SENT, sent_at=timezone.now(), last_error="")
+        with transaction.atomic():  # the message's state and its event together (messages.py)
+            sent_at = timezone.now()
+            done = row.update(
+                status=NotificationStatus.SENT,
+                sent_at=sent_at,
+                last_error="",
+                provider_id=notification.provider_id,
+                letter_pdf=notification.letter_pdf.name or "",
+                letter_sha256=notification.letter_sha256,
+            )
+            if done:
+                audit_record(message_event(notification, NotificationStatus.SENT))
         return SendResult(sent=1)
     error = error[:_ERROR_MAX_LENGTH]
     if permanent or notification.attempts >= settings.WORKOUT_NOTIFICATION_MAX_ATTEMPTS:
-        row.update(status=NotificationStatus.FAILED, last_error=error)
+        with transaction.atomic():
+            if row.update(status=NotificationStatus.FAILED, last_error=error):
+                audit_record(message_event(notification, NotificationStatus.FAILED, error=error))
         logger.warning("notification %s failed for good: %s", notification.pk, error)
         return SendResult(failed=1)
     row.update(next_attempt_at=now + notification_backoff(notification.attempts), last_error=error)
@@ -462,16 +532,26 @@ def _deliver(notification: Notification, mail: Any) -> _Outcome:
         if notification.channel == NotificationChannel.EMAIL:
             _email_send(notification, mail)
             return _Outcome(attempted=False)
+        if notification.channel == NotificationChannel.SMS:
+            sms_send(notification)
+            return _Outcome(attempted=False)
+        if notification.channel == NotificationChannel.LETTER:
+            letter_produce(notification)
+            return _Outcome(attempted=False)
         return _Outcome(status=_webhook_post(notification, getattr(notification, "signing_secret", "")))
     except WebhookEndpointDisabledError as error:  # disabled since it was enqueued: nothing was sent
         return _Outcome(str(error), permanent=True, attempted=False)
     except (_PermanentError, DestinationRefused) as error:
         return _Outcome(str(error), permanent=True)
+    except SmsRejected as error:
+        return _Outcome(str(error), permanent=True, attempted=False)
     except WebhookSecretUnreadableError as error:  # retried: the key may be put back
         logger.error("notification %s: %s", notification.pk, error)
         return _Outcome(str(error), attempted=False, endpoints_fault=False)
     except WebhookAnswerError as error:
         return _Outcome(str(error), status=error.status)
+    except SmsFailed as error:
+        return _Outcome(str(error), attempted=False)
     except PostFailed as error:
         return _Outcome(str(error))
     except Exception as error:  # any failure to deliver is recorded and retried, never raised into the drain
@@ -499,45 +579,14 @@ class WebhookAnswerError(PostFailed):
 # --- email
 
 
-_SUBJECTS = {
-    NotificationKind.MARGIN_CALL: "Margin call on account {account}: {call_amount} {currency} by {deadline}",
-    NotificationKind.DEADLINE_REMINDER: "Reminder: the margin call on account {account} is due by {deadline}",
-    NotificationKind.OFFER: "New terms are offered for account {account}",
-    NotificationKind.LIQUIDATION: "Liquidation of account {account} has started",
-    NotificationKind.CURED: "Account {account} is back within its margin requirement",
-    NotificationKind.LIQUIDATED: "Liquidation of account {account} is complete",
-    NotificationKind.WRITTEN_OFF: "Liquidation of account {account} is complete: {shortfall} {currency} shortfall",
+# To staff (restructuring/services/sla.py): written here, not from the clients' templates.
+_STAFF_SUBJECTS = {
     NotificationKind.SLA_BREACH: "Escalation: case {case_id} ({account}) breached its SLA: {clock_label}",
-    NotificationKind.WEBHOOK_DISABLED: "Your webhook endpoint {endpoint_id} has been disabled",
 }
-_BODIES = {
+_STAFF_BODIES = {
     NotificationKind.SLA_BREACH: (
         "Case {case_id} on account {account} has waited since {started_at} ({clock_label}); its target was "
         "{target_hours} hours, due {due_at}. Assigned to: {assignee}. It is escalated to you as the team's senior."
-    ),
-    NotificationKind.MARGIN_CALL: (
-        "Account {account} is below its maintenance margin requirement. Please deposit {call_amount} {currency} "
-        "or reduce your positions by {deadline}. If the call is not met by then, the positions may be "
-        "liquidated."
-    ),
-    NotificationKind.DEADLINE_REMINDER: (
-        "The margin call of {call_amount} {currency} on account {account} is due by {deadline}. If it is not "
-        "met by then, the positions may be liquidated."
-    ),
-    NotificationKind.OFFER: "Restructured terms are offered for account {account}.",
-    NotificationKind.LIQUIDATION: "The margin call on account {account} was not met: its positions are being sold.",
-    NotificationKind.CURED: "Account {account} is back within its margin requirement: the margin call is closed.",
-    NotificationKind.LIQUIDATED: (
-        "The positions of account {account} have been sold. The proceeds repaid {debt_repaid} {currency} of debt."
-    ),
-    NotificationKind.WRITTEN_OFF: (
-        "The positions of account {account} have been sold. The proceeds repaid {debt_repaid} {currency} of "
-        "debt; a shortfall of {shortfall} {currency} remained and has been written off."
-    ),
-    NotificationKind.WEBHOOK_DISABLED: (
-        "Your webhook endpoint {endpoint_id} ({url}) failed {consecutive_failures} deliveries in a row and has "
-        "been disabled: it receives nothing until you enable it again (POST /api/v1/webhooks/{endpoint_id}/"
-        "enable/). The last attempt got: {last_error}"
     ),
 }
 
@@ -548,12 +597,16 @@ class _Fields(dict[str, Any]):
 
 
 def _email_send(notification: Notification, mail: Any) -> None:
-    fields = _Fields(notification.payload)
-    kind = NotificationKind(notification.kind)
-    details = "\n".join(f"  {key}: {value}" for key, value in sorted(notification.payload.items()))
-    body = f"{_BODIES[kind].format_map(fields)}\n\nCase {fields['case_id']}.\n\n{details}\n"
+    """A client's email as it was rendered from its template when enqueued; a staff message from the text above."""
+    subject, body = notification.subject, notification.body
+    if notification.template_id is None:
+        fields = _Fields(notification.payload)
+        kind = NotificationKind(notification.kind)
+        details = "\n".join(f"  {key}: {value}" for key, value in sorted(notification.payload.items()))
+        subject = _STAFF_SUBJECTS[kind].format_map(fields)
+        body = f"{_STAFF_BODIES[kind].format_map(fields)}\n\nCase {fields['case_id']}.\n\n{details}\n"
     EmailMessage(
-        subject=_SUBJECTS[kind].format_map(fields),
+        subject=subject,
         body=body,
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=[notification.recipient],

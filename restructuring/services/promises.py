@@ -19,7 +19,7 @@ promise stays on the client's record: the rules read the client's promises made,
 The run is bulk and idempotent: it reads the open promises and the money that arrived in a fixed number of
 queries, moves only promises still open (a second run finds nothing to do), and skips cases another transaction
 holds (they are tracked at the next run). Events: promise.kept, promise.broken, case.follow_up (system actor
-"promises").
+"promises"); the client is told of each promise kept or broken (promise_kept, promise_broken).
 """
 
 from __future__ import annotations
@@ -37,7 +37,16 @@ from core.audit import AuditEntry, audit_record_many
 from core.bulk import bulk_update_fields
 from core.money import currency_quantum
 from restructuring.audit_events import CASE_FOLLOW_UP, PROMISE_BROKEN, PROMISE_KEPT
-from restructuring.models import Case, CollateralTopUp, PromiseStatus, PromiseToPay, Repayment, TopUpStatus
+from restructuring.models import (
+    Case,
+    CollateralTopUp,
+    NotificationKind,
+    PromiseStatus,
+    PromiseToPay,
+    Repayment,
+    TopUpStatus,
+)
+from restructuring.services.notifications import Notice, notifications_enqueue_many
 
 PROMISES_ACTOR = "promises"
 
@@ -113,6 +122,20 @@ def promises_track(now: datetime | None = None) -> PromisesTracked:
         bulk_update_fields(PromiseToPay, kept + broken, ["status", "resolved_at", "received"])
         bulk_update_fields(Case, followed, ["follow_up_since", "updated_at"])
         audit_record_many(events)
+        notifications_enqueue_many(
+            notices=[
+                Notice(
+                    cases[p.case_id],
+                    NotificationKind.PROMISE_KEPT
+                    if p.status == PromiseStatus.KEPT
+                    else NotificationKind.PROMISE_BROKEN,
+                    {"promise_id": p.pk, "amount": p.amount, "due": p.due, "received": p.received},
+                    f"promise:{p.pk}",
+                )
+                for p in kept + broken
+            ],
+            now=now,
+        )
     return PromisesTracked(kept=len(kept), broken=len(broken), open=len(promises) - len(kept) - len(broken))
 
 

@@ -339,33 +339,24 @@ def _disable_after_failures(endpoint_id: int, notification: Notification, error:
         system_actor=SYSTEM_ACTOR,
         details={"consecutive_failures": endpoint.consecutive_failures, "last_error": error[:500]},
     )
-    email = endpoint.client.email
-    if not email:
-        return  # the client reads it on the endpoint (state, reason) and compliance in the trail
     assert endpoint.disabled_at is not None
-    case = notification.case
-    account = case.account
-    notice = Notification.objects.create(
-        case=case,
+    # The notice goes as every client message does: rendered from its template in the client's language, on the
+    # channels the client chose (restructuring/services/messages.py), sent after commit. No channel: the client
+    # reads it on the endpoint (state, reason), compliance in the trail.
+    from restructuring.services.notifications import notification_enqueue  # here: notifications imports this module
+
+    notification_enqueue(
+        case=notification.case,
         kind=NotificationKind.WEBHOOK_DISABLED,
-        channel=NotificationChannel.EMAIL,
-        recipient=email,
-        dedupe_key=f"webhook:{endpoint.pk}:{endpoint.disabled_at:%Y%m%dT%H%M%S.%f}"[:64],
         payload={
-            "case_id": case.pk,
-            "account": account.code,
-            "currency": account.base_currency,
-            "state": str(case.state),
             "endpoint_id": endpoint.pk,
             "url": endpoint.url,
             "consecutive_failures": endpoint.consecutive_failures,
             "last_error": error[:500],
             "disabled_at": endpoint.disabled_at.isoformat(),
         },
-        next_attempt_at=endpoint.disabled_at,
-        created_at=endpoint.disabled_at,
+        dedupe_key=f"webhook:{endpoint.pk}:{endpoint.disabled_at:%Y%m%dT%H%M%S.%f}"[:64],
     )
-    _send_on_commit([notice.pk])
 
 
 def _send_on_commit(notification_ids: list[int]) -> None:

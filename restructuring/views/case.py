@@ -171,6 +171,7 @@ def _names(page: CasePage) -> Names:
         proposals={v.proposal.pk: v.proposal.name for v in page.proposals},
         installments={r.installment_id: r.number for v in page.proposals for r in v.schedule if r.installment_id},
         symbols={h.position.instrument_id: h.position.instrument.symbol for h in page.positions},
+        messages={m.pk: m for m in page.messages},
     )
 
 

@@ -5,6 +5,7 @@ page makes a fixed number of queries, whatever the number of events it shows."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -13,13 +14,17 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.functional import Promise
+from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
 
 from core.access import staff_view
 from core.audit import audit_verify
-from core.export import audit_csv_rows
+from core.export import audit_csv_rows, messages_csv_rows
 from core.models import AuditEvent
+from restructuring.models import NotificationChannel, NotificationKind, NotificationStatus
 from restructuring.selectors.compliance import AuditFilters, audit_events_search, audit_page, case_history_load
+from restructuring.selectors.messages import MessageFilters, messages_export_rows, messages_page, messages_search
 
 # ---------------------------------------------------------------------------------------------- reading
 
@@ -165,3 +170,76 @@ def case_history(request: HttpRequest, case_id: int) -> HttpResponse:
             "printed_at": timezone.now(),
         },
     )
+
+
+# ------------------------------------------------------------------------------------------- the messages sent
+
+
+def _choices(choices: Sequence[tuple[str, str | Promise]]) -> list[tuple[str, str | Promise]]:
+    return [("", gettext_lazy("any")), *choices]
+
+
+class MessageSearchForm(forms.Form):
+    case = forms.IntegerField(required=False, min_value=1, label=gettext_lazy("Case"))
+    account = forms.CharField(required=False, max_length=64, label=gettext_lazy("Account (code or id)"))
+    kind = forms.ChoiceField(required=False, choices=_choices(NotificationKind.choices), label=gettext_lazy("Message"))
+    channel = forms.ChoiceField(
+        required=False, choices=_choices(NotificationChannel.choices), label=gettext_lazy("Channel")
+    )
+    status = forms.ChoiceField(
+        required=False, choices=_choices(NotificationStatus.choices), label=gettext_lazy("Status")
+    )
+    text = forms.CharField(required=False, max_length=200, label=gettext_lazy("Text (subject, body or recipient)"))
+    since = forms.DateTimeField(required=False, label=gettext_lazy("From (UTC)"), widget=_WHEN)
+    until = forms.DateTimeField(required=False, label=gettext_lazy("Before (UTC)"), widget=_WHEN)
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        since, until = data.get("since"), data.get("until")
+        if since and until and since >= until:
+            self.add_error("until", "must be after From")
+        return data
+
+    def filters(self) -> MessageFilters:
+        data = self.cleaned_data
+        return MessageFilters(
+            case=data.get("case") or None,
+            account=data.get("account") or "",
+            kind=data.get("kind") or "",
+            channel=data.get("channel") or "",
+            status=data.get("status") or "",
+            text=data.get("text") or "",
+            since=data.get("since"),
+            until=data.get("until"),
+        )
+
+
+@require_GET
+@staff_view("core.view_auditevent", "restructuring.view_case")
+def messages_search_view(request: HttpRequest) -> HttpResponse:
+    """Every message sent to clients (and staff's escalations), searched: with what it said, its template version,
+    its state and attempts; the export carries each message's record in the audit chain."""
+    form = MessageSearchForm(request.GET)
+    filters = request.GET.copy()
+    filters.pop("before", None)
+    page = None
+    if form.is_valid():
+        page = messages_page(messages_search(form.filters()), before=_int_param(request, "before"))
+    return render(request, "compliance/messages.html", {"form": form, "page": page, "filters": filters.urlencode()})
+
+
+@require_GET
+@staff_view("core.view_auditevent", "restructuring.view_case")
+def messages_export_view(request: HttpRequest) -> HttpResponse:
+    form = MessageSearchForm(request.GET)
+    if not form.is_valid():
+        return HttpResponse(
+            "; ".join(f"{k}: {' '.join(str(e) for e in v)}" for k, v in form.errors.items()),
+            status=400,
+            content_type="text/plain",
+        )
+    stamp = timezone.now().strftime("%Y%m%dT%H%M%SZ")
+    rows = messages_csv_rows(messages_export_rows(messages_search(form.filters())))
+    response = StreamingHttpResponse(rows, content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="messages-{stamp}.csv"'
+    return cast(HttpResponse, response)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -48,7 +48,15 @@ from restructuring.audit_events import (
     CONTACT_LOG,
     FEASIBILITY_REPORT,
     INSTALLMENT_PAID,
+    MESSAGE_BOUNCED,
+    MESSAGE_FAILED,
+    MESSAGE_SENT,
+    MESSAGE_TEMPLATE_EDIT,
+    MESSAGE_TEMPLATE_PUBLISH,
+    MESSAGE_TEMPLATE_REJECT,
+    MESSAGE_TEMPLATE_SUBMIT,
     NOTE_ADD,
+    NOTIFICATION_OBJECT,
     PROMISE_BROKEN,
     PROMISE_KEPT,
     PROMISE_MAKE,
@@ -71,6 +79,7 @@ from restructuring.audit_events import (
     TOPUP_CONFIRM,
     TOPUP_DECLARE,
 )
+from restructuring.models import Notification
 from restructuring.services.controls import said_text
 
 # Payload keys that hold an amount of the account's currency.
@@ -105,8 +114,11 @@ MONEY_KEYS = frozenset(
 )
 # The parts of a text kept beside its English (restructuring/services/controls.py said_text): read, not shown.
 SAID = "_said"
-# Keys that are internal ids an officer does not need spelled out (the sweep's run, the model's seeds).
-HIDDEN_KEYS = frozenset({"sweep_id", "market_seed", "case_seed", "rule_set", "team_id"})
+# Keys that are internal ids an officer does not need spelled out (the sweep's run, the model's seeds, a message's
+# hashes and template id: the message itself is shown beside them).
+HIDDEN_KEYS = frozenset(
+    {"sweep_id", "market_seed", "case_seed", "rule_set", "team_id", "sha256", "letter_sha256", "template_id"}
+)
 
 _LABELS: Mapping[AuditAction[Any], Any] = {
     CASE_OPEN: gettext_lazy("Case opened"),
@@ -158,6 +170,13 @@ _LABELS: Mapping[AuditAction[Any], Any] = {
     PROMISE_BROKEN: gettext_lazy("Promise broken"),
     CASE_FOLLOW_UP: gettext_lazy("Follow-up needed"),
     CASE_FOLLOWED_UP: gettext_lazy("Followed up"),
+    MESSAGE_SENT: gettext_lazy("Message sent"),
+    MESSAGE_FAILED: gettext_lazy("Message failed"),
+    MESSAGE_BOUNCED: gettext_lazy("Message bounced"),
+    MESSAGE_TEMPLATE_EDIT: gettext_lazy("Message template edited"),
+    MESSAGE_TEMPLATE_SUBMIT: gettext_lazy("Message template submitted for review"),
+    MESSAGE_TEMPLATE_PUBLISH: gettext_lazy("Message template published"),
+    MESSAGE_TEMPLATE_REJECT: gettext_lazy("Message template sent back"),
 }
 ACTION_LABELS = {action.name: label for action, label in _LABELS.items()}
 
@@ -221,6 +240,7 @@ class TimelineEntry:
     subject: str  # what it is about, by name ("" for the case itself)
     details: list[tuple[str, str]]  # the payload, readable
     raw: str  # the payload as stored, for compliance (indented JSON)
+    message: Notification | None = None  # a message's event: the message, with its rendered content
 
 
 @dataclass(frozen=True)
@@ -231,6 +251,7 @@ class Names:
     proposals: Mapping[int, str]
     installments: Mapping[int, int]
     symbols: Mapping[int, str]
+    messages: Mapping[int, Notification] = field(default_factory=dict)
 
 
 def action_label(action: str) -> str:
@@ -249,6 +270,7 @@ def timeline(events: Sequence[AuditEvent], names: Names) -> list[TimelineEntry]:
             subject=_subject(e, names),
             details=_details(e.payload, names),
             raw=json.dumps(e.payload, indent=2, sort_keys=True, ensure_ascii=False),
+            message=names.messages.get(e.object_id) if e.object_type == NOTIFICATION_OBJECT else None,
         )
         for e in events
     ]
@@ -264,6 +286,11 @@ def _subject(event: AuditEvent, names: Names) -> str:
         return _("installment %(number)s") % {"number": number} if number else ""
     if kind == "feasibilityreport":
         return _("feasibility report")
+    if kind == "notification":
+        payload = event.payload if isinstance(event.payload, dict) else {}
+        version = payload.get("template_version")
+        what = f"{payload.get('kind', '')} · {payload.get('channel', '')}"
+        return f"{what} · v{version}" if version else what
     return ""
 
 

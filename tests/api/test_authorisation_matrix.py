@@ -71,6 +71,7 @@ MATRIX: dict[tuple[str, str], Row] = {
     ("GET", "/api/v1/cases/{id}/"): Row("client", 200, "case"),
     ("GET", "/api/v1/cases/{id}/promises/"): Row("client", 200, "case"),
     ("POST", "/api/v1/cases/{id}/promises/"): Row("client", 201, "case", _promise),
+    ("GET", "/api/v1/cases/{id}/messages/"): Row("client", 200, "case"),
     ("GET", "/api/v1/offers/"): Row("client", 200),
     ("GET", "/api/v1/offers/{id}/"): Row("client", 200, "offer"),
     ("POST", "/api/v1/offers/{id}/accept/"): Row("client", 200, "offer", lambda w, _: {}),

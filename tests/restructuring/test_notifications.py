@@ -16,12 +16,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import UTC, timedelta
 from decimal import Decimal
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from babel.dates import format_datetime
 from cryptography.fernet import Fernet
 from django.core.mail import EmailMessage
 from django.db import connection, transaction
@@ -31,7 +32,15 @@ from django.utils import timezone
 from accounts.models import Client, Instrument, MarginAccount, Price, WebhookEndpoint
 from accounts.services.sweep import sweep_run
 from core.encryption import secret_decrypt
-from restructuring.models import Case, CaseState, FeasibilityReport, Notification, NotificationKind, NotificationStatus
+from restructuring.models import (
+    Case,
+    CaseState,
+    FeasibilityReport,
+    MessageTemplate,
+    Notification,
+    NotificationKind,
+    NotificationStatus,
+)
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.liquidation import case_liquidate, liquidation_book
 from restructuring.services.notifications import (
@@ -219,8 +228,16 @@ def test_a_margin_call_from_the_sweep_is_sent_by_email_and_signed_webhook(
     # the email
     (message,) = mailoutbox
     assert message.to == ["treasury@client.example"]
-    assert message.subject == f"Margin call on account CALL: 250.00 USD by {case.deadline.isoformat()}"
-    assert "Please deposit 250.00 USD or reduce your positions" in message.body
+    # rendered from the English template in use when the call was enqueued, recorded on the row (issue 18)
+    deadline = format_datetime(case.deadline, "long", tzinfo=UTC, locale="en")
+    assert message.subject == f"Margin call on account CALL: $250.00 by {deadline}"
+    assert f"Please deposit $250.00 or reduce your positions by {deadline}." in message.body
+    email_row = rows["email"]
+    assert (email_row.subject, email_row.body) == (message.subject, message.body)
+    assert email_row.template == MessageTemplate.objects.get(
+        kind="margin_call", channel="email", locale="en", status="published"
+    )
+    assert (email_row.locale, rows["webhook"].template, rows["webhook"].body) == ("en", None, "")
     assert message.extra_headers["Message-ID"] == f"<notification-{rows['email'].pk}@workout>"
 
     # the webhook: the canonical body, signed with the client's secret, the id as idempotency key
@@ -768,8 +785,8 @@ def test_liquidation_and_its_written_off_outcome_are_told(endpoint: Endpoint, ma
         "997.20",
         "102.80",
     )
-    assert mailoutbox[-1].subject == "Liquidation of account SHORT is complete: 102.80 USD shortfall"
-    assert "a shortfall of 102.80 USD remained and has been written off" in mailoutbox[-1].body
+    assert mailoutbox[-1].subject == "Liquidation of account SHORT is complete: $102.80 shortfall"
+    assert "a shortfall of $102.80 remained and has been written off" in mailoutbox[-1].body
     assert all(_verifies(r, SECRET) for r in endpoint.requests)
 
 
@@ -800,7 +817,13 @@ def test_the_sweeps_bulk_enqueue_takes_a_fixed_number_of_queries(endpoint: Endpo
     assert moves.margin_calls == 28
     assert Notification.objects.count() == 56
     notification_queries = [q for q in many.captured_queries if "restructuring_notification" in q["sql"]]
-    assert len(notification_queries) == 2  # the insert and reading the new ids back
+    # a staging table made afresh (dropped if a call before in this transaction left it), filled by COPY (not a
+    # query), then one insert that skips the events already there and returns the new ids (core/bulk.py)
+    assert [q["sql"].split(" ", 3)[:3] for q in notification_queries] == [
+        ["DROP", "TABLE", "IF"],
+        ["CREATE", "TEMPORARY", "TABLE"],
+        ["INSERT", "INTO", '"restructuring_notification"'],
+    ]
     assert len(many.captured_queries) == len(few.captured_queries)
 
 

@@ -53,7 +53,7 @@ def test_a_bulk_reminder_is_one_audited_notice_per_case_and_refused_where_nothin
     assert f"case #{cases['CALL'].pk}: reminder of the margin call deadline sent" in summary
     assert "2 cases refused" in summary
     assert f"case #{cases['WARN'].pk} is warning: it waits on nothing from the client" in summary
-    assert f"case #{cases['CRIT'].pk}: the client has no email or webhook to remind" in summary
+    assert f"case #{cases['CRIT'].pk}: the client has no channel to remind it by" in summary
     events = AuditEvent.objects.filter(action="case.reminder")
     assert sorted(events.values_list("object_id", flat=True)) == sorted([cases["CALL"].pk, cases["GRP"].pk])
     assert {e.actor_id for e in events} == {desk["alice"].pk}

@@ -43,6 +43,7 @@ from restructuring.models import (
     ApprovalLimit,
     Case,
     Installment,
+    MessageTemplate,
     Notification,
     Proposal,
     ProposalKind,
@@ -50,6 +51,7 @@ from restructuring.models import (
     TeamMembership,
 )
 from restructuring.services.case_sweep import cases_apply_risk
+from restructuring.services.message_templates import message_template_save, message_template_submit
 from restructuring.services.negotiation.execution import proposal_execute
 from restructuring.services.negotiation.offers import offer_accept, offer_send
 from restructuring.services.negotiation.proposals import (
@@ -89,6 +91,9 @@ class World:
     rules_draft: RuleSet  # cloned by sam, a rule edited by mia
     newcomer: User  # a member of staff being set up by the administrator: no role yet
     leaver: User  # a member of staff deactivated
+    template_draft: MessageTemplate  # mia's draft of a message template, not yet submitted
+    template_in_review: MessageTemplate  # mia's, in review
+    template_by_senior: MessageTemplate  # sam's, in review
 
 
 @pytest.fixture(autouse=True)
@@ -161,7 +166,18 @@ def world() -> World:
         replaces=extension.name,
     )
     delivered, delivering = _webhook_notifications(case)
+
+    def _template(kind: str, channel: str, locale: str, author: User, *, submit: bool) -> MessageTemplate:
+        shipped = MessageTemplate.objects.get(kind=kind, channel=channel, locale=locale, status="published")
+        draft = message_template_save(
+            kind=kind, channel=channel, locale=locale, subject=shipped.subject, body=shipped.body + " ", actor=author
+        )
+        return message_template_submit(template_id=draft.pk, actor=author) if submit else draft
+
     return World(
+        template_draft=_template("cured", "letter", "en", mia, submit=False),
+        template_in_review=_template("margin_call", "email", "en", mia, submit=True),
+        template_by_senior=_template("offer", "sms", "de", sam, submit=True),
         users=users,
         case=case,
         delivered=delivered,
@@ -508,6 +524,55 @@ MATRIX = [
     ),
 ]
 
+MATRIX.extend(
+    # the text of client messages (restructuring/services/message_templates.py): officers write and submit drafts, a
+    # senior who did not write one publishes it or sends it back
+    [
+        Action(
+            "save a draft message template",
+            "message-template-save",
+            lambda w, _: (
+                "/messages/templates/liquidation/email/de/save/",
+                {"subject": "Verwertung: Konto {{ account }}", "body": "Guten Tag {{ client_name }}."},
+            ),
+            _staff(),
+        ),
+        Action(
+            "save a message template naming an unknown variable",
+            "message-template-save",
+            lambda w, _: (
+                "/messages/templates/liquidation/email/de/save/",
+                {"subject": "Verwertung", "body": "{{ password }}"},
+            ),
+            _staff(ok=(), refused=CREDIT_STAFF),
+        ),
+        Action(
+            "submit a draft message template",
+            "message-template-submit",
+            lambda w, _: (f"/messages/templates/{w.template_draft.pk}/submit/", {}),
+            _staff(),
+        ),
+        Action(
+            "publish a message template in review",
+            "message-template-publish",
+            lambda w, _: (f"/messages/templates/{w.template_in_review.pk}/publish/", {}),
+            _staff(ok=("senior", "publisher"), forbidden=("maker", "officer", "author")),
+        ),
+        Action(
+            "publish a message template one wrote",
+            "message-template-publish",
+            lambda w, _: (f"/messages/templates/{w.template_by_senior.pk}/publish/", {}),
+            _staff(ok=("publisher",), refused=("senior",), forbidden=("maker", "officer", "author")),
+        ),
+        Action(
+            "send a message template back to its authors",
+            "message-template-reject",
+            lambda w, _: (f"/messages/templates/{w.template_in_review.pk}/reject/", {"reason": "too harsh"}),
+            _staff(ok=("senior", "publisher"), forbidden=("maker", "officer", "author")),
+        ),
+    ]
+)
+
 MATRIX.append(
     # a member of staff's own preference (core/preferences.py): anyone of staff, for themselves only
     Action(
@@ -617,7 +682,20 @@ READ_ONLY = {
     "rules-dry-run",
     "case-webhooks",
 }
+# The communication log and the templates, read: the lists, a template's page, a letter's PDF, compliance's search
+# and export of the messages sent; a template's preview computes and writes nothing (checked below).
+READ_ONLY |= {
+    "message-templates",
+    "message-template",
+    "message-template-preview",
+    "message-letter",
+    "audit-messages",
+    "audit-messages-export",
+}
 SESSION_ONLY = {"login", "logout", "two-factor-setup"}
+# A provider's delivery reports, signed with the provider's secret (no session): tests/restructuring/test_sms.py holds
+# them (signed, unsigned, wrongly signed, an unknown message).
+PROVIDER_HOOKS = {"hook-sms-twilio"}
 # A member of staff redeeming their own one-time enrolment link (signed out: the link is the credential), audited:
 # tests/web/test_staff_enrolment.py holds it (valid, used, expired, unknown, revoked links).
 ENROLMENT = {"enrol"}
@@ -675,7 +753,7 @@ def test_every_url_of_the_ui_is_read_only_or_in_the_matrix() -> None:
     routed = _names(get_resolver().url_patterns)
     in_matrix = {action.url_name for action in MATRIX}
 
-    accounted = in_matrix | READ_ONLY | SESSION_ONLY | ENROLMENT
+    accounted = in_matrix | READ_ONLY | SESSION_ONLY | ENROLMENT | PROVIDER_HOOKS
     assert routed - accounted == set(), "a URL without a row in the controls matrix"
     assert accounted - routed == set(), "a row names no URL"
 
@@ -692,10 +770,18 @@ def test_the_read_only_urls_refuse_a_write_or_write_nothing(world: World) -> Non
         f"/cases/{world.case.pk}/webhooks/",
         "/staff/team/",
     ]
+    pages += ["/messages/templates/", "/messages/templates/margin_call/email/en/", "/audit/messages/"]
+    pages += ["/audit/messages/export.csv"]
     for page in pages:
         assert web.post(page, {}).status_code == 405, page
     assert web.post(f"/rules/{world.rules_draft.pk}/dry-run/").status_code == 200
     assert web.post("/cascade/", {"symbol": "BTC", "drop": "0.3"}).status_code == 200
+    preview = {
+        "subject": "Call {{ call_amount|money:currency }}",
+        "body": "Dear {{ client_name }}",
+        "case": world.case.pk,
+    }
+    assert web.post("/messages/templates/margin_call/email/en/preview/", preview).status_code == 200
     check = _rule_form(world.rules_draft.rules.get(name="illiquid_term"))
     assert web.post(f"/rules/{world.rules_draft.pk}/check/", check).status_code == 200
     assert signed_in(world.users["administrator"]).post("/staff/", {}).status_code == 405

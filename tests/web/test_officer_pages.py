@@ -13,17 +13,20 @@ from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
+from django.db import transaction
 from django.test import Client, TestCase, override_settings
 from django.utils import timezone
 
+from accounts.models import Client as AccountClient
 from accounts.models import ClientGroup, Instrument, MarginAccount, Price, WebhookEndpoint
 from core.roles import COMPLIANCE, CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
-from restructuring.models import Case, CaseState, Proposal
+from restructuring.models import Case, CaseState, Notification, NotificationKind, Proposal
 from restructuring.services.case_sweep import cases_apply_risk
 from restructuring.services.conversation import contact_log, note_add, promise_make
 from restructuring.services.documents import document_upload_by_officer
 from restructuring.services.feasibility import terms_value
 from restructuring.services.negotiation.proposals import proposal_draft
+from restructuring.services.notifications import notification_enqueue
 from restructuring.terms import Terms
 from rules.models import RuleSet, RuleSetStatus
 from tests.documents import PDF
@@ -393,7 +396,8 @@ def test_the_case_page_makes_the_same_queries_whatever_it_shows(
 ) -> None:
     """Session, user, device, groups, two permission reads; the case, risk, loan, positions, snapshots,
     proposals (with their agreements), approvals, installments, reports, prior restructurings, events; the notes,
-    contacts, promises and documents (with their officers); the session's save (3): 26."""
+    contacts, promises and documents (with their officers); the messages sent (with their templates); the session's
+    save (3): QQ."""
     case = proposed_case()
     with django_assert_num_queries(26):
         assert web.get(f"/cases/{case.pk}/").status_code == 200
@@ -406,7 +410,13 @@ def test_the_case_page_makes_the_same_queries_whatever_it_shows(
     promise_make(case_id=case.pk, amount=Decimal("10"), due=timezone.localdate(), method="card", actor=officer)
     for name in ("funds.pdf", "passport.png"):
         document_upload_by_officer(case_id=case.pk, kind="other", file=io.BytesIO(PDF), name=name, actor=officer)
+    AccountClient.objects.filter(pk=case.account.client_id).update(email="client@client.example")
+    # messages of two kinds, each rendered from its template, sent (their events on the timeline)
+    with TestCase.captureOnCommitCallbacks(execute=True), transaction.atomic():
+        for kind in (NotificationKind.DEADLINE_REMINDER, NotificationKind.ACCEPTED):
+            notification_enqueue(case=case, kind=kind, payload={}, dedupe_key="page")
     swept()
+    assert Notification.objects.filter(case=case, status="sent").count() == 2
     with django_assert_num_queries(26):
         response = web.get(f"/cases/{case.pk}/")
     assert text(response).count("Repayment schedule:") == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import transaction
@@ -21,11 +22,13 @@ from restructuring.models import (
     CaseState,
     Installment,
     InstallmentStatus,
+    NotificationKind,
     Proposal,
     ProposalState,
 )
 from restructuring.services.case_end import proposals_withdraw_for_cases
 from restructuring.services.negotiation.common import _event, _move
+from restructuring.services.notifications import Notice, notifications_enqueue_many
 
 NEGOTIATION_ACTOR = "negotiation-deadlines"
 
@@ -82,16 +85,21 @@ def _missed_payments_default(now: datetime) -> list[int]:
         late = list(
             Installment.objects.select_for_update(skip_locked=True)
             .filter(status=InstallmentStatus.DUE, due__lt=cutoff, proposal__case__state=CaseState.RESTRUCTURED)
-            .values_list("pk", "proposal__case_id", "number")
+            .order_by("pk")
+            .values_list("pk", "proposal__case_id", "number", "total", "paid_amount")
         )
         cases = list(
             Case.objects.select_for_update(skip_locked=True)
-            .filter(pk__in={case_id for _, case_id, _ in late}, state=CaseState.RESTRUCTURED)
+            .filter(pk__in={row[1] for row in late}, state=CaseState.RESTRUCTURED)
             .order_by("pk")
         )
         numbers: dict[int, list[int]] = {}
-        for _, case_id, number in late:
+        overdue: dict[int, Decimal] = {}
+        first_missed: dict[int, int] = {}
+        for pk, case_id, number, total, paid in late:
             numbers.setdefault(case_id, []).append(number)
+            overdue[case_id] = overdue.get(case_id, Decimal(0)) + total - paid
+            first_missed.setdefault(case_id, pk)
         events = []
         for case in cases:
             before = _move(case, "default", "case")
@@ -100,11 +108,25 @@ def _missed_payments_default(now: datetime) -> list[int]:
                 _event(case, CASE_DEFAULT, before, system_actor=NEGOTIATION_ACTOR, missed_installments=numbers[case.pk])
             )
         defaulted = {c.pk for c in cases}
-        Installment.objects.filter(pk__in=[pk for pk, case_id, _ in late if case_id in defaulted]).update(
+        Installment.objects.filter(pk__in=[row[0] for row in late if row[1] in defaulted]).update(
             status=InstallmentStatus.MISSED
         )
         bulk_update_fields(Case, cases, ["state", "updated_at", "state_changed_at"])
         audit_record_many(events)
+        # The notice of default: legally required (restructuring/message_catalogue.py), keyed by the first missed
+        # installment, so a second run tells nothing twice.
+        notifications_enqueue_many(
+            notices=[
+                Notice(
+                    case,
+                    NotificationKind.MISSED_PAYMENT,
+                    {"missed_installments": sorted(numbers[case.pk]), "amount_overdue": overdue[case.pk]},
+                    f"installment:{first_missed[case.pk]}",
+                )
+                for case in cases
+            ],
+            now=now,
+        )
         proposals_withdraw_for_cases(
             case_ids=[c.pk for c in cases], reason="the case defaulted", now=now, system_actor=NEGOTIATION_ACTOR
         )

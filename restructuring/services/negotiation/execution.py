@@ -25,6 +25,7 @@ from restructuring.models import (
     CollateralDemand,
     Installment,
     InstallmentStatus,
+    NotificationKind,
     Proposal,
     ProposalKind,
     ProposalState,
@@ -45,6 +46,7 @@ from restructuring.services.negotiation.common import (
     _seen,
     _terms,
 )
+from restructuring.services.notifications import notification_enqueue
 from restructuring.terms import Terms
 
 
@@ -132,6 +134,24 @@ def proposal_execute(*, proposal_id: int, actor: User, version: int) -> Proposal
             now=now,
             actor=actor,
             keep=[proposal.pk],
+        )
+        first = next((i for i in schedule.installments if i.total > 0), schedule.installments[0])
+        collateral = terms.collateral_to_add > 0
+        notification_enqueue(
+            case=case,
+            kind=NotificationKind.EXECUTED,
+            payload={
+                "proposal_id": proposal.pk,
+                "principal": loan.principal,
+                "rate_annual": loan.rate_annual,
+                "installments": len(schedule.installments),
+                "first_due": first.due,
+                "first_amount": first.total,
+                "maturity": maturity,
+                "collateral_to_add": terms.collateral_to_add if collateral else None,
+                "collateral_due": now + timedelta(days=settings.WORKOUT_COLLATERAL_DUE_DAYS) if collateral else None,
+            },
+            dedupe_key=f"execute:{proposal.pk}",
         )
     return proposal
 

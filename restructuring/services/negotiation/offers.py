@@ -231,6 +231,12 @@ def offer_accept(
             _event(proposal, PROPOSAL_ACCEPT, before, system_actor=actor, **signed),
             _event(proposal.case, CASE_ACCEPT, case_before, system_actor=actor, proposal_id=proposal.pk),
         )
+        notification_enqueue(
+            case=proposal.case,
+            kind=NotificationKind.ACCEPTED,
+            payload={"proposal_id": proposal.pk, "terms": proposal.terms},
+            dedupe_key=f"accept:{proposal.pk}",
+        )
     return proposal
 
 
@@ -329,6 +335,12 @@ def offer_counter(*, proposal_id: int, client_id: int, terms: Mapping[str, Any])
             _event(offer, PROPOSAL_COUNTER, before, system_actor=actor, counter_id=counter.pk),
             _event(counter, PROPOSAL_COUNTER_OFFER, "", system_actor=actor, terms=counter.terms),
             _event(offer.case, CASE_COUNTER, case_before, system_actor=actor, proposal_id=counter.pk),
+        )
+        notification_enqueue(
+            case=offer.case,
+            kind=NotificationKind.COUNTER_RECEIVED,
+            payload={"proposal_id": counter.pk, "offer_id": offer.pk, "terms": counter.terms},
+            dedupe_key=f"counter:{counter.pk}",
         )
         _counter_followup(offer.case_id, offer.pk)
     return counter
