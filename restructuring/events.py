@@ -165,8 +165,95 @@ CATALOGUE: tuple[EventType, ...] = (
             "proposal_id": {"type": "integer", "description": "The offer (GET /api/v1/offers/{id}/)."},
             "terms": _TERMS,
             "expires_at": _moment("When the offer lapses"),
+            "agreement_sha256": {
+                "type": "string",
+                "pattern": "^[0-9a-f]{64}$",
+                "description": "SHA-256 of the offer's restructuring agreement (GET /api/v1/offers/{id}/agreement/); "
+                "an accept may name it.",
+            },
         },
         required=("proposal_id", "terms", "expires_at"),
+    ),
+    EventType(
+        NotificationKind.COUNTER_RECEIVED,
+        "your counter-proposal was received: the lender values it and answers with an offer or a refusal.",
+        {
+            "proposal_id": {"type": "integer", "description": "Your counter-proposal."},
+            "offer_id": {"type": "integer", "description": "The offer you countered."},
+            "terms": _TERMS,
+        },
+        required=("proposal_id", "offer_id", "terms"),
+    ),
+    EventType(
+        NotificationKind.ACCEPTED,
+        "your acceptance of an offer was recorded: the restructuring is executed next.",
+        {
+            "proposal_id": {"type": "integer", "description": "The offer accepted."},
+            "terms": _TERMS,
+        },
+        required=("proposal_id", "terms"),
+    ),
+    EventType(
+        NotificationKind.EXECUTED,
+        "the restructuring was executed: the loan's new principal and rate, and its schedule's first installment.",
+        {
+            "proposal_id": {"type": "integer", "description": "The offer executed."},
+            "principal": _money("The loan's principal after the restructuring"),
+            "rate_annual": {**_DECIMAL_TERM, "description": "The annual rate (0.08 is 8%)."},
+            "installments": {"type": "integer", "minimum": 0, "description": "How many installments."},
+            "first_due": {"type": "string", "format": "date", "description": "The first installment's due date."},
+            "first_amount": _money("The first installment's amount"),
+            "maturity": {"type": "string", "format": "date", "description": "The last installment's due date."},
+            "collateral_to_add": {**_MONEY, "nullable": True, "description": "Collateral to add (null: none)."},
+            "collateral_due": _moment("When the collateral is due (null: none)", nullable=True),
+        },
+        required=("proposal_id", "principal", "rate_annual", "installments"),
+    ),
+    EventType(
+        NotificationKind.INSTALLMENT_DUE,
+        "an installment of the restructured loan falls due soon.",
+        {
+            "installment_id": {"type": "integer", "description": "The installment."},
+            "number": {"type": "integer", "minimum": 1, "description": "Its number in the schedule."},
+            "due": {"type": "string", "format": "date", "description": "Its due date."},
+            "amount": _money("What is still to pay on it"),
+        },
+        required=("installment_id", "number", "due", "amount"),
+    ),
+    EventType(
+        NotificationKind.MISSED_PAYMENT,
+        "installments of the restructured loan were missed: the notice of default.",
+        {
+            "missed_installments": {
+                "type": "array",
+                "items": {"type": "integer"},
+                "description": "The numbers of the installments missed.",
+            },
+            "amount_overdue": _money("What those installments still owe"),
+        },
+        required=("missed_installments", "amount_overdue"),
+    ),
+    EventType(
+        NotificationKind.PROMISE_KEPT,
+        "a promise to pay was kept: the payment or top-up arrived by its date.",
+        {
+            "promise_id": {"type": "integer", "description": "The promise."},
+            "amount": _money("The amount promised"),
+            "due": {"type": "string", "format": "date", "description": "The date promised."},
+            "received": _money("What had arrived by the date"),
+        },
+        required=("promise_id", "amount", "due", "received"),
+    ),
+    EventType(
+        NotificationKind.PROMISE_BROKEN,
+        "a promise to pay was broken: what was promised had not arrived by its date.",
+        {
+            "promise_id": {"type": "integer", "description": "The promise."},
+            "amount": _money("The amount promised"),
+            "due": {"type": "string", "format": "date", "description": "The date promised."},
+            "received": _money("What had arrived by the date"),
+        },
+        required=("promise_id", "amount", "due", "received"),
     ),
     EventType(
         NotificationKind.LIQUIDATION,

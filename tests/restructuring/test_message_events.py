@@ -47,6 +47,7 @@ from restructuring.services.notifications import (
     notifications_remind_installments,
 )
 from restructuring.services.promises import promises_track
+from restructuring.services.webhooks import webhook_attempt_record, webhook_endpoint_create
 from tests.restructuring.helpers import account, btc, sweep_only
 from tests.restructuring.restructured import OVERRIDE
 from tests.web.helpers import staff_user
@@ -128,8 +129,29 @@ def test_every_event_is_told_by_email_sms_and_letter_in_each_clients_language(
     books = {locale: _accounts(locale, instrument, eth) for locale in ("de", "en")}
     clients = {locale: client for locale, (client, _) in books.items()}
 
+    # each client's systems subscribe to margin calls on a webhook endpoint
+    endpoints = {
+        locale: webhook_endpoint_create(
+            client_id=client.pk, url=f"https://hooks.{locale}.client.example/workout", event_types=["margin_call"]
+        ).endpoint
+        for locale, client in clients.items()
+    }
+
     # when the sweep calls the margin (margin_call), a deadline nears (deadline_reminder)
     _sweep()
+    # the endpoints fail their margin calls' deliveries and are disabled (webhook_disabled, to the clients' people)
+    with override_settings(WORKOUT_WEBHOOK_DISABLE_AFTER_FAILURES=1):
+        for endpoint in endpoints.values():
+            hook = Notification.objects.filter(webhook_endpoint=endpoint).first()
+            assert hook is not None
+            webhook_attempt_record(
+                notification=hook,
+                attempted_at=timezone.now(),
+                duration_ms=5,
+                status_code=503,
+                error="HTTP 503",
+                counts=True,
+            )
     cases = {
         locale: {role: Case.objects.get(account=acc) for role, acc in accounts.items()}
         for locale, (_, accounts) in books.items()
@@ -217,7 +239,11 @@ def test_every_event_is_told_by_email_sms_and_letter_in_each_clients_language(
     assert latest is not None
     while notifications_drain(now=latest + timedelta(minutes=1)).sent:
         pass
-    assert set(Notification.objects.values_list("status", flat=True)) == {NotificationStatus.SENT}
+    messages = Notification.objects.exclude(channel="webhook")
+    assert set(messages.values_list("status", flat=True)) == {NotificationStatus.SENT}
+    # the margin calls' webhook calls were to endpoints disabled since: given up, never posted again
+    hooks = Notification.objects.filter(channel="webhook")
+    assert set(hooks.values_list("status", flat=True)) == {NotificationStatus.FAILED}
     emails = Notification.objects.filter(channel="email")
     assert sorted(m.extra_headers["X-Workout-Notification-Id"] for m in mailoutbox) == sorted(
         str(pk) for pk in emails.values_list("pk", flat=True)

@@ -64,7 +64,7 @@ def test_every_client_message_has_a_published_template_per_channel_and_locale_af
     assert published == {
         (k, c, loc) for k in CLIENT_NOTIFICATION_KINDS for c in TEMPLATED_CHANNELS for loc in ("en", "de")
     }
-    assert len(published) == 14 * 3 * 2
+    assert len(published) == 15 * 3 * 2  # 15 client kinds (webhook_disabled among them), 3 channels, 2 locales
     # shipped: version 1, nobody's, installed without an event; installing again installs nothing
     assert set(MessageTemplate.objects.values_list("version", "created_by", "published_by")) == {(1, None, None)}
     assert message_templates_ensure() == 0

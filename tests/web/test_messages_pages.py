@@ -48,7 +48,9 @@ def test_the_templates_list_every_message_with_its_version_and_links_its_page(of
     page = signed_in(officer).get("/messages/templates/")
     assert page.status_code == 200
     body = page.content.decode()
-    assert body.count('<tr data-kind="') == 14 * 3 * 2
+    assert (
+        body.count('<tr data-kind="') == 15 * 3 * 2
+    )  # 15 client kinds (webhook_disabled among them), 3 channels, 2 locales
     assert 'href="/messages/templates/margin_call/sms/de/"' in body
     assert "legally required" in text(page)
     assert signed_in(staff_user("cora", COMPLIANCE)).get("/messages/templates/").status_code == 200

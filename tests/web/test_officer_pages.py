@@ -397,9 +397,9 @@ def test_the_case_page_makes_the_same_queries_whatever_it_shows(
     """Session, user, device, groups, two permission reads; the case, risk, loan, positions, snapshots,
     proposals (with their agreements), approvals, installments, reports, prior restructurings, events; the notes,
     contacts, promises and documents (with their officers); the messages sent (with their templates); the session's
-    save (3): QQ."""
+    save (3): 27."""
     case = proposed_case()
-    with django_assert_num_queries(26):
+    with django_assert_num_queries(27):
         assert web.get(f"/cases/{case.pk}/").status_code == 200
     # more proposals (each with its schedule), approvals, events, snapshots, notes, contacts and a promise
     for months in (6, 18, 24):
@@ -417,7 +417,7 @@ def test_the_case_page_makes_the_same_queries_whatever_it_shows(
             notification_enqueue(case=case, kind=kind, payload={}, dedupe_key="page")
     swept()
     assert Notification.objects.filter(case=case, status="sent").count() == 2
-    with django_assert_num_queries(26):
+    with django_assert_num_queries(27):
         response = web.get(f"/cases/{case.pk}/")
     assert text(response).count("Repayment schedule:") == 4
 
