@@ -358,12 +358,12 @@ def proposals_due_case_ids(limit: int = 1000) -> list[int]:
     reports = FeasibilityReport.objects.filter(
         case=OuterRef("pk"), trigger=FeasibilityTrigger.MARGIN_CALL, created_at__gte=OuterRef("called_at")
     )
-    report_at = Subquery(reports.order_by("-created_at").values("created_at")[:1])
+    call_report_at = Subquery(reports.order_by("-created_at").values("created_at")[:1])
     due = (
         Case.objects.filter(state=CaseState.MARGIN_CALL, called_at__isnull=False)
-        .annotate(report_at=report_at)
-        .filter(report_at__isnull=False)
-        .filter(Q(facts_at__isnull=True) | Q(facts_at__lt=F("report_at")))
+        .annotate(call_report_at=call_report_at)  # this call's latest report (Case.report_at: any trigger's)
+        .filter(call_report_at__isnull=False)
+        .filter(Q(facts_at__isnull=True) | Q(facts_at__lt=F("call_report_at")))
     )
     return list(due.order_by("pk").values_list("pk", flat=True)[:limit])
 
