@@ -56,9 +56,5 @@ class Migration(migrations.Migration):
             model_name='case',
             index=models.Index(django.db.models.functions.comparison.Coalesce('state_changed_at', 'opened_at'), models.F('id'), condition=models.Q(('state__in', ('warning', 'margin_call', 'proposed', 'offered', 'accepted', 'restructured', 'liquidating', 'defaulted'))), name='case_open_in_state_idx'),
         ),
-        migrations.AddIndex(
-            model_name='case',
-            index=models.Index(models.OrderBy(models.F('report_expected_loss'), descending=True, nulls_last=True), models.F('id'), condition=models.Q(('state__in', ('warning', 'margin_call', 'proposed', 'offered', 'accepted', 'restructured', 'liquidating', 'defaulted'))), name='case_open_expected_loss_idx'),
-        ),
         migrations.RunPython(backfill, migrations.RunPython.noop),
     ]

@@ -359,10 +359,9 @@ def proposals_due_case_ids(limit: int = 1000) -> list[int]:
         case=OuterRef("pk"), trigger=FeasibilityTrigger.MARGIN_CALL, created_at__gte=OuterRef("called_at")
     )
     call_report_at = Subquery(reports.order_by("-created_at").values("created_at")[:1])
-    # Not Case.report_at (the latest report of any trigger, kept for the queue): this call's own report.
     due = (
         Case.objects.filter(state=CaseState.MARGIN_CALL, called_at__isnull=False)
-        .annotate(call_report_at=call_report_at)
+        .annotate(call_report_at=call_report_at)  # this call's latest report (Case.report_at: any trigger's)
         .filter(call_report_at__isnull=False)
         .filter(Q(facts_at__isnull=True) | Q(facts_at__lt=F("call_report_at")))
     )
