@@ -284,3 +284,18 @@ def test_the_officer_s_day_from_the_demo(page: Page, live_server: Any) -> None:
         page.goto(f"{base}{path}")
         _no_sideways_scroll(page)
         page.screenshot(path=SCREENSHOTS / f"desk-journey-{name}-390.png", full_page=True)
+
+    # ... and in German, whose words are longer: the decision columns still fit 1280 px
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{base}/queue/")
+    page.select_option("form.language select[name=language]", "de")
+    page.locator("form.language button").click()
+    expect(page.locator(".messages")).to_contain_text("Die Seiten sind jetzt auf Deutsch.")
+    expect(page.locator("nav.tabs.desk a[data-assignee=none]")).to_contain_text("Nicht zugewiesen")
+    _no_sideways_scroll(page)
+    assert _sideways(page, "#queue-results .scroll") == 0
+    page.screenshot(path=SCREENSHOTS / "desk-journey-sam-queue-de-1280.png", full_page=True)
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.goto(f"{base}/cases/{case.pk}/")
+    _no_sideways_scroll(page)
+    page.screenshot(path=SCREENSHOTS / "desk-journey-case-de-390.png", full_page=True)
