@@ -1,5 +1,6 @@
 """The officer and compliance UI (server-rendered): login with a second factor, staff enrolment, the queue, cases,
-proposals, rules, the audit trail, the administrators' staff page."""
+proposals, rules, the audit trail, the administrators' staff page; and the providers' signed delivery reports
+(hooks/)."""
 
 from __future__ import annotations
 
@@ -20,4 +21,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("", include("restructuring.urls")),
     path("rules/", include("rules.urls")),
     path("staff/", include("restructuring.staff_urls")),
+    path("hooks/", include("restructuring.hook_urls")),
 ]

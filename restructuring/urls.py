@@ -14,7 +14,6 @@ from restructuring.views import (
     desk,
     documents,
     messages,
-    provider_hooks,
     queue,
     rules_trial,
     webhooks,
@@ -54,7 +53,7 @@ urlpatterns: list[URLPattern] = [
     path("proposals/<int:proposal_id>/execute/", actions.proposal_execute_view, name="proposal-execute"),
     path("proposals/<int:proposal_id>/liquidate/", actions.proposal_liquidate_view, name="proposal-liquidate"),
     path("installments/<int:installment_id>/repayment/", actions.repayment_record_view, name="repayment-record"),
-    # Talking to the client: the message templates (four eyes), a letter as stored, a provider's delivery reports.
+    # Talking to the client: the message templates (four eyes), a letter as stored.
     path("messages/templates/", messages.templates_index, name="message-templates"),
     path(
         "messages/templates/<str:kind>/<str:channel>/<str:locale>/",
@@ -75,7 +74,6 @@ urlpatterns: list[URLPattern] = [
     path("messages/templates/<int:template_id>/publish/", messages.template_publish, name="message-template-publish"),
     path("messages/templates/<int:template_id>/reject/", messages.template_reject, name="message-template-reject"),
     path("messages/<int:notification_id>/letter.pdf", messages.letter_download, name="message-letter"),
-    path("hooks/sms/twilio/", provider_hooks.twilio_status, name="hook-sms-twilio"),
     # On the rules pages (/rules/), but it runs the cases: rules sits below restructuring (rules/urls.py).
     path("rules/<int:rule_set_id>/dry-run/", rules_trial.ruleset_dry_run_view, name="rules-dry-run"),
 ]
