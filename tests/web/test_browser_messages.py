@@ -13,7 +13,7 @@ from playwright.sync_api import Page, expect
 
 from accounts.models import Client
 from core.roles import CREDIT_OFFICER, SENIOR_CREDIT_OFFICER
-from restructuring.models import CaseState, MessageTemplate, Notification, Proposal
+from restructuring.models import CLIENT_NOTIFICATION_KINDS, CaseState, MessageTemplate, Notification, Proposal
 from restructuring.services.negotiation.proposals import proposal_approve
 from tests.web.helpers import staff_user
 from tests.web.test_browser import SCREENSHOTS, _book, _plain_http, _sign_in, _sign_out, browser_type_launch_args  # noqa: F401
@@ -52,7 +52,9 @@ def test_an_officer_edits_a_template_a_senior_publishes_it_and_the_case_log_show
     # the officer opens the offer's English email among the templates and rewrites it, previewing it on the case
     _sign_in(page, base, alice)
     page.get_by_role("link", name="Messages").click()
-    expect(page.locator("#message-templates tbody tr")).to_have_count(14 * 3 * 2)
+    # every client message (15 kinds, the webhook-disabled notice among them) by 3 channels in 2 languages
+    expect(page.locator("#message-templates tbody tr")).to_have_count(len(CLIENT_NOTIFICATION_KINDS) * 3 * 2)
+    assert len(CLIENT_NOTIFICATION_KINDS) == 15
     page.screenshot(path=SCREENSHOTS / "messages-templates.png", full_page=True)
     page.locator("tr[data-kind=offer][data-channel=email][data-locale=en] a").click()
     expect(page.locator("h1")).to_contain_text("Offer of restructured terms · Email · en")
