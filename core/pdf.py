@@ -60,6 +60,13 @@ def html_to_pdf(html: str) -> RenderedPdf:
     return RenderedPdf(html=html, pdf=pdf, sha256=hashlib.sha256(pdf).hexdigest())
 
 
+def pdf_warm() -> None:
+    """Load WeasyPrint, Pango and the fonts now (a tiny document drawn): the first PDF a process draws otherwise
+    pays a second or two for them, inside whatever request or transaction asked for it (a web worker calls this
+    once it has started: config/gunicorn.py)."""
+    html_to_pdf('<html lang="en"><body style="font-family: \'DejaVu Sans\'"><p>.</p></body></html>')
+
+
 def static_file_path(url: str) -> Path:
     """The file on disk of a static file's URL (under STATIC_ORIGIN + STATIC_URL), found as the static files app
     finds it; FetchRefusedError for any other URL, or a path that climbs out (`..`) or names no file."""

@@ -158,7 +158,9 @@ def test_two_officers_approve_a_proposal_above_the_first_ones_limit(page: Page, 
 
     # and sends the offer: the case is offered
     page.locator(f"#proposal-{proposal.pk}").get_by_role("button", name="Send offer").click()
-    expect(page.locator("#case-state")).to_have_text("Offered")
+    # sending draws the agreement's PDF; the first drawing of this test server's process also loads WeasyPrint and
+    # the fonts (gunicorn's workers do that before their first request: config/gunicorn.py)
+    expect(page.locator("#case-state")).to_have_text("Offered", timeout=20_000)
     page.screenshot(path=SCREENSHOTS / "case-offered.png", full_page=True)
     assert Case.objects.get(pk=case.pk).state == CaseState.OFFERED
 

@@ -5,16 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+import pgtrigger
 from django.conf import settings
+from django.core.files.storage import default_storage
 from django.core.management.base import CommandError
 from django.db import connection
 
 from core.commands import OperationCommand
 from restructuring.models import (
+    Agreement,
     Approval,
     Case,
     CollateralDemand,
     Contact,
+    Document,
     FeasibilityReport,
     Installment,
     LiquidationOrder,
@@ -30,7 +34,10 @@ from restructuring.models import (
 
 # Append-only tables (a trigger refuses DELETE): the demo's reset empties them with TRUNCATE, which no row trigger
 # sees, all in one statement since they refer to one another.
-_APPEND_ONLY = (RepaymentAllocation, Repayment, PromiseToPay, Contact, Note)
+_APPEND_ONLY = (RepaymentAllocation, Repayment, PromiseToPay, Contact, Note, Document)
+# The agreements are referred to by the proposals (the one each was sent with), which TRUNCATE refuses whatever the
+# rows hold: they are deleted with their trigger set aside, for this transaction only.
+_AGREEMENT_TRIGGER = "restructuring.Agreement:agreement_append_only"
 
 
 class Command(OperationCommand):
@@ -41,6 +48,11 @@ class Command(OperationCommand):
             raise CommandError("demo_workflow_clear deletes cases: it runs only with DEBUG=true")
         with self.operation() as run:
             counts = {str(m._meta.verbose_name_plural): m.objects.count() for m in _APPEND_ONLY}
+            # the agreements' and documents' files go with their rows; the proposals let go of their agreements first
+            kept = [*Agreement.objects.values_list("file", flat=True), *Document.objects.values_list("file", flat=True)]
+            Proposal.objects.exclude(agreement=None, accepted_agreement=None).update(
+                agreement=None, accepted_agreement=None
+            )
             if connection.vendor == "postgresql":
                 tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in _APPEND_ONLY)
                 with connection.cursor() as cursor:
@@ -50,6 +62,8 @@ class Command(OperationCommand):
             else:
                 for append_only in _APPEND_ONLY:
                     append_only.objects.all().delete()
+            with pgtrigger.ignore(_AGREEMENT_TRIGGER):
+                counts[str(Agreement._meta.verbose_name_plural)] = Agreement.objects.all().delete()[0]
             for model in (
                 Installment,  # what an executed proposal leaves, then the proposals
                 Approval,
@@ -63,5 +77,7 @@ class Command(OperationCommand):
                 Case,
             ):
                 counts[str(model._meta.verbose_name_plural)] = model.objects.all().delete()[0]
+            for name in kept:
+                default_storage.delete(name)
             run.outcome = {"deleted": counts}
         self.stdout.write("cleared: " + ", ".join(f"{n} {name}" for name, n in counts.items()))
