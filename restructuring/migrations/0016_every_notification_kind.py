@@ -4,6 +4,18 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def _drop_the_new_kind(apps, schema_editor):
+    """Backwards: the shipped templates of webhook_disabled (installed after every migrate) and its messages go,
+    or the earlier check constraint, which lacks the kind, could not be added back."""
+    apps.get_model("restructuring", "Notification").objects.filter(kind="webhook_disabled").delete()
+    templates = apps.get_model("restructuring", "MessageTemplate").objects.filter(kind="webhook_disabled")
+    templates.exclude(based_on=None).delete()
+    templates.delete()
+    if schema_editor.connection.vendor == "postgresql":
+        # the deletes' deferred foreign-key checks now, or the ALTER TABLE that follows finds them pending
+        schema_editor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
@@ -39,4 +51,6 @@ class Migration(migrations.Migration):
             model_name='notification',
             constraint=models.CheckConstraint(condition=models.Q(('kind__in', ['margin_call', 'deadline_reminder', 'offer', 'counter_received', 'accepted', 'executed', 'installment_due', 'missed_payment', 'promise_kept', 'promise_broken', 'liquidation', 'cured', 'liquidated', 'written_off', 'sla_breach', 'webhook_disabled'])), name='notification_kind_valid'),
         ),
+        # Last, so that going back it runs first, before the earlier constraints come back.
+        migrations.RunPython(migrations.RunPython.noop, _drop_the_new_kind),
     ]

@@ -261,7 +261,7 @@ def test_the_whole_journey_on_the_real_stack(
     # A approves the rules' proposal: recorded, but 11,000 is above her limit
     _approve(a, rules_offer)
     expect(a.locator(".messages")).to_contain_text("a second approval is needed")
-    expect(a.locator(f"#proposal-{rules_offer.pk} .needs")).to_contain_text("limit covers 11,000.00 USD")
+    expect(a.locator(f"#proposal-{rules_offer.pk} .needs")).to_contain_text("limit covers $11,000.00")
     expect(a.locator(f"#proposal-{rules_offer.pk} [data-proposal-state]")).to_have_text("Pending approval")
     _shot(a, "04-second-approval-needed")
     assert list(Approval.objects.filter(proposal=rules_offer).values_list("approver__username", "limit")) == [

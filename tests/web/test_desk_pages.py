@@ -128,11 +128,11 @@ def test_the_workload_counts_cost_one_query_whatever_the_officers_teams_and_case
 ) -> None:
     _desk(margin_calls=2)
     sam = _web("sam")
-    with django_assert_num_queries(14):  # the plain queue's (tests/web/test_officer_pages.py)
+    with django_assert_num_queries(13):  # the plain queue's (tests/web/test_officer_pages.py)
         sam.get("/queue/?assignee=team")
     _more_desks()
     assert len(workloads(timezone.now()).by_officer) == 13  # twelve officers and the unassigned
-    with django_assert_num_queries(14):
+    with django_assert_num_queries(13):
         response = sam.get("/queue/?assignee=team")
     assert len(re.findall(r'<tr data-team="', response.content.decode())) == 6
 
