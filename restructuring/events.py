@@ -103,6 +103,14 @@ _OUTCOME = {
     "plan_id": {"type": "integer", "description": "The liquidation plan carried out."},
 }
 
+# A promise to pay, kept or broken (restructuring/services/promises.py).
+_PROMISE = {
+    "promise_id": {"type": "integer", "description": "The promise."},
+    "amount": _money("The amount promised"),
+    "due": {"type": "string", "format": "date", "description": "The date promised."},
+    "received": _money("What had arrived by the date"),
+}
+
 
 @dataclass(frozen=True)
 class EventType:
@@ -236,24 +244,14 @@ CATALOGUE: tuple[EventType, ...] = (
     EventType(
         NotificationKind.PROMISE_KEPT,
         "a promise to pay was kept: the payment or top-up arrived by its date.",
-        {
-            "promise_id": {"type": "integer", "description": "The promise."},
-            "amount": _money("The amount promised"),
-            "due": {"type": "string", "format": "date", "description": "The date promised."},
-            "received": _money("What had arrived by the date"),
-        },
-        required=("promise_id", "amount", "due", "received"),
+        _PROMISE,
+        required=tuple(_PROMISE),
     ),
     EventType(
         NotificationKind.PROMISE_BROKEN,
         "a promise to pay was broken: what was promised had not arrived by its date.",
-        {
-            "promise_id": {"type": "integer", "description": "The promise."},
-            "amount": _money("The amount promised"),
-            "due": {"type": "string", "format": "date", "description": "The date promised."},
-            "received": _money("What had arrived by the date"),
-        },
-        required=("promise_id", "amount", "due", "received"),
+        _PROMISE,
+        required=tuple(_PROMISE),
     ),
     EventType(
         NotificationKind.LIQUIDATION,

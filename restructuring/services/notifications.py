@@ -108,6 +108,7 @@ from restructuring.models import (
     NotificationChannel,
     NotificationKind,
     NotificationStatus,
+    WebhookDelivery,
 )
 from restructuring.selectors.contacts import contacts_load
 from restructuring.services.messages import (
@@ -429,7 +430,7 @@ def notifications_send(*, notification_ids: Sequence[int] | None = None, now: da
             outcome = _deliver(notification, mail)
             result += _record(notification, outcome.error, permanent=outcome.permanent, now=now)
             if outcome.attempted and notification.webhook_endpoint_id is not None:
-                webhook_attempt_record(
+                webhook_attempt_log(
                     notification=notification,
                     attempted_at=attempted_at,
                     duration_ms=round((time.monotonic() - started) * 1000),
@@ -438,6 +439,46 @@ def notifications_send(*, notification_ids: Sequence[int] | None = None, now: da
                     counts=outcome.endpoints_fault,
                 )
     return result
+
+
+def webhook_attempt_log(
+    *,
+    notification: Notification,
+    attempted_at: datetime,
+    duration_ms: int,
+    status_code: int | None,
+    error: str,
+    counts: bool,
+) -> WebhookDelivery:
+    """Log one webhook attempt on its endpoint (services/webhooks.py); when the failure disables the endpoint, its
+    client is told in the same transaction, as every client message is: rendered from its template in the
+    client's language, on the channels the client chose (messages.py), sent after commit. No channel: the client
+    reads it on the endpoint (state, reason), compliance in the trail."""
+    with transaction.atomic():
+        logged = webhook_attempt_record(
+            notification=notification,
+            attempted_at=attempted_at,
+            duration_ms=duration_ms,
+            status_code=status_code,
+            error=error,
+            counts=counts,
+        )
+        endpoint = logged.disabled
+        if endpoint is not None:
+            assert endpoint.disabled_at is not None
+            notification_enqueue(
+                case=notification.case,
+                kind=NotificationKind.WEBHOOK_DISABLED,
+                payload={
+                    "endpoint_id": endpoint.pk,
+                    "url": endpoint.url,
+                    "consecutive_failures": endpoint.consecutive_failures,
+                    "last_error": error[:500],
+                    "disabled_at": endpoint.disabled_at.isoformat(),
+                },
+                dedupe_key=f"webhook:{endpoint.pk}:{endpoint.disabled_at:%Y%m%dT%H%M%S.%f}"[:64],
+            )
+    return logged.delivery
 
 
 def notifications_drain(*, now: datetime | None = None) -> SendResult:

@@ -57,7 +57,6 @@ from restructuring.events import webhook_event_names
 from restructuring.models import (
     Notification,
     NotificationChannel,
-    NotificationKind,
     NotificationStatus,
     WebhookDelivery,
 )
@@ -296,6 +295,12 @@ def _disable(
 # ----------------------------------------------------------------------------------------------- delivery
 
 
+@dataclass(frozen=True)
+class AttemptLogged:
+    delivery: WebhookDelivery
+    disabled: WebhookEndpoint | None  # the endpoint, when this failure disabled it: its client is to be told
+
+
 def webhook_attempt_record(
     *,
     notification: Notification,
@@ -304,10 +309,11 @@ def webhook_attempt_record(
     status_code: int | None,
     error: str,
     counts: bool,
-) -> WebhookDelivery:
+) -> AttemptLogged:
     """Log one attempt to post `notification` to its endpoint, and keep the endpoint's count of failures in a
     row: reset by a success, raised by a failure that `counts` (the endpoint's, not ours), and at
-    WORKOUT_WEBHOOK_DISABLE_AFTER_FAILURES the endpoint is disabled and its client told."""
+    WORKOUT_WEBHOOK_DISABLE_AFTER_FAILURES the endpoint is disabled (the outbox tells the client:
+    notifications.webhook_attempt_log)."""
     endpoint_id = notification.webhook_endpoint_id
     assert endpoint_id is not None
     with transaction.atomic():
@@ -321,42 +327,26 @@ def webhook_attempt_record(
             error=error[:_ERROR_MAX_LENGTH],
         )
         endpoints = WebhookEndpoint.objects.filter(pk=endpoint_id, state=WebhookEndpointState.ACTIVE)
+        disabled = None
         if not error:
             endpoints.filter(consecutive_failures__gt=0).update(consecutive_failures=0)
         elif counts and endpoints.update(consecutive_failures=F("consecutive_failures") + 1):
-            _disable_after_failures(endpoint_id, notification, error)
-    return delivery
+            disabled = _disable_after_failures(endpoint_id, error)
+    return AttemptLogged(delivery, disabled)
 
 
-def _disable_after_failures(endpoint_id: int, notification: Notification, error: str) -> None:
+def _disable_after_failures(endpoint_id: int, error: str) -> WebhookEndpoint | None:
     endpoint = WebhookEndpoint.objects.select_for_update(of=("self",)).select_related("client").get(pk=endpoint_id)
     threshold = settings.WORKOUT_WEBHOOK_DISABLE_AFTER_FAILURES
     if not endpoint.is_active or endpoint.consecutive_failures < threshold:
-        return
+        return None
     _disable(
         endpoint,
         WebhookDisabledReason.FAILURES,
         system_actor=SYSTEM_ACTOR,
         details={"consecutive_failures": endpoint.consecutive_failures, "last_error": error[:500]},
     )
-    assert endpoint.disabled_at is not None
-    # The notice goes as every client message does: rendered from its template in the client's language, on the
-    # channels the client chose (restructuring/services/messages.py), sent after commit. No channel: the client
-    # reads it on the endpoint (state, reason), compliance in the trail.
-    from restructuring.services.notifications import notification_enqueue  # here: notifications imports this module
-
-    notification_enqueue(
-        case=notification.case,
-        kind=NotificationKind.WEBHOOK_DISABLED,
-        payload={
-            "endpoint_id": endpoint.pk,
-            "url": endpoint.url,
-            "consecutive_failures": endpoint.consecutive_failures,
-            "last_error": error[:500],
-            "disabled_at": endpoint.disabled_at.isoformat(),
-        },
-        dedupe_key=f"webhook:{endpoint.pk}:{endpoint.disabled_at:%Y%m%dT%H%M%S.%f}"[:64],
-    )
+    return endpoint
 
 
 def _send_on_commit(notification_ids: list[int]) -> None:

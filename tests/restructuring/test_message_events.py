@@ -45,9 +45,10 @@ from restructuring.services.notifications import (
     notifications_drain,
     notifications_remind_deadlines,
     notifications_remind_installments,
+    webhook_attempt_log,
 )
 from restructuring.services.promises import promises_track
-from restructuring.services.webhooks import webhook_attempt_record, webhook_endpoint_create
+from restructuring.services.webhooks import webhook_endpoint_create
 from tests.restructuring.helpers import account, btc, sweep_only
 from tests.restructuring.restructured import OVERRIDE
 from tests.web.helpers import staff_user
@@ -144,7 +145,7 @@ def test_every_event_is_told_by_email_sms_and_letter_in_each_clients_language(
         for endpoint in endpoints.values():
             hook = Notification.objects.filter(webhook_endpoint=endpoint).first()
             assert hook is not None
-            webhook_attempt_record(
+            webhook_attempt_log(
                 notification=hook,
                 attempted_at=timezone.now(),
                 duration_ms=5,
